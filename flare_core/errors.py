@@ -1,0 +1,55 @@
+"""Every flareflow exception, in one place.
+
+``FlareflowError`` is the base. Callers that only know the stdlib can still catch the
+``ValueError``/``OSError`` subclasses generically.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FlareflowError",
+    "ConfigError",
+    "ParseError",
+    "SourceUnavailable",
+    "SourceError",
+    "DataGapError",
+    "StoreError",
+    "ModelError",
+    "DataQualityWarning",
+]
+
+
+class FlareflowError(Exception):
+    """Base class of every flareflow error."""
+
+
+class ConfigError(FlareflowError, ValueError):
+    """A setting or argument has a value that cannot be used; the message quotes it."""
+
+
+class ParseError(FlareflowError, ValueError):
+    """Malformed input: the message names the file or record and the bad value."""
+
+
+class SourceUnavailable(FlareflowError, OSError):
+    """An archive could not be reached or answered with a transient error (retry may help)."""
+
+
+class SourceError(FlareflowError):
+    """An archive answered, but with an error status or an unusable payload (no retry)."""
+
+
+class DataGapError(FlareflowError):
+    """The data needed for a result is absent (e.g. no SHARP record before an issue time)."""
+
+
+class StoreError(FlareflowError, OSError):
+    """The local store is missing, corrupt, or a write could not complete."""
+
+
+class ModelError(FlareflowError):
+    """A model is used before fitting, or a model directory is incomplete or incompatible."""
+
+
+class DataQualityWarning(UserWarning):
+    """The result is degraded but usable (dropped rows, imputed values, short windows)."""

@@ -1,0 +1,1 @@
+"""Forecast models, one family per module; fit/predict, no file or network I/O."""

@@ -1,0 +1,3 @@
+from flareflow.cli import main
+
+main()
