@@ -1,0 +1,566 @@
+"""Readers for every bundled file format, each into a canonical frame.
+
+SHARP keyword frames (`flare_core.schema.SHARP_SCHEMA`):
+
+* `read_sun2022` -- Sun et al. (2022) ``sharp_{0..3}.csv`` folds. ``t_end`` is the record
+  time, nominally TAI, converted to UTC; ``FLARE_INDEX``, ``flares`` and ``label`` describe
+  the 24 h *after* ``t_end`` (labels) and are dropped. `read_sun2022_labels` returns the
+  source label separately, for cross-checks only.
+* `read_swan_sf_mvts` -- SWAN-SF "petdataset" windows (tab-separated, 60 rows at 12 min);
+  the HARP number comes from the file name ``..._id[3686]_...``. Flare columns
+  (``*FLARE*``, ``XR_MAX``) are labels and are dropped.
+
+Flare-event frames (`flare_core.schema.FLARE_SCHEMA`, all times UTC):
+
+* `read_ncei_goes_flares` -- NOAA/NCEI GOES XRS event list (start/end switch to
+  ``YYYY/MM/DD HH:MM`` from 2023-12-29; ``noaa_ar`` 0 = unassigned).
+* `read_swpc_flares` -- SWPC list: ``HHMM`` times relative to ``date``; a time earlier than
+  the previous one of the same event has crossed midnight and moves to the next day.
+* `read_hayes_flares` -- Hayes SC24 list (ISO times, blank ``noaa_ar``).
+* `read_ncei_solar_events` -- ``1996-07-31T01:32Z`` times; AR 0 = unassigned.
+* `read_liu2019_flares` -- Liu et al. (2019) class files; they have **no peak time**, so
+  ``peak_time`` is set to ``end_time`` (an upper bound: a flare never enters a history
+  window before it really peaked).
+* `read_hek_noheader` -- headerless ``;``-separated HEK GOES list.
+
+Several lists write every time of an event on its start date: a peak earlier than the
+start (or an end earlier than the peak) crossed midnight and is moved one day later
+(counted). Bad input: by default a malformed row (unparseable time, unknown GOES class, non-numeric
+keyword or AR) is dropped, counted and logged at WARNING with its file and line; with
+``strict=True`` the first one raises `ParseError` naming file, line and value. NaN keyword
+values become nulls (counted). Duplicated (harpnum, t_rec) records and repeated flare
+identities (peak_time, goes_class, noaa_ar) are dropped (counted). `load_file` returns the
+counts with the frame.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import ParseError
+from ..schema import SHARP_KEYWORDS, conform_flares, conform_sharp
+from . import _parse as P
+from .harp_noaa import read_harp_noaa_map
+
+__all__ = [
+    "FORMATS",
+    "ReadResult",
+    "detect_format",
+    "load_file",
+    "read_file",
+    "read_sun2022",
+    "read_sun2022_labels",
+    "read_swan_sf_mvts",
+    "read_ncei_goes_flares",
+    "read_swpc_flares",
+    "read_hayes_flares",
+    "read_ncei_solar_events",
+    "read_liu2019_flares",
+    "read_hek_noheader",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | Path
+_ISO = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"]
+
+
+@dataclass
+class ReadResult:
+    """What `load_file` read: the format, the frame kind, the frame and the drop counts."""
+
+    path: Path
+    fmt: str
+    kind: str  # "sharp" | "flares" | "harp_map"
+    frame: pl.DataFrame
+    drops: P.Drops = field(default_factory=P.Drops)
+
+
+# --------------------------------------------------------------------------- SHARP readers
+
+
+def _read_sun2022(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = P.read_text_table(path)
+    kw_cols = ["AREA", "USFLUX", "MEANGBZ", "R_VALUE"]
+    P.require_columns(df, ["arpnum", "t_end", *kw_cols], path)
+    df = df.with_columns(
+        pl.col("arpnum").str.strip_chars().cast(pl.Int64, strict=False).alias("harpnum"),
+        P.tai_to_utc_expr(P.strptime_any("t_end", _ISO)).alias("t_rec"),
+        *[pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).alias(c.lower())
+          for c in kw_cols],
+    )
+    df = P.drop_bad(df, pl.col("harpnum").is_null() | (pl.col("harpnum") <= 0),
+                    reason="malformed arpnum", raw_col="arpnum", path=path, drops=drops,
+                    strict=strict)
+    df = P.drop_bad(df, pl.col("t_rec").is_null(), reason="malformed t_end", raw_col="t_end",
+                    path=path, drops=drops, strict=strict)
+    for c in kw_cols:
+        raw = pl.col(c).str.strip_chars()
+        df = P.drop_bad(df, pl.col(c.lower()).is_null() & raw.is_not_null() & (raw != ""),
+                        reason=f"non-numeric {c}", raw_col=c, path=path, drops=drops,
+                        strict=strict)
+    df = df.with_columns(pl.lit("sun2022").alias("source"))
+    return conform_sharp(P.clean_sharp(df, path=path, drops=drops))
+
+
+def read_sun2022(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
+    """Read one Sun et al. (2022) SHARP fold file into the canonical SHARP frame.
+
+    Parameters
+    ----------
+    path
+        ``sun2022_sharp_m24h_fold{k}.csv[.gz]`` with columns ``prefix, arpnum, t_start,
+        t_end, label, flares, FLARE_INDEX, AREA, USFLUX, MEANGBZ, R_VALUE``.
+    strict
+        Raise `ParseError` on the first malformed row instead of dropping it.
+
+    Returns
+    -------
+    polars.DataFrame
+        `SHARP_SCHEMA`; ``harpnum`` = ``arpnum``, ``t_rec`` = ``t_end`` (TAI -> UTC),
+        ``area``, ``usflux``, ``meangbz``, ``r_value`` filled, other keywords null,
+        ``source`` = ``"sun2022"``. Sorted by (harpnum, t_rec). The label columns
+        (``label``, ``flares``, ``FLARE_INDEX``: the 24 h after ``t_end``) are not kept.
+    """
+    return _run(_read_sun2022, path, strict)
+
+
+def read_sun2022_labels(path: PathLike) -> pl.DataFrame:
+    """The source study's own label of a sun2022 fold, for cross-checks only.
+
+    Returns columns ``harpnum``, ``t_rec`` (UTC) and ``label_m24_source`` (Boolean: an
+    M1.0+ flare in (t_rec, t_rec + 24 h] according to Sun et al.). Never a model input.
+    """
+    path = Path(path)
+    df = P.read_text_table(path)
+    P.require_columns(df, ["arpnum", "t_end", "label"], path)
+    out = df.select(
+        pl.col("arpnum").str.strip_chars().cast(pl.Int64, strict=False).alias("harpnum"),
+        P.tai_to_utc_expr(P.strptime_any("t_end", _ISO)).alias("t_rec"),
+        pl.col("label").str.strip_chars().str.to_lowercase()
+        .replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
+        .alias("label_m24_source"),
+    )
+    bad = out.filter(pl.any_horizontal(pl.all().is_null()))
+    if bad.height:
+        raise ParseError(f"{path}: {bad.height} rows with malformed arpnum/t_end/label")
+    return out.unique(subset=["harpnum", "t_rec"], keep="first").sort(["harpnum", "t_rec"])
+
+
+_SWAN_ID_RE = re.compile(r"_id\[(\d+)\]")
+_SWAN_META = {"CRVAL1": "crval1", "CRLN_OBS": "crln_obs"}
+_MISSING = ("", "nan", "na", "none", "null")  # SWAN-SF spellings of a missing value
+
+
+def _swan_paths(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    if isinstance(paths, str | Path):
+        p = Path(paths)
+        return sorted(p.glob("*.csv")) if p.is_dir() else [p]
+    return [Path(p) for p in paths]
+
+
+def _read_swan_one(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    m = _SWAN_ID_RE.search(path.name)
+    if m is None:
+        raise ParseError(f"{path}: SWAN-SF file name lacks the HARP number '_id[<harpnum>]'")
+    df = P.read_text_table(path, separator="\t")
+    P.require_columns(df, ["Timestamp", "QUALITY", "NOAA_AR"], path)
+    kw = {c: c.lower() for c in df.columns if c.lower() in SHARP_KEYWORDS}
+    num_cols = {**kw, **{c: v for c, v in _SWAN_META.items() if c in df.columns}}
+    df = df.with_columns(
+        pl.lit(int(m.group(1)), dtype=pl.Int64).alias("harpnum"),
+        P.tai_to_utc_expr(P.strptime_any("Timestamp", _ISO)).alias("t_rec"),
+        P.normalise_noaa_list(pl.col("NOAA_AR")).alias("noaa_ars"),
+        *[pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).alias(v)
+          for c, v in num_cols.items()],
+        pl.col("QUALITY").str.strip_chars().cast(pl.Float64, strict=False).alias("_q"),
+    )
+    df = P.drop_bad(df, pl.col("t_rec").is_null(), reason="malformed Timestamp",
+                    raw_col="Timestamp", path=path, drops=drops, strict=strict)
+    for c, v in num_cols.items():
+        raw = pl.col(c).str.strip_chars()
+        missing = raw.is_null() | raw.str.to_lowercase().is_in(list(_MISSING))
+        df = P.drop_bad(df, pl.col(v).is_null() & ~missing,
+                        reason=f"non-numeric {c}", raw_col=c, path=path, drops=drops,
+                        strict=strict)
+    return df.with_columns(
+        pl.col("_q").fill_nan(None).cast(pl.Int64).alias("quality"),
+        pl.lit("swan_sf").alias("source"),
+    )
+
+
+def read_swan_sf_mvts(paths: PathLike | Iterable[PathLike], *,
+                      strict: bool = False) -> pl.DataFrame:
+    """Read SWAN-SF multivariate time-series windows into one canonical SHARP frame.
+
+    Parameters
+    ----------
+    paths
+        One file, a directory of ``*.csv`` windows, or an iterable of files. Each file is
+        tab-separated with a ``Timestamp`` (nominally TAI) column and upper-case keywords.
+    strict
+        Raise `ParseError` on the first malformed row instead of dropping it.
+
+    Returns
+    -------
+    polars.DataFrame
+        `SHARP_SCHEMA` with the SWAN-SF keywords, ``quality``, ``crval1``, ``crln_obs`` and
+        ``noaa_ars`` (``"11958;11959"`` -> ``"11958,11959"``). Overlapping windows repeat
+        records: duplicates of (harpnum, t_rec) are dropped and counted. The label columns
+        (``*FLARE*``, ``XR_MAX``, ``XR_QUAL``) are not kept.
+    """
+    files = _swan_paths(paths)
+    if not files:
+        raise ParseError(f"no SWAN-SF files in {paths}")
+    return _run(_read_swan_many, files, strict, where=str(files[0].parent))
+
+
+def _read_swan_many(files: list[Path], strict: bool, drops: P.Drops) -> pl.DataFrame:
+    frames = [conform_sharp(_read_swan_one(f, strict, drops)) for f in files]
+    return P.clean_sharp(pl.concat(frames), path=files[0].parent, drops=drops)
+
+
+# --------------------------------------------------------------------------- flare readers
+
+
+def _finish_flares(df: pl.DataFrame, source: str, path: Path, drops: P.Drops) -> pl.DataFrame:
+    df = _repair_midnight(df, path, drops)
+    df = df.with_columns(
+        P.utc(pl.col("start_time")), P.utc(pl.col("peak_time")), P.utc(pl.col("end_time")),
+        pl.lit(None, dtype=pl.Int64).alias("harpnum"),
+        pl.lit(source).alias("source"),
+    )
+    return conform_flares(P.dedupe_flares(conform_flares(df), path=path, drops=drops))
+
+
+def _repair_midnight(df: pl.DataFrame, path: Path, drops: P.Drops) -> pl.DataFrame:
+    """Lists that store each time on the start date: a peak before the start (or an end
+    before the peak) crossed midnight and moves one day later (counted)."""
+    day = pl.duration(days=1)
+    n_peak = df.select((pl.col("peak_time") < pl.col("start_time")).sum()).item()
+    df = df.with_columns(
+        pl.when(pl.col("peak_time") < pl.col("start_time")).then(pl.col("peak_time") + day)
+        .otherwise(pl.col("peak_time")).alias("peak_time"))
+    n_end = df.select((pl.col("end_time") < pl.col("peak_time")).sum()).item()
+    df = df.with_columns(
+        pl.when(pl.col("end_time") < pl.col("peak_time")).then(pl.col("end_time") + day)
+        .otherwise(pl.col("end_time")).alias("end_time"))
+    drops.note("peak/end past midnight moved +1 day", (n_peak or 0) + (n_end or 0))
+    bad = pl.col("end_time") < pl.col("peak_time")
+    return P.drop_bad(df, bad, reason="end before peak after midnight repair", raw_col=None,
+                      path=path, drops=drops, strict=False)
+
+
+def _parse_times(df: pl.DataFrame, cols: dict[str, str], formats: list[str], *, path: Path,
+                 drops: P.Drops, strict: bool, required: tuple[str, ...],
+                 line_offset: int = 2) -> pl.DataFrame:
+    """Parse raw columns ``cols`` (raw -> canonical name); a required null or a non-empty
+    unparseable value makes the row malformed."""
+    df = df.with_columns([P.strptime_any(raw, formats).alias(out) for raw, out in cols.items()])
+    for raw, out in cols.items():
+        s = pl.col(raw).str.strip_chars()
+        bad = pl.col(out).is_null() & (s.is_not_null() & (s != "") | pl.lit(out in required))
+        df = P.drop_bad(df, bad, reason=f"malformed {raw}", raw_col=raw, path=path, drops=drops,
+                        strict=strict, line_offset=line_offset)
+    return df
+
+
+def _read_ncei_goes(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = P.read_text_table(path)
+    P.require_columns(df, ["start_time", "peak_time", "end_time", "label", "noaa_ar"], path)
+    fmts = ["%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S"]
+    df = df.rename({"start_time": "start_raw", "peak_time": "peak_raw", "end_time": "end_raw"})
+    df = _parse_times(df, {"start_raw": "start_time", "peak_raw": "peak_time",
+                           "end_raw": "end_time"}, fmts, path=path, drops=drops, strict=strict,
+                      required=("start_time", "peak_time"))
+    df = P.parse_classes(df, "label", path=path, drops=drops, strict=strict)
+    df = P.parse_noaa_ar(df, "noaa_ar", path=path, drops=drops, strict=strict)
+    return _finish_flares(df, "ncei_goes", path, drops)
+
+
+def read_ncei_goes_flares(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
+    """Read the NOAA/NCEI GOES XRS event list (``ftp_YYYYMMDD_YYYYMMDD.csv``).
+
+    Columns ``(index), start_time, peak_time, end_time, label, noaa_ar, obs, cls``; times
+    UTC, ``YYYY-MM-DD HH:MM:SS`` or (start/end from 2023-12-29) ``YYYY/MM/DD HH:MM``.
+    Returns the canonical flare frame (``noaa_ar`` 0 -> null, ``harpnum`` null: use
+    `flare_core.sources.harp_noaa.attach_harpnum`), sorted by ``peak_time``,
+    ``source`` = ``"ncei_goes"``.
+    """
+    return _run(_read_ncei_goes, path, strict)
+
+
+def _read_leading_index_table(path: Path, separator: str = ",") -> pl.DataFrame:
+    """Read a pandas-written CSV whose header lacks the name of the leading index column."""
+    head = _first_lines(path, 2)
+    if len(head) < 2:
+        raise ParseError(f"{path}: no data rows")
+    names = head[0].split(separator)
+    if len(head[1].split(separator)) == len(names) + 1:
+        return P.read_text_table(path, has_header=False, skip_rows=1,
+                                 new_columns=["_index", *names], separator=separator)
+    return P.read_text_table(path, separator=separator)
+
+
+def _read_swpc(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = _read_leading_index_table(path)
+    cols = ["date", "start_time", "max_time", "end_time", "goes_class", "noaa_ar"]
+    P.require_columns(df, cols, path)
+    date = pl.col("date").str.strip_chars().str.strptime(pl.Date, "%Y%m%d", strict=False)
+
+    def hhmm(c: str) -> pl.Expr:
+        s = pl.col(c).str.strip_chars().str.zfill(4)
+        ok = s.str.contains(r"^\d{4}$")
+        h, m = s.str.slice(0, 2).cast(pl.Int64, strict=False), s.str.slice(2, 2).cast(
+            pl.Int64, strict=False)
+        valid = ok & (h < 24) & (m < 60)
+        return pl.when(valid).then(pl.duration(hours=h, minutes=m)).otherwise(None)
+
+    df = df.with_columns(date.alias("_date"), hhmm("start_time").alias("_s"),
+                         hhmm("max_time").alias("_p"), hhmm("end_time").alias("_e"))
+    for raw, c in [("date", "_date"), ("start_time", "_s"), ("max_time", "_p")]:
+        df = P.drop_bad(df, pl.col(c).is_null(), reason=f"malformed {raw}", raw_col=raw,
+                        path=path, drops=drops, strict=strict)
+    s = pl.col("end_time").str.strip_chars()
+    df = P.drop_bad(df, pl.col("_e").is_null() & s.is_not_null() & (s != ""),
+                    reason="malformed end_time", raw_col="end_time", path=path, drops=drops,
+                    strict=strict)
+    day = pl.duration(days=1)
+    start = pl.col("_date").cast(pl.Datetime("us")) + pl.col("_s")
+    peak_tod = pl.col("_date").cast(pl.Datetime("us")) + pl.col("_p")
+    df = df.with_columns(start.alias("start_time"))
+    df = df.with_columns(
+        pl.when(peak_tod < pl.col("start_time")).then(peak_tod + day).otherwise(peak_tod)
+        .alias("peak_time"))
+    end_tod = pl.col("peak_time").dt.truncate("1d") + pl.col("_e")
+    df = df.with_columns(
+        pl.when(end_tod < pl.col("peak_time")).then(end_tod + day).otherwise(end_tod)
+        .alias("end_time"))
+    df = P.parse_classes(df, "goes_class", path=path, drops=drops, strict=strict)
+    df = P.parse_noaa_ar(df, "noaa_ar", path=path, drops=drops, strict=strict)
+    return _finish_flares(df, "swpc", path, drops)
+
+
+def read_swpc_flares(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
+    """Read the SWPC flare list (``date`` YYYYMMDD, ``start_time/max_time/end_time`` HHMM).
+
+    Peak and end times earlier in the day than the preceding time of the same event have
+    crossed midnight and are moved to the next day. Blank ``noaa_ar`` -> null.
+    Returns the canonical flare frame, ``source`` = ``"swpc"``.
+    """
+    return _run(_read_swpc, path, strict)
+
+
+def _read_hayes(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = _read_leading_index_table(path)
+    P.require_columns(df, ["event_starttime", "event_peaktime", "event_endtime", "goes_class",
+                           "noaa_ar"], path)
+    df = _parse_times(df, {"event_starttime": "start_time", "event_peaktime": "peak_time",
+                           "event_endtime": "end_time"}, _ISO, path=path, drops=drops,
+                      strict=strict, required=("start_time", "peak_time"))
+    df = P.parse_classes(df, "goes_class", path=path, drops=drops, strict=strict)
+    df = P.parse_noaa_ar(df, "noaa_ar", path=path, drops=drops, strict=strict)
+    return _finish_flares(df, "hayes", path, drops)
+
+
+def read_hayes_flares(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
+    """Read the Hayes SC24 final flare list (ISO ``event_*time`` columns, UTC).
+
+    Returns the canonical flare frame, ``source`` = ``"hayes"``; ``peak_flux_wm2`` is
+    recomputed from ``goes_class``.
+    """
+    return _run(_read_hayes, path, strict)
+
+
+def _read_ncei_events(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = P.read_text_table(path)
+    P.require_columns(df, ["Flare Class", "Start Time", "Peak Time", "End Time",
+                           "Active Region Number"], path)
+    fmts = ["%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ", *_ISO]
+    df = _parse_times(df, {"Start Time": "start_time", "Peak Time": "peak_time",
+                           "End Time": "end_time"}, fmts, path=path, drops=drops,
+                      strict=strict, required=("start_time", "peak_time"))
+    df = P.parse_classes(df, "Flare Class", path=path, drops=drops, strict=strict)
+    df = P.parse_noaa_ar(df, "Active Region Number", path=path, drops=drops, strict=strict)
+    return _finish_flares(df, "ncei_solar_events", path, drops)
+
+
+def read_ncei_solar_events(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
+    """Read the NCEI solar-events list of SolarFlareNet (``1996-07-31T01:32Z`` times, UTC).
+
+    Returns the canonical flare frame, ``source`` = ``"ncei_solar_events"``; AR 0 -> null.
+    """
+    return _run(_read_ncei_events, path, strict)
+
+
+def _read_liu_one(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = P.read_text_table(path)
+    P.require_columns(df, ["Flares", "Start Time", "End Time", "NOAA"], path)
+    df = _parse_times(df, {"Start Time": "start_time", "End Time": "end_time"}, _ISO,
+                      path=path, drops=drops, strict=strict, required=("start_time", "end_time"))
+    df = df.with_columns(pl.col("end_time").alias("peak_time"))
+    df = P.parse_classes(df, "Flares", path=path, drops=drops, strict=strict)
+    df = P.parse_noaa_ar(df, "NOAA", path=path, drops=drops, strict=strict)
+    return conform_flares(df.with_columns(pl.lit(None, dtype=pl.Int64).alias("harpnum"),
+                                          pl.lit("liu2019").alias("source"),
+                                          *[P.utc(pl.col(c)) for c in
+                                            ("start_time", "peak_time", "end_time")]))
+
+
+def _read_liu_many(files: list[Path], strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = pl.concat([_read_liu_one(f, strict, drops) for f in files])
+    return conform_flares(P.dedupe_flares(df, path=files[0].parent, drops=drops))
+
+
+def read_liu2019_flares(paths: PathLike | Iterable[PathLike], *,
+                        strict: bool = False) -> pl.DataFrame:
+    """Read the Liu et al. (2019) ``{B,C,M,X}-class.csv`` lists (a directory or files).
+
+    The lists carry no peak time: ``peak_time`` is set to ``end_time``, an upper bound,
+    so a flare never enters a history window before its real peak (labels may shift by
+    the rise-to-end time, typically < 1 h). ``source`` = ``"liu2019"``.
+    """
+    if isinstance(paths, str | Path) and Path(paths).is_dir():
+        files = sorted(Path(paths).glob("*-class.csv"))
+    elif isinstance(paths, str | Path):
+        files = [Path(paths)]
+    else:
+        files = [Path(p) for p in paths]
+    if not files:
+        raise ParseError(f"no Liu 2019 class files in {paths}")
+    return _run(_read_liu_many, files, strict, where=str(files[0].parent))
+
+
+_HEK_COLS = ["event_date", "start", "peak", "end", "goes_class", "lonlat", "noaa_ar",
+             "class_letter", "class_ordinal", "lon", "lat"]
+
+
+def _read_hek_noheader(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = P.read_text_table(path, separator=";", has_header=False, new_columns=_HEK_COLS)
+    if df.width != len(_HEK_COLS) + 1:
+        raise ParseError(f"{path}: expected {len(_HEK_COLS)} ';'-separated fields, "
+                         f"got {df.width - 1}")
+    df = _parse_times(df, {"start": "start_time", "peak": "peak_time", "end": "end_time"},
+                      _ISO, path=path, drops=drops, strict=strict,
+                      required=("start_time", "peak_time"), line_offset=1)
+    df = P.parse_classes(df, "goes_class", path=path, drops=drops, strict=strict, line_offset=1)
+    df = P.parse_noaa_ar(df, "noaa_ar", path=path, drops=drops, strict=strict, line_offset=1)
+    return _finish_flares(df, "hek_noheader", path, drops)
+
+
+def read_hek_noheader(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
+    """Read a headerless ``;``-separated HEK GOES list (``00_All_GOES_SUNPY.csv`` layout).
+
+    Fields: event_date; start; peak; end; goes_class; "(lon, lat)"; noaa_ar (0 = none);
+    class letter; class ordinal; lon; lat. Returns the canonical flare frame,
+    ``source`` = ``"hek_noheader"``.
+    """
+    return _run(_read_hek_noheader, path, strict)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def _run(reader: Callable[..., pl.DataFrame], target, strict: bool, *,
+         where: str | None = None) -> pl.DataFrame:
+    drops = P.Drops()
+    path = target if isinstance(target, list) else Path(target)
+    df = reader(path, strict, drops)
+    drops.log(where or str(path))
+    return df
+
+
+#: format name -> (frame kind, reader(path, strict, drops))
+FORMATS: dict[str, tuple[str, Callable[..., pl.DataFrame]]] = {
+    "sun2022": ("sharp", _read_sun2022),
+    "swan_sf_mvts": ("sharp", lambda p, s, d: _read_swan_many(_swan_paths(p), s, d)),
+    "ncei_goes": ("flares", _read_ncei_goes),
+    "swpc": ("flares", _read_swpc),
+    "hayes": ("flares", _read_hayes),
+    "ncei_solar_events": ("flares", _read_ncei_events),
+    "liu2019": ("flares", lambda p, s, d: _read_liu_many(
+        sorted(p.glob("*-class.csv")) if p.is_dir() else [p], s, d)),
+    "hek_noheader": ("flares", _read_hek_noheader),
+    "harp_map": ("harp_map", lambda p, s, d: read_harp_noaa_map(p)),
+}
+
+
+def _first_lines(path: Path, n: int) -> list[str]:
+    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    out: list[str] = []
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                out.append(line.rstrip("\r\n"))
+                if len(out) >= n:
+                    break
+    except OSError as e:
+        raise ParseError(f"{path}: cannot read: {e}") from e
+    return out
+
+
+def detect_format(path: PathLike) -> str:
+    """Name of the `FORMATS` entry that reads ``path``, from its header (or directory).
+
+    Raises `ParseError` naming the file when no known layout matches.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if any(path.glob("*-class.csv")):
+            return "liu2019"
+        if any(_SWAN_ID_RE.search(p.name) for p in path.glob("*.csv")):
+            return "swan_sf_mvts"
+        raise ParseError(f"{path}: directory holds no known file layout")
+    if not path.exists():
+        raise ParseError(f"{path}: no such file")
+    lines = _first_lines(path, 1)
+    head = lines[0] if lines else ""
+    cols = {c.strip() for c in re.split(r"[,\t]", head)}
+    if head.split()[:2] == ["HARPNUM", "NOAA_ARS"]:
+        return "harp_map"
+    rules = [
+        ({"arpnum", "t_end"}, "sun2022"),
+        ({"Timestamp", "QUALITY"}, "swan_sf_mvts"),
+        ({"peak_time", "label", "noaa_ar"}, "ncei_goes"),
+        ({"max_time", "goes_class"}, "swpc"),
+        ({"event_peaktime", "goes_class"}, "hayes"),
+        ({"Peak Time", "Active Region Number"}, "ncei_solar_events"),
+        ({"Flares", "Start Time", "NOAA"}, "liu2019"),
+    ]
+    for needed, name in rules:
+        if needed <= cols:
+            return name
+    if head.count(";") == len(_HEK_COLS) - 1 and re.match(r"^\d{4}-\d{2}-\d{2};", head):
+        return "hek_noheader"
+    raise ParseError(f"{path}: unknown file layout (header {head[:80]!r}); "
+                     f"pass a format, one of {sorted(FORMATS)}")
+
+
+def load_file(path: PathLike, fmt: str | None = None, *, strict: bool = False) -> ReadResult:
+    """Read any supported file (format auto-detected unless ``fmt``), with drop counts.
+
+    Returns a `ReadResult` whose ``kind`` is ``"sharp"``, ``"flares"`` or ``"harp_map"``.
+    """
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ParseError(f"unknown format {fmt!r}; known: {sorted(FORMATS)}")
+    kind, reader = FORMATS[fmt]
+    drops = P.Drops()
+    frame = reader(path, strict, drops)
+    drops.log(path)
+    return ReadResult(path=path, fmt=fmt, kind=kind, frame=frame, drops=drops)
+
+
+def read_file(path: PathLike, fmt: str | None = None, *,
+              strict: bool = False) -> tuple[str, pl.DataFrame]:
+    """Read any supported file: ``(kind, frame)`` with kind ``"sharp"|"flares"|"harp_map"``."""
+    res = load_file(path, fmt, strict=strict)
+    return res.kind, res.frame
