@@ -1,0 +1,485 @@
+"""The forecast store: every issued forecast, one embedded DuckDB file.
+
+One row per (issue_time, harpnum, model, model_version). The frame handed to
+`ForecastStore.upsert` and returned by `ForecastStore.read` has these polars columns:
+
+==================  ========================  ===============================================
+column              dtype                     meaning (unit)
+==================  ========================  ===============================================
+issue_time          Datetime(us, UTC)         when the forecast is issued; the prediction
+                                              window is (issue_time, issue_time + 24 h]
+harpnum             Int64                     HMI Active Region Patch number
+noaa_ars            Utf8 (nullable)           NOAA AR numbers, comma separated ("11967,11968")
+model               Utf8                      model name, e.g. "cox_ph" or "defn"
+model_version       Utf8                      model version / training tag
+t_rec               Datetime(us, UTC) (null)  newest SHARP record the forecast used (freshness)
+p_c24               Float64 (nullable)        P(flare >= C1.0 peaks in the window), [0, 1]
+p_m24               Float64 (nullable)        P(flare >= M1.0 peaks in the window), [0, 1]
+p_x24               Float64 (nullable)        P(flare >= X1.0 peaks in the window), [0, 1]
+mean_lifetime_h     Float64 (nullable)        predicted mean time to the next flare (hours)
+warning_class       Utf8 (nullable)           warning issued by the model, e.g. "M"
+survival_grid_h     List(Float64) (nullable)  hours after issue_time, strictly increasing
+survival_curve      List(Float64) (nullable)  S(t) on ``survival_grid_h``, non-increasing
+written_at          Datetime(us, UTC)         (read only) when the row was stored
+==================  ========================  ===============================================
+
+Re-running an issue time *replaces* it: `upsert` first deletes every row of that issue time
+for the (model, model_version) pairs it writes, then inserts the new rows, in one
+transaction. A region that dropped out of a re-run therefore does not linger, and an
+interrupted run leaves each issue time either wholly old or wholly new.
+
+DuckDB lets only one process open a database file for writing. Every access (read or write)
+therefore holds an exclusive file lock (``<path>.lock``, the `filelock` package; released by
+the OS if the holder dies) for a short while: one read, or a run of issue-time transactions
+of at most ``max_hold_s`` seconds. Opening the file is retried a few times in case a process
+that does not use the lock holds it. An hourly run and a backfill thus interleave without
+losing or duplicating rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import filelock
+import polars as pl
+
+from ..config import check_positive
+from ..errors import DataQualityWarning, ParseError, StoreError
+from ..schema import UTC_DATETIME
+from ..timeutil import to_utc
+
+__all__ = [
+    "FORECAST_SCHEMA",
+    "FORECAST_KEY",
+    "PROBABILITY_COLUMNS",
+    "ForecastStore",
+    "conform_forecasts",
+    "empty_forecast_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns (and dtypes) of a forecast frame, in canonical order.
+FORECAST_SCHEMA: dict[str, pl.DataType] = {
+    "issue_time": UTC_DATETIME,
+    "harpnum": pl.Int64,
+    "noaa_ars": pl.Utf8,
+    "model": pl.Utf8,
+    "model_version": pl.Utf8,
+    "t_rec": UTC_DATETIME,
+    "p_c24": pl.Float64,
+    "p_m24": pl.Float64,
+    "p_x24": pl.Float64,
+    "mean_lifetime_h": pl.Float64,
+    "warning_class": pl.Utf8,
+    "survival_grid_h": pl.List(pl.Float64),
+    "survival_curve": pl.List(pl.Float64),
+}
+#: The primary key of the store.
+FORECAST_KEY: tuple[str, ...] = ("issue_time", "harpnum", "model", "model_version")
+#: Probability columns, by increasing flare-class threshold (C+, M+, X+).
+PROBABILITY_COLUMNS: tuple[str, ...] = ("p_c24", "p_m24", "p_x24")
+_REQUIRED = FORECAST_KEY
+_VALUE_COLUMNS = (*PROBABILITY_COLUMNS, "mean_lifetime_h", "survival_curve")
+_SCHEMA_VERSION = 1
+_TABLE_SQL = """
+CREATE TABLE IF NOT EXISTS forecasts (
+    issue_time      TIMESTAMP NOT NULL,   -- UTC, stored naive
+    harpnum         BIGINT    NOT NULL,
+    noaa_ars        VARCHAR,
+    model           VARCHAR   NOT NULL,
+    model_version   VARCHAR   NOT NULL,
+    t_rec           TIMESTAMP,            -- UTC, stored naive
+    p_c24           DOUBLE,
+    p_m24           DOUBLE,
+    p_x24           DOUBLE,
+    mean_lifetime_h DOUBLE,
+    warning_class   VARCHAR,
+    survival_grid_h DOUBLE[],
+    survival_curve  DOUBLE[],
+    written_at      TIMESTAMP NOT NULL,   -- UTC, stored naive
+    PRIMARY KEY (issue_time, harpnum, model, model_version)
+);
+CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+"""
+_TOL = 1e-9
+
+
+def empty_forecast_frame() -> pl.DataFrame:
+    """A zero-row forecast frame with `FORECAST_SCHEMA`."""
+    return pl.DataFrame(schema=FORECAST_SCHEMA)
+
+
+def _record(row: dict) -> str:
+    return f"issue_time={row['issue_time']} harpnum={row['harpnum']} model={row['model']}"
+
+
+def _check_curve(row: dict) -> None:
+    grid, curve = row["survival_grid_h"], row["survival_curve"]
+    if grid is None and curve is None:
+        return
+    if grid is None or curve is None or len(grid) != len(curve) or len(grid) == 0:
+        raise ParseError(
+            f"forecast {_record(row)}: survival_grid_h and survival_curve must both be set "
+            f"with the same non-zero length (got {grid!r} and {curve!r})"
+        )
+    if any(v is None or not math.isfinite(v) for v in (*grid, *curve)):
+        raise ParseError(f"forecast {_record(row)}: survival curve holds null/NaN values")
+    if grid[0] < 0 or any(b <= a for a, b in zip(grid, grid[1:], strict=False)):
+        raise ParseError(
+            f"forecast {_record(row)}: survival_grid_h must be >= 0 and strictly increasing"
+        )
+    if any(not (-_TOL <= s <= 1 + _TOL) for s in curve) or any(
+        b > a + 1e-6 for a, b in zip(curve, curve[1:], strict=False)
+    ):
+        raise ParseError(
+            f"forecast {_record(row)}: survival_curve must lie in [0, 1] and not increase"
+        )
+
+
+def conform_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
+    """Check a forecast frame and cast it to `FORECAST_SCHEMA` (canonical column order).
+
+    Absent optional columns become nulls; extra columns are dropped. Datetimes must be
+    tz-aware (any zone; converted to UTC).
+
+    Raises
+    ------
+    ParseError
+        Naming the record: a required column absent or null, a duplicated key, a probability
+        outside [0, 1], a negative mean lifetime, a row with no forecast value at all, or a
+        malformed survival curve (grid and curve of different lengths, grid not strictly
+        increasing from >= 0, S(t) outside [0, 1] or increasing).
+
+    Warns
+    -----
+    DataQualityWarning
+        When some rows have p_c24 < p_m24 or p_m24 < p_x24 (nested classes; degraded
+        but usable, e.g. separately trained classifiers). The count is logged.
+    """
+    missing = [c for c in _REQUIRED if c not in forecasts.columns]
+    if missing:
+        raise ParseError(f"forecast frame lacks required column(s) {missing}")
+    df = forecasts
+    for col in ("issue_time", "t_rec"):
+        if col not in df.columns:
+            continue
+        dtype = df.schema[col]
+        if not isinstance(dtype, pl.Datetime) or dtype.time_zone is None:
+            raise ParseError(f"forecast column {col!r} must be a tz-aware datetime, got {dtype}")
+        df = df.with_columns(pl.col(col).dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+    absent = [pl.lit(None, dtype=dt).alias(c) for c, dt in FORECAST_SCHEMA.items()
+              if c not in df.columns]
+    if absent:
+        df = df.with_columns(absent)
+    try:
+        df = df.select([pl.col(c).cast(dt, strict=True) for c, dt in FORECAST_SCHEMA.items()])
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as e:
+        raise ParseError(f"forecast frame does not fit FORECAST_SCHEMA: {e}") from e
+
+    def _first_bad(mask: pl.Expr, what: str) -> None:
+        bad = df.filter(mask)
+        if bad.height:
+            raise ParseError(f"forecast {_record(bad.row(0, named=True))}: {what} "
+                             f"({bad.height} row(s))")
+
+    for col in _REQUIRED:
+        if df[col].null_count():
+            raise ParseError(f"forecast column {col!r} has {df[col].null_count()} null value(s)")
+    dup = df.filter(df.select(FORECAST_KEY).is_duplicated())
+    if dup.height:
+        raise ParseError(f"forecast {_record(dup.row(0, named=True))}: key "
+                         f"{FORECAST_KEY} is duplicated ({dup.height} rows)")
+    for col in PROBABILITY_COLUMNS:
+        _first_bad(~pl.col(col).is_between(0.0, 1.0) | pl.col(col).is_nan(),
+                   f"{col} outside [0, 1]")
+    _first_bad((pl.col("mean_lifetime_h") < 0) | pl.col("mean_lifetime_h").is_nan(),
+               "mean_lifetime_h must be >= 0 hours")
+    _first_bad(pl.all_horizontal([pl.col(c).is_null() for c in _VALUE_COLUMNS]),
+               f"no forecast value: all of {list(_VALUE_COLUMNS)} are null")
+    for row in df.filter(pl.col("survival_curve").is_not_null()
+                         | pl.col("survival_grid_h").is_not_null()).iter_rows(named=True):
+        _check_curve(row)
+    n_unnested = df.filter((pl.col("p_c24") < pl.col("p_m24") - _TOL)
+                           | (pl.col("p_m24") < pl.col("p_x24") - _TOL)).height
+    if n_unnested:
+        logger.warning("%d forecast row(s) have p_c24 < p_m24 or p_m24 < p_x24", n_unnested)
+        warnings.warn(f"{n_unnested} forecast row(s) have non-nested class probabilities "
+                      "(p_c24 < p_m24 or p_m24 < p_x24)", DataQualityWarning, stacklevel=2)
+    return df
+
+
+def _to_naive_utc(df: pl.DataFrame) -> pl.DataFrame:
+    cols = [c for c, dt in df.schema.items() if isinstance(dt, pl.Datetime) and dt.time_zone]
+    return df.with_columns([pl.col(c).dt.replace_time_zone(None) for c in cols])
+
+
+def _naive_utc(t: datetime | str) -> datetime:
+    return to_utc(t).replace(tzinfo=None)
+
+
+class ForecastStore:
+    """Issued forecasts in one DuckDB file, safe to share between processes.
+
+    Parameters
+    ----------
+    path : str or Path
+        The DuckDB database file (created, with its parent folder, on the first write).
+        The lock file is ``<path>.lock`` next to it.
+    lock_timeout_s : float, optional
+        Seconds to wait for the file lock before raising `StoreError` (default 120).
+    open_retries : int, optional
+        Extra attempts to open the database when DuckDB reports it locked by a process
+        that does not use our lock (default 5; back-off 0.1, 0.2, 0.4, ... s).
+    max_hold_s : float, optional
+        An upsert of many issue times releases the lock after the transaction that passes
+        this many seconds of holding it, then queues for it again (default 0.5), so a
+        backfill never starves an hourly run.
+
+    Notes
+    -----
+    The constructor does no I/O. Times are tz-aware UTC at the interface and stored as
+    naive UTC ``TIMESTAMP`` columns, so the file does not depend on DuckDB's time-zone
+    extension.
+
+    Examples
+    --------
+    >>> store = ForecastStore(tmp_path / "forecasts.duckdb")  # doctest: +SKIP
+    >>> store.upsert(forecasts)                               # doctest: +SKIP
+    >>> store.read(issue_time=store.latest_issue_time())      # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path, *, lock_timeout_s: float = 120.0,
+                 open_retries: int = 5, max_hold_s: float = 0.5) -> None:
+        check_positive("lock_timeout_s", lock_timeout_s)
+        check_positive("max_hold_s", max_hold_s)
+        if not isinstance(open_retries, int) or open_retries < 0:
+            raise StoreError(f"open_retries must be an int >= 0, got {open_retries!r}")
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self.open_retries = open_retries
+        self.max_hold_s = max_hold_s
+        self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=lock_timeout_s)
+
+    def __repr__(self) -> str:
+        return f"ForecastStore({str(self.path)!r})"
+
+    # -- connection handling -------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """Hold the file lock and yield an open connection (None: nothing stored yet)."""
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout as e:
+            raise StoreError(f"forecast store {self.path}: lock {self._lock.lock_file} not "
+                             f"acquired within {self.lock_timeout_s} s") from e
+        try:
+            if not write and not self.path.exists():
+                yield None
+                return
+            con = self._open(write=write)
+            try:
+                if write:
+                    con.execute(_TABLE_SQL)
+                    con.execute("INSERT OR IGNORE INTO store_meta VALUES ('schema_version', ?)",
+                                [str(_SCHEMA_VERSION)])
+                yield con
+            finally:
+                con.close()
+        finally:
+            self._lock.release()
+
+    def _open(self, *, write: bool) -> duckdb.DuckDBPyConnection:
+        delay_s = 0.1
+        for attempt in range(self.open_retries + 1):
+            try:
+                return duckdb.connect(str(self.path), read_only=not write)
+            except duckdb.IOException as e:
+                if attempt == self.open_retries:
+                    raise StoreError(f"forecast store {self.path} could not be opened after "
+                                     f"{attempt + 1} attempts: {e}") from e
+                logger.info("forecast store %s busy (%s); retry in %.1f s", self.path, e, delay_s)
+                time.sleep(delay_s)
+                delay_s *= 2
+            except duckdb.Error as e:
+                raise StoreError(f"forecast store {self.path} is not a usable DuckDB "
+                                 f"database: {e}") from e
+        raise AssertionError("unreachable")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def upsert(self, forecasts: pl.DataFrame) -> int:
+        """Store forecasts, replacing whatever an earlier run wrote for the same issue time.
+
+        For each issue time in ``forecasts`` (one transaction each), every
+        stored row of that issue time with a (model, model_version) present in the input is
+        deleted and the input rows are inserted. Other models' rows are kept.
+
+        Parameters
+        ----------
+        forecasts : pl.DataFrame
+            Columns of `FORECAST_SCHEMA` (only the key columns are required; checked by
+            `conform_forecasts`).
+
+        Returns
+        -------
+        int
+            Number of rows written.
+
+        Raises
+        ------
+        ParseError
+            If the frame fails `conform_forecasts` (nothing is written).
+        StoreError
+            If the lock or the database cannot be had, or a write fails (the issue time in
+            progress is rolled back; issue times already committed stay).
+        """
+        df = conform_forecasts(forecasts)
+        if df.is_empty():
+            logger.info("forecast store %s: nothing to upsert", self.path)
+            return 0
+        written_at = datetime.now(UTC).replace(tzinfo=None)
+        parts = df.sort(FORECAST_KEY).partition_by("issue_time", maintain_order=True)
+        n, i = 0, 0
+        while i < len(parts):
+            # One lock hold covers several issue-time transactions, up to max_hold_s, so
+            # that opening the file is amortised and a concurrent writer still gets a turn.
+            with self._connect(write=True) as con:
+                assert con is not None
+                held_since = time.monotonic()
+                while i < len(parts):
+                    self._replace_issue_time(con, parts[i], written_at)
+                    n += parts[i].height
+                    i += 1
+                    if time.monotonic() - held_since > self.max_hold_s:
+                        break
+        logger.info("forecast store %s: upserted %d row(s) for %d issue time(s)",
+                    self.path, n, df["issue_time"].n_unique())
+        return n
+
+    def _replace_issue_time(self, con: duckdb.DuckDBPyConnection, part: pl.DataFrame,
+                            written_at: datetime) -> None:
+        """One transaction: delete the issue time's rows of these models, insert ``part``."""
+        issue_time = part["issue_time"][0]
+        incoming = _to_naive_utc(part).with_columns(pl.lit(written_at).alias("written_at"))
+        models = part.select("model", "model_version").unique().rows()
+        it = _naive_utc(issue_time)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            for model, version in models:
+                self._delete(con, it, model, version)
+            self._insert(con, incoming)
+            con.execute("COMMIT")
+        except BaseException as e:
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            if isinstance(e, duckdb.Error):
+                raise StoreError(f"forecast store {self.path}: writing issue time "
+                                 f"{issue_time.isoformat()} failed: {e}") from e
+            raise
+
+    @staticmethod
+    def _delete(con: duckdb.DuckDBPyConnection, issue_time: datetime, model: str,
+                version: str) -> None:
+        con.execute("DELETE FROM forecasts WHERE issue_time = ? AND model = ? "
+                    "AND model_version = ?", [issue_time, model, version])
+
+    @staticmethod
+    def _insert(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame) -> None:
+        con.register("_incoming", incoming.to_arrow())
+        try:
+            cols = ", ".join(incoming.columns)
+            con.execute(f"INSERT INTO forecasts ({cols}) SELECT {cols} FROM _incoming")
+        finally:
+            con.unregister("_incoming")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, issue_time: datetime | str | None = None, start: datetime | str | None = None,
+             end: datetime | str | None = None, *, model: str | None = None,
+             harpnums: list[int] | None = None) -> pl.DataFrame:
+        """Stored forecasts, sorted by (issue_time, harpnum, model, model_version).
+
+        Parameters
+        ----------
+        issue_time : datetime or ISO str, optional
+            Only this issue time (UTC; naive values are taken as UTC).
+        start, end : datetime or ISO str, optional
+            Only issue times in [start, end) (UTC).
+        model : str, optional
+            Only this model.
+        harpnums : list of int, optional
+            Only these regions.
+
+        Returns
+        -------
+        pl.DataFrame
+            `FORECAST_SCHEMA` columns plus ``written_at`` (UTC); zero rows if the store
+            does not exist yet.
+        """
+        where, params = [], []
+        if issue_time is not None:
+            where.append("issue_time = ?")
+            params.append(_naive_utc(issue_time))
+        if start is not None:
+            where.append("issue_time >= ?")
+            params.append(_naive_utc(start))
+        if end is not None:
+            where.append("issue_time < ?")
+            params.append(_naive_utc(end))
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        if harpnums is not None:
+            where.append("list_contains(?, harpnum)")
+            params.append([int(h) for h in harpnums])
+        sql = (f"SELECT {', '.join(FORECAST_SCHEMA)}, written_at FROM forecasts"
+               + (f" WHERE {' AND '.join(where)}" if where else "")
+               + f" ORDER BY {', '.join(FORECAST_KEY)}")
+        schema = {**FORECAST_SCHEMA, "written_at": UTC_DATETIME}
+        with self._connect(write=False) as con:
+            if con is None:
+                return pl.DataFrame(schema=schema)
+            table = con.sql(sql, params=params).to_arrow_table()
+        out = pl.from_arrow(table)
+        assert isinstance(out, pl.DataFrame)
+        return out.with_columns(
+            [pl.col(c).dt.replace_time_zone("UTC") for c in ("issue_time", "t_rec", "written_at")]
+        ).cast(schema)
+
+    def issue_times(self, *, model: str | None = None) -> list[datetime]:
+        """Every stored issue time (tz-aware UTC), ascending; optionally of one model."""
+        sql = "SELECT DISTINCT issue_time FROM forecasts"
+        params: list = []
+        if model is not None:
+            sql += " WHERE model = ?"
+            params.append(model)
+        with self._connect(write=False) as con:
+            if con is None:
+                return []
+            rows = con.execute(sql + " ORDER BY issue_time", params).fetchall()
+        return [r[0].replace(tzinfo=UTC) for r in rows]
+
+    def latest_issue_time(self, *, model: str | None = None) -> datetime | None:
+        """The newest stored issue time (tz-aware UTC), or None for an empty store."""
+        sql = "SELECT max(issue_time) FROM forecasts"
+        params: list = []
+        if model is not None:
+            sql += " WHERE model = ?"
+            params.append(model)
+        with self._connect(write=False) as con:
+            if con is None:
+                return None
+            row = con.execute(sql, params).fetchone()
+        return None if row is None or row[0] is None else row[0].replace(tzinfo=UTC)
