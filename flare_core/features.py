@@ -19,7 +19,8 @@ Conventions
 * Rows with a null ``harpnum`` or ``t_rec`` cannot be placed in a series: they are dropped,
   counted and logged.
 * Every feature column is Float64 (counts included) so that the selected columns convert
-  straight to a float matrix; an undefined statistic is null, never NaN.
+  straight to a float matrix; an undefined statistic is null, never NaN, and so is a
+  non-finite result (overflow, e.g. ``rel_change`` of a subnormal first value).
 
 Feature columns are named ``{keyword}__{stat}``:
 
@@ -256,7 +257,7 @@ def _window_chunk(x: np.ndarray, valid: np.ndarray, tt: np.ndarray) -> dict[str,
     """All `WINDOW_STATS` for one chunk; arrays (K, c)."""
     cnt = valid.sum(axis=-1)
     n = cnt.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
         xz = np.where(valid, x, 0.0)
         mean = xz.sum(axis=-1) / n
         d = np.where(valid, x - mean[..., None], 0.0)
@@ -316,8 +317,10 @@ def _run_kernel(values_t, t_us, starts, kernel, names) -> dict[str, np.ndarray]:
     for a in range(0, n, step):
         rows = np.arange(a, min(a + step, n))
         x, valid, tt = _gather(values_t, t_us, rows, starts[rows])
-        for s, arr in kernel(x, valid, tt).items():
-            out[s][:, rows] = arr
+        with np.errstate(all="ignore"):
+            for s, arr in kernel(x, valid, tt).items():
+                arr[~np.isfinite(arr)] = np.nan  # e.g. rel_change of a subnormal first value
+                out[s][:, rows] = arr
     return out
 
 
