@@ -1,0 +1,421 @@
+"""One JSON document per issue time, in the style of the CCMC Flare Scoreboard.
+
+The CCMC Flare Scoreboard (https://ccmc.gsfc.nasa.gov/scoreboards/flare) takes forecasts as
+``{"forecast_submission": {...}}`` documents with ``model``, ``issue_time``, ``mode``,
+``full_disk_forecasts`` and ``region_forecasts``; each forecast has a ``prediction_window``
+(``start_time``, ``end_time``) and a list of ``flare_probabilities`` (``class``,
+``probability``); regions are named by ``region_ids`` (``type`` "NOAA" or "HARP",
+``number``). flareflow keeps those names and adds its survival extras per region.
+
+Document layout (validated by `SCOREBOARD_SCHEMA`, JSON Schema draft 2020-12)::
+
+    {
+      "forecast_submission": {
+        "model": {"short_name": "cox_ph", "version": "v1",
+                  "spase_id": "spase://CCMC/SimulationModel/flareflow_cox_ph/v1"},
+        "issue_time": "2014-10-22T00:00Z",               # UTC, ISO 8601, "Z"
+        "mode": "forecast",                              # or "historical" for a backfill
+        "full_disk_forecasts": [{
+          "prediction_window": {"start_time": "2014-10-22T00:00Z",
+                                "end_time": "2014-10-23T00:00Z"},
+          "flare_probabilities": [{"class": "C+", "probability": 0.83}, ...],
+          "number_of_regions": 3                         # regions combined
+        }],
+        "region_forecasts": [{
+          "region_ids": [{"type": "HARP", "number": "4698"},
+                         {"type": "NOAA", "number": "12192"}],
+          "data_time": "2014-10-21T23:48Z",              # newest SHARP record used (or null)
+          "prediction_window": {...},                    # same as full disk
+          "flare_probabilities": [{"class": "M+", "probability": 0.31}, ...],
+          "mean_lifetime_h": 34.2,                       # extra: E[time to next flare], hours
+          "warning_class": "M",                          # extra: the model's warning, or null
+          "survival_curve": {"time_h": [0, 6, ...],      # extra: S(t), t hours after issue
+                             "survival_probability": [1.0, 0.93, ...]}  # (or null)
+        }, ...]
+      }
+    }
+
+``class`` is a threshold: "C+" means a flare of GOES class C1.0 or above peaks in the
+window (issue_time, issue_time + 24 h]; likewise "M+" and "X+". A class the model does not
+forecast is left out of ``flare_probabilities``. The full-disk probability is
+``1 - prod(1 - p_region)`` over the forecast regions (`full_disk_probabilities`); it is
+left out when any region lacks that class. Probabilities are rounded to 4 decimals (the
+scoreboard's format), mean lifetimes to 0.01 h.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import polars as pl
+
+from ..config import check_positive
+from ..errors import ParseError
+from ..timeutil import to_utc
+from .forecast_store import PROBABILITY_COLUMNS, conform_forecasts
+from .full_disk import full_disk_probabilities
+
+__all__ = [
+    "SCOREBOARD_SCHEMA",
+    "FLARE_CLASS_LABELS",
+    "MODES",
+    "build_scoreboard_document",
+    "validate_scoreboard_document",
+    "write_scoreboard_json",
+    "read_scoreboard_json",
+    "scoreboard_filename",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Probability column -> scoreboard ``class`` label (a "class or above" threshold).
+FLARE_CLASS_LABELS: dict[str, str] = dict(zip(PROBABILITY_COLUMNS, ("C+", "M+", "X+"),
+                                              strict=True))
+#: Allowed ``mode`` values (as in the CCMC scoreboards).
+MODES: tuple[str, ...] = ("forecast", "historical", "nowcast", "simulated_realtime_forecast")
+_DECIMALS = 4  # probabilities in decimal format, 4 places, as the scoreboard asks
+_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$"
+
+_time = {"type": "string", "pattern": _TIME_PATTERN}
+_probabilities = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["class", "probability"],
+        "additionalProperties": False,
+        "properties": {
+            "class": {"enum": list(FLARE_CLASS_LABELS.values())},
+            "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+    },
+}
+_window = {
+    "type": "object",
+    "required": ["start_time", "end_time"],
+    "additionalProperties": False,
+    "properties": {"start_time": _time, "end_time": _time},
+}
+
+#: JSON Schema (draft 2020-12) of a flareflow scoreboard document.
+SCOREBOARD_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://flareflow.invalid/schemas/scoreboard-forecast-1.json",
+    "title": "flareflow forecast, CCMC Flare Scoreboard style",
+    "type": "object",
+    "required": ["forecast_submission"],
+    "additionalProperties": False,
+    "properties": {
+        "forecast_submission": {
+            "type": "object",
+            "required": ["model", "issue_time", "mode", "full_disk_forecasts",
+                         "region_forecasts"],
+            "additionalProperties": False,
+            "properties": {
+                "model": {
+                    "type": "object",
+                    "required": ["short_name", "version"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "short_name": {"type": "string", "minLength": 1},
+                        "version": {"type": "string", "minLength": 1},
+                        "spase_id": {"type": "string"},
+                    },
+                },
+                "issue_time": _time,
+                "mode": {"enum": list(MODES)},
+                "full_disk_forecasts": {
+                    "type": "array",
+                    "maxItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["prediction_window", "flare_probabilities",
+                                     "number_of_regions"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "prediction_window": _window,
+                            "flare_probabilities": _probabilities,
+                            "number_of_regions": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+                "region_forecasts": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["region_ids", "prediction_window", "flare_probabilities",
+                                     "data_time", "mean_lifetime_h", "warning_class",
+                                     "survival_curve"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "region_ids": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["type", "number"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "type": {"enum": ["HARP", "NOAA"]},
+                                        "number": {"type": "string", "pattern": r"^\d+$"},
+                                    },
+                                },
+                                "contains": {"properties": {"type": {"const": "HARP"}}},
+                            },
+                            "data_time": {"anyOf": [_time, {"type": "null"}]},
+                            "prediction_window": _window,
+                            "flare_probabilities": _probabilities,
+                            "mean_lifetime_h": {"type": ["number", "null"], "minimum": 0},
+                            "warning_class": {"type": ["string", "null"]},
+                            "survival_curve": {
+                                "anyOf": [
+                                    {"type": "null"},
+                                    {
+                                        "type": "object",
+                                        "required": ["time_h", "survival_probability"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "time_h": {"type": "array", "minItems": 1,
+                                                       "items": {"type": "number",
+                                                                 "minimum": 0}},
+                                            "survival_probability": {
+                                                "type": "array", "minItems": 1,
+                                                "items": {"type": "number", "minimum": 0,
+                                                          "maximum": 1}},
+                                        },
+                                    },
+                                ]
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+_VALIDATOR = jsonschema.Draft202012Validator(SCOREBOARD_SCHEMA)
+
+
+def _format_time(t: datetime) -> str:
+    t = to_utc(t)
+    if t.second or t.microsecond:
+        return t.strftime("%Y-%m-%dT%H:%M:%S") + (f".{t.microsecond:06d}" if t.microsecond
+                                                  else "") + "Z"
+    return t.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _parse_time(s: str) -> datetime:
+    return to_utc(s)
+
+
+def _probabilities_of(row: dict) -> list[dict]:
+    return [{"class": label, "probability": round(float(row[col]), _DECIMALS)}
+            for col, label in FLARE_CLASS_LABELS.items() if row.get(col) is not None]
+
+
+def _region_ids(harpnum: int, noaa_ars: str | None) -> list[dict]:
+    ids = [{"type": "HARP", "number": str(int(harpnum))}]
+    for ar in (noaa_ars or "").replace(";", ",").split(","):
+        ar = ar.strip()
+        if ar and ar != "0":
+            if not ar.isdigit():
+                raise ParseError(f"HARP {harpnum}: NOAA AR {ar!r} in noaa_ars={noaa_ars!r} "
+                                 "is not a number")
+            ids.append({"type": "NOAA", "number": str(int(ar))})
+    return ids
+
+
+def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast",
+                              horizon_h: float = 24.0) -> dict[str, Any]:
+    """The scoreboard document of one issue time of one model.
+
+    Parameters
+    ----------
+    forecasts : pl.DataFrame
+        Forecast rows (`flare_core.publish.forecast_store.FORECAST_SCHEMA`) sharing one
+        issue_time, model and model_version; one row per region.
+    mode : str, optional
+        "forecast" for real-time runs, "historical" for backfills (see `MODES`).
+    horizon_h : float, optional
+        Prediction window length in hours; the window is (issue_time, issue_time +
+        horizon_h] (default 24, the horizon of p_c24/p_m24/p_x24).
+
+    Returns
+    -------
+    dict
+        A document valid against `SCOREBOARD_SCHEMA` (regions sorted by HARP number).
+
+    Raises
+    ------
+    ParseError
+        If the rows span several issue times or models, or fail `conform_forecasts`.
+    """
+    check_positive("horizon_h", horizon_h)
+    if mode not in MODES:
+        raise ParseError(f"scoreboard mode must be one of {MODES}, got {mode!r}")
+    df = conform_forecasts(forecasts)
+    groups = df.select("issue_time", "model", "model_version").unique()
+    if groups.height != 1:
+        raise ParseError("a scoreboard document holds one issue time of one model; got "
+                         f"{groups.height} (issue_time, model, model_version) groups")
+    issue_time, model, version = groups.row(0)
+    window = {"start_time": _format_time(issue_time),
+              "end_time": _format_time(issue_time + timedelta(hours=horizon_h))}
+    full_disk = full_disk_probabilities(df).row(0, named=True)
+    regions = []
+    for row in df.sort("harpnum").iter_rows(named=True):
+        curve = None
+        if row["survival_curve"] is not None:
+            curve = {"time_h": [float(x) for x in row["survival_grid_h"]],
+                     "survival_probability": [round(min(1.0, max(0.0, float(s))), _DECIMALS)
+                                              for s in row["survival_curve"]]}
+        regions.append({
+            "region_ids": _region_ids(row["harpnum"], row["noaa_ars"]),
+            "data_time": None if row["t_rec"] is None else _format_time(row["t_rec"]),
+            "prediction_window": dict(window),
+            "flare_probabilities": _probabilities_of(row),
+            "mean_lifetime_h": (None if row["mean_lifetime_h"] is None
+                                else round(row["mean_lifetime_h"], 2)),
+            "warning_class": row["warning_class"],
+            "survival_curve": curve,
+        })
+    doc = {
+        "forecast_submission": {
+            "model": {"short_name": model, "version": version,
+                      "spase_id": f"spase://CCMC/SimulationModel/flareflow_{model}/{version}"},
+            "issue_time": _format_time(issue_time),
+            "mode": mode,
+            "full_disk_forecasts": [{
+                "prediction_window": dict(window),
+                "flare_probabilities": _probabilities_of(full_disk),
+                "number_of_regions": int(full_disk["n_regions"]),
+            }],
+            "region_forecasts": regions,
+        }
+    }
+    validate_scoreboard_document(doc)
+    return doc
+
+
+def validate_scoreboard_document(doc: Any) -> None:
+    """Raise `ParseError` listing every way ``doc`` breaks `SCOREBOARD_SCHEMA`.
+
+    Beyond the JSON Schema it checks what a schema cannot: windows end after they start and
+    match the full-disk window, survival grids and curves have equal lengths, the grid
+    strictly increases and S(t) does not, and no HARP appears twice.
+    """
+    problems = [f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+                for e in sorted(_VALIDATOR.iter_errors(doc), key=lambda e: list(e.path))]
+    if not problems:
+        problems = _semantic_problems(doc["forecast_submission"])
+    if problems:
+        raise ParseError("invalid scoreboard document: " + "; ".join(problems[:10])
+                         + (f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""))
+
+
+def _semantic_problems(sub: dict) -> list[str]:
+    problems = []
+    windows = [("full_disk_forecasts", i, f["prediction_window"])
+               for i, f in enumerate(sub["full_disk_forecasts"])]
+    windows += [("region_forecasts", i, r["prediction_window"])
+                for i, r in enumerate(sub["region_forecasts"])]
+    for where, i, w in windows:
+        if _parse_time(w["end_time"]) <= _parse_time(w["start_time"]):
+            problems.append(f"{where}/{i}/prediction_window: end_time is not after start_time")
+    if len({(w["start_time"], w["end_time"]) for _, _, w in windows}) > 1:
+        problems.append("prediction windows differ between full-disk and region forecasts")
+    harps = []
+    for i, r in enumerate(sub["region_forecasts"]):
+        harps += [x["number"] for x in r["region_ids"] if x["type"] == "HARP"]
+        curve = r["survival_curve"]
+        if curve is None:
+            continue
+        t, s = curve["time_h"], curve["survival_probability"]
+        if len(t) != len(s):
+            problems.append(f"region_forecasts/{i}/survival_curve: {len(t)} times but "
+                            f"{len(s)} probabilities")
+        if any(b <= a for a, b in zip(t, t[1:], strict=False)):
+            problems.append(f"region_forecasts/{i}/survival_curve: time_h not increasing")
+        if any(b > a + 1e-6 for a, b in zip(s, s[1:], strict=False)):
+            problems.append(f"region_forecasts/{i}/survival_curve: S(t) increases")
+    if len(harps) != len(set(harps)):
+        problems.append("a HARP number appears in more than one region forecast")
+    return problems
+
+
+def scoreboard_filename(doc: dict[str, Any]) -> str:
+    """``<model>_<version>.<window start>.<issue time>.json`` (times as YYYYMMDDTHHMM UTC).
+
+    This follows the CCMC suggestion ``<ModelShortName>.<PredictionWindowStartTime>.
+    <IssueTime>.json``.
+    """
+    sub = doc["forecast_submission"]
+    start = _parse_time(sub["full_disk_forecasts"][0]["prediction_window"]["start_time"]
+                        if sub["full_disk_forecasts"] else sub["issue_time"])
+    issue = _parse_time(sub["issue_time"])
+    safe = "".join(c if c.isalnum() or c in "-_" else "-"
+                   for c in f"{sub['model']['short_name']}_{sub['model']['version']}")
+    return f"{safe}.{start:%Y%m%dT%H%M}.{issue:%Y%m%dT%H%M}.json"
+
+
+def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
+                          mode: str = "forecast", horizon_h: float = 24.0) -> list[Path]:
+    """Write one validated scoreboard document per (issue_time, model, model_version).
+
+    Each file is written atomically (temporary file, then rename), so a reader never sees a
+    half-written document and a re-run replaces the file.
+
+    Parameters
+    ----------
+    forecasts : pl.DataFrame
+        Forecast rows, any number of issue times and models.
+    out_dir : str or Path
+        Folder for the files (created if absent).
+    mode, horizon_h
+        As in `build_scoreboard_document`.
+
+    Returns
+    -------
+    list of Path
+        The files written, ordered by issue time then model.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    keys = ["issue_time", "model", "model_version"]
+    for part in conform_forecasts(forecasts).sort(keys).partition_by(keys, maintain_order=True):
+        doc = build_scoreboard_document(part, mode=mode, horizon_h=horizon_h)
+        path = out / scoreboard_filename(doc)
+        _atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        paths.append(path)
+    logger.info("wrote %d scoreboard document(s) to %s", len(paths), out)
+    return paths
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_scoreboard_json(path: str | Path) -> dict[str, Any]:
+    """Load and validate a scoreboard document; `ParseError` names the file if it is bad."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        validate_scoreboard_document(doc)
+    except (json.JSONDecodeError, ParseError) as e:
+        raise ParseError(f"{path}: {e}") from e
+    return doc
+

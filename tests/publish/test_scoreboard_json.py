@@ -1,0 +1,138 @@
+"""Scoreboard JSON: content matches the forecasts, the schema rejects broken documents."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import jsonschema
+import polars as pl
+import pytest
+from conftest import T0, make_forecasts
+
+from flare_core.errors import ParseError
+from flare_core.publish.scoreboard_json import (
+    SCOREBOARD_SCHEMA,
+    build_scoreboard_document,
+    read_scoreboard_json,
+    validate_scoreboard_document,
+    write_scoreboard_json,
+)
+
+
+@pytest.fixture
+def forecasts() -> pl.DataFrame:
+    return make_forecasts([T0])
+
+
+def test_schema_is_itself_valid():
+    jsonschema.Draft202012Validator.check_schema(SCOREBOARD_SCHEMA)
+
+
+def test_document_carries_the_forecast(forecasts):
+    doc = build_scoreboard_document(forecasts)
+    sub = doc["forecast_submission"]
+    assert sub["issue_time"] == "2014-10-22T00:00Z"
+    assert sub["model"] == {"short_name": "cox_ph", "version": "v1",
+                            "spase_id": "spase://CCMC/SimulationModel/flareflow_cox_ph/v1"}
+    window = sub["full_disk_forecasts"][0]["prediction_window"]
+    assert window == {"start_time": "2014-10-22T00:00Z", "end_time": "2014-10-23T00:00Z"}
+    assert len(sub["region_forecasts"]) == forecasts.height
+    for region in sub["region_forecasts"]:
+        harp = int(next(x["number"] for x in region["region_ids"] if x["type"] == "HARP"))
+        row = forecasts.filter(pl.col("harpnum") == harp).row(0, named=True)
+        probs = {p["class"]: p["probability"] for p in region["flare_probabilities"]}
+        assert probs == pytest.approx({"C+": row["p_c24"], "M+": row["p_m24"],
+                                       "X+": row["p_x24"]}, abs=5e-5)
+        assert {"type": "NOAA", "number": row["noaa_ars"]} in region["region_ids"]
+        assert region["mean_lifetime_h"] == pytest.approx(row["mean_lifetime_h"], abs=0.005)
+        assert region["survival_curve"]["time_h"] == row["survival_grid_h"]
+        assert region["survival_curve"]["survival_probability"] == pytest.approx(
+            row["survival_curve"], abs=5e-5)
+        assert region["prediction_window"] == window
+        assert region["data_time"] == "2014-10-21T23:48Z"
+    # full disk = 1 - prod(1 - p) over the regions, independently recomputed
+    full = {p["class"]: p["probability"]
+            for p in sub["full_disk_forecasts"][0]["flare_probabilities"]}
+    for col, label in (("p_c24", "C+"), ("p_m24", "M+"), ("p_x24", "X+")):
+        q = 1.0
+        for p in forecasts[col]:
+            q *= 1 - p
+        assert full[label] == pytest.approx(1 - q, abs=5e-5)
+    assert sub["full_disk_forecasts"][0]["number_of_regions"] == 3
+
+
+def test_missing_classes_and_extras_are_left_out(forecasts):
+    fc = forecasts.with_columns(p_x24=pl.lit(None, pl.Float64),
+                                survival_curve=pl.lit(None, pl.List(pl.Float64)),
+                                survival_grid_h=pl.lit(None, pl.List(pl.Float64)),
+                                noaa_ars=pl.Series(["12192,12193", None, "0"]))
+    sub = build_scoreboard_document(fc, mode="historical")["forecast_submission"]
+    assert sub["mode"] == "historical"
+    classes = {p["class"] for p in sub["full_disk_forecasts"][0]["flare_probabilities"]}
+    assert classes == {"C+", "M+"}
+    for region in sub["region_forecasts"]:
+        assert region["survival_curve"] is None
+        assert "X+" not in {p["class"] for p in region["flare_probabilities"]}
+    ids = {len(r["region_ids"]) for r in sub["region_forecasts"]}
+    assert ids == {1, 3}  # no NOAA number (None or "0") / two NOAA numbers
+
+
+def test_one_document_per_issue_time_and_model(tmp_path, issue_times):
+    fc = pl.concat([make_forecasts(issue_times[:3]),
+                    make_forecasts(issue_times[:2], model="defn", version="2")])
+    paths = write_scoreboard_json(fc, tmp_path / "json")
+    assert len(paths) == 5
+    assert paths[0].name == "cox_ph_v1.20141022T0000.20141022T0000.json"
+    for path in paths:
+        doc = read_scoreboard_json(path)
+        assert len(doc["forecast_submission"]["region_forecasts"]) == 3
+    # a re-run replaces, never adds files
+    write_scoreboard_json(fc, tmp_path / "json")
+    assert sorted(p.name for p in (tmp_path / "json").iterdir()) == sorted(p.name for p in paths)
+    with pytest.raises(ParseError, match="one issue time of one model"):
+        build_scoreboard_document(fc)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda s: s["region_forecasts"][0]["flare_probabilities"][0].update(probability=1.2),
+         "greater than the maximum"),
+        (lambda s: s.update(issue_time="2014-10-22 00:00"), "does not match"),
+        (lambda s: s.update(mode="guess"), "is not one of"),
+        (lambda s: s["region_forecasts"][0]["region_ids"].pop(0), "does not contain items"),
+        (lambda s: s["region_forecasts"][0]["flare_probabilities"][0].update({"class": "M5"}),
+         "is not one of"),
+        (lambda s: s["region_forecasts"][0]["survival_curve"]["time_h"].pop(),
+         "7 probabilities"),
+        (lambda s: s["region_forecasts"][0]["survival_curve"]["survival_probability"]
+         .reverse(), "S\\(t\\) increases"),
+        (lambda s: s["region_forecasts"][1].update(region_ids=[{"type": "HARP",
+                                                                "number": "4676"}]),
+         "more than one region"),
+        (lambda s: s["full_disk_forecasts"][0]["prediction_window"].update(
+            end_time="2014-10-21T00:00Z"), "end_time is not after"),
+        (lambda s: s.update(extra=1), "Additional properties"),
+        (lambda s: s.pop("region_forecasts"), "required property"),
+    ],
+)
+def test_validation_rejects_broken_documents(forecasts, breakage, message):
+    doc = build_scoreboard_document(forecasts)
+    validate_scoreboard_document(doc)
+    bad = copy.deepcopy(doc)
+    breakage(bad["forecast_submission"])
+    with pytest.raises(ParseError, match=message):
+        validate_scoreboard_document(bad)
+
+
+def test_reading_a_broken_file_names_it(tmp_path, forecasts):
+    path = write_scoreboard_json(forecasts, tmp_path)[0]
+    doc = json.loads(path.read_text())
+    doc["forecast_submission"]["mode"] = "guess"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ParseError, match=path.name):
+        read_scoreboard_json(path)
+    path.write_text("{not json")
+    with pytest.raises(ParseError, match=path.name):
+        read_scoreboard_json(path)
