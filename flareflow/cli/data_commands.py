@@ -1,5 +1,172 @@
-"""Commands of this group attach to the apps in `flareflow.cli.app`."""
+"""``flareflow ingest ...`` and ``flareflow store ...``: fill and inspect the local store.
+
+Every command takes ``--store PATH`` (default: ``FLAREFLOW_STORE`` or the per-user default
+of `flare_core.config.Settings`). Bad input ends the command with exit code 2 and a
+message naming the file or record; counted drops are printed per file.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from .app import app, ingest_app, store_app  # noqa: F401
+
+__all__ = ["ingest_file", "ingest_sharp", "ingest_flares", "store_info"]
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store root (default: $FLAREFLOW_STORE or the user data dir)."),
+]
+
+
+def _store(path: Path | None):
+    from flare_core.config import Settings
+    from flare_core.store import Store
+
+    return Store(path if path is not None else Settings().store)
+
+
+def _fail(msg: str) -> typer.Exit:
+    typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def _print_report(rep) -> None:
+    typer.echo(
+        f"  {rep.table}: {rep.rows_in} rows in, +{rep.rows_added} new, {rep.rows_updated} updated,"
+        f" {rep.duplicates_in} duplicate, {rep.partitions_written} partition(s) written,"
+        f" {rep.partitions_unchanged} unchanged (generation {rep.generation})"
+    )
+
+
+@ingest_app.command("file")
+def ingest_file(
+    paths: Annotated[list[Path], typer.Argument(help="Files (or SWAN-SF / Liu2019 folders).")],
+    fmt: Annotated[str | None, typer.Option("--format", help="Force a format (see below).")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on the first malformed row.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Read bundled/archived files (format auto-detected) into the store.
+
+    HARP maps are stored first, then all SHARP frames in one write, then all flare lists
+    in one write (flares get ``harpnum`` from the stored HARP map).
+    """
+    import polars as pl
+
+    from flare_core.errors import FlareflowError
+    from flare_core.sources import load_file
+
+    st = _store(store)
+    results = {"harp_map": [], "sharp": [], "flares": []}
+    for p in paths:
+        try:
+            res = load_file(p, fmt, strict=strict)
+        except FlareflowError as e:
+            raise _fail(str(e)) from e
+        dropped = ", ".join(f"{n} {r}" for r, n in res.drops.counts.items()) or "none"
+        typer.echo(f"{p}: {res.fmt} -> {res.frame.height} {res.kind} rows (dropped: {dropped})")
+        results[res.kind].append(res.frame)
+    try:
+        if results["harp_map"]:
+            _print_report(st.write_harp_map(pl.concat(results["harp_map"])))
+        if results["sharp"]:
+            _print_report(st.write_sharp(pl.concat(results["sharp"])))
+        if results["flares"]:
+            _print_report(st.write_flares(pl.concat(results["flares"])))
+    except FlareflowError as e:
+        raise _fail(str(e)) from e
+    typer.echo(f"store: {st.root}")
+
+
+def _parse_time(value: str, name: str) -> datetime:
+    from flare_core.errors import ParseError
+    from flare_core.timeutil import to_utc
+
+    try:
+        return to_utc(value)
+    except ParseError as e:
+        raise _fail(f"--{name}: {e}") from e
+
+
+@ingest_app.command("sharp")
+def ingest_sharp(
+    start: Annotated[str, typer.Option(help="UTC start, ISO 8601 (inclusive).")],
+    end: Annotated[str, typer.Option(help="UTC end, ISO 8601 (inclusive).")],
+    harp: Annotated[list[int] | None, typer.Option(help="HARP number (repeatable).")] = None,
+    nrt: Annotated[bool, typer.Option(help="Use the near-real-time series.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Fetch SHARP keywords from JSOC (``hmi.sharp_cea_720s[_nrt]``) into the store."""
+    from flare_core.sources.jsoc import JsocConfig, fetch_sharp
+
+    from flare_core.config import Settings
+    from flare_core.errors import FlareflowError
+
+    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
+    settings = Settings()
+    st = _store(store)
+    try:
+        cfg = JsocConfig(nrt=nrt, url=settings.jsoc_url, email=settings.jsoc_email)
+        df = fetch_sharp(t0, t1, harpnums=harp, config=cfg)
+        typer.echo(f"JSOC {cfg.series}: {df.height} records")
+        _print_report(st.write_sharp(df))
+    except FlareflowError as e:
+        raise _fail(str(e)) from e
+
+
+@ingest_app.command("flares")
+def ingest_flares(
+    start: Annotated[str, typer.Option(help="UTC start, ISO 8601 (inclusive).")],
+    end: Annotated[str, typer.Option(help="UTC end, ISO 8601 (inclusive).")],
+    store: StoreOpt = None,
+) -> None:
+    """Fetch GOES flare events from HEK into the store."""
+    from flare_core.sources.hek import HekConfig, fetch_flares
+
+    from flare_core.config import Settings
+    from flare_core.errors import FlareflowError
+
+    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
+    settings = Settings()
+    st = _store(store)
+    try:
+        df = fetch_flares(t0, t1, config=HekConfig(url=settings.hek_url))
+        typer.echo(f"HEK: {df.height} GOES flares")
+        _print_report(st.write_flares(df))
+    except FlareflowError as e:
+        raise _fail(str(e)) from e
+
+
+@store_app.command("info")
+def store_info(
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Summarise the store: generation, rows, partitions, time ranges, size."""
+    from flare_core.errors import FlareflowError
+
+    st = _store(store)
+    try:
+        info = st.info()
+    except FlareflowError as e:
+        raise _fail(str(e)) from e
+    if as_json:
+        typer.echo(json.dumps(info, indent=1, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"store {info['root']}  generation {info['generation']}  "
+                  f"updated {info.get('updated_utc') or '-'}")
+    table = Table("table", "rows", "files", "MB", "details")
+    for name, t in info["tables"].items():
+        details = {k: v for k, v in t.items() if k not in ("rows", "files", "bytes")}
+        table.add_row(name, str(t["rows"]), str(t["files"]), f"{t['bytes'] / 1e6:.2f}",
+                      ", ".join(f"{k}={v}" for k, v in details.items()))
+    console.print(table)
