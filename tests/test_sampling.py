@@ -1,0 +1,108 @@
+"""Tests for flare_core.sampling.kde_resample, on a real sun2022 fold and synthetic classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import ks_2samp
+
+from flare_core.errors import ConfigError
+from flare_core.goes import classes_to_flux
+from flare_core.sampling import NON_FLARE, flare_class_of, kde_resample
+
+
+@pytest.fixture(scope="module")
+def fold(data_dir) -> pl.DataFrame:
+    """A real training fold; flux = the strongest flare of the source's 24-h label window."""
+    df = pl.read_csv(
+        data_dir / "sharp/sun2022_sharp_m24h_fold0.csv.gz", columns=["arpnum", "t_end", "flares"]
+    )
+    strongest = [
+        float(classes_to_flux(s.split("|")).max()) if s else None for s in df["flares"].to_list()
+    ]
+    return df.select(pl.col("arpnum").alias("harpnum"), "t_end").with_columns(
+        pl.Series("peak_flux_wm2", strongest, dtype=pl.Float64)
+    )
+
+
+def _classes(frame: pl.DataFrame, **kw) -> np.ndarray:
+    return frame.select(flare_class_of(pl.col("peak_flux_wm2"), **kw)).to_series().to_numpy()
+
+
+def test_flare_class_of():
+    f = pl.DataFrame({"x": [None, float("nan"), 3e-8, 2e-7, 9.99e-6, 1e-5, 1e-4, 2.2e-3]})
+    got = f.select(flare_class_of(pl.col("x"))).to_series().to_list()
+    assert got == [NON_FLARE, NON_FLARE, "A", "B", "C", "M", "X", "X"]
+    got = f.select(flare_class_of(pl.col("x"), min_flux_wm2=1e-5)).to_series().to_list()
+    assert got == [NON_FLARE] * 5 + ["M", "X", "X"]
+
+
+def test_kde_resample_real_fold_counts(fold):
+    before = _classes(fold)
+    out, rep = kde_resample(fold, flux_col="peak_flux_wm2", seed=0)
+    flaring = [c for c in rep.counts_before if c != NON_FLARE]
+    # the source lists a window's flares only when one is >= M: classes are M and X
+    assert set(flaring) == {"M", "X"} and rep.counts_before["X"] < rep.counts_before["M"]
+    target = max(rep.counts_before[c] for c in flaring)
+    assert rep.target_count == target
+    # every flaring class is brought to the majority flaring count, non-flares down to it
+    assert all(rep.counts_after[c] == target for c in flaring)
+    assert rep.counts_after[NON_FLARE] == min(target, rep.counts_before[NON_FLARE])
+    assert rep.counts_before == {c: int((before == c).sum()) for c in set(before.tolist())}
+    # no rows invented: the output is exactly frame[indices], and classes are kept
+    assert out.height == rep.indices.size == sum(rep.counts_after.values())
+    assert out.equals(fold[rep.indices])
+    np.testing.assert_array_equal(_classes(out), before[rep.indices])
+    # minority classes keep all their original rows (duplicates added on top)
+    for c in flaring:
+        rows = np.flatnonzero(before == c)
+        assert np.isin(rows, rep.indices).all()
+    assert rep.regions_after["X"] == rep.regions_before["X"]
+
+
+def test_kde_resample_is_seeded(fold):
+    a = kde_resample(fold, flux_col="peak_flux_wm2", seed=3)[1]
+    b = kde_resample(fold, flux_col="peak_flux_wm2", seed=3)[1]
+    c = kde_resample(fold, flux_col="peak_flux_wm2", seed=4)[1]
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert not np.array_equal(a.indices, c.indices)
+
+
+def test_duplicates_follow_the_class_magnitude_distribution():
+    rng = np.random.default_rng(0)
+    # 2000 M flares, 60 X flares with a power-law-like spread of log10 flux in [-4, -3)
+    m = 10 ** rng.uniform(-5, -4, 2000)
+    x = 10 ** (-4 + rng.exponential(0.25, 400))
+    x = x[x < 1e-3][:60]
+    frame = pl.DataFrame(
+        {
+            "harpnum": np.arange(2060 + 500) // 5,
+            "peak_flux_wm2": np.concatenate([m, x, np.full(500, np.nan)]),
+        }
+    ).with_columns(pl.col("peak_flux_wm2").fill_nan(None))
+    out, rep = kde_resample(frame, flux_col="peak_flux_wm2", seed=1)
+    assert rep.counts_after == {"M": 2000, "X": 2000, NON_FLARE: 500}
+    dup_x = np.log10(out.filter(pl.col("peak_flux_wm2") >= 1e-4)["peak_flux_wm2"].to_numpy())
+    # the duplicated X records follow the original X magnitude distribution ...
+    assert ks_2samp(dup_x, np.log10(x)).pvalue > 0.01
+    # ... and spread over many distinct records, not a few repeated ones
+    assert np.unique(dup_x).size > 0.8 * len(x)
+
+
+def test_undersample_only_and_min_flux(fold):
+    out, rep = kde_resample(fold, flux_col="peak_flux_wm2", min_flux_wm2=1e-5, seed=0)
+    assert set(rep.counts_after) == {NON_FLARE, "M", "X"}
+    assert rep.counts_after[NON_FLARE] == rep.target_count == rep.counts_before["M"]
+    out2, rep2 = kde_resample(fold, flux_col="peak_flux_wm2", undersample=False, seed=0)
+    assert rep2.counts_after[NON_FLARE] == rep2.counts_before[NON_FLARE]
+
+
+def test_kde_resample_errors(fold):
+    with pytest.raises(ConfigError, match="lacks column"):
+        kde_resample(fold)  # default flux column is the labels module's, absent here
+    with pytest.raises(ConfigError, match="no flaring"):
+        kde_resample(fold.with_columns(pl.lit(None, dtype=pl.Float64).alias("peak_flux_wm2")),
+                     flux_col="peak_flux_wm2")
+    with pytest.raises(ConfigError, match="> 0"):
+        kde_resample(pl.DataFrame({"harpnum": [1, 2], "f": [1e-5, -1.0]}), flux_col="f")
