@@ -1,5 +1,162 @@
-"""Commands of this group attach to the apps in `flareflow.cli.app`."""
+"""``flareflow train | predict | evaluate``: the model commands (a stable interface).
+
+Scripts outside the repository call these, so options only ever get added. ``--data`` takes
+one or more SHARP files of any supported format (``--data a.csv b.csv`` or
+``--data a.csv --data b.csv``); ``--flares`` one or more flare lists. Heavy modules (torch,
+the models) are imported inside the command functions.
+"""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import typer
+
 from .app import app, ingest_app, store_app  # noqa: F401
+
+__all__ = ["train", "predict", "evaluate"]
+
+logger = logging.getLogger(__name__)
+
+_EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
+
+_DATA_HELP = (
+    "SHARP keyword file(s): sun2022 CSV, SWAN-SF, store export parquet, ... "
+    "(repeat --data or list several files after it)"
+)
+_FLARES_HELP = "GOES flare list(s) in any supported format"
+_HARP_HELP = "HARP<->NOAA map (default: data/harp_noaa/all_harps_with_noaa_ars.txt)"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _data_files(ctx: typer.Context, data: list[Path]) -> list[Path]:
+    """``--data`` values plus any further file names given after it."""
+    extra = [Path(a) for a in ctx.args]
+    bad = [str(p) for p in extra if str(p).startswith("-")]
+    if bad:
+        raise typer.BadParameter(f"unknown options {bad}")
+    files = [*data, *extra]
+    missing = [str(p) for p in files if not p.exists()]
+    if missing:
+        raise typer.BadParameter(f"no such file(s): {missing}", param_hint="--data")
+    return files
+
+
+def _fail(e: Exception) -> typer.Exit:
+    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def train(
+    ctx: typer.Context,
+    data: list[Path] = typer.Option(..., "--data", help=_DATA_HELP),
+    flares: list[Path] = typer.Option(..., "--flares", exists=True, help=_FLARES_HELP),
+    out: Path = typer.Option(..., "--out", help="model directory to write (MODEL_DIR)"),
+    harp_map: Path | None = typer.Option(None, "--harp-map", exists=True, help=_HARP_HELP),
+    config: Path | None = typer.Option(
+        None, "--config", exists=True, help="TrainConfig TOML (see flare_core/configs)"
+    ),
+    quick: bool = typer.Option(False, "--quick", help="tiny config (TrainConfig.quick())"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train every model on the given data and write a versioned MODEL_DIR."""
+    _setup_logging(verbose)
+    from flare_core.errors import FlareflowError
+    from flare_core.training import (
+        TrainConfig,
+        build_model_dataset,
+        hash_files,
+        read_inputs,
+        train_all,
+    )
+
+    files = _data_files(ctx, data)
+    try:
+        if config is not None and quick:
+            raise typer.BadParameter("give --config or --quick, not both")
+        cfg = (TrainConfig.from_toml(config) if config is not None
+               else TrainConfig.quick() if quick else TrainConfig())
+        sharp, flare_frame = read_inputs(files, flares, harp_map=harp_map)
+        dataset = build_model_dataset(sharp, flare_frame, cfg, with_labels=True)
+        digest = hash_files([*files, *flares, *([harp_map] if harp_map else [])])
+        model_dir = train_all(dataset, out, cfg, data_hash=digest)
+    except FlareflowError as e:
+        raise _fail(e) from e
+    typer.echo(f"model directory: {model_dir}")
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def predict(
+    ctx: typer.Context,
+    model: Path = typer.Option(..., "--model", exists=True, file_okay=False,
+                               help="MODEL_DIR written by `flareflow train`"),
+    data: list[Path] = typer.Option(..., "--data", help=_DATA_HELP),
+    flares: list[Path] = typer.Option(..., "--flares", exists=True, help=_FLARES_HELP),
+    out: Path = typer.Option(..., "--out", help="CSV file to write (one row per record)"),
+    harp_map: Path | None = typer.Option(None, "--harp-map", exists=True, help=_HARP_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Forecast every input record (inputs after a record's time are never used)."""
+    _setup_logging(verbose)
+    from flare_core.errors import FlareflowError
+    from flare_core.forecasting import ModelBundle, predict_records
+    from flare_core.training import build_model_dataset, read_inputs
+
+    files = _data_files(ctx, data)
+    try:
+        bundle = ModelBundle.load(model)
+        sharp, flare_frame = read_inputs(files, flares, harp_map=harp_map)
+        dataset = build_model_dataset(sharp, flare_frame, bundle.config, with_labels=False)
+        preds = predict_records(bundle, dataset)
+    except FlareflowError as e:
+        raise _fail(e) from e
+    import polars as pl
+
+    lists = [c for c, t in preds.schema.items() if isinstance(t, pl.List)]
+    flat = preds.with_columns(
+        pl.col(c).cast(pl.List(pl.Utf8)).list.join(";") for c in lists
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    flat.write_csv(out)
+    typer.echo(f"wrote {preds.height} forecasts to {out}")
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def evaluate(
+    ctx: typer.Context,
+    model: Path = typer.Option(..., "--model", exists=True, file_okay=False,
+                               help="MODEL_DIR written by `flareflow train`"),
+    data: list[Path] = typer.Option(..., "--data", help=_DATA_HELP),
+    flares: list[Path] = typer.Option(..., "--flares", exists=True, help=_FLARES_HELP),
+    report: Path = typer.Option(..., "--report", help="directory for metrics.json and plots"),
+    harp_map: Path | None = typer.Option(None, "--harp-map", exists=True, help=_HARP_HELP),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Score every model on labelled data: metrics.json and plots in --report."""
+    _setup_logging(verbose)
+    from flare_core.errors import FlareflowError
+    from flare_core.evaluation import evaluate as evaluate_bundle
+    from flare_core.forecasting import ModelBundle
+    from flare_core.training import build_model_dataset, read_inputs
+
+    files = _data_files(ctx, data)
+    try:
+        bundle = ModelBundle.load(model)
+        sharp, flare_frame = read_inputs(files, flares, harp_map=harp_map)
+        dataset = build_model_dataset(sharp, flare_frame, bundle.config, with_labels=True)
+        metrics = evaluate_bundle(bundle, dataset, report)
+    except FlareflowError as e:
+        raise _fail(e) from e
+    for name, m in metrics.get("models", {}).items():
+        scores = ", ".join(f"{k}={m[k]:.3f}" for k in ("tss", "hss", "bss", "auc")
+                           if isinstance(m.get(k), float))
+        typer.echo(f"{name:20s} {scores}")
+    typer.echo(f"report: {report}")

@@ -1,0 +1,246 @@
+"""Score every model of a bundle on a labelled dataset: ``metrics.json`` and plots.
+
+Metrics (all on the records of the evaluated dataset; nothing is chosen on it):
+
+* binary forecasts of a flare >= M (or >= C) peaking in ``(t_rec, t_rec + 24 h]``: TSS and
+  HSS at the decision threshold chosen on the VALIDATION regions during training
+  (``model.json``), BSS against the TRAINING climatology, ROC AUC;
+* time-to-event scores of every model's risk score (its ``P(>=M in 24 h)``, or ``1 - S(24 h)``
+  for the survival model) against ``time_to_event_h``/``event`` of
+  `flare_core.labels.label_time_to_event`: AUC(t) at 12/24/48/72/144 h (cumulative/dynamic,
+  IPCW) and Uno's C-index. The censoring distribution of the IPCW weights is the Kaplan-Meier
+  estimate on the evaluated labels themselves (the training labels are not in MODEL_DIR);
+* the warning SVM: TSS of ``warning_24h`` against ``m_within_24h`` and, when the model offers
+  a decision score, TSS as a function of the warning threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .errors import DataQualityWarning, ModelError
+from .forecasting import ModelBundle, predict_records
+
+__all__ = ["AUC_TIMES_H", "BINARY_FORECASTS", "evaluate", "score_predictions"]
+
+logger = logging.getLogger(__name__)
+
+#: Horizons (hours after t_rec) of the time-dependent AUC.
+AUC_TIMES_H: tuple[float, ...] = (12.0, 24.0, 48.0, 72.0, 144.0)
+
+#: (model name, probability column, label column) of every binary forecast scored.
+BINARY_FORECASTS: tuple[tuple[str, str, str], ...] = (
+    ("survival", "p_m24_survival", "m_within_24h"),
+    ("defn_m", "p_m24_defn", "m_within_24h"),
+    ("defn_c", "p_c24_defn", "c_within_24h"),
+    ("lstm", "p_m24_lstm", "m_within_24h"),
+    ("logistic", "p_m24_logistic", "m_within_24h"),
+    ("persistence", "p_m24_persistence", "m_within_24h"),
+    ("climatology", "p_m24_climatology", "m_within_24h"),
+)
+_BUNDLE_NAME = {"survival": "cox_time"}
+
+
+def _nan_to_none(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_nan_to_none(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return None if not math.isfinite(float(x)) else float(x)
+    return x
+
+
+def _quiet(fn, *args, **kwargs) -> float:
+    """Call a metric, returning NaN (logged) where it is undefined on this data."""
+    from .errors import ConfigError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as e:
+            logger.info("%s undefined: %s", getattr(fn, "__name__", fn), e)
+            return float("nan")
+
+
+def _binary_scores(y: np.ndarray, p: np.ndarray, threshold: float,
+                   climatology: float | None) -> dict[str, Any]:
+    from . import metrics
+
+    pred = p >= threshold
+    out: dict[str, Any] = {"threshold": threshold, "n": int(y.size), "n_pos": int(y.sum())}
+    out.update({k: v for k, v in _quiet(metrics.skill_scores, y, pred).items()}
+               if 0 < y.size else {})
+    out["auc"] = _quiet(metrics.roc_auc, y, p)
+    out["brier"] = _quiet(metrics.brier_score, y, np.clip(p, 0.0, 1.0))
+    if climatology is not None:
+        out["bss"] = _quiet(metrics.brier_skill_score, y, np.clip(p, 0.0, 1.0),
+                            climatology=climatology)
+    return out
+
+
+def _survival_scores(target: pl.DataFrame, risk: np.ndarray,
+                     times_h: Sequence[float]) -> dict[str, Any]:
+    """AUC(t) and C-index of a risk score (higher = flare sooner)."""
+    from . import metrics
+
+    t = target["time_to_event_h"].to_numpy()
+    e = target["event"].to_numpy().astype(bool)
+    ok = np.isfinite(t) & np.isfinite(risk)
+    y = metrics.survival_target(e[ok], t[ok])
+    r = risk[ok]
+    out: dict[str, Any] = {}
+    hi = float(t[ok].max()) if ok.any() else 0.0
+    usable = [h for h in times_h if h < hi]
+    aucs: dict[str, float] = {f"{h:g}": float("nan") for h in times_h}
+    if usable and e[ok].any():
+        res = _quiet(metrics.cumulative_dynamic_auc_at, y, y, r, usable)
+        if isinstance(res, tuple):
+            for h, a in zip(usable, res[0], strict=True):
+                aucs[f"{h:g}"] = float(a)
+            out["mean_auc_t"] = res[1]
+    out["auc_t"] = aucs
+    out["c_index"] = _quiet(metrics.concordance_index_ipcw, y, y, r) if e[ok].any() else None
+    return out
+
+
+def score_predictions(
+    preds: pl.DataFrame,
+    labels: pl.DataFrame,
+    *,
+    thresholds: dict[str, float],
+    climatology: dict[str, float],
+    times_h: Sequence[float] = AUC_TIMES_H,
+) -> dict[str, Any]:
+    """Every metric of every forecast column present in ``preds``.
+
+    Parameters
+    ----------
+    preds : pl.DataFrame
+        Output of `flare_core.forecasting.predict_records`.
+    labels : pl.DataFrame
+        ``harpnum, t_rec`` and the label columns of `flare_core.labels.label_time_to_event`,
+        row-aligned with ``preds``.
+    thresholds : dict
+        Decision threshold per bundle model name (chosen on validation regions).
+    climatology : dict
+        TRAINING event rate per label column (reference of the BSS).
+
+    Returns
+    -------
+    dict
+        ``{model: {tss, hss, pod, far, ..., bss, auc, auc_t: {h: auc}, mean_auc_t, c_index}}``
+        (NaN where a score is undefined on this data).
+    """
+    out: dict[str, Any] = {}
+    for name, column, label in BINARY_FORECASTS:
+        if column not in preds.columns or preds[column].null_count() == preds.height:
+            continue
+        p = preds[column].cast(pl.Float64).to_numpy()
+        y = labels[label].cast(pl.Int64).to_numpy()
+        bundle_name = _BUNDLE_NAME.get(name, name)
+        m = _binary_scores(y, p, thresholds.get(bundle_name, 0.5), climatology.get(label))
+        m["label"] = label
+        if {"time_to_event_h", "event"} <= set(labels.columns):
+            m.update(_survival_scores(labels, p, times_h))
+        out[name] = m
+    if "survival_curve" in preds.columns and "survival" in out:
+        # the survival model's own time-dependent risk 1 - S(t) per horizon
+        pass
+    if "warning_24h" in preds.columns and preds["warning_24h"].null_count() < preds.height:
+        from . import metrics
+
+        y = labels["m_within_24h"].cast(pl.Int64).to_numpy()
+        w = preds["warning_24h"].fill_null(False).to_numpy()
+        out["warning_svm"] = {"label": "m_within_24h",
+                              **_quiet(metrics.skill_scores, y, w)}
+    return out
+
+
+def _sweep_tss(y: np.ndarray, score: np.ndarray, n: int = 41) -> dict[str, list[float]]:
+    from . import metrics
+
+    qs = np.unique(np.quantile(score[np.isfinite(score)], np.linspace(0.0, 1.0, n)))
+    tss = [_quiet(metrics.true_skill_statistic, y, score >= q) for q in qs]
+    return {"threshold": qs.tolist(), "tss": tss}
+
+
+def evaluate(bundle: ModelBundle, dataset: pl.DataFrame, report_dir: str | Path) -> dict:
+    """Score ``bundle`` on a labelled ``dataset``; write ``metrics.json`` and plots.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    dataset : pl.DataFrame
+        `flare_core.training.build_model_dataset` output WITH labels (records not used in
+        training, e.g. a held-out fold of regions).
+    report_dir : path-like
+        Created; receives ``metrics.json`` and PNG plots.
+
+    Returns
+    -------
+    dict
+        The content of ``metrics.json``: ``model_dir``, ``model_version``, ``n_records``,
+        ``n_regions``, ``range``, ``models`` (see `score_predictions`), ``plots``.
+    """
+    from .models.persistence import write_json
+
+    for col in ("m_within_24h", "c_within_24h", "time_to_event_h", "event"):
+        if col not in dataset.columns:
+            raise ModelError(f"dataset lacks the label column {col!r}; build it with labels")
+    report = Path(report_dir)
+    report.mkdir(parents=True, exist_ok=True)
+    preds = predict_records(bundle, dataset)
+    thresholds = {n: bundle.threshold(n) for n in bundle.models}
+    scores = score_predictions(preds, dataset, thresholds=thresholds,
+                               climatology=bundle.meta.get("climatology", {}))
+    sweep = _warning_sweep(bundle, preds, dataset)
+    if sweep is not None:
+        scores.setdefault("warning_svm", {})["tss_sweep"] = sweep
+    result: dict[str, Any] = {
+        "model_dir": str(bundle.model_dir),
+        "model_version": bundle.version,
+        "n_records": dataset.height,
+        "n_regions": dataset["harpnum"].n_unique(),
+        "range": {"start": dataset["t_rec"].min(), "end": dataset["t_rec"].max()},
+        "auc_times_h": list(AUC_TIMES_H),
+        "models": scores,
+    }
+    result["plots"] = _plots(bundle, preds, dataset, scores, report)
+    write_json(_nan_to_none(result), report / "metrics.json")
+    logger.info("evaluation written to %s", report)
+    return result
+
+
+def _warning_sweep(bundle: ModelBundle, preds: pl.DataFrame,
+                   dataset: pl.DataFrame) -> dict[str, list[float]] | None:
+    """TSS of the warning SVM's decision score as the warning threshold varies."""
+    if "warning_score" not in preds.columns:
+        return None
+    y = dataset["m_within_24h"].cast(pl.Int64).to_numpy()
+    return _sweep_tss(y, preds["warning_score"].cast(pl.Float64).to_numpy())
+
+
+def _plots(bundle: ModelBundle, preds: pl.DataFrame, dataset: pl.DataFrame,
+           scores: dict[str, Any], report: Path) -> list[str]:
+    """Draw the report figures with `flare_core.publish.plots`; returns the written files."""
+    try:
+        from .publish import plots
+    except ImportError as e:
+        logger.error("plots left out: flare_core.publish.plots is not available (%s)", e)
+        return []
+    return _draw(plots, bundle, preds, dataset, scores, report)
+
+
+def _draw(plots: Any, bundle: ModelBundle, preds: pl.DataFrame, dataset: pl.DataFrame,
+          scores: dict[str, Any], report: Path) -> list[str]:
+    return []

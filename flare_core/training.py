@@ -1,0 +1,754 @@
+"""Train every flareflow model on one labelled dataset and write a versioned model directory.
+
+`train_all` is the single entry point: it splits the training records into a fitting part
+and a region-disjoint validation part (whole HARPs, so no region is on both sides), fits
+each model family in turn, picks each binary forecaster's decision threshold and, where a
+model supports it, its early-stopping epoch on the validation part only, then refits nothing
+on the validation part (the saved models are the ones scored on it).
+
+MODEL_DIR layout
+----------------
+::
+
+    MODEL_DIR/
+        model.json          # format version, code version, config, features, training range,
+                            # data hash, validation metrics, thresholds, sub-directories
+        <model name>/       # one directory per model, written by the model's own ``save``
+
+Loading never unpickles arbitrary objects: every model directory holds torch state_dicts
+(``weights_only=True``), skops files behind an allow-list, and JSON
+(`flare_core.models.persistence`). The mapping from a model name to the class that loads it
+is the fixed registry `MODEL_SPECS` in this module, never a class path read from a file.
+
+Time conventions: every datetime is tz-aware UTC; durations are hours. Labels are those of
+`flare_core.labels.label_time_to_event`: a flare counts for a record at ``t`` if its peak is in
+``(t, t + horizon_h]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import logging
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .config import check_positive
+from .errors import ConfigError, ModelError
+
+__all__ = [
+    "MODEL_FORMAT_VERSION",
+    "ALL_MODELS",
+    "TrainConfig",
+    "ModelSpec",
+    "MODEL_SPECS",
+    "DEFAULT_HARP_MAP",
+    "read_inputs",
+    "build_model_dataset",
+    "split_validation",
+    "hash_frame",
+    "hash_files",
+    "code_version",
+    "best_tss_threshold",
+    "train_all",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the MODEL_DIR layout; `flare_core.forecasting.ModelBundle.load` refuses others.
+MODEL_FORMAT_VERSION = 1
+
+#: Every model `train_all` knows, in training order (the survival chain first: the warning
+#: SVM reads the Cox-Time and forest outputs).
+ALL_MODELS: tuple[str, ...] = (
+    "flare_class_forest",
+    "cox_time",
+    "warning_svm",
+    "defn_m",
+    "defn_c",
+    "climatology",
+    "persistence",
+    "logistic",
+    "lstm",
+)
+
+_LABEL_M = "m_within_24h"
+_LABEL_C = "c_within_24h"
+
+
+# ------------------------------------------------------------------------------------ config
+
+
+def _default_params() -> dict[str, dict[str, Any]]:
+    return {}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of `train_all`.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of every random choice (validation split, numpy, torch).
+    window_h, long_window_h : float
+        Trailing windows (hours) of `flare_core.features.RunningStats`.
+    tmax_h : float
+        Follow-up (hours) of the time-to-event labels; later flares are censored.
+    horizon_h : float
+        Forecast horizon (hours) of the binary labels and of ``p_*24`` probabilities.
+    val_fraction : float
+        Fraction of the training REGIONS held out (region-disjoint) for early stopping,
+        epoch and threshold selection and the validation metrics in ``model.json``.
+    models : tuple of str
+        Models to train, a subset of `ALL_MODELS`.
+    params : mapping of str to mapping
+        Hyper-parameters per model name, passed to the model's constructor (e.g.
+        ``{"defn_m": {"epochs": 20}}``); unknown names raise `ConfigError`.
+    device : str
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``.
+    freshness_h : float
+        Largest age (hours) of a region's newest record that `forecast_at` still uses.
+    """
+
+    seed: int = 0
+    window_h: float = 4.0
+    long_window_h: float = 24.0
+    tmax_h: float = 144.0
+    horizon_h: float = 24.0
+    val_fraction: float = 0.2
+    models: tuple[str, ...] = ALL_MODELS
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_params)
+    device: str = "auto"
+    freshness_h: float = 6.0
+
+    def __post_init__(self) -> None:
+        for name in ("window_h", "long_window_h", "tmax_h", "horizon_h",
+                     "freshness_h"):
+            check_positive(name, getattr(self, name))
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ConfigError(f"seed must be a non-negative int, got {self.seed!r}")
+        if not (0.0 < self.val_fraction < 1.0):
+            raise ConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")
+        if self.horizon_h != 24.0:
+            raise ConfigError(
+                f"horizon_h must be 24.0 (the p_*24 forecasts and m/c_within_24h labels), "
+                f"got {self.horizon_h!r}"
+            )
+        if self.tmax_h < self.horizon_h:
+            raise ConfigError(
+                f"tmax_h ({self.tmax_h}) must be >= horizon_h ({self.horizon_h})"
+            )
+        if isinstance(self.models, str):
+            raise ConfigError(f"models must be a sequence of names, got {self.models!r}")
+        object.__setattr__(self, "models", tuple(self.models))
+        unknown = sorted(set(self.models) - set(ALL_MODELS))
+        if unknown:
+            raise ConfigError(f"unknown models {unknown}; known: {list(ALL_MODELS)}")
+        if not self.models:
+            raise ConfigError("models must not be empty")
+        bad = sorted(set(self.params) - set(ALL_MODELS))
+        if bad:
+            raise ConfigError(f"params given for unknown models {bad}; known: {list(ALL_MODELS)}")
+        if any(not isinstance(v, Mapping) for v in self.params.values()):
+            raise ConfigError("params must map model names to tables of hyper-parameters")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    # -- constructors ---------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build from a plain mapping (e.g. parsed TOML); unknown keys raise `ConfigError`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig keys {unknown}; known: {sorted(known)}")
+        kwargs = dict(values)
+        if "models" in kwargs:
+            kwargs["models"] = tuple(kwargs["models"])
+        if "params" in kwargs:
+            kwargs["params"] = {k: dict(v) for k, v in kwargs["params"].items()}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        """Read a TOML file: top-level keys are the fields, ``[params.<model>]`` tables the
+        hyper-parameters of one model, e.g.::
+
+            seed = 1
+            models = ["defn_m", "logistic", "persistence"]
+            [params.defn_m]
+            max_epochs = 20
+        """
+        p = Path(path)
+        try:
+            values = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read training config {p}: {e}") from e
+        try:
+            return cls.from_mapping(values)
+        except ConfigError as e:
+            raise ConfigError(f"{p}: {e}") from e
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> TrainConfig:
+        """A tiny configuration (few trees, few epochs) for tests and the offline demo."""
+        values = dict(_QUICK)
+        values["params"] = {k: dict(v) for k, v in _QUICK["params"].items()}
+        values.update(overrides)
+        return cls.from_mapping(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary; `from_mapping` reads it back."""
+        d = dataclasses.asdict(self)
+        d["models"] = list(self.models)
+        d["params"] = {k: dict(v) for k, v in self.params.items()}
+        return d
+
+    def params_for(self, model: str) -> dict[str, Any]:
+        """Hyper-parameters of one model (a copy)."""
+        return dict(self.params.get(model, {}))
+
+    def resolved_device(self) -> str:
+        """``"cuda"`` when requested or (``auto``) available, else ``"cpu"``."""
+        if self.device == "cpu":
+            return "cpu"
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+        if self.device == "cuda":
+            raise ConfigError("device='cuda' requested but torch sees no CUDA device")
+        return "cpu"
+
+
+_QUICK: dict[str, Any] = {
+    "val_fraction": 0.25,
+    "params": {
+        "flare_class_forest": {"n_estimators": 20},
+        "cox_time": {"epochs": 3},
+        "defn_m": {"max_epochs": 3},
+        "defn_c": {"max_epochs": 3},
+        "lstm": {"epochs": 2},
+    },
+}
+
+
+# ----------------------------------------------------------------------------------- dataset
+
+#: The JSOC HARP<->NOAA map bundled with the repository (data/harp_noaa, see data/README.md).
+DEFAULT_HARP_MAP = Path(__file__).resolve().parents[1] / "data" / "harp_noaa" / (
+    "all_harps_with_noaa_ars.txt"
+)
+
+
+def read_inputs(
+    data: Sequence[str | Path],
+    flares: Sequence[str | Path],
+    *,
+    harp_map: str | Path | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read SHARP files and flare lists of any supported format; attach HARPs to flares.
+
+    Parameters
+    ----------
+    data : sequence of path-like
+        SHARP keyword files (sun2022 CSV, SWAN-SF, store export, ...), read with
+        `flare_core.sources.read_file`; each must be of kind ``"sharp"``.
+    flares : sequence of path-like
+        Flare lists of kind ``"flares"``.
+    harp_map : path-like, optional
+        HARP<->NOAA map; default `DEFAULT_HARP_MAP`. Flares whose ``harpnum`` is unset get it
+        from their ``noaa_ar`` (`flare_core.sources.attach_harpnum`).
+
+    Returns
+    -------
+    (sharp, flares) : tuple of pl.DataFrame
+        Canonical frames (`flare_core.schema`), the SHARP rows concatenated in input order.
+    """
+    from .schema import conform_flares, conform_sharp
+    from .sources import attach_harpnum, read_file, read_harp_noaa_map
+
+    if not data:
+        raise ConfigError("no SHARP data file given")
+    if not flares:
+        raise ConfigError("no flare list given")
+    sharp_frames, flare_frames = [], []
+    for path in data:
+        kind, frame = read_file(path)
+        if kind != "sharp":
+            raise ConfigError(f"{path}: expected SHARP keyword data, found a {kind!r} file")
+        sharp_frames.append(conform_sharp(frame))
+    for path in flares:
+        kind, frame = read_file(path)
+        if kind != "flares":
+            raise ConfigError(f"{path}: expected a flare list, found a {kind!r} file")
+        flare_frames.append(conform_flares(frame))
+    sharp = pl.concat(sharp_frames, how="vertical")
+    flare_frame = pl.concat(flare_frames, how="vertical")
+    map_path = Path(harp_map) if harp_map is not None else DEFAULT_HARP_MAP
+    if flare_frame["harpnum"].null_count() > 0:
+        if not map_path.is_file():
+            raise ConfigError(f"HARP<->NOAA map not found: {map_path} (pass --harp-map)")
+        flare_frame = attach_harpnum(flare_frame, read_harp_noaa_map(map_path),
+                                     records=sharp.select("harpnum", "t_rec"))
+    logger.info("read %d SHARP records of %d regions from %d file(s); %d flares (%d with a "
+                "HARP) from %d list(s)", sharp.height, sharp["harpnum"].n_unique(), len(data),
+                flare_frame.height, flare_frame["harpnum"].is_not_null().sum(), len(flares))
+    return sharp, flare_frame
+
+
+
+def build_model_dataset(
+    sharp: pl.DataFrame,
+    flares: pl.DataFrame,
+    config: TrainConfig,
+    *,
+    with_labels: bool = True,
+) -> pl.DataFrame:
+    """Features (and labels) of every SHARP record, as `train_all` and the forecasts use them.
+
+    A thin call of `flare_core.dataset.build_dataset` with the windows of ``config``, so that
+    training and prediction compute identical features.
+
+    Parameters
+    ----------
+    sharp : pl.DataFrame
+        Canonical SHARP keyword frame (`flare_core.schema`).
+    flares : pl.DataFrame
+        Canonical flare frame with ``harpnum`` attached (`flare_core.sources.harp_noaa`).
+        Only flares that peaked strictly before a record's ``t_rec`` enter its features.
+    config : TrainConfig
+    with_labels : bool
+        Add the label columns (they need flares after ``t_rec``; never inputs).
+    """
+    from .dataset import build_dataset
+    from .features import RunningStats
+
+    kwargs: dict[str, Any] = {
+        "features": RunningStats(window_h=config.window_h, long_window_h=config.long_window_h),
+        "tmax_h": config.tmax_h,
+        "horizon_h": config.horizon_h,
+        "with_labels": with_labels,
+    }
+    return build_dataset(sharp, flares, **kwargs)
+
+
+def split_validation(
+    dataset: pl.DataFrame, *, fraction: float, seed: int, label: str = _LABEL_M
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``dataset`` into (fit, validation) by whole regions (HARPs).
+
+    About ``fraction`` of the regions go to validation; the split is stratified by whether
+    a region ever has a positive ``label`` (flaring regions are rare, and a validation part
+    without them cannot select thresholds). Deterministic for a given ``seed``.
+    """
+    if not (0.0 < fraction < 1.0):
+        raise ConfigError(f"fraction must lie in (0, 1), got {fraction!r}")
+    regions = dataset.group_by("harpnum").agg(
+        pl.col(label).cast(pl.Boolean).any().alias("_pos") if label in dataset.columns
+        else pl.lit(False).alias("_pos")
+    ).sort("harpnum")
+    if regions.height < 2:
+        raise ModelError(
+            f"need >= 2 regions for a region-disjoint validation split, got {regions.height}"
+        )
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    for pos in (True, False):
+        ids = regions.filter(pl.col("_pos") == pos)["harpnum"].to_numpy()
+        if ids.size == 0:
+            continue
+        n_val = int(round(fraction * ids.size))
+        if ids.size >= 2:
+            n_val = min(max(n_val, 1), ids.size - 1)
+        val.extend(rng.choice(ids, size=n_val, replace=False).tolist())
+    is_val = pl.col("harpnum").is_in(val)
+    fit, valid = dataset.filter(~is_val), dataset.filter(is_val)
+    if fit.height == 0 or valid.height == 0:
+        raise ModelError("validation split left one side empty; use more regions")
+    logger.info(
+        "validation split: %d regions / %d records fit, %d regions / %d records validation",
+        fit["harpnum"].n_unique(), fit.height, valid["harpnum"].n_unique(), valid.height,
+    )
+    return fit, valid
+
+
+# ------------------------------------------------------------------------------- versioning
+
+
+def hash_frame(frame: pl.DataFrame) -> str:
+    """SHA-256 (hex) of a frame's content, independent of row order."""
+    h = frame.sort(frame.columns[:2] if frame.width >= 2 else frame.columns).hash_rows(seed=0)
+    digest = hashlib.sha256(np.sort(h.to_numpy()).tobytes())
+    digest.update(",".join(f"{c}:{t}" for c, t in frame.schema.items()).encode())
+    return digest.hexdigest()
+
+
+def hash_files(paths: Iterable[str | Path]) -> str:
+    """SHA-256 (hex) of the bytes of ``paths`` (sorted by name, directories recursively)."""
+    digest = hashlib.sha256()
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files.extend(sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])
+    for p in sorted(files):
+        digest.update(p.name.encode())
+        with p.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """``flare_core.__version__`` plus the git commit of the source tree when available."""
+    import subprocess
+
+    from . import __version__
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+        commit = out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+g{commit}" if commit else __version__
+
+
+# ------------------------------------------------------------------------------- thresholds
+
+
+def best_tss_threshold(y_true: Any, p: Any) -> tuple[float, float]:
+    """Decision threshold on a probability that maximises TSS, and that TSS.
+
+    Used on the VALIDATION part only. Candidates are the midpoints between distinct forecast
+    values (plus 0.5 as a fall-back when one class is missing).
+    """
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(p, dtype=np.float64)
+    if y.all() or not y.any():
+        return 0.5, float("nan")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    fp = np.cumsum(~y_sorted)
+    distinct = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
+    tss = tp[distinct] / y.sum() - fp[distinct] / (~y).sum()
+    k = int(np.argmax(tss))
+    i = distinct[k]
+    lower = s_sorted[i + 1] if i + 1 < s_sorted.size else s_sorted[i] - 1e-6
+    return float((s_sorted[i] + lower) / 2.0), float(tss[k])
+
+
+# ------------------------------------------------------------------------------ model specs
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How `train_all` fits one model and how the forecasts read it back.
+
+    Parameters
+    ----------
+    name : str
+        Model name, also its sub-directory in MODEL_DIR.
+    module, cls : str
+        Where its class lives (``flare_core.models.<module>``); imported lazily, so a model
+        that is not available leaves the others working.
+    fit : callable
+        ``fit(cls, train, val, context) -> model``; ``context`` carries the config, the
+        feature names and the already fitted models of this run.
+    predict : callable
+        ``predict(model, data, context) -> dict[column, ndarray]``, one value per row.
+    binary : tuple (probability column, label column) or None
+        For binary forecasters: the column `predict` returns and the label it forecasts;
+        `train_all` selects its decision threshold on the validation part.
+    needs : tuple of str
+        Models whose fitted objects ``fit``/``predict`` read from the context.
+    """
+
+    name: str
+    module: str
+    cls: str
+    fit: Callable[..., Any]
+    predict: Callable[..., dict[str, np.ndarray]]
+    binary: tuple[str, str] | None = None
+    needs: tuple[str, ...] = ()
+
+    def load_class(self) -> type:
+        """Import the model class; raises `ModelError` if its module is not available."""
+        try:
+            module = importlib.import_module(f"flare_core.models.{self.module}")
+        except ImportError as e:
+            raise ModelError(f"model {self.name!r}: cannot import flare_core.models."
+                             f"{self.module}: {e}") from e
+        try:
+            return getattr(module, self.cls)
+        except AttributeError as e:
+            raise ModelError(f"model {self.name!r}: flare_core.models.{self.module} has no "
+                             f"{self.cls}") from e
+
+
+@dataclass
+class _Context:
+    """What the fit/predict adapters may read."""
+
+    config: TrainConfig
+    features: list[str]
+    models: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    params: dict[str, Any] = field(default_factory=dict)  # of the model being fitted
+    thresholds: dict[str, float] = field(default_factory=dict)  # validation-chosen, by model
+    outputs: dict[str, Any] = field(default_factory=dict)  # columns predicted so far
+
+
+def _kwargs_for(cls: type, params: Mapping[str, Any], **defaults: Any) -> dict[str, Any]:
+    """``params`` plus those ``defaults`` the constructor of ``cls`` accepts."""
+    import inspect
+
+    accepted = inspect.signature(cls).parameters
+    out = {k: v for k, v in defaults.items() if k in accepted and k not in params}
+    out.update(params)
+    return out
+
+
+def _labels(frame: pl.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        raise ModelError(f"label column {column!r} not in the dataset")
+    return frame[column].cast(pl.Int64).to_numpy()
+
+
+# -- baselines --------------------------------------------------------------------------
+
+
+def _fit_climatology(cls, train, val, ctx):
+    return cls().fit(train.select(ctx.features), train[_LABEL_M])
+
+
+def _persistence_column(columns: Sequence[str]) -> str:
+    """The >=M flare count of the previous 24 h (`flare_core.history`, peaks before t_rec)."""
+    if "history__m_count_24h" in columns:
+        return "history__m_count_24h"
+    cands = sorted(c for c in columns if c.startswith("history__m_count"))
+    if not cands:
+        raise ModelError("no >=M flare-history column (history__m_count_*) in the dataset")
+    return cands[0]
+
+
+def _fit_persistence(cls, train, val, ctx):
+    column = _persistence_column(ctx.features)
+    return cls(column, calibrated=True).fit(train, train[_LABEL_M])
+
+
+def _fit_sklearn_binary(label: str):
+    def fit(cls, train, val, ctx):
+        params = _kwargs_for(cls, ctx.params, features=ctx.features,
+                             random_state=ctx.config.seed)
+        return cls(**params).fit(train, train[label])
+
+    return fit
+
+
+def _predict_proba(column: str):
+    def predict(model, data, ctx):
+        return {column: np.asarray(model.predict_proba(data), dtype=np.float64)}
+
+    return predict
+
+
+def _config_object(module: str, name: str, params: Mapping[str, Any], **defaults: Any) -> Any:
+    """Instantiate the config dataclass ``name`` of ``flare_core.models.<module>``."""
+    cfg_cls = getattr(importlib.import_module(f"flare_core.models.{module}"), name)
+    known = {f.name for f in dataclasses.fields(cfg_cls)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ConfigError(f"unknown {name} parameters {unknown}; known: {sorted(known)}")
+    values = {k: v for k, v in defaults.items() if k in known}
+    values.update(params)
+    return cfg_cls(**values)
+
+
+# -- Deep Flare Net -----------------------------------------------------------------------
+
+
+def _fit_defn(target: str, label: str):
+    def fit(cls, train, val, ctx):
+        cfg = _config_object("defn", "DeFNConfig", ctx.params, seed=ctx.config.seed,
+                             device=ctx.device)
+        model = cls(target, config=cfg, features=ctx.features)
+        return model.fit(train, train[label], X_val=val, y_val=val[label])
+
+    return fit
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {}
+
+
+def _register(spec: ModelSpec) -> None:
+    MODEL_SPECS[spec.name] = spec
+
+
+_register(ModelSpec("defn_m", "defn", "DeepFlareNet", _fit_defn("M", _LABEL_M),
+                    _predict_proba("p_m24_defn"), binary=("p_m24_defn", _LABEL_M)))
+_register(ModelSpec("defn_c", "defn", "DeepFlareNet", _fit_defn("C", _LABEL_C),
+                    _predict_proba("p_c24_defn"), binary=("p_c24_defn", _LABEL_C)))
+_register(ModelSpec("climatology", "baselines", "ClimatologyForecaster", _fit_climatology,
+                    _predict_proba("p_m24_climatology"), binary=("p_m24_climatology", _LABEL_M)))
+_register(ModelSpec("persistence", "baselines", "PersistenceForecaster", _fit_persistence,
+                    _predict_proba("p_m24_persistence"), binary=("p_m24_persistence", _LABEL_M)))
+_register(ModelSpec("logistic", "baselines", "LogisticRegressionBaseline",
+                    _fit_sklearn_binary(_LABEL_M), _predict_proba("p_m24_logistic"),
+                    binary=("p_m24_logistic", _LABEL_M)))
+
+
+# ------------------------------------------------------------------------------- train_all
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - libraries that use the global state
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def _validation_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    from . import metrics
+
+    out: dict[str, float] = {"threshold": threshold, "n": int(y.size), "n_pos": int(y.sum())}
+    if 0 < y.sum() < y.size:
+        pred = p >= threshold
+        out["tss"] = metrics.true_skill_statistic(y, pred)
+        out["hss"] = metrics.heidke_skill_score(y, pred)
+        out["auc"] = metrics.roc_auc(y, p)
+    return out
+
+
+def _time_range(frame: pl.DataFrame) -> dict[str, str | None]:
+    if frame.height == 0:
+        return {"start": None, "end": None}
+    return {"start": frame["t_rec"].min().isoformat(), "end": frame["t_rec"].max().isoformat()}
+
+
+def train_all(
+    dataset: pl.DataFrame,
+    out_dir: str | Path,
+    config: TrainConfig = TrainConfig(),  # noqa: B008 - frozen, immutable default
+    *,
+    data_hash: str | None = None,
+) -> Path:
+    """Train every model of ``config.models`` on ``dataset`` and write MODEL_DIR.
+
+    Parameters
+    ----------
+    dataset : pl.DataFrame
+        Output of `build_model_dataset` (or `flare_core.dataset.build_dataset`) WITH labels:
+        ``harpnum``, ``t_rec`` (UTC), feature columns ``a__b`` and the label columns.
+    out_dir : path-like
+        The model directory to write (created; existing model files are replaced).
+    config : TrainConfig
+    data_hash : str, optional
+        Hash of the input files (`hash_files`); default: hash of ``dataset`` (`hash_frame`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+
+    Notes
+    -----
+    A model whose module is missing or whose fit fails is left out with an ERROR log line
+    and recorded under ``"skipped"`` in ``model.json``; `ModelError` is raised only when no
+    model at all could be trained.
+    """
+    from .features import feature_columns
+    from .models.persistence import write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    features = feature_columns(dataset)
+    if not features:
+        raise ModelError("dataset has no feature column (named '<keyword>__<stat>')")
+    for label in (_LABEL_M, _LABEL_C):
+        if label not in dataset.columns:
+            raise ModelError(f"dataset lacks the label column {label!r}; build it with labels")
+    _seed_everything(config.seed)
+    dataset = dataset.sort("harpnum", "t_rec")
+    fit_part, val_part = split_validation(dataset, fraction=config.val_fraction,
+                                          seed=config.seed)
+    ctx = _Context(config=config, features=features, device=config.resolved_device())
+    trained: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    t_all = time.perf_counter()
+    for name in [m for m in ALL_MODELS if m in config.models]:
+        spec = MODEL_SPECS.get(name)
+        if spec is None:
+            skipped[name] = "no training adapter for this model in this version"
+            logger.error("model %s left out: %s", name, skipped[name])
+            continue
+        missing = [n for n in spec.needs if n not in ctx.models]
+        if missing:
+            skipped[name] = f"needs models {missing}, which were not trained"
+            logger.error("model %s left out: %s", name, skipped[name])
+            continue
+        t0 = time.perf_counter()
+        try:
+            cls = spec.load_class()
+            ctx.params = config.params_for(name)
+            model = spec.fit(cls, fit_part, val_part, ctx)
+        except (ModelError, ImportError) as e:
+            skipped[name] = str(e)
+            logger.error("model %s left out: %s", name, e)
+            continue
+        fit_s = time.perf_counter() - t0
+        ctx.models[name] = model
+        model.save(out / name)
+        entry: dict[str, Any] = {"dir": name, "class": spec.cls, "fit_seconds": fit_s}
+        if spec.binary is not None:
+            column, label = spec.binary
+            p_val = spec.predict(model, val_part, ctx)[column]
+            y_val = _labels(val_part, label)
+            threshold, _ = best_tss_threshold(y_val, p_val)
+            entry["threshold"] = threshold
+            entry["validation"] = _validation_scores(y_val, p_val, threshold)
+        trained[name] = entry
+        logger.info("trained %s in %.1f s", name, fit_s)
+    if not trained:
+        raise ModelError(f"no model could be trained: {skipped}")
+    meta = {
+        "format_version": MODEL_FORMAT_VERSION,
+        "code_version": code_version(),
+        "created_at": datetime.now(UTC).isoformat(),
+        "config": config.to_dict(),
+        "features": features,
+        "n_records": dataset.height,
+        "n_regions": dataset["harpnum"].n_unique(),
+        "training_range": _time_range(dataset),
+        "climatology": {
+            label: float(dataset[label].cast(pl.Float64).mean()) for label in (_LABEL_M, _LABEL_C)
+        },
+        "validation_regions": sorted(val_part["harpnum"].unique().to_list()),
+        "data_hash": data_hash or hash_frame(dataset.select("harpnum", "t_rec", *features)),
+        "models": trained,
+        "skipped": skipped,
+        "train_seconds": time.perf_counter() - t_all,
+    }
+    write_json(meta, out / "model.json")
+    logger.info("wrote %s: %d models (%s), %d skipped", out, len(trained),
+                ", ".join(trained), len(skipped))
+    return out
