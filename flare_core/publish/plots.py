@@ -1,0 +1,468 @@
+"""PNG figures of forecasts and of their evaluation (matplotlib, Agg canvas, no pyplot).
+
+Every function takes arrays or frames and an output path, writes one PNG, and returns the
+path. Figures are built on `matplotlib.figure.Figure` with an Agg canvas, so nothing here
+touches pyplot's global state or backend or needs a display, and calls are safe from
+worker threads.
+
+Forecast figures
+    `plot_survival_curves` (S(t) of one region, coloured by issue/record time or lead time),
+    `plot_mean_lifetime_track` (mean lifetime vs time with the observed flares, as in the
+    survival-analysis flare papers' lifetime tracks), `plot_full_disk_probability`
+    (full-disk C+/M+/X+ probability time series, observed flares marked).
+Evaluation figures
+    `plot_roc_curves`, `plot_reliability_diagram`, `plot_auc_vs_time` (cumulative/dynamic
+    AUC(t)), `plot_tss_vs_threshold`.
+
+Several models can share one evaluation figure: pass a mapping ``{name: values}``; a bare
+array is drawn as one unnamed curve. Times are tz-aware UTC datetimes (naive ones are taken
+as UTC); durations are hours.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence, Sized
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib.dates as mdates
+import numpy as np
+import polars as pl
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from ..errors import ConfigError
+from ..metrics import reliability_bins
+from ..timeutil import to_utc
+from .forecast_store import PROBABILITY_COLUMNS
+
+__all__ = [
+    "plot_survival_curves",
+    "plot_mean_lifetime_track",
+    "plot_full_disk_probability",
+    "plot_roc_curves",
+    "plot_reliability_diagram",
+    "plot_auc_vs_time",
+    "plot_tss_vs_threshold",
+]
+
+logger = logging.getLogger(__name__)
+
+_DPI = 110
+_CLASS_STYLE = {"p_c24": ("C+", "tab:olive"), "p_m24": ("M+", "tab:orange"),
+                "p_x24": ("X+", "tab:red")}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _figure(width: float = 7.0, height: float = 4.2) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, out_path: str | Path) -> Path:
+    path = Path(out_path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"plot output must be a .png path, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=_DPI, format="png")
+    logger.debug("wrote %s", path)
+    return path
+
+
+def _times(values: Any, name: str) -> list[datetime]:
+    if isinstance(values, pl.Series):
+        values = values.to_list()
+    try:
+        return [to_utc(v) for v in values]
+    except Exception as e:
+        raise ConfigError(f"{name} must be datetimes: {e}") from e
+
+
+def _array(values: Any, name: str, *, ndim: int = 1) -> np.ndarray:
+    a = np.asarray(values.to_numpy() if isinstance(values, pl.Series) else values,
+                   dtype=np.float64)
+    if a.ndim != ndim:
+        raise ConfigError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def _same_length(**arrays: Sized) -> None:
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ConfigError(f"lengths differ: {lengths}")
+    if not next(iter(lengths.values())):
+        raise ConfigError(f"nothing to plot: {', '.join(lengths)} are empty")
+
+
+def _named(values: Any, name: str) -> dict[str, Any]:
+    if isinstance(values, Mapping):
+        if not values:
+            raise ConfigError(f"{name} is an empty mapping")
+        return dict(values)
+    return {"": values}
+
+
+def _time_axis(ax: Any) -> None:
+    locator = mdates.AutoDateLocator(tz="UTC")
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz="UTC"))
+    ax.set_xlabel("time (UTC)")
+
+
+def _hours(a: datetime, b: datetime) -> float:
+    return (a - b).total_seconds() / 3600.0
+
+# -- forecast figures ------------------------------------------------------------------------
+
+
+def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | Path, *,
+                         flare_time: datetime | None = None, title: str | None = None,
+                         cmap: str = "viridis") -> Path:
+    """Survival curves S(t) of one region, one line per forecast, coloured by time.
+
+    Parameters
+    ----------
+    grid_h : array-like of shape (m,)
+        Hours after each forecast's issue time at which S is given.
+    curves : array-like of shape (n, m)
+        S(t) for n forecasts of the same region.
+    times : sequence of n datetimes
+        Issue (or record) time of each curve, UTC.
+    out_path : str or Path
+        PNG file to write.
+    flare_time : datetime, optional
+        Peak time of the flare that ended the track. If given, colours show the lead time
+        ``flare_time - time`` in hours and a marker shows where each curve stood at that
+        moment; otherwise colours show hours since the first curve.
+    title : str, optional
+        Figure title (e.g. ``"HARP 4698 (AR 12192)"``).
+
+    Returns
+    -------
+    Path
+    """
+    grid = _array(grid_h, "grid_h")
+    s = _array(curves, "curves", ndim=2)
+    when = _times(times, "times")
+    if s.shape[1] != grid.size:
+        raise ConfigError(f"curves have {s.shape[1]} columns but grid_h has {grid.size} values")
+    _same_length(curves=s, times=when)
+    if flare_time is not None:
+        flare = to_utc(flare_time)
+        colour_value = np.array([_hours(flare, t) for t in when])
+        label = "lead time before the flare (h)"
+    else:
+        colour_value = np.array([_hours(t, when[0]) for t in when])
+        label = f"hours after {when[0]:%Y-%m-%d %H:%M} UTC"
+    norm = Normalize(vmin=float(colour_value.min()),
+                     vmax=float(max(colour_value.max(), colour_value.min() + 1e-9)))
+    colours = colormaps[cmap]
+    fig = _figure()
+    ax = fig.add_subplot()
+    for k in np.argsort(colour_value)[::-1]:
+        ax.plot(grid, s[k], color=colours(norm(colour_value[k])), lw=1.3, alpha=0.9)
+        if flare_time is not None and 0 <= colour_value[k] <= grid[-1]:
+            ax.plot(colour_value[k], np.interp(colour_value[k], grid, s[k]), "o", ms=3.5,
+                    color=colours(norm(colour_value[k])), mec="k", mew=0.4)
+    ax.set(xlim=(grid[0], grid[-1]), ylim=(0, 1.02), xlabel="hours after issue time",
+           ylabel="S(t) = P(no flare by t)", title=title or "Survival curves")
+    ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    ax.grid(alpha=0.3)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=colours), ax=ax, label=label)
+    return _save(fig, out_path)
+
+
+def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | Path, *,
+                             flare_times: Any = None, flare_classes: Sequence[str] | None = None,
+                             observed_time_to_event_h: Any = None,
+                             title: str | None = None) -> Path:
+    """Predicted mean lifetime (expected hours to the next flare) of one region vs time.
+
+    Parameters
+    ----------
+    times : sequence of n datetimes
+        Issue (or record) times, UTC.
+    mean_lifetime_h : array-like of shape (n,)
+        Predicted mean time to the next flare, hours (NaN: no forecast; the line breaks).
+    out_path : str or Path
+        PNG file to write.
+    flare_times : sequence of datetimes, optional
+        Peak times of observed flares of the region, drawn as vertical lines.
+    flare_classes : sequence of str, optional
+        Their GOES classes, written next to the lines.
+    observed_time_to_event_h : array-like of shape (n,), optional
+        The true hours from each time to the next flare (NaN when censored), drawn for
+        comparison: a good track follows it down to each flare.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+    """
+    when = _times(times, "times")
+    life = _array(mean_lifetime_h, "mean_lifetime_h")
+    _same_length(times=when, mean_lifetime_h=life)
+    fig = _figure(7.5, 4.2)
+    ax = fig.add_subplot()
+    ax.plot(when, life, color="tab:blue", lw=1.6, marker=".", ms=3, label="predicted mean lifetime")
+    if observed_time_to_event_h is not None:
+        obs = _array(observed_time_to_event_h, "observed_time_to_event_h")
+        _same_length(times=when, observed_time_to_event_h=obs)
+        ax.plot(when, obs, color="0.3", lw=1.0, ls="--", label="observed time to next flare")
+    if flare_times is not None:
+        peaks = _times(flare_times, "flare_times")
+        classes = list(flare_classes) if flare_classes is not None else [""] * len(peaks)
+        if len(classes) != len(peaks):
+            raise ConfigError(f"{len(classes)} flare_classes for {len(peaks)} flare_times")
+        top = np.nanmax(life) if np.isfinite(life).any() else 1.0
+        for i, (t, c) in enumerate(zip(peaks, classes, strict=True)):
+            ax.axvline(t, color="tab:red", lw=1.0, alpha=0.7,
+                       label="observed flare peak" if i == 0 else None)
+            if c:
+                ax.text(t, top, f" {c}", color="tab:red", fontsize=8, va="top")
+    ax.set(ylabel="hours", title=title or "Mean lifetime track")
+    ax.set_ylim(bottom=0)
+    _time_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    return _save(fig, out_path)
+
+
+def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
+                               flares: pl.DataFrame | None = None,
+                               title: str | None = None) -> Path:
+    """Full-disk probability of a C+, M+ and X+ flare in the next 24 h vs issue time.
+
+    Parameters
+    ----------
+    full_disk : pl.DataFrame
+        As returned by `flare_core.publish.full_disk.full_disk_probabilities`: issue_time
+        and any of p_c24, p_m24, p_x24; with a ``model`` column, each model gets its own
+        line style.
+    out_path : str or Path
+        PNG file to write.
+    flares : pl.DataFrame, optional
+        Observed flares (canonical flare frame: peak_time, goes_class); those of class M
+        and X inside the plotted period are marked along the top.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+    """
+    if "issue_time" not in full_disk.columns or full_disk.is_empty():
+        raise ConfigError("full_disk needs rows and an issue_time column")
+    present = [c for c in PROBABILITY_COLUMNS if c in full_disk.columns]
+    if not present:
+        raise ConfigError(f"full_disk has none of {PROBABILITY_COLUMNS}")
+    models = (full_disk["model"].unique(maintain_order=True).to_list()
+              if "model" in full_disk.columns else [None])
+    styles = ["-", "--", ":", "-."]
+    fig = _figure(8.0, 4.2)
+    ax = fig.add_subplot()
+    for m_i, model in enumerate(models):
+        part = full_disk if model is None else full_disk.filter(pl.col("model") == model)
+        part = part.sort("issue_time")
+        when = _times(part["issue_time"], "issue_time")
+        for col in present:
+            name, colour = _CLASS_STYLE[col]
+            p = part[col].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            label = name if model is None or len(models) == 1 else f"{name} {model}"
+            ax.plot(when, p, color=colour, ls=styles[m_i % len(styles)], lw=1.4, label=label)
+    start, end = full_disk["issue_time"].min(), full_disk["issue_time"].max()
+    if flares is not None and not flares.is_empty():
+        big = flares.filter(pl.col("peak_time").is_between(start, end)
+                            & pl.col("goes_class").str.to_uppercase().str.slice(0, 1)
+                            .is_in(["M", "X"]))
+        for t, c in big.select("peak_time", "goes_class").iter_rows():
+            colour = "tab:red" if c.upper().startswith("X") else "tab:orange"
+            ax.axvline(t, color=colour, lw=0.8, alpha=0.5)
+            ax.text(t, 0.99, f"{c} ", color=colour, fontsize=7, rotation=90, va="top",
+                    ha="right", transform=ax.get_xaxis_transform())
+    ax.set(ylim=(0, 1.03), ylabel="P(flare in next 24 h), full disk",
+           title=title or "Full-disk flare probability")
+    _time_axis(ax)
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", fontsize=8, ncols=len(present) * len(models))
+    return _save(fig, out_path)
+
+
+# -- evaluation figures ----------------------------------------------------------------------
+
+
+def plot_roc_curves(y_true: Any, scores: Any, out_path: str | Path, *,
+                    title: str | None = None) -> Path:
+    """ROC curves (probability of detection vs probability of false detection).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        0/1 outcomes (e.g. an M+ flare in the next 24 h).
+    scores : array-like of shape (n,) or mapping name -> array-like of shape (n,)
+        Forecast probabilities or any score, higher = more likely.
+    out_path : str or Path
+    title : str, optional
+
+    Returns
+    -------
+    Path
+        The legend gives each curve's area (scikit-learn ``roc_auc_score``).
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y = _array(y_true, "y_true")
+    if not (np.isin(y, (0, 1)).all() and 0 < y.sum() < y.size):
+        raise ConfigError("y_true must be 0/1 and hold both classes for a ROC curve")
+    fig = _figure(5.2, 4.8)
+    ax = fig.add_subplot()
+    for name, values in _named(scores, "scores").items():
+        s = _array(values, f"scores[{name!r}]")
+        _same_length(y_true=y, scores=s)
+        fpr, tpr, _ = roc_curve(y, s)
+        label = f"{name + ' ' if name else ''}AUC = {roc_auc_score(y, s):.3f}"
+        ax.plot(fpr, tpr, lw=1.6, label=label)
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1, label="no skill")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), aspect="equal",
+           xlabel="probability of false detection (FPR)",
+           ylabel="probability of detection (TPR)", title=title or "ROC curve")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, out_path)
+
+
+def plot_reliability_diagram(y_true: Any, probabilities: Any, out_path: str | Path, *,
+                             n_bins: int = 10, title: str | None = None) -> Path:
+    """Reliability diagram: observed event frequency vs forecast probability, with counts.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        0/1 outcomes.
+    probabilities : array-like of shape (n,) or mapping name -> array-like
+        Forecast probabilities in [0, 1].
+    out_path : str or Path
+    n_bins : int, optional
+        Equal-width bins on [0, 1] (`flare_core.metrics.reliability_bins`); empty bins are
+        not drawn.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+        Upper panel: the diagram with the diagonal (perfect reliability) and the
+        climatological frequency; lower panel: forecasts per bin (log scale).
+    """
+    y = _array(y_true, "y_true")
+    fig = _figure(5.4, 6.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    width = 1.0 / n_bins
+    named = _named(probabilities, "probabilities")
+    for k, (name, values) in enumerate(named.items()):
+        p = _array(values, f"probabilities[{name!r}]")
+        _same_length(y_true=y, probabilities=p)
+        bins = reliability_bins(y.astype(np.int64), p, n_bins=n_bins).filter(pl.col("n") > 0)
+        line = top.plot(bins["mean_prob"], bins["event_rate"], marker="o", ms=4, lw=1.4,
+                        label=name or "forecast")[0]
+        offset = (k - (len(named) - 1) / 2) * width / max(len(named), 1)
+        bottom.bar(bins["bin_lower"] + width / 2 + offset, bins["n"],
+                   width=width / max(len(named), 1) * 0.9, color=line.get_color(), alpha=0.7)
+    top.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1, label="perfect reliability")
+    top.axhline(float(y.mean()), color="0.7", ls="--", lw=1, label="climatology")
+    top.set(xlim=(0, 1), ylim=(0, 1.01), ylabel="observed frequency",
+            title=title or "Reliability diagram")
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set(yscale="log", xlabel="forecast probability", ylabel="forecasts")
+    bottom.grid(alpha=0.3)
+    return _save(fig, out_path)
+
+
+def plot_auc_vs_time(times_h: Any, auc: Any, out_path: str | Path, *,
+                     mean_auc: Mapping[str, float] | float | None = None,
+                     title: str | None = None) -> Path:
+    """Time-dependent AUC(t) vs horizon t (cumulative cases / dynamic controls).
+
+    Parameters
+    ----------
+    times_h : array-like of shape (m,)
+        Horizons in hours.
+    auc : array-like of shape (m,) or mapping name -> array-like
+        AUC(t), e.g. from `flare_core.metrics.cumulative_dynamic_auc_at`.
+    out_path : str or Path
+    mean_auc : float or mapping name -> float, optional
+        The weighted mean AUC of each curve, shown in the legend.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+    """
+    t = _array(times_h, "times_h")
+    means = _named(mean_auc, "mean_auc") if mean_auc is not None else {}
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    for name, values in _named(auc, "auc").items():
+        a = _array(values, f"auc[{name!r}]")
+        _same_length(times_h=t, auc=a)
+        label = name or "AUC(t)"
+        if name in means and means[name] is not None:
+            label += f" (mean {float(means[name]):.3f})"
+        ax.plot(t, a, marker="o", ms=3, lw=1.5, label=label)
+    ax.axhline(0.5, color="0.6", ls=":", lw=1, label="no skill")
+    ax.set(ylim=(0.4, 1.0), xlabel="horizon t (hours after record time)", ylabel="AUC(t)",
+           title=title or "Cumulative/dynamic AUC(t)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, out_path)
+
+
+def plot_tss_vs_threshold(thresholds: Any, tss: Any, out_path: str | Path, *,
+                          chosen: Mapping[str, float] | float | None = None,
+                          xlabel: str = "warning threshold x",
+                          title: str | None = None) -> Path:
+    """True skill statistic as a function of the warning threshold.
+
+    Parameters
+    ----------
+    thresholds : array-like of shape (m,)
+        Threshold values x (e.g. hours for "warn if the mean lifetime is below x", or a
+        probability).
+    tss : array-like of shape (m,) or mapping name -> array-like
+        TSS at each threshold (NaN where undefined; the line breaks).
+    out_path : str or Path
+    chosen : float or mapping name -> float, optional
+        The operating threshold of each curve, chosen beforehand on validation data (never
+        on the data plotted); drawn as a dashed vertical line.
+    xlabel : str, optional
+    title : str, optional
+
+    Returns
+    -------
+    Path
+    """
+    x = _array(thresholds, "thresholds")
+    picks = _named(chosen, "chosen") if chosen is not None else {}
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    lowest = 0.0
+    for name, values in _named(tss, "tss").items():
+        v = _array(values, f"tss[{name!r}]")
+        _same_length(thresholds=x, tss=v)
+        lowest = min(lowest, float(np.nanmin(v)) if np.isfinite(v).any() else 0.0)
+        line = ax.plot(x, v, marker=".", ms=4, lw=1.5, label=name or "TSS")[0]
+        if name in picks and picks[name] is not None:
+            ax.axvline(float(picks[name]), color=line.get_color(), ls="--", lw=1,
+                       label=f"chosen x = {float(picks[name]):g}")
+    ax.axhline(0.0, color="0.6", ls=":", lw=1)
+    ax.set(ylim=(lowest - 0.05, 1.0), xlabel=xlabel,
+           ylabel="TSS", title=title or "TSS vs warning threshold")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, out_path)

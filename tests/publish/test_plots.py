@@ -1,0 +1,137 @@
+"""Every plot writes a real, non-blank PNG; bad inputs raise ConfigError."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import GRID_H, T0, make_forecasts
+from matplotlib.image import imread
+
+from flare_core.errors import ConfigError
+from flare_core.publish import plots
+from flare_core.publish.full_disk import full_disk_probabilities
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# Three real flares of AR 12192 / HARP 4698 (NOAA GOES event list, peak times UTC).
+FLARES = pl.DataFrame(
+    {"peak_time": [datetime(2014, 10, 22, 1, 59, tzinfo=UTC),
+                   datetime(2014, 10, 22, 14, 28, tzinfo=UTC),
+                   datetime(2014, 10, 24, 21, 41, tzinfo=UTC)],
+     "goes_class": ["M8.7", "X1.6", "X3.1"]})
+
+
+def assert_png_drawn(path: Path, *, min_colours: int = 20) -> np.ndarray:
+    """A PNG (magic bytes, non-trivial size) whose pixels are not blank."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 5_000
+    rgb = imread(path)[..., :3]
+    assert rgb.shape[0] >= 300 and rgb.shape[1] >= 300
+    inked = (rgb < 0.9).any(axis=-1).mean()  # share of pixels that are not (near) white
+    assert 0.01 < inked < 0.9
+    colours = np.unique((rgb * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) >= min_colours
+    return rgb
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    rng = np.random.default_rng(42)
+    y = rng.random(400) < 0.2
+    good = np.clip(0.2 + 0.5 * y + rng.normal(0, 0.2, y.size), 0, 1)
+    poor = np.clip(0.2 + 0.1 * y + rng.normal(0, 0.3, y.size), 0, 1)
+    return y.astype(int), good, poor
+
+
+def test_survival_curves_coloured_by_lead_time(tmp_path):
+    times = [T0 + timedelta(hours=h) for h in range(0, 14, 2)]
+    fc = make_forecasts(times, harpnums=(4698,))
+    curves = np.array(fc["survival_curve"].to_list())
+    path = plots.plot_survival_curves(GRID_H, curves, times, tmp_path / "s.png",
+                                      flare_time=FLARES["peak_time"][1], title="HARP 4698")
+    assert path == tmp_path / "s.png"
+    rgb = assert_png_drawn(path, min_colours=100)  # a colour map, not one colour
+    no_flare = assert_png_drawn(plots.plot_survival_curves(GRID_H, curves, fc["issue_time"],
+                                                           tmp_path / "s2.png"))
+    assert rgb.shape == no_flare.shape and not np.array_equal(rgb, no_flare)
+
+
+def test_mean_lifetime_track(tmp_path):
+    times = [T0 + timedelta(hours=h) for h in range(48)]
+    life = np.abs(np.linspace(30, 2, 48) + np.sin(np.arange(48)))
+    observed = np.array([_hours_to_next(t) for t in times])
+    path = plots.plot_mean_lifetime_track(times, life, tmp_path / "sub" / "life.png",
+                                          flare_times=FLARES["peak_time"],
+                                          flare_classes=FLARES["goes_class"].to_list(),
+                                          observed_time_to_event_h=observed,
+                                          title="HARP 4698 mean lifetime")
+    assert_png_drawn(path)
+
+
+def _hours_to_next(t: datetime) -> float:
+    later = [p for p in FLARES["peak_time"] if p > t]
+    return (later[0] - t).total_seconds() / 3600 if later else np.nan
+
+
+def test_full_disk_probability_series(tmp_path):
+    times = [T0 + timedelta(hours=h) for h in range(72)]
+    fd = pl.concat([full_disk_probabilities(make_forecasts(times)),
+                    full_disk_probabilities(make_forecasts(times, model="defn", seed=4))])
+    path = plots.plot_full_disk_probability(fd, tmp_path / "fd.png", flares=FLARES)
+    assert_png_drawn(path)
+    one_model = fd.filter(pl.col("model") == "cox_ph").drop("model", "p_x24")
+    assert_png_drawn(plots.plot_full_disk_probability(one_model, tmp_path / "fd1.png"))
+
+
+def test_roc_curves(tmp_path, outcomes):
+    y, good, poor = outcomes
+    both = assert_png_drawn(plots.plot_roc_curves(y, {"good": good, "poor": poor},
+                                                  tmp_path / "roc.png"))
+    single = assert_png_drawn(plots.plot_roc_curves(y, good, tmp_path / "roc1.png"))
+    assert not np.array_equal(both, single)
+
+
+def test_reliability_diagram(tmp_path, outcomes):
+    y, good, poor = outcomes
+    assert_png_drawn(plots.plot_reliability_diagram(y, {"good": good, "poor": poor},
+                                                    tmp_path / "rel.png", n_bins=8))
+
+
+def test_auc_vs_time(tmp_path):
+    t = np.array([6, 12, 24, 48, 72, 96, 144.0])
+    auc = {"cox_ph": 0.9 - 0.001 * t, "rsf": 0.85 - 0.0005 * t}
+    path = plots.plot_auc_vs_time(t, auc, tmp_path / "auc.png",
+                                  mean_auc={"cox_ph": 0.85, "rsf": 0.82})
+    assert_png_drawn(path)
+
+
+def test_tss_vs_threshold(tmp_path):
+    x = np.linspace(1, 72, 30)
+    tss = np.sin(x / 72 * np.pi) * 0.7
+    tss[0] = np.nan  # undefined at the edge: the line breaks, the plot still draws
+    path = plots.plot_tss_vs_threshold(x, {"cox_ph": tss}, tmp_path / "tss.png",
+                                       chosen={"cox_ph": 36.0},
+                                       xlabel="warn if mean lifetime < x (h)")
+    assert_png_drawn(path)
+
+
+def test_bad_inputs_raise(tmp_path, outcomes):
+    y, good, _ = outcomes
+    with pytest.raises(ConfigError, match="lengths differ"):
+        plots.plot_roc_curves(y, good[:-1], tmp_path / "x.png")
+    with pytest.raises(ConfigError, match="both classes"):
+        plots.plot_roc_curves(np.zeros(5), np.ones(5), tmp_path / "x.png")
+    with pytest.raises(ConfigError, match=r"\.png"):
+        plots.plot_roc_curves(y, good, tmp_path / "x.svg")
+    with pytest.raises(ConfigError, match="columns but grid_h"):
+        plots.plot_survival_curves(GRID_H[:3], np.ones((2, 7)), [T0, T0], tmp_path / "x.png")
+    with pytest.raises(ConfigError, match="datetimes"):
+        plots.plot_mean_lifetime_track(["not a time"], [1.0], tmp_path / "x.png")
+    with pytest.raises(ConfigError, match="none of"):
+        plots.plot_full_disk_probability(pl.DataFrame({"issue_time": [T0]}), tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
