@@ -99,19 +99,20 @@ def ingest_sharp(
     end: Annotated[str, typer.Option(help="UTC end, ISO 8601 (inclusive).")],
     harp: Annotated[list[int] | None, typer.Option(help="HARP number (repeatable).")] = None,
     nrt: Annotated[bool, typer.Option(help="Use the near-real-time series.")] = False,
+    retries: Annotated[int, typer.Option(help="Transient-error retries per query.")] = 3,
     store: StoreOpt = None,
 ) -> None:
     """Fetch SHARP keywords from JSOC (``hmi.sharp_cea_720s[_nrt]``) into the store."""
-    from flare_core.sources.jsoc import JsocConfig, fetch_sharp
-
     from flare_core.config import Settings
     from flare_core.errors import FlareflowError
+    from flare_core.sources.jsoc import JsocConfig, fetch_sharp
 
     t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
     settings = Settings()
     st = _store(store)
     try:
-        cfg = JsocConfig(nrt=nrt, url=settings.jsoc_url, email=settings.jsoc_email)
+        cfg = JsocConfig(nrt=nrt, url=settings.jsoc_url, email=settings.jsoc_email,
+                         retries=retries)
         df = fetch_sharp(t0, t1, harpnums=harp, config=cfg)
         typer.echo(f"JSOC {cfg.series}: {df.height} records")
         _print_report(st.write_sharp(df))
