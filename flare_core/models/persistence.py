@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 #: `load_sklearn` accepts. Exact qualified names; anything else found in a file is refused.
 TRUSTED_SKLEARN_TYPES: frozenset[str] = frozenset(
     {
+        # numpy dtypes (e.g. SimpleImputer._fit_dtype)
+        "numpy.dtype",
         # scikit-learn internals
         "sklearn.tree._tree.Tree",
         "sklearn.calibration._CalibratedClassifier",

@@ -1,0 +1,517 @@
+"""Reference forecasters every flare model must beat, with one fit/predict_proba interface.
+
+* `ClimatologyForecaster` — the training-set event rate, for every sample.
+* `PersistenceForecaster` — "a flare of the class happened in the previous 24 h" (from a
+  flare-history column of `flare_core.history`), optionally calibrated on training data.
+* `LogisticRegressionBaseline`, `SVMBaseline`, `KNNBaseline`, `ExtraTreesBaseline` — the
+  classical learners of Nishizuka et al. (2018, ApJ 858, 113, Table 3) as scikit-learn pipelines
+  (mean imputation, `StandardScaler`, classifier).
+
+Every model takes features as a numpy array ``(n_samples, n_features)`` or a polars frame
+(e.g. from ``flare_core.dataset.build_dataset``) and binary labels (``m_within_24h`` or
+``c_within_24h``: a flare of the class peaks in ``(t_rec, t_rec + 24 h]``, UTC).
+``predict_proba`` returns the probability of the event as a 1-D array ``(n_samples,)``.
+Models are saved with ``save(dir)`` and read back with ``Class.load(dir)``
+(`flare_core.models.persistence`; nothing is unpickled).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+
+from ..errors import ConfigError, ModelError
+from .persistence import load_sklearn, read_json, save_sklearn, write_json
+
+__all__ = [
+    "ClimatologyForecaster",
+    "PersistenceForecaster",
+    "LogisticRegressionBaseline",
+    "SVMBaseline",
+    "KNNBaseline",
+    "ExtraTreesBaseline",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of a dataset frame that are never model inputs (identifiers and labels).
+_NON_FEATURE_COLUMNS = frozenset(
+    {
+        "harpnum",
+        "t_rec",
+        "noaa_ars",
+        "source",
+        "m_within_24h",
+        "c_within_24h",
+        "time_to_event_h",
+        "event",
+        "next_flare_class",
+        "next_flare_flux_wm2",
+    }
+)
+_META_FILE = "meta.json"
+
+# ------------------------------------------------------------------------------ input helpers
+# Shared by the models of this package (defn, lstm): tabular inputs -> float arrays.
+
+
+def _select_feature_names(X: Any, features: Sequence[str] | None) -> list[str] | None:
+    """Feature column names for a polars frame; None for arrays.
+
+    With ``features=None`` a frame contributes every numeric column that is neither an
+    identifier nor a label (`_NON_FEATURE_COLUMNS`, ``label_*``).
+    """
+    if not isinstance(X, pl.DataFrame):
+        return None if features is None else list(features)
+    if features is not None:
+        names = list(features)
+        missing = [c for c in names if c not in X.columns]
+        if missing:
+            raise ModelError(f"feature columns missing from the frame: {missing}")
+        leaked = [c for c in names if c in _NON_FEATURE_COLUMNS or c.startswith("label_")]
+        if leaked:
+            raise ModelError(f"identifier/label columns cannot be features: {leaked}")
+        return names
+    names = [
+        c
+        for c, dtype in X.schema.items()
+        if dtype.is_numeric() and c not in _NON_FEATURE_COLUMNS and not c.startswith("label_")
+    ]
+    if not names:
+        raise ModelError("no numeric feature column in the frame")
+    logger.info("using %d numeric feature columns of the frame", len(names))
+    return names
+
+
+def _as_feature_matrix(
+    X: Any, feature_names: Sequence[str] | None, n_features: int | None = None
+) -> np.ndarray:
+    """(n_samples, n_features) float64 array; frames are reduced to ``feature_names``."""
+    if isinstance(X, pl.DataFrame):
+        if feature_names is None:
+            raise ModelError("model was fitted on an array; pass an array, not a frame")
+        missing = [c for c in feature_names if c not in X.columns]
+        if missing:
+            raise ModelError(f"feature columns missing from the frame: {missing}")
+        arr = X.select(pl.col(list(feature_names)).cast(pl.Float64)).to_numpy()
+    else:
+        arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ModelError(f"features must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ModelError(f"expected {n_features} features, got {arr.shape[1]}")
+    return arr
+
+
+def _as_binary_labels(y: Any, n_samples: int) -> np.ndarray:
+    """1-D int64 array of 0/1 labels; nulls and other values are refused."""
+    if isinstance(y, pl.Series):
+        if y.null_count():
+            raise ModelError(f"labels {y.name!r} contain {y.null_count()} nulls")
+        y = y.to_numpy()
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise ModelError(f"labels must have shape ({n_samples},), got {arr.shape}")
+    if arr.dtype == bool:
+        return arr.astype(np.int64)
+    values = set(np.unique(arr).tolist())
+    if not values <= {0, 1}:
+        raise ModelError(f"labels must be 0/1 or boolean, found values {sorted(values)[:5]}")
+    return arr.astype(np.int64)
+
+
+def _true_skill_statistic(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """TSS = TP/(TP+FN) - FP/(FP+TN); NaN when either class is absent from ``y_true``.
+
+    Private stand-in used for epoch selection while ``flare_core.metrics`` is not available.
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    y_pred = np.asarray(y_pred).astype(bool)
+    pos, neg = y_true.sum(), (~y_true).sum()
+    if pos == 0 or neg == 0:
+        return float("nan")
+    tp = np.sum(y_true & y_pred)
+    fp = np.sum(~y_true & y_pred)
+    return float(tp / pos - fp / neg)
+
+
+def _check_fitted(model: Any, attribute: str) -> None:
+    if not hasattr(model, attribute):
+        raise ModelError(f"{type(model).__name__} is not fitted; call fit() first")
+
+
+def _read_meta(directory: Path, expected_class: str) -> dict[str, Any]:
+    meta = read_json(Path(directory) / _META_FILE)
+    if meta.get("class") != expected_class:
+        raise ModelError(
+            f"{directory} holds a {meta.get('class')!r} model, not {expected_class!r}"
+        )
+    return meta
+
+
+# ---------------------------------------------------------------------------------- baselines
+
+
+class ClimatologyForecaster:
+    """Constant forecast: the event rate of the training labels.
+
+    Attributes
+    ----------
+    event_rate_ : float
+        Fraction of positive training samples, the probability given to every sample.
+    """
+
+    def fit(self, X: Any, y: Any) -> Self:
+        """Learn the event rate; ``X`` only fixes the number of samples."""
+        n = X.height if isinstance(X, pl.DataFrame) else len(X)
+        labels = _as_binary_labels(y, n)
+        if n == 0:
+            raise ModelError("cannot fit climatology on zero samples")
+        self.event_rate_ = float(labels.mean())
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probability of the event, ``event_rate_`` for each of the ``len(X)`` samples."""
+        _check_fitted(self, "event_rate_")
+        n = X.height if isinstance(X, pl.DataFrame) else len(X)
+        return np.full(n, self.event_rate_, dtype=np.float64)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``meta.json`` into ``directory``."""
+        _check_fitted(self, "event_rate_")
+        d = Path(directory)
+        write_json({"class": type(self).__name__, "event_rate": self.event_rate_}, d / _META_FILE)
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by `save`."""
+        meta = _read_meta(Path(directory), cls.__name__)
+        model = cls()
+        model.event_rate_ = float(meta["event_rate"])
+        return model
+
+
+class PersistenceForecaster:
+    """"A flare happened in the previous window, so one will follow": the persistence forecast.
+
+    Parameters
+    ----------
+    history_column : str or int
+        The flare-history column counting flares of the target class (or larger) that peaked
+        in the window before ``t_rec`` (e.g. the >=M count over the previous 24 h from
+        ``flare_core.history.build_flare_history``); a column index when ``X`` is an array.
+    calibrated : bool, default False
+        False: probability 1 when the count is > 0, else 0. True: the training event rate of
+        each of those two groups (a calibrated persistence forecast).
+
+    Attributes
+    ----------
+    rate_if_flared_, rate_if_quiet_ : float
+        The two probabilities (1.0 and 0.0 unless ``calibrated``).
+    """
+
+    def __init__(self, history_column: str | int, *, calibrated: bool = False) -> None:
+        self.history_column = history_column
+        self.calibrated = calibrated
+
+    def _flared(self, X: Any) -> np.ndarray:
+        col = self.history_column
+        if isinstance(X, pl.DataFrame):
+            if not isinstance(col, str) or col not in X.columns:
+                raise ModelError(f"history column {col!r} not in the frame")
+            counts = X.get_column(col).cast(pl.Float64).to_numpy()
+        else:
+            if not isinstance(col, int):
+                raise ModelError(f"history_column must be a column index for arrays, got {col!r}")
+            counts = np.asarray(X, dtype=np.float64)[:, col]
+        n_missing = int(np.isnan(counts).sum())
+        if n_missing:
+            logger.warning("persistence: %d samples lack %r, counted as no flare", n_missing, col)
+        return np.nan_to_num(counts, nan=0.0) > 0
+
+    def fit(self, X: Any, y: Any) -> Self:
+        """Set the two probabilities (training event rates when ``calibrated``)."""
+        flared = self._flared(X)
+        labels = _as_binary_labels(y, flared.shape[0])
+        if not self.calibrated:
+            self.rate_if_flared_, self.rate_if_quiet_ = 1.0, 0.0
+            return self
+        rates = []
+        for mask in (flared, ~flared):
+            if not mask.any():
+                raise ModelError("calibrated persistence needs samples with and without flares")
+            rates.append(float(labels[mask].mean()))
+        self.rate_if_flared_, self.rate_if_quiet_ = rates
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probability of the event per sample, from the history column only."""
+        _check_fitted(self, "rate_if_flared_")
+        return np.where(self._flared(X), self.rate_if_flared_, self.rate_if_quiet_)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``meta.json`` into ``directory``."""
+        _check_fitted(self, "rate_if_flared_")
+        d = Path(directory)
+        meta = {
+            "class": type(self).__name__,
+            "history_column": self.history_column,
+            "calibrated": self.calibrated,
+            "rate_if_flared": self.rate_if_flared_,
+            "rate_if_quiet": self.rate_if_quiet_,
+        }
+        write_json(meta, d / _META_FILE)
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by `save`."""
+        meta = _read_meta(Path(directory), cls.__name__)
+        model = cls(meta["history_column"], calibrated=meta["calibrated"])
+        model.rate_if_flared_ = float(meta["rate_if_flared"])
+        model.rate_if_quiet_ = float(meta["rate_if_quiet"])
+        return model
+
+
+class _PipelineBaseline:
+    """Mean imputation -> StandardScaler -> classifier, fitted on training data only.
+
+    Subclasses list their hyper-parameters in ``_params`` and build the classifier in
+    ``_make_classifier``.
+    """
+
+    _params: ClassVar[tuple[str, ...]] = ()
+    features: Sequence[str] | None
+
+    def _make_classifier(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters as passed to ``__init__``."""
+        return {name: getattr(self, name) for name in (*self._params, "features")}
+
+    def _make_pipeline(self) -> Any:
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(
+            SimpleImputer(strategy="mean", keep_empty_features=True),
+            StandardScaler(),
+            self._make_classifier(),
+        )
+
+    def fit(self, X: Any, y: Any) -> Self:
+        """Fit imputer, scaler and classifier on the training samples.
+
+        Parameters
+        ----------
+        X : ndarray (n_samples, n_features) or polars.DataFrame
+            Features; missing values (NaN/null) are replaced by the training mean (counted
+            and logged).
+        y : array-like (n_samples,) of bool or 0/1
+            Event labels.
+        """
+        names = _select_feature_names(X, self.features)
+        x = _as_feature_matrix(X, names)
+        labels = _as_binary_labels(y, x.shape[0])
+        if np.unique(labels).size < 2:
+            raise ModelError(f"{type(self).__name__} needs both classes in the training labels")
+        n_missing = int(np.isnan(x).sum())
+        if n_missing:
+            logger.info("%s: imputing %d missing feature values", type(self).__name__, n_missing)
+        self.pipeline_ = self._make_pipeline().fit(x, labels)
+        self.feature_names_in_ = names
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probability of the event, shape ``(n_samples,)``."""
+        _check_fitted(self, "pipeline_")
+        x = _as_feature_matrix(X, self.feature_names_in_, self.n_features_in_)
+        return self.pipeline_.predict_proba(x)[:, 1]
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``pipeline.skops`` and ``meta.json`` into ``directory``."""
+        _check_fitted(self, "pipeline_")
+        d = Path(directory)
+        save_sklearn(self.pipeline_, d / "pipeline.skops")
+        meta = {
+            "class": type(self).__name__,
+            "params": self.get_params(),
+            "feature_names_in": self.feature_names_in_,
+            "n_features_in": self.n_features_in_,
+        }
+        write_json(meta, d / _META_FILE)
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by `save` (the pipeline through the skops allow-list)."""
+        d = Path(directory)
+        meta = _read_meta(d, cls.__name__)
+        model = cls(**meta["params"])
+        model.pipeline_ = load_sklearn(d / "pipeline.skops")
+        model.feature_names_in_ = meta["feature_names_in"]
+        model.n_features_in_ = int(meta["n_features_in"])
+        return model
+
+
+class LogisticRegressionBaseline(_PipelineBaseline):
+    """L2-regularised logistic regression.
+
+    Parameters
+    ----------
+    C : float, default 1.0
+        Inverse regularisation strength.
+    class_weight : "balanced" or None, default "balanced"
+        "balanced" re-weights the rare flaring class (probabilities are then not calibrated).
+    features : sequence of str, optional
+        Frame columns to use; default every numeric non-label column.
+    """
+
+    _params = ("C", "class_weight")
+
+    def __init__(
+        self,
+        C: float = 1.0,  # noqa: N803 - scikit-learn's name
+        *,
+        class_weight: str | None = "balanced",
+        features: Sequence[str] | None = None,
+    ) -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.features = features
+
+    def _make_classifier(self) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=1000)
+
+
+class SVMBaseline(_PipelineBaseline):
+    """RBF support-vector machine with sigmoid-calibrated probabilities.
+
+    ``CalibratedClassifierCV(SVC(), ensemble=False)`` (scikit-learn's replacement for the
+    deprecated ``SVC(probability=True)``). Fitting is quadratic in the number of samples.
+
+    Parameters
+    ----------
+    C : float, default 1.0
+    gamma : "scale" or float, default "scale"
+    class_weight : "balanced" or None, default "balanced"
+    cv : int, default 3
+        Folds of the probability calibration.
+    random_state : int, default 0
+    features : sequence of str, optional
+    """
+
+    _params = ("C", "gamma", "class_weight", "cv", "random_state")
+
+    def __init__(
+        self,
+        C: float = 1.0,  # noqa: N803 - scikit-learn's name
+        *,
+        gamma: str | float = "scale",
+        class_weight: str | None = "balanced",
+        cv: int = 3,
+        random_state: int = 0,
+        features: Sequence[str] | None = None,
+    ) -> None:
+        self.C = C
+        self.gamma = gamma
+        self.class_weight = class_weight
+        self.cv = cv
+        self.random_state = random_state
+        self.features = features
+
+    def _make_classifier(self) -> Any:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
+
+        svc = SVC(
+            C=self.C, gamma=self.gamma, class_weight=self.class_weight,
+            random_state=self.random_state,
+        )
+        return CalibratedClassifierCV(svc, method="sigmoid", cv=self.cv, ensemble=False)
+
+
+class KNNBaseline(_PipelineBaseline):
+    """k-nearest neighbours on standardised features.
+
+    Parameters
+    ----------
+    n_neighbors : int, default 15
+    weights : "uniform" or "distance", default "uniform"
+    features : sequence of str, optional
+    """
+
+    _params = ("n_neighbors", "weights")
+
+    def __init__(
+        self,
+        n_neighbors: int = 15,
+        *,
+        weights: str = "uniform",
+        features: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(n_neighbors, int) or n_neighbors < 1:
+            raise ConfigError(f"n_neighbors must be a positive int, got {n_neighbors!r}")
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.features = features
+
+    def _make_classifier(self) -> Any:
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return KNeighborsClassifier(n_neighbors=self.n_neighbors, weights=self.weights)
+
+
+class ExtraTreesBaseline(_PipelineBaseline):
+    """Extremely randomised trees (Geurts et al. 2006).
+
+    Parameters
+    ----------
+    n_estimators : int, default 200
+    min_samples_leaf : int, default 5
+    class_weight : "balanced", "balanced_subsample" or None, default "balanced"
+    random_state : int, default 0
+    n_jobs : int or None, default None
+    features : sequence of str, optional
+    """
+
+    _params = ("n_estimators", "min_samples_leaf", "class_weight", "random_state", "n_jobs")
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        *,
+        min_samples_leaf: int = 5,
+        class_weight: str | None = "balanced",
+        random_state: int = 0,
+        n_jobs: int | None = None,
+        features: Sequence[str] | None = None,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.features = features
+
+    def _make_classifier(self) -> Any:
+        from sklearn.ensemble import ExtraTreesClassifier
+
+        return ExtraTreesClassifier(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            class_weight=self.class_weight,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        )

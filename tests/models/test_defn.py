@@ -1,0 +1,165 @@
+"""Tests for flare_core.models.defn (Deep Flare Net) on synthetic and real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from flare_core.errors import ConfigError, ModelError
+from flare_core.models.defn import DeepFlareNet, DeFNConfig, DeFNNetwork, default_class_weight
+
+# The paper uses hidden=200; the tests stay small and fast.
+FAST = DeFNConfig(hidden=64, max_epochs=8, seed=3)
+
+
+def _synthetic(n: int, seed: int, n_features: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Rare events (~8 %) driven by two of the features, on very different scales."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, n_features))
+    logit = 2.0 * z[:, 0] + 1.5 * z[:, 1] - 4.0
+    y = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
+    x = z * np.logspace(0, 20, n_features)  # SHARP-like scales (1 .. 1e20)
+    return x, y
+
+
+def _tss(y, pred):
+    y, pred = np.asarray(y, bool), np.asarray(pred, bool)
+    return (pred & y).sum() / y.sum() - (pred & ~y).sum() / (~y).sum()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _synthetic(1500, 0), _synthetic(600, 1), _synthetic(1500, 2)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    (x, y), (xv, yv), _ = data
+    return DeepFlareNet("M", config=FAST).fit(x, y, X_val=xv, y_val=yv)
+
+
+def test_network_layout():
+    net = DeFNNetwork(7, 200)
+    widths = [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [200, 200, 7, 200, 200, 7, 200, 2]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules()) == 7
+    net.eval()
+    assert net(torch.zeros(3, 7)).shape == (3, 2)
+
+
+def test_default_weights_and_label_column():
+    assert default_class_weight("M") == (1.0, 50.0)
+    assert default_class_weight("C") == (1.0, 4.0)
+    assert DeepFlareNet("C").class_weight == (1.0, 4.0)
+    assert DeepFlareNet("M", config=DeFNConfig(class_weight=(1, 9))).class_weight == (1.0, 9.0)
+    assert DeepFlareNet("C").label_column == "c_within_24h"
+    with pytest.raises(ConfigError):
+        DeepFlareNet("X").label_column  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"hidden": 0}, {"batch_size": 1}, {"learning_rate": -1.0}, {"class_weight": (1.0,)},
+     {"threshold": 1.0}, {"max_epochs": 2.5}],
+)
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(ConfigError):
+        DeFNConfig(**kwargs)
+
+
+def test_learns_and_beats_constant(fitted, data):
+    _, _, (xt, yt) = data
+    p = fitted.predict_proba(xt)
+    assert p.shape == (len(yt),) and np.all((p >= 0) & (p <= 1))
+    # A constant forecast has TSS 0; the Bayes-optimal rule on this data is far above it.
+    assert _tss(yt, p >= 0.5) > 0.5
+
+
+def test_epoch_kept_is_best_validation_tss(fitted):
+    tss = [h["val_tss"] for h in fitted.history_]
+    assert len(tss) == FAST.max_epochs
+    assert fitted.best_epoch_ == int(np.argmax(tss)) + 1
+    assert fitted.best_val_tss_ == pytest.approx(max(tss))
+
+
+def test_kept_weights_reproduce_validation_tss(fitted, data):
+    _, (xv, yv), _ = data
+    assert _tss(yv, fitted.predict(xv)) == pytest.approx(fitted.best_val_tss_)
+
+
+def test_reproducible(data):
+    (x, y), (xv, yv), (xt, _) = data
+    cfg = DeFNConfig(hidden=32, max_epochs=2, seed=5)
+    p1, p2 = (DeepFlareNet("M", config=cfg).fit(x, y, X_val=xv, y_val=yv).predict_proba(xt)
+              for _ in range(2))
+    np.testing.assert_array_equal(p1, p2)
+    other = DeepFlareNet("M", config=DeFNConfig(hidden=32, max_epochs=2, seed=6))
+    assert not np.array_equal(other.fit(x, y, X_val=xv, y_val=yv).predict_proba(xt), p1)
+
+
+def test_scaler_fitted_on_training_only(fitted, data):
+    (x, _), _, _ = data
+    scaler = fitted.scaler_[-1]
+    np.testing.assert_allclose(scaler.mean_, x.mean(axis=0))
+
+
+def test_patience_stops_early(data):
+    (x, y), (xv, yv), _ = data
+    cfg = DeFNConfig(hidden=32, max_epochs=30, patience=2, seed=0)
+    model = DeepFlareNet("M", config=cfg).fit(x, y, X_val=xv, y_val=yv)
+    assert len(model.history_) <= model.best_epoch_ + 2
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    _, _, (xt, _) = data
+    fitted.save(tmp_path / "defn")
+    assert {p.name for p in (tmp_path / "defn").iterdir()} == {
+        "network.pt", "scaler.skops", "meta.json"
+    }
+    loaded = DeepFlareNet.load(tmp_path / "defn")
+    np.testing.assert_array_equal(loaded.predict_proba(xt), fitted.predict_proba(xt))
+    assert loaded.config == fitted.config and loaded.best_epoch_ == fitted.best_epoch_
+
+
+def test_load_refuses_other_class(tmp_path):
+    from flare_core.models.baselines import ClimatologyForecaster
+
+    ClimatologyForecaster().fit(np.zeros((4, 1)), [0, 1, 0, 0]).save(tmp_path)
+    with pytest.raises(ModelError, match="ClimatologyForecaster"):
+        DeepFlareNet.load(tmp_path)
+
+
+def test_frame_input_excludes_labels_and_imputes(data):
+    (x, y), (xv, yv), _ = data
+    cols = [f"kw{i}__mean" for i in range(x.shape[1])]
+
+    def frame(a, lab):
+        df = pl.DataFrame(a, schema=cols).with_columns(
+            pl.Series("m_within_24h", lab), pl.lit(1).alias("harpnum")
+        )
+        return df
+
+    train = frame(x, y).with_columns(
+        pl.when(pl.int_range(pl.len()) % 50 == 0).then(None).otherwise(pl.col("kw0__mean"))
+        .alias("kw0__mean")
+    )
+    model = DeepFlareNet("M", config=DeFNConfig(hidden=32, max_epochs=2)).fit(
+        train, train["m_within_24h"], X_val=frame(xv, yv), y_val=frame(xv, yv)["m_within_24h"]
+    )
+    assert model.feature_names_in_ == cols
+    p = model.predict_proba(frame(xv, yv).select(reversed(cols)))  # column order irrelevant
+    assert np.isfinite(p).all()
+    with pytest.raises(ModelError, match="missing"):
+        model.predict_proba(frame(xv, yv).drop("kw3__mean"))
+
+
+def test_errors(data):
+    (x, y), (xv, yv), _ = data
+    with pytest.raises(ModelError, match="not fitted"):
+        DeepFlareNet().predict_proba(x)
+    with pytest.raises(ModelError, match="both classes"):
+        DeepFlareNet(config=FAST).fit(x, y, X_val=xv, y_val=np.zeros_like(yv))
+    with pytest.raises(ModelError, match="features"):
+        DeepFlareNet(config=FAST).fit(x, y, X_val=xv[:, :3], y_val=yv)
