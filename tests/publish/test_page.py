@@ -1,0 +1,109 @@
+"""The HTML page: every region listed by risk, self-contained, images resolvable."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import T0, make_forecasts
+
+from flare_core.errors import DataGapError, ParseError
+from flare_core.publish.forecast_store import ForecastStore
+from flare_core.publish.page import publish_latest_page, render_forecast_page
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[str] = []
+        self.links: list[str] = []
+        self.scripts = 0
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a["src"])
+        elif tag == "a":
+            self.links.append(a["href"])
+        elif tag in ("script", "link", "iframe"):
+            self.scripts += 1
+        if tag not in ("img", "meta", "br", "link"):
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, (self.open[-5:], tag)
+        self.open.pop()
+
+
+def _parse(html: str) -> _Collector:
+    c = _Collector()
+    c.feed(html)
+    c.close()
+    assert c.open == []  # every tag closed, properly nested
+    return c
+
+
+def _assert_self_contained(html: str, c: _Collector) -> None:
+    assert c.scripts == 0
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)
+    assert "@import" not in html and "url(" not in html
+
+
+def test_page_lists_every_region_ranked_by_risk(tmp_path):
+    fc = make_forecasts([T0], harpnums=(4698, 4676, 4685, 4700))
+    page = render_forecast_page(fc, tmp_path / "site" / "index.html",
+                                generated_at=datetime(2014, 10, 22, 0, 5, tzinfo=UTC))
+    html = page.read_text()
+    c = _parse(html)
+    _assert_self_contained(html, c)
+    assert "2014-10-22 00:00 UTC" in html and "2014-10-23 00:00 UTC" in html
+    assert "2014-10-21 23:48 UTC (0.2 h before issue)" in html
+    assert 'class="stale"' not in html
+    rows = re.findall(r'<tr data-harpnum="(\d+)">', html)
+    assert sorted(map(int, rows)) == sorted(fc["harpnum"].to_list())
+    expected = fc.sort("p_m24", descending=True)["harpnum"].to_list()
+    assert list(map(int, rows)) == expected
+    for ar in fc["noaa_ars"]:
+        assert f">{ar}<" in html
+    top = fc.sort("p_m24", descending=True).row(0, named=True)
+    assert f"{top['p_m24']:.1%}" in html
+
+
+def test_page_with_plots_links_and_embeds(tmp_path):
+    store = ForecastStore(tmp_path / "f.duckdb")
+    times = [T0 + timedelta(hours=h) for h in range(8)]
+    store.upsert(make_forecasts(times))
+    store.upsert(make_forecasts(times[-1:], model="defn", version="2", with_curves=False))
+    page = publish_latest_page(store, tmp_path / "site", history_h=24)
+    html = page.read_text()
+    c = _parse(html)
+    _assert_self_contained(html, c)
+    assert len(c.imgs) == 3 * 2 + 1  # survival + lifetime per region, and the full disk
+    for src in c.imgs:
+        assert not src.startswith(("/", "data:"))
+        assert (page.parent / src).is_file()
+    for anchor in c.links:
+        assert anchor.startswith("#plots-") and f'id="{anchor[1:]}"' in html
+    assert html.count("Regions by risk") == 2  # one table per model
+    embedded = publish_latest_page(store, tmp_path / "single", history_h=24, embed_images=True)
+    c2 = _parse(embedded.read_text())
+    assert len(c2.imgs) == 7 and all(s.startswith("data:image/png;base64,") for s in c2.imgs)
+
+
+def test_stale_data_is_flagged(tmp_path):
+    fc = make_forecasts([T0]).with_columns(t_rec=pl.lit(T0 - timedelta(hours=7)))
+    html = render_forecast_page(fc, tmp_path / "p.html").read_text()
+    assert 'class="stale"' in html and "7.0 h before issue" in html
+
+
+def test_page_refuses_several_issue_times_and_empty_store(tmp_path):
+    with pytest.raises(ParseError, match="one issue time"):
+        render_forecast_page(make_forecasts([T0, T0 + timedelta(hours=1)]), tmp_path / "p.html")
+    with pytest.raises(DataGapError, match="no forecast"):
+        publish_latest_page(ForecastStore(tmp_path / "none.duckdb"), tmp_path / "site")
+    assert not Path(tmp_path / "p.html").exists()
