@@ -30,7 +30,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -469,6 +470,18 @@ def _check_times(y_test: np.ndarray, times_h: Any) -> np.ndarray:
     return times
 
 
+@contextmanager
+def _sksurv_errors(name: str) -> Iterator[None]:
+    """scikit-survival's ValueError (e.g. test times beyond the training follow-up, where the
+    censoring survival is 0) -> `ConfigError` naming the metric, cause kept."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(f"sksurv.metrics.{name}: {e}") from e
+
+
 def cumulative_dynamic_auc_at(
     y_train: Any, y_test: Any, risk: Any, times_h: Any
 ) -> tuple[np.ndarray, float]:
@@ -501,7 +514,8 @@ def cumulative_dynamic_auc_at(
     r = np.asarray(risk, dtype=np.float64)
     if r.shape[0] != len(yte):
         raise ConfigError(f"risk has {r.shape[0]} rows but y_test has {len(yte)}")
-    auc, mean_auc = cumulative_dynamic_auc(ytr, yte, r, times)
+    with _sksurv_errors("cumulative_dynamic_auc"):
+        auc, mean_auc = cumulative_dynamic_auc(ytr, yte, r, times)
     return np.asarray(auc, dtype=np.float64), float(mean_auc)
 
 
@@ -535,7 +549,8 @@ def concordance_index_ipcw(
     _check_same_length(y_test=yte, risk=r)
     if not yte[yte.dtype.names[0]].any():
         raise ConfigError("the test set has no observed events; the C-index is undefined")
-    return float(_sk_cindex_ipcw(ytr, yte, r, tau=tau_h)[0])
+    with _sksurv_errors("concordance_index_ipcw"):
+        return float(_sk_cindex_ipcw(ytr, yte, r, tau=tau_h)[0])
 
 
 def integrated_brier(y_train: Any, y_test: Any, surv_prob: Any, times_h: Any) -> float:
@@ -564,7 +579,8 @@ def integrated_brier(y_train: Any, y_test: Any, surv_prob: Any, times_h: Any) ->
         raise ConfigError(f"surv_prob must have shape {(len(yte), times.size)}, got {s.shape}")
     if not ((s >= 0) & (s <= 1)).all():
         raise ConfigError("surv_prob must be survival probabilities in [0, 1]")
-    return float(integrated_brier_score(ytr, yte, s, times))
+    with _sksurv_errors("integrated_brier_score"):
+        return float(integrated_brier_score(ytr, yte, s, times))
 
 
 # ---------------------------------------------------------------------- multi-class

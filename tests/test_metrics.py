@@ -271,6 +271,10 @@ def test_cumulative_dynamic_auc_and_inputs():
     assert abs(auc_rnd[0] - 0.5) < 0.1
     with pytest.raises(ConfigError, match="outside the test follow-up"):
         M.cumulative_dynamic_auc_at(frame, frame, hazard, [1e6])
+    # test follow-up beyond the training follow-up: censoring weights undefined -> clear error
+    short = frame.with_columns(pl.col("time_to_event_h").clip(upper_bound=20.0))
+    with pytest.raises(ConfigError, match="sksurv.metrics.concordance_index_ipcw"):
+        M.concordance_index_ipcw(short, frame, hazard)
     no_events = frame.with_columns(pl.lit(0, dtype=pl.Int8).alias("event"))
     with pytest.raises(ConfigError, match="no observed events"):
         M.concordance_index_ipcw(frame, no_events, hazard)
