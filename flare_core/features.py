@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -57,6 +58,13 @@ import polars as pl
 from .config import check_positive
 from .errors import ConfigError
 from .schema import SHARP_KEYWORDS, UTC_DATETIME
+
+try:  # the compiled kernel; the numpy kernel is the fallback
+    from numba import njit as _njit
+    from numba import prange
+except ImportError:  # pragma: no cover
+    _njit = None
+    prange = range
 
 __all__ = [
     "RunningStats",
@@ -324,8 +332,160 @@ def _run_kernel(values_t, t_us, starts, kernel, names) -> dict[str, np.ndarray]:
     return out
 
 
+def _rolling_one_keyword(x, t_us, starts, long_starts, width, out):  # pragma: no cover - jitted
+    """Compiled kernel (numba): every statistic of one keyword, written into ``out``.
+
+    ``x`` (n,) with NaN for missing; ``out`` (len(WINDOW_STATS) + len(LONG_STATS), n) in
+    the order of those tuples. Two passes per window (mean, then centred sums), in time
+    order, exactly as the specification in the module docstring.
+    """
+    n = x.shape[0]
+    nan = np.nan
+    n_chunks = min(n, 512)
+    for c in prange(n_chunks):
+        buf = np.empty(width)
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            ti = t_us[i]
+            cnt = 0
+            sx = 0.0
+            st = 0.0
+            first = nan
+            last = nan
+            scale = 0.0
+            for j in range(starts[i], i + 1):
+                v = x[j]
+                if v != v:
+                    continue
+                if cnt == 0:
+                    first = v
+                last = v
+                k = cnt  # insertion sort into buf[:cnt] for min / max / median
+                while k > 0 and buf[k - 1] > v:
+                    buf[k] = buf[k - 1]
+                    k -= 1
+                buf[k] = v
+                cnt += 1
+                sx += v
+                st += (t_us[j] - ti) / 3.6e9
+                if abs(v) > scale:
+                    scale = abs(v)
+            nf = float(cnt)
+            mean = sx / nf if cnt > 0 else nan
+            tbar = st / nf if cnt > 0 else nan
+            m2 = 0.0
+            m3 = 0.0
+            m4 = 0.0
+            sxy = 0.0
+            sxx = 0.0
+            for j in range(starts[i], i + 1):
+                v = x[j]
+                if v != v:
+                    continue
+                d = v - mean
+                d2 = d * d
+                m2 += d2
+                m3 += d2 * d
+                m4 += d2 * d2
+                dt = (t_us[j] - ti) / 3.6e9 - tbar
+                sxy += dt * d
+                sxx += dt * dt
+            constant = not (np.sqrt(m2 / nf) > 1e-10 * scale) if cnt > 0 else True
+            res = out[:, i]
+            res[0] = mean
+            res[1] = np.sqrt(m2 / (nf - 1.0)) if cnt >= 2 else nan
+            res[2] = buf[0] if cnt > 0 else nan
+            res[3] = buf[cnt - 1] if cnt > 0 else nan
+            res[4] = 0.5 * (buf[(cnt - 1) // 2] + buf[cnt // 2]) if cnt > 0 else nan
+            res[5] = first
+            res[6] = last
+            res[7] = last - first
+            res[8] = sxy / sxx if cnt >= 2 and sxx > 0 else nan
+            res[9] = (last - first) / abs(first) if first != 0 else nan
+            if cnt >= 3 and not constant:
+                res[10] = (np.sqrt(nf * (nf - 1)) / (nf - 2) * (m3 / nf)
+                           / (m2 / nf) ** 1.5)
+            else:
+                res[10] = nan
+            if cnt >= 4 and not constant:
+                res[11] = ((nf + 1) * nf * (nf - 1) / ((nf - 2) * (nf - 3)) * m4 / (m2 * m2)
+                           - 3 * (nf - 1) ** 2 / ((nf - 2) * (nf - 3)))
+            else:
+                res[11] = nan
+            res[12] = nf
+            # long-trend window, one pass: slope of (x - x_first) on hours, last - first
+            cnt = 0
+            first = nan
+            last = nan
+            st = 0.0
+            sy = 0.0
+            sty = 0.0
+            stt = 0.0
+            for j in range(long_starts[i], i + 1):
+                v = x[j]
+                if v != v:
+                    continue
+                if cnt == 0:
+                    first = v
+                last = v
+                cnt += 1
+                tt = (t_us[j] - ti) / 3.6e9
+                y = v - first  # shifted: sums stay at the scale of the change, not the value
+                st += tt
+                sy += y
+                sty += tt * y
+                stt += tt * tt
+            nf = float(cnt)
+            if cnt > 0:
+                sxy = sty - st * sy / nf
+                sxx = stt - st * st / nf
+            res[13] = sxy / sxx if cnt >= 2 and sxx > 0 else nan
+            res[14] = last - first
+            for k in range(15):
+                if not np.isfinite(res[k]):
+                    res[k] = nan
+
+
+_JITTED: dict[str, object] = {}
+
+
+def _numba_kernel():
+    """The compiled kernel (compiled once, cached on disk), or None without numba."""
+    if "kernel" not in _JITTED:
+        if _njit is None:  # pragma: no cover - numba ships with pycox in this project
+            logger.info("numba not available; running statistics use the numpy kernel")
+            _JITTED["kernel"] = None
+        else:
+            _JITTED["kernel"] = _njit(cache=True, nogil=True)(
+                _rolling_one_keyword)
+    return _JITTED["kernel"]
+
+
+def _stats_numba(kernel, values_t, t_us, starts, long_starts):
+    """Yield (keyword index, (15, n) array) from the compiled kernel."""
+    n = values_t.shape[1]
+    idx = np.arange(n)
+    width = int(max((idx - starts).max(initial=0), (idx - long_starts).max(initial=0))) + 1
+    for k in range(values_t.shape[0]):
+        out = np.empty((len(WINDOW_STATS) + len(LONG_STATS), n))
+        if n:
+            kernel(values_t[k], t_us, starts, long_starts, width, out)
+        yield k, out
+
+
+def _stats_numpy(values_t, t_us, starts, long_starts):
+    """Same as `_stats_numba`, from the vectorised numpy kernel (no compiler needed)."""
+    win = _run_kernel(values_t, t_us, starts, _window_chunk, WINDOW_STATS)
+    lng = _run_kernel(values_t, t_us, long_starts, _long_chunk, LONG_STATS)
+    for k in range(values_t.shape[0]):
+        yield k, np.stack([win[s][k] for s in WINDOW_STATS] + [lng[s][k] for s in LONG_STATS])
+
+
+
 def build_running_stats(
-    sharp: pl.DataFrame, config: RunningStats = RunningStats()
+    sharp: pl.DataFrame,
+    config: RunningStats = RunningStats(),
+    *,
+    engine: Literal["auto", "numba", "numpy"] = "auto",
 ) -> pl.DataFrame:
     """Running statistics of each SHARP keyword over a trailing time window.
 
@@ -336,6 +496,9 @@ def build_running_stats(
         (Datetime UTC) and the keyword columns; any row order.
     config : RunningStats
         Window lengths (hours) and keyword selection.
+    engine : {"auto", "numba", "numpy"}
+        Computation kernel: a compiled per-window loop (numba, the default when
+        importable) or the vectorised numpy kernel. Both give the same values (tested).
 
     Returns
     -------
@@ -348,9 +511,11 @@ def build_running_stats(
 
     Notes
     -----
-    Duplicate and null-key policy: see `drop_duplicate_records`. The computation gathers
-    each window into a right-aligned (rows x slots) matrix per chunk of rows, so its cost is
-    O(records x keywords x records-per-window) and its memory is bounded by the chunking.
+    Duplicate and null-key policy: see `drop_duplicate_records`. Each window is found by a
+    sorted search on (region, time); the statistics are then computed per window in two
+    passes (numba), or by gathering windows into right-aligned (rows x slots) matrices per
+    chunk of rows (numpy). Cost is O(records x keywords x records-per-window); memory is the
+    output plus one keyword's statistics.
     """
     keywords = select_keywords(sharp, config.keywords)
     records = utc_time_column(sharp.select(["harpnum", "t_rec", *keywords]), "t_rec")
@@ -363,24 +528,22 @@ def build_running_stats(
         values_t[k] = np.where(np.isfinite(col), col, np.nan)
     if not keywords:
         logger.warning("no keyword column to summarise; returning keys only")
-    series: dict[str, pl.Series] = {}
-    for window_h, kernel, names in (
-        (config.window_h, _window_chunk, WINDOW_STATS),
-        (config.long_window_h, _long_chunk, LONG_STATS),
-    ):
-        if not keywords:
-            break
-        starts = _window_starts(groups, t_us, round(window_h * _US_PER_H))
-        stats = _run_kernel(values_t, t_us, starts, kernel, names)
-        for s in names:  # convert stat by stat, freeing each array: bounds peak memory
-            arr = stats.pop(s)
-            for k, name in enumerate(keywords):
-                series[f"{name}__{s}"] = pl.Series(f"{name}__{s}", arr[k], nan_to_null=True)
-            del arr
+    starts = _window_starts(groups, t_us, round(config.window_h * _US_PER_H))
+    long_starts = _window_starts(groups, t_us, round(config.long_window_h * _US_PER_H))
+    kernel = _numba_kernel() if engine in ("auto", "numba") else None
+    if engine == "numba" and kernel is None:
+        raise ConfigError("engine='numba' requested but numba is not importable")
+    chunks = (_stats_numba(kernel, values_t, t_us, starts, long_starts) if kernel is not None
+              else _stats_numpy(values_t, t_us, starts, long_starts))
+    names = (*WINDOW_STATS, *LONG_STATS)
+    series: list[pl.Series] = []
+    for k, arr in chunks:  # one keyword at a time: bounds the peak memory
+        series.extend(pl.Series(f"{keywords[k]}__{s}", arr[j], nan_to_null=True)
+                      for j, s in enumerate(names))
+        del arr
     del values_t
-    order = [f"{name}__{s}" for name in keywords for s in (*WINDOW_STATS, *LONG_STATS)]
     logger.info(
         "running stats: %d records, %d keywords, window %.3g h, long window %.3g h",
         records.height, len(keywords), config.window_h, config.long_window_h,
     )
-    return pl.DataFrame([records["harpnum"], records["t_rec"], *(series.pop(c) for c in order)])
+    return pl.DataFrame([records["harpnum"], records["t_rec"], *series])

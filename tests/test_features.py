@@ -126,15 +126,18 @@ def sharp_frames(draw):
                                       "kw_a": pl.Float64, "kw_b": pl.Float64})
 
 
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=sharp_frames(), window_h=st.sampled_from([0.5, 1.0, 4.0]),
        long_h=st.sampled_from([2.0, 24.0]))
-def test_kernel_matches_reference(frame, window_h, long_h):
+def test_kernel_matches_reference(engine, frame, window_h, long_h):
     cfg = RunningStats(window_h=window_h, long_window_h=long_h, keywords=("kw_a", "kw_b"))
-    _assert_frames_close(build_running_stats(frame, cfg), _reference(frame, cfg))
+    _assert_frames_close(build_running_stats(frame, cfg, engine=engine),
+                         _reference(frame, cfg))
 
 
-def test_96_minute_cadence_with_gap_matches_reference():
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_96_minute_cadence_with_gap_matches_reference(engine):
     # sun2022-like: 96-min steps, one 10-h gap; a 4-h window holds 1..3 values
     minutes = [0, 96, 192, 288, 384, 984, 1080, 1176]
     frame = pl.DataFrame({
@@ -143,7 +146,7 @@ def test_96_minute_cadence_with_gap_matches_reference():
         "usflux": [1e21 * (1 + 0.1 * i + 0.01 * i * i) for i in range(len(minutes))],
     }, schema_overrides={"t_rec": UTC_DATETIME})
     cfg = RunningStats(keywords=("usflux",))
-    got = build_running_stats(frame, cfg)
+    got = build_running_stats(frame, cfg, engine=engine)
     _assert_frames_close(got, _reference(frame, cfg))
     # the record after the gap starts a fresh window: one value, no slope
     assert got["usflux__count"].to_list() == [1, 2, 3, 3, 3, 1, 2, 3]
@@ -207,13 +210,14 @@ def test_empty_frame_and_bad_config():
     assert RunningStats(keywords=["area"]).keywords == ("area",)
 
 
-def test_real_sun2022_fold_matches_reference(data_dir):
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_real_sun2022_fold_matches_reference(data_dir, engine):
     files = pytest.importorskip("flare_core.sources.files")
     sharp = files.read_sun2022(data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz")
     harps = sharp["harpnum"].unique().sort()[:3]
     small = sharp.filter(pl.col("harpnum").is_in(harps.implode()))
     cfg = RunningStats(keywords=("usflux", "meangbz", "r_value", "area"))
-    got = build_running_stats(small, cfg)
+    got = build_running_stats(small, cfg, engine=engine)
     _assert_frames_close(got, _reference(small, cfg))
     # 96-min cadence: a 4-h window holds at most 3 records (t, t-96, t-192 min)
     assert got["usflux__count"].max() <= 3
