@@ -243,4 +243,70 @@ def _plots(bundle: ModelBundle, preds: pl.DataFrame, dataset: pl.DataFrame,
 
 def _draw(plots: Any, bundle: ModelBundle, preds: pl.DataFrame, dataset: pl.DataFrame,
           scores: dict[str, Any], report: Path) -> list[str]:
-    return []
+    written: list[Path] = []
+    y_m = dataset["m_within_24h"].cast(pl.Int64).to_numpy()
+    m_models = {name: preds[col].cast(pl.Float64).to_numpy()
+                for name, col, label in BINARY_FORECASTS
+                if label == "m_within_24h" and name in scores}
+    if m_models and 0 < y_m.sum() < y_m.size:
+        written.append(plots.plot_roc_curves(y_m, m_models, report / "roc_m24.png",
+                                             title=">=M flare within 24 h: ROC"))
+        written.append(plots.plot_reliability_diagram(
+            y_m, {k: np.clip(v, 0, 1) for k, v in m_models.items()},
+            report / "reliability_m24.png", title=">=M flare within 24 h: reliability"))
+    auc_t = {}
+    for name, m in scores.items():
+        values = m.get("auc_t") if isinstance(m, dict) else None
+        if values and any(v is not None and np.isfinite(v) for v in values.values()):
+            auc_t[name] = [np.nan if v is None else v for v in values.values()]
+    if auc_t:
+        written.append(plots.plot_auc_vs_time(
+            list(AUC_TIMES_H), auc_t, report / "auc_t.png",
+            mean_auc={k: scores[k].get("mean_auc_t") for k in auc_t}))
+    sweep = scores.get("warning_svm", {}).get("tss_sweep")
+    if sweep and len(sweep["threshold"]) > 1:
+        written.append(plots.plot_tss_vs_threshold(
+            sweep["threshold"], {"warning": sweep["tss"]}, report / "tss_vs_threshold.png",
+            chosen=sweep.get("chosen"), xlabel=sweep.get("xlabel", "warning threshold")))
+    written.extend(_example_regions(plots, preds, dataset, report))
+    return [str(p.name) for p in written]
+
+
+def _example_regions(plots: Any, preds: pl.DataFrame, dataset: pl.DataFrame, report: Path,
+                     n_regions: int = 3) -> list[Path]:
+    """Survival curves coloured by lead time before a flare, and mean-lifetime tracks, for
+    the regions with the most forecasts in the 72 h before one of their >=M flares."""
+    if "survival_curve" not in preds.columns or preds["survival_curve"].null_count() == preds.height:
+        return []
+    frame = pl.concat([dataset.select("harpnum", "t_rec", "time_to_event_h", "event",
+                                      "next_flare_class"),
+                       preds.select("survival_grid_h", "survival_curve", "mean_lifetime_h")],
+                      how="horizontal").with_columns(
+        (pl.col("t_rec") + pl.duration(seconds=pl.col("time_to_event_h") * 3600.0))
+        .dt.round("1m").alias("_flare"))
+    before = frame.filter((pl.col("event") == 1) & (pl.col("time_to_event_h") <= 72.0))
+    if before.height == 0:
+        return []
+    picks = (before.group_by("harpnum", "_flare").len().sort("len", "harpnum",
+                                                              descending=[True, False])
+             .unique("harpnum", keep="first", maintain_order=True).head(n_regions))
+    out: list[Path] = []
+    for harpnum, flare_time in picks.select("harpnum", "_flare").iter_rows():
+        seg = before.filter((pl.col("harpnum") == harpnum) & (pl.col("_flare") == flare_time))
+        seg = seg.sort("t_rec")
+        grid = np.asarray(seg["survival_grid_h"][0], dtype=np.float64)
+        curves = np.vstack([np.asarray(c, dtype=np.float64) for c in seg["survival_curve"]])
+        out.append(plots.plot_survival_curves(
+            grid, curves, seg["t_rec"], report / f"survival_curves_harp{harpnum}.png",
+            flare_time=flare_time, title=f"HARP {harpnum}: S(t) before the "
+            f"{seg['next_flare_class'][0]} flare"))
+        track = frame.filter(pl.col("harpnum") == harpnum).sort("t_rec")
+        flares = track.filter(pl.col("event") == 1).unique("_flare").sort("_flare")
+        obs = track.select(pl.when(pl.col("event") == 1).then(pl.col("time_to_event_h"))
+                           .otherwise(None).cast(pl.Float64)).to_series().fill_null(np.nan)
+        out.append(plots.plot_mean_lifetime_track(
+            track["t_rec"], track["mean_lifetime_h"].cast(pl.Float64).fill_null(np.nan),
+            report / f"lifetime_track_harp{harpnum}.png",
+            flare_times=flares["_flare"], flare_classes=flares["next_flare_class"].to_list(),
+            observed_time_to_event_h=obs, title=f"HARP {harpnum}: mean lifetime"))
+    return out

@@ -1,0 +1,148 @@
+"""Tests of flare_core.training: config, validation split, thresholds, train_all on real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from flare_core.errors import ConfigError, ModelError
+from flare_core.training import (
+    ALL_MODELS,
+    MODEL_SPECS,
+    ModelSpec,
+    TrainConfig,
+    best_tss_threshold,
+    build_model_dataset,
+    hash_frame,
+    read_inputs,
+    split_validation,
+    train_all,
+)
+
+FAST_MODELS = ("defn_m", "climatology", "persistence", "logistic")
+
+
+@pytest.fixture(scope="module")
+def small_dataset(data_dir: Path) -> pl.DataFrame:
+    """Records of 40 regions of sun2022 fold 0 (12 with a >=M flare), features and labels."""
+    sharp, flares = read_inputs(
+        [data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz"],
+        [data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"],
+    )
+    ds = build_model_dataset(sharp, flares, TrainConfig.quick())
+    pos = ds.group_by("harpnum").agg(pl.col("m_within_24h").any()).sort("harpnum")
+    keep = (pos.filter(pl.col("m_within_24h"))["harpnum"].head(12).to_list()
+            + pos.filter(~pl.col("m_within_24h"))["harpnum"].head(28).to_list())
+    return ds.filter(pl.col("harpnum").is_in(keep))
+
+
+def test_config_checks_values() -> None:
+    with pytest.raises(ConfigError, match="val_fraction"):
+        TrainConfig(val_fraction=1.5)
+    with pytest.raises(ConfigError, match="unknown models"):
+        TrainConfig(models=("defn_m", "nope"))
+    with pytest.raises(ConfigError, match="window_h"):
+        TrainConfig(window_h=-1.0)
+    with pytest.raises(ConfigError, match="params given for unknown"):
+        TrainConfig(params={"nope": {}})
+    with pytest.raises(ConfigError, match="unknown TrainConfig keys"):
+        TrainConfig.from_mapping({"epochs": 3})
+
+
+def test_config_toml_round_trip(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('seed = 3\nmodels = ["defn_m", "logistic"]\n'
+                    "[params.defn_m]\nmax_epochs = 7\n")
+    cfg = TrainConfig.from_toml(toml)
+    assert cfg.seed == 3 and cfg.models == ("defn_m", "logistic")
+    assert cfg.params_for("defn_m") == {"max_epochs": 7}
+    assert TrainConfig.from_mapping(cfg.to_dict()) == cfg
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seed = [")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        TrainConfig.from_toml(bad)
+
+
+def test_quick_config_is_smaller_than_default() -> None:
+    quick, full = TrainConfig.quick(), TrainConfig()
+    assert quick.models == full.models == ALL_MODELS
+    assert quick.params_for("defn_m")["max_epochs"] < 50  # DeFNConfig default
+
+
+def test_split_validation_is_region_disjoint_and_seeded(small_dataset: pl.DataFrame) -> None:
+    fit, val = split_validation(small_dataset, fraction=0.25, seed=1)
+    assert fit.height + val.height == small_dataset.height
+    assert not set(fit["harpnum"]) & set(val["harpnum"])
+    # both sides keep flaring regions (stratified by region)
+    assert fit["m_within_24h"].any() and val["m_within_24h"].any()
+    fit2, val2 = split_validation(small_dataset, fraction=0.25, seed=1)
+    assert fit2.equals(fit) and val2.equals(val)
+    _, val3 = split_validation(small_dataset, fraction=0.25, seed=2)
+    assert set(val3["harpnum"]) != set(val["harpnum"])
+
+
+def test_best_tss_threshold_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.2
+    p = np.clip(0.3 * y + rng.random(300) * 0.7, 0, 1)
+    thr, tss = best_tss_threshold(y, p)
+
+    def tss_at(t: float) -> float:
+        pred = p >= t
+        return pred[y].mean() - pred[~y].mean()
+
+    brute = max(tss_at(t) for t in np.unique(p))
+    assert tss == pytest.approx(brute)
+    assert tss_at(thr) == pytest.approx(brute)
+
+
+def test_hash_frame_ignores_row_order(small_dataset: pl.DataFrame) -> None:
+    a = small_dataset.select("harpnum", "t_rec", "usflux__mean")
+    assert hash_frame(a) == hash_frame(a.reverse())
+    assert hash_frame(a) != hash_frame(a.head(a.height - 1))
+
+
+def test_train_all_writes_versioned_model_dir(
+    small_dataset: pl.DataFrame, tmp_path: Path
+) -> None:
+    cfg = TrainConfig.quick(models=FAST_MODELS, params={"defn_m": {"max_epochs": 2}})
+    out = train_all(small_dataset, tmp_path / "m", cfg)
+    meta = json.loads((out / "model.json").read_text())
+    assert set(meta["models"]) == set(FAST_MODELS)
+    for name in FAST_MODELS:
+        assert (out / meta["models"][name]["dir"]).is_dir()
+    assert meta["features"] and all("__" in f for f in meta["features"])
+    assert not {"m_within_24h", "event", "time_to_event_h"} & set(meta["features"])
+    assert meta["training_range"]["start"] < meta["training_range"]["end"]
+    assert meta["n_regions"] == small_dataset["harpnum"].n_unique()
+    assert len(meta["data_hash"]) == 64 and meta["code_version"]
+    assert TrainConfig.from_mapping(meta["config"]) == cfg
+    val = meta["models"]["logistic"]["validation"]
+    assert val["n"] > 0 and -1.0 <= val["tss"] <= 1.0 and 0.0 <= val["auc"] <= 1.0
+    assert meta["climatology"]["m_within_24h"] == pytest.approx(
+        small_dataset["m_within_24h"].mean())
+
+
+def test_train_all_leaves_out_unavailable_model(
+    small_dataset: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = ModelSpec("logistic", "no_such_module", "Nope", MODEL_SPECS["logistic"].fit,
+                       MODEL_SPECS["logistic"].predict)
+    monkeypatch.setitem(MODEL_SPECS, "logistic", broken)
+    cfg = TrainConfig.quick(models=("climatology", "logistic"))
+    out = train_all(small_dataset, tmp_path / "m", cfg)
+    meta = json.loads((out / "model.json").read_text())
+    assert list(meta["models"]) == ["climatology"]
+    assert "no_such_module" in meta["skipped"]["logistic"]
+    assert "model logistic left out" in caplog.text
+
+
+def test_train_all_needs_labels(small_dataset: pl.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="label"):
+        train_all(small_dataset.drop("m_within_24h"), tmp_path / "m",
+                  TrainConfig.quick(models=("climatology",)))
