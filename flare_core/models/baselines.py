@@ -18,6 +18,7 @@ Models are saved with ``save(dir)`` and read back with ``Class.load(dir)``
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -54,17 +55,23 @@ _NON_FEATURE_COLUMNS = frozenset(
         "next_flare_flux_wm2",
     }
 )
+_LABEL_PATTERN = re.compile(r"^(label_.*|[a-z]+_within_[0-9.]+h)$")
 _META_FILE = "meta.json"
 
 # ------------------------------------------------------------------------------ input helpers
 # Shared by the models of this package (defn, lstm): tabular inputs -> float arrays.
 
 
+def _is_feature_candidate(name: str) -> bool:
+    """False for identifier and label columns (``m_within_24h``, ``label_*``, ...)."""
+    return name not in _NON_FEATURE_COLUMNS and not _LABEL_PATTERN.match(name)
+
+
 def _select_feature_names(X: Any, features: Sequence[str] | None) -> list[str] | None:
     """Feature column names for a polars frame; None for arrays.
 
     With ``features=None`` a frame contributes every numeric column that is neither an
-    identifier nor a label (`_NON_FEATURE_COLUMNS`, ``label_*``).
+    identifier nor a label (`_NON_FEATURE_COLUMNS`, ``*_within_<h>h``, ``label_*``).
     """
     if not isinstance(X, pl.DataFrame):
         return None if features is None else list(features)
@@ -73,14 +80,14 @@ def _select_feature_names(X: Any, features: Sequence[str] | None) -> list[str] |
         missing = [c for c in names if c not in X.columns]
         if missing:
             raise ModelError(f"feature columns missing from the frame: {missing}")
-        leaked = [c for c in names if c in _NON_FEATURE_COLUMNS or c.startswith("label_")]
+        leaked = [c for c in names if not _is_feature_candidate(c)]
         if leaked:
             raise ModelError(f"identifier/label columns cannot be features: {leaked}")
         return names
     names = [
         c
         for c, dtype in X.schema.items()
-        if dtype.is_numeric() and c not in _NON_FEATURE_COLUMNS and not c.startswith("label_")
+        if dtype.is_numeric() and _is_feature_candidate(c)
     ]
     if not names:
         raise ModelError("no numeric feature column in the frame")
@@ -123,21 +130,6 @@ def _as_binary_labels(y: Any, n_samples: int) -> np.ndarray:
     if not values <= {0, 1}:
         raise ModelError(f"labels must be 0/1 or boolean, found values {sorted(values)[:5]}")
     return arr.astype(np.int64)
-
-
-def _true_skill_statistic(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """TSS = TP/(TP+FN) - FP/(FP+TN); NaN when either class is absent from ``y_true``.
-
-    Private stand-in used for epoch selection while ``flare_core.metrics`` is not available.
-    """
-    y_true = np.asarray(y_true).astype(bool)
-    y_pred = np.asarray(y_pred).astype(bool)
-    pos, neg = y_true.sum(), (~y_true).sum()
-    if pos == 0 or neg == 0:
-        return float("nan")
-    tp = np.sum(y_true & y_pred)
-    fp = np.sum(~y_true & y_pred)
-    return float(tp / pos - fp / neg)
 
 
 def _check_fitted(model: Any, attribute: str) -> None:

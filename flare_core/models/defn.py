@@ -18,7 +18,6 @@ that class peaks in ``(t_rec, t_rec + 24 h]``, UTC.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from torch import nn
 
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
+from ..metrics import true_skill_statistic
 from .baselines import (
     _as_binary_labels,
     _as_feature_matrix,
@@ -152,6 +152,92 @@ def _pick_device(requested: str | None) -> torch.device:
     return torch.device(requested)
 
 
+def _train_keep_best_tss(
+    network: nn.Module,
+    train_inputs: tuple[np.ndarray, ...],
+    y_train: np.ndarray,
+    val_inputs: tuple[np.ndarray, ...],
+    y_val: np.ndarray,
+    *,
+    settings: Any,
+    class_weight: tuple[float, float],
+    device: torch.device,
+    name: str,
+) -> tuple[dict[str, torch.Tensor], int, float, list[dict[str, float]]]:
+    """Adam + class-weighted cross entropy; return the state of the best-validation-TSS epoch.
+
+    ``network(*inputs)`` must return (batch, 2) logits. ``settings`` supplies
+    ``learning_rate``, ``weight_decay``, ``batch_size``, ``max_epochs``, ``patience``,
+    ``threshold`` and ``seed`` (batch order). The network is trained on ``device`` and left on
+    the CPU; the returned state dict holds CPU tensors.
+
+    Returns
+    -------
+    best_state, best_epoch (1-based), best_val_tss, history (one dict per epoch)
+    """
+    network = network.to(device)
+    gen = torch.Generator().manual_seed(settings.seed)
+
+    def tensors(arrays: tuple[np.ndarray, ...]) -> list[torch.Tensor]:
+        out = []
+        for a in arrays:
+            dtype = torch.float32 if np.issubdtype(a.dtype, np.floating) else torch.long
+            out.append(torch.as_tensor(a, dtype=dtype, device=device))
+        return out
+
+    xt, xv = tensors(train_inputs), tensors(val_inputs)
+    yt = torch.as_tensor(y_train, dtype=torch.long, device=device)
+    yv = torch.as_tensor(y_val, dtype=torch.long, device=device)
+    loss_fn = nn.CrossEntropyLoss(
+        weight=torch.tensor(class_weight, dtype=torch.float32, device=device)
+    )
+    optimiser = torch.optim.Adam(
+        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    history: list[dict[str, float]] = []
+    best_tss, best_epoch, best_state = -math.inf, 0, None
+    n = yt.shape[0]
+    for epoch in range(1, settings.max_epochs + 1):
+        network.train()
+        order = torch.randperm(n, generator=gen).to(device)
+        total, seen = 0.0, 0
+        for start in range(0, n, settings.batch_size):
+            idx = order[start : start + settings.batch_size]
+            if idx.numel() < 2:  # batch norm needs two samples in training mode
+                continue
+            optimiser.zero_grad()
+            loss = loss_fn(network(*(x[idx] for x in xt)), yt[idx])
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * idx.numel()
+            seen += idx.numel()
+        network.eval()
+        with torch.no_grad():
+            logits = network(*xv)
+            val_loss = float(loss_fn(logits, yv))
+            p_val = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
+        val_tss = true_skill_statistic(y_val, p_val >= settings.threshold)
+        history.append(
+            {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
+             "val_tss": val_tss}
+        )
+        logger.debug("%s epoch %d: val TSS %.3f, val loss %.4f", name, epoch, val_tss, val_loss)
+        if val_tss > best_tss:
+            best_tss, best_epoch = val_tss, epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in
+                          network.state_dict().items()}
+        elif settings.patience is not None and epoch - best_epoch >= settings.patience:
+            logger.info("%s: no better validation TSS for %d epochs; stop", name,
+                        settings.patience)
+            break
+    network.to("cpu")
+    if best_state is None:  # every epoch gave a NaN TSS: cannot happen with both classes
+        raise ModelError("no epoch produced a finite validation TSS")
+    logger.info("%s: kept epoch %d of %d, validation TSS %.3f", name, best_epoch,
+                len(history), best_tss)
+    return best_state, best_epoch, best_tss, history
+
+
 class DeepFlareNet:
     """Deep Flare Net probability of a >=M (or >=C) flare within 24 h of ``t_rec``.
 
@@ -255,68 +341,19 @@ class DeepFlareNet:
         device = _pick_device(cfg.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            network = DeFNNetwork(x_train.shape[1], cfg.hidden).to(device)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        xt = torch.as_tensor(z_train, dtype=torch.float32, device=device)
-        yt = torch.as_tensor(y_train, dtype=torch.long, device=device)
-        xv = torch.as_tensor(z_val, dtype=torch.float32, device=device)
-        yv = torch.as_tensor(y_val_arr, dtype=torch.long, device=device)
-        loss_fn = torch.nn.CrossEntropyLoss(
-            weight=torch.tensor(weights, dtype=torch.float32, device=device)
+            network = DeFNNetwork(x_train.shape[1], cfg.hidden)
+        best_state, best_epoch, best_tss, history = _train_keep_best_tss(
+            network, (z_train,), y_train, (z_val,), y_val_arr,
+            settings=cfg, class_weight=weights, device=device, name=f"DeFN >={self.target}",
         )
-        optimiser = torch.optim.Adam(
-            network.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-        )
-
-        history: list[dict[str, float]] = []
-        best_tss, best_epoch, best_state = -math.inf, 0, None
-        n = xt.shape[0]
-        for epoch in range(1, cfg.max_epochs + 1):
-            network.train()
-            order = torch.randperm(n, generator=gen).to(device)
-            total, seen = 0.0, 0
-            for start in range(0, n, cfg.batch_size):
-                idx = order[start : start + cfg.batch_size]
-                if idx.numel() < 2:  # batch norm needs two samples in training mode
-                    continue
-                optimiser.zero_grad()
-                loss = loss_fn(network(xt[idx]), yt[idx])
-                loss.backward()
-                optimiser.step()
-                total += loss.item() * idx.numel()
-                seen += idx.numel()
-            network.eval()
-            with torch.no_grad():
-                logits = network(xv)
-                val_loss = float(loss_fn(logits, yv))
-                p_val = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
-            val_tss = _tss(y_val_arr, p_val >= cfg.threshold)
-            history.append(
-                {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
-                 "val_tss": val_tss}
-            )
-            logger.debug("DeFN epoch %d: val TSS %.3f, val loss %.4f", epoch, val_tss, val_loss)
-            if val_tss > best_tss:
-                best_tss, best_epoch = val_tss, epoch
-                best_state = copy.deepcopy(network.state_dict())
-            elif cfg.patience is not None and epoch - best_epoch >= cfg.patience:
-                logger.info("DeFN: no better validation TSS for %d epochs; stop", cfg.patience)
-                break
-        if best_state is None:  # every epoch gave a NaN TSS: cannot happen with both classes
-            raise ModelError("no epoch produced a finite validation TSS")
-
         network.load_state_dict(best_state)
-        self.network_ = network.to("cpu").eval()
+        self.network_ = network.eval()
         self.scaler_ = scaler
         self.feature_names_in_ = names
         self.n_features_in_ = x_train.shape[1]
         self.best_epoch_ = best_epoch
         self.best_val_tss_ = best_tss
         self.history_ = history
-        logger.info(
-            "DeFN >=%s: kept epoch %d of %d, validation TSS %.3f",
-            self.target, best_epoch, len(history), best_tss,
-        )
         return self
 
     # ---------------------------------------------------------------------------- prediction
@@ -378,13 +415,4 @@ class DeepFlareNet:
         model.best_val_tss_ = float(meta["best_val_tss"])
         model.history_ = meta["history"]
         return model
-
-
-def _tss(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """True skill statistic for epoch selection (``flare_core.metrics`` when available)."""
-    try:
-        from ..metrics import true_skill_statistic
-    except ImportError:
-        from .baselines import _true_skill_statistic as true_skill_statistic
-    return float(true_skill_statistic(y_true, y_pred))
 
