@@ -88,10 +88,14 @@ def _kde_draws(
     """``n`` draws from a Gaussian KDE of ``x`` restricted to [lo, hi) by rejection."""
     from scipy.stats import gaussian_kde
 
+    rng = np.random.default_rng(seed)
     if np.unique(x).size < 2:
         return np.full(n, x[0])  # a single magnitude: the KDE is a point mass
-    kde = gaussian_kde(x, bw_method=bandwidth)
-    rng = np.random.default_rng(seed)
+    try:
+        kde = gaussian_kde(x, bw_method=bandwidth)
+    except np.linalg.LinAlgError:  # (near-)zero spread: the empirical distribution instead
+        logger.info("KDE of %d magnitudes is singular; drawing them uniformly", x.size)
+        return rng.choice(x, size=n, replace=True)
     out: list[np.ndarray] = []
     have = 0
     for _ in range(100):

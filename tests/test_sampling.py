@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import ks_2samp
 
 from flare_core.errors import ConfigError
@@ -106,3 +108,26 @@ def test_kde_resample_errors(fold):
                      flux_col="peak_flux_wm2")
     with pytest.raises(ConfigError, match="> 0"):
         kde_resample(pl.DataFrame({"harpnum": [1, 2], "f": [1e-5, -1.0]}), flux_col="f")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(1e-6, 5e-3)), min_size=1, max_size=120).filter(
+        lambda v: any(x is not None for x in v)
+    ),
+    st.integers(0, 2**31 - 1),
+)
+def test_kde_resample_invariants(values, seed):
+    frame = pl.DataFrame(
+        {"harpnum": np.arange(len(values)) % 7, "f": pl.Series(values, dtype=pl.Float64)}
+    )
+    out, rep = kde_resample(frame, flux_col="f", seed=seed)
+    flaring = [c for c in rep.counts_before if c != NON_FLARE]
+    assert all(rep.counts_after[c] == rep.target_count for c in flaring)
+    assert rep.counts_after.get(NON_FLARE, 0) == min(
+        rep.counts_before.get(NON_FLARE, 0), rep.target_count
+    )
+    assert np.all(np.diff(rep.indices) >= 0) and rep.indices.max() < frame.height
+    cls = frame.select(flare_class_of(pl.col("f"))).to_series().to_numpy()
+    out_cls = out.select(flare_class_of(pl.col("f"))).to_series().to_numpy()
+    np.testing.assert_array_equal(out_cls, cls[rep.indices])
