@@ -11,6 +11,8 @@ scoreboard_json
 plots
     PNG figures (matplotlib, Agg): survival curves, lifetime tracks, full-disk series and the
     evaluation plots (ROC, reliability, AUC(t), TSS vs threshold).
+summary
+    `rank_regions` (risk order) and `summary_markdown` (digest for Prefect artifacts).
 page
     A self-contained static HTML page of the latest forecast.
 

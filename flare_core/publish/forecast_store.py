@@ -137,7 +137,7 @@ def _check_curve(row: dict) -> None:
         raise ParseError(
             f"forecast {_record(row)}: survival_grid_h must be >= 0 and strictly increasing"
         )
-    if any(not (-_TOL <= s <= 1 + _TOL) for s in curve) or any(
+    if any(not (-1e-6 <= s <= 1 + 1e-6) for s in curve) or any(
         b > a + 1e-6 for a, b in zip(curve, curve[1:], strict=False)
     ):
         raise ParseError(

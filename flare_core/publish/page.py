@@ -29,6 +29,7 @@ from ..timeutil import to_utc
 from . import plots
 from .forecast_store import ForecastStore, conform_forecasts
 from .full_disk import full_disk_probabilities
+from .summary import rank_regions
 
 __all__ = ["render_forecast_page", "publish_latest_page"]
 
@@ -189,9 +190,9 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
     newest = df["t_rec"].max()
     age_h = None if newest is None else (issue_time - newest).total_seconds() / 3600
     models = []
-    for part in df.partition_by(["model", "model_version"], maintain_order=True):
-        ranked = part.sort(["p_m24", "p_c24", "harpnum"], descending=[True, True, False],
-                           nulls_last=True)
+    for ranked in rank_regions(df).partition_by(["model", "model_version"],
+                                                maintain_order=True):
+        part = ranked
         models.append({
             "model": part["model"][0], "model_version": part["model_version"][0],
             "regions": [{

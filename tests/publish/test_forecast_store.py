@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import T0, make_forecasts
+from forecast_factory import T0, make_forecasts
 
 from flare_core.errors import DataQualityWarning, ParseError, StoreError
 from flare_core.publish.forecast_store import FORECAST_KEY, FORECAST_SCHEMA, ForecastStore
@@ -171,7 +171,7 @@ _WRITER = textwrap.dedent("""
     from datetime import UTC, datetime, timedelta
     from pathlib import Path
     sys.path.insert(0, {tests!r})
-    from conftest import make_forecasts
+    from forecast_factory import make_forecasts
     from flare_core.publish.forecast_store import ForecastStore
 
     path, go, batch = sys.argv[1], sys.argv[5], sys.argv[6] == "batch"

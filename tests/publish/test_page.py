@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import T0, make_forecasts
+from forecast_factory import T0, make_forecasts
 
 from flare_core.errors import DataGapError, ParseError
 from flare_core.publish.forecast_store import ForecastStore

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import GRID_H, T0, make_forecasts
+from forecast_factory import GRID_H, T0, make_forecasts
 from matplotlib.image import imread
 
 from flare_core.errors import ConfigError

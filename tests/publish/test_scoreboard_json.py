@@ -8,7 +8,7 @@ import json
 import jsonschema
 import polars as pl
 import pytest
-from conftest import T0, make_forecasts
+from forecast_factory import T0, make_forecasts
 
 from flare_core.errors import ParseError
 from flare_core.publish.scoreboard_json import (
