@@ -1,0 +1,377 @@
+"""LSTM over a region's most recent SHARP records: P(>=M flare within 24 h), after Liu et al.
+
+Liu, H., Liu, C., Wang, J. T. L. & Wang, H. 2019, ApJ 877, 121 ("Predicting Solar Flares Using
+a Long Short-term Memory Network"): each sample is the sequence of a region's last ``n_steps``
+records, ending with the record at the sample time ``t_rec``, fed to an LSTM whose last hidden
+state is classified. Here the classifier is a small dense head with a softmax over
+(no flare, flare), trained with class-weighted cross entropy and Adam; as for Deep Flare Net
+(`flare_core.models.defn`) the epoch kept is the one with the best TSS on the caller's
+validation set (region-disjoint; never the test set).
+
+No look-ahead: the sequence of a record holds only records of the same region with
+``t_rec`` at or before its own (and, with ``max_lookback_h``, not older than that). Regions
+with a shorter history give shorter sequences (padded and masked, never filled with later
+data).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from ..config import check_positive
+from ..errors import ConfigError, ModelError
+from .baselines import (
+    _as_binary_labels,
+    _as_feature_matrix,
+    _check_fitted,
+    _read_meta,
+    _select_feature_names,
+)
+from .defn import Target, _pick_device, _train_keep_best_tss, default_class_weight
+from .persistence import load_sklearn, load_torch, save_sklearn, save_torch, write_json
+
+__all__ = ["LSTMConfig", "LSTMNetwork", "LSTMForecaster", "build_sequences"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_sequences(
+    frame: pl.DataFrame,
+    values: np.ndarray | None = None,
+    *,
+    features: Sequence[str] | None = None,
+    n_steps: int = 10,
+    max_lookback_h: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per record, the sequence of its region's last ``n_steps`` records up to and including it.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        Records sorted by ``(harpnum, t_rec)`` with no duplicate key; ``t_rec`` UTC.
+    values : ndarray (n_records, n_features), optional
+        Per-record inputs aligned with ``frame`` rows (e.g. standardised features); default
+        the ``features`` columns of ``frame`` as float64 (nulls become NaN).
+    features : sequence of str, optional
+        Columns used when ``values`` is None.
+    n_steps : int, default 10
+        Maximum sequence length (records).
+    max_lookback_h : float, optional
+        Leave out records more than this many hours before the sample's ``t_rec``.
+
+    Returns
+    -------
+    sequences : ndarray (n_records, n_steps, n_features) float64
+        ``sequences[i, :L_i]`` are the region's records ``t_rec <= t_rec[i]``, oldest first,
+        the last being record ``i`` itself; ``sequences[i, L_i:]`` is padding (0.0).
+    lengths : ndarray (n_records,) int64
+        ``L_i`` in ``1 .. n_steps``; ``np.arange(n_steps) < lengths[:, None]`` is the mask.
+
+    Raises
+    ------
+    ModelError
+        If the frame is not sorted by ``(harpnum, t_rec)``, repeats a key, has a null key, or
+        ``values`` does not match it.
+    """
+    if n_steps < 1:
+        raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+    if max_lookback_h is not None:
+        check_positive("max_lookback_h", max_lookback_h)
+    for col in ("harpnum", "t_rec"):
+        if col not in frame.columns:
+            raise ModelError(f"sequence frame lacks the column {col!r}")
+        if frame[col].null_count():
+            raise ModelError(f"sequence frame has {frame[col].null_count()} null {col!r} values")
+    if values is None:
+        if features is None:
+            raise ModelError("pass values or the feature column names")
+        values = _as_feature_matrix(frame, list(features))
+    values = np.asarray(values, dtype=np.float64)
+    n = frame.height
+    if values.ndim != 2 or values.shape[0] != n:
+        raise ModelError(f"values must have shape ({n}, n_features), got {values.shape}")
+
+    harp = frame["harpnum"].to_numpy()
+    t_us = frame["t_rec"].dt.epoch("us").to_numpy()
+    same_region = harp[1:] == harp[:-1]
+    if np.any(harp[1:] < harp[:-1]) or np.any(same_region & (t_us[1:] <= t_us[:-1])):
+        raise ModelError("sequence frame must be sorted by (harpnum, t_rec) without duplicates")
+
+    # index of the first record of each row's region
+    starts = np.flatnonzero(np.r_[True, ~same_region]) if n else np.empty(0, dtype=np.int64)
+    region_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rows = np.arange(n)
+    # k = 0 is the record itself, k = n_steps - 1 the oldest candidate
+    back = rows[:, None] - np.arange(n_steps)[None, :]
+    valid = back >= region_start[:, None]
+    if max_lookback_h is not None:
+        age_us = t_us[:, None] - t_us[np.clip(back, 0, None)]
+        valid &= age_us <= max_lookback_h * 3_600e6
+    # valid is a prefix along k (records get older with k), so its row sum is the length
+    lengths = valid.sum(axis=1).astype(np.int64)
+    sequences = np.zeros((n, n_steps, values.shape[1]), dtype=np.float64)
+    for k in range(n_steps):
+        # step k of the output (oldest first) is back-offset lengths - 1 - k
+        offset = lengths - 1 - k
+        has = offset >= 0
+        sequences[has, k] = values[rows[has] - offset[has]]
+    return sequences, lengths
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """Settings of `LSTMForecaster`.
+
+    Parameters
+    ----------
+    n_steps : int, default 10
+        Records per sequence (the sample's own record and up to ``n_steps - 1`` earlier ones).
+    max_lookback_h : float or None, default None
+        Ignore records older than this many hours before the sample time.
+    hidden : int, default 64
+        LSTM state size (also the width of the dense head).
+    num_layers : int, default 1
+    dropout : float, default 0.0
+        Between stacked LSTM layers and in the head.
+    class_weight : (float, float) or None
+        Cross-entropy weights (no flare, flare); None uses `default_class_weight` of the target.
+    learning_rate, weight_decay, batch_size, max_epochs, patience, threshold, seed, device
+        As in `flare_core.models.defn.DeFNConfig`.
+    """
+
+    n_steps: int = 10
+    max_lookback_h: float | None = None
+    hidden: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+    class_weight: tuple[float, float] | None = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 150
+    max_epochs: int = 30
+    patience: int | None = None
+    threshold: float = 0.5
+    seed: int = 0
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("n_steps", "hidden", "num_layers", "batch_size", "max_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2, got {self.batch_size}")
+        check_positive("learning_rate", self.learning_rate)
+        if self.max_lookback_h is not None:
+            check_positive("max_lookback_h", self.max_lookback_h)
+        if self.patience is not None:
+            check_positive("patience", self.patience)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold!r}")
+        if self.class_weight is not None:
+            if len(self.class_weight) != 2:
+                raise ConfigError(f"class_weight needs 2 values, got {self.class_weight!r}")
+            for w in self.class_weight:
+                check_positive("class_weight", w)
+            object.__setattr__(self, "class_weight", tuple(float(w) for w in self.class_weight))
+
+
+class LSTMNetwork(nn.Module):
+    """(batch, n_steps, n_in) padded sequences + lengths -> (batch, 2) logits.
+
+    The last hidden state of the top LSTM layer (after each sequence's last real step; the
+    padding is skipped with `torch.nn.utils.rnn.pack_padded_sequence`) goes through a dense
+    ReLU layer and a linear layer.
+    """
+
+    def __init__(self, n_in: int, hidden: int = 64, num_layers: int = 1,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(n_in, hidden, num_layers=num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden, 2))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits of (no flare, flare) for each sequence."""
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths.to("cpu"), batch_first=True, enforce_sorted=False
+        )
+        _, (h_n, _) = self.lstm(packed)
+        return self.head(h_n[-1])
+
+
+class LSTMForecaster:
+    """LSTM probability of a >=M (or >=C) flare within 24 h of each record's ``t_rec``.
+
+    Parameters
+    ----------
+    target : {"M", "C"}, default "M"
+        Sets the default loss weights; labels are passed to `fit`.
+    config : LSTMConfig, optional
+    features : sequence of str, optional
+        Frame columns to use; default every numeric column that is not an identifier or label.
+
+    Notes
+    -----
+    `fit` and `predict_proba` take record frames (``harpnum``, ``t_rec``, features) sorted by
+    ``(harpnum, t_rec)``; each record is a sample whose sequence is built by
+    `build_sequences` from the records of the same frame, so pass every record of a region
+    that precedes the ones to forecast (in operations: the recent history plus the latest
+    record). Features are imputed (training mean) and standardised with training statistics.
+
+    Attributes
+    ----------
+    network_, scaler_, feature_names_in_, n_features_in_, best_epoch_, best_val_tss_, history_
+        As in `flare_core.models.defn.DeepFlareNet`.
+    """
+
+    def __init__(
+        self,
+        target: Target = "M",
+        *,
+        config: LSTMConfig | None = None,
+        features: Sequence[str] | None = None,
+    ) -> None:
+        self.target = target
+        self.config = config if config is not None else LSTMConfig()
+        self.features = features
+
+    @property
+    def class_weight(self) -> tuple[float, float]:
+        """(no flare, flare) loss weights in use."""
+        cfg_weight = self.config.class_weight
+        return cfg_weight if cfg_weight is not None else default_class_weight(self.target)
+
+    def _sequences(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(frame, pl.DataFrame):
+            raise ModelError("LSTMForecaster needs a polars frame with harpnum and t_rec")
+        x = _as_feature_matrix(frame, self.feature_names_in_, self.n_features_in_)
+        z = self.scaler_.transform(x)
+        seq, lengths = build_sequences(
+            frame, z, n_steps=self.config.n_steps, max_lookback_h=self.config.max_lookback_h
+        )
+        return seq.astype(np.float32), lengths
+
+    def fit(self, X: pl.DataFrame, y: Any, *, X_val: pl.DataFrame, y_val: Any) -> Self:  # noqa: N803
+        """Train and keep the epoch with the best validation TSS.
+
+        Parameters
+        ----------
+        X : pl.DataFrame
+            Training records sorted by ``(harpnum, t_rec)``.
+        y : array-like (n_records,) bool or 0/1
+            Label of each record (e.g. ``m_within_24h``).
+        X_val, y_val
+            Validation records (regions disjoint from training and test) and labels; both
+            classes must occur.
+        """
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        cfg = self.config
+        weights = self.class_weight
+        if not isinstance(X, pl.DataFrame) or not isinstance(X_val, pl.DataFrame):
+            raise ModelError("LSTMForecaster.fit needs polars frames with harpnum and t_rec")
+        names = _select_feature_names(X, self.features)
+        x_train = _as_feature_matrix(X, names)
+        y_train = _as_binary_labels(y, x_train.shape[0])
+        y_val_arr = _as_binary_labels(y_val, X_val.height)
+        if np.unique(y_val_arr).size < 2:
+            raise ModelError("validation labels must contain both classes (TSS is undefined)")
+        n_missing = int(np.isnan(x_train).sum())
+        if n_missing:
+            logger.info("LSTM: imputing %d missing training feature values", n_missing)
+        self.scaler_ = make_pipeline(
+            SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler()
+        ).fit(x_train)
+        self.feature_names_in_ = names
+        self.n_features_in_ = x_train.shape[1]
+        seq_train, len_train = self._sequences(X)
+        seq_val, len_val = self._sequences(X_val)
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            network = LSTMNetwork(self.n_features_in_, cfg.hidden, cfg.num_layers, cfg.dropout)
+        best_state, best_epoch, best_tss, history = _train_keep_best_tss(
+            network, (seq_train, len_train), y_train, (seq_val, len_val), y_val_arr,
+            settings=cfg, class_weight=weights, device=_pick_device(cfg.device),
+            name=f"LSTM >={self.target}",
+        )
+        network.load_state_dict(best_state)
+        self.network_ = network.eval()
+        self.best_epoch_ = best_epoch
+        self.best_val_tss_ = best_tss
+        self.history_ = history
+        return self
+
+    def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
+        """P(flare of at least the target class within 24 h) per record, ``(n_records,)``."""
+        _check_fitted(self, "network_")
+        seq, lengths = self._sequences(X)
+        self.network_.eval()
+        with torch.no_grad():
+            logits = self.network_(torch.as_tensor(seq), torch.as_tensor(lengths))
+            return torch.softmax(logits, dim=1)[:, 1].numpy().astype(np.float64)
+
+    def predict(self, X: pl.DataFrame) -> np.ndarray:
+        """Yes/no forecast: ``predict_proba(X) >= config.threshold``."""
+        return self.predict_proba(X) >= self.config.threshold
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``network.pt`` (state_dict), ``scaler.skops`` and ``meta.json``."""
+        _check_fitted(self, "network_")
+        d = Path(directory)
+        save_torch(self.network_.state_dict(), d / "network.pt")
+        save_sklearn(self.scaler_, d / "scaler.skops")
+        meta = {
+            "class": type(self).__name__,
+            "target": self.target,
+            "config": asdict(self.config),
+            "features": None if self.features is None else list(self.features),
+            "feature_names_in": self.feature_names_in_,
+            "n_features_in": self.n_features_in_,
+            "best_epoch": self.best_epoch_,
+            "best_val_tss": self.best_val_tss_,
+            "history": self.history_,
+        }
+        write_json(meta, d / "meta.json")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by `save`; the network is on the CPU in eval mode."""
+        d = Path(directory)
+        meta = _read_meta(d, cls.__name__)
+        cfg = dict(meta["config"])
+        if cfg.get("class_weight") is not None:
+            cfg["class_weight"] = tuple(cfg["class_weight"])
+        model = cls(meta["target"], config=LSTMConfig(**cfg), features=meta["features"])
+        c = model.config
+        network = LSTMNetwork(int(meta["n_features_in"]), c.hidden, c.num_layers, c.dropout)
+        try:
+            network.load_state_dict(load_torch(d / "network.pt"))
+        except RuntimeError as e:
+            raise ModelError(f"network weights in {d} do not match the saved layout: {e}") from e
+        model.network_ = network.eval()
+        model.scaler_ = load_sklearn(d / "scaler.skops")
+        model.feature_names_in_ = meta["feature_names_in"]
+        model.n_features_in_ = int(meta["n_features_in"])
+        model.best_epoch_ = int(meta["best_epoch"])
+        model.best_val_tss_ = float(meta["best_val_tss"])
+        model.history_ = meta["history"]
+        return model
