@@ -111,6 +111,7 @@ CREATE TABLE IF NOT EXISTS forecasts (
 CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 """
 _TOL = 1e-9
+_YIELD_S = 0.06  # > filelock's 0.05 s poll interval
 
 
 def empty_forecast_frame() -> pl.DataFrame:
@@ -241,8 +242,8 @@ class ForecastStore:
         that does not use our lock (default 5; back-off 0.1, 0.2, 0.4, ... s).
     max_hold_s : float, optional
         An upsert of many issue times releases the lock after the transaction that passes
-        this many seconds of holding it, then queues for it again (default 0.5), so a
-        backfill never starves an hourly run.
+        this many seconds of holding it and pauses briefly before queueing again (default
+        0.5), so a long backfill lets a concurrent hourly run in.
 
     Notes
     -----
@@ -364,6 +365,8 @@ class ForecastStore:
                     i += 1
                     if time.monotonic() - held_since > self.max_hold_s:
                         break
+            if i < len(parts):
+                time.sleep(_YIELD_S)  # let a waiting process (polling the lock) get its turn
         logger.info("forecast store %s: upserted %d row(s) for %d issue time(s)",
                     self.path, n, df["issue_time"].n_unique())
         return n
