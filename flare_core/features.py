@@ -460,16 +460,22 @@ def _numba_kernel():
     return _JITTED["kernel"]
 
 
-def _stats_numba(kernel, values_t, t_us, starts, long_starts):
-    """Yield (keyword index, (15, n) array) from the compiled kernel."""
-    n = values_t.shape[1]
+def _stats_numba(kernel, values, t_us, starts, long_starts):
+    """Yield (keyword index, (15, n) array) from the compiled kernel.
+
+    ``values(k)`` returns keyword k as a float array with NaN for missing: one keyword is
+    materialised at a time.
+    """
+    n = t_us.shape[0]
     idx = np.arange(n)
     width = int(max((idx - starts).max(initial=0), (idx - long_starts).max(initial=0))) + 1
-    for k in range(values_t.shape[0]):
+    k = 0
+    while (x := values(k)) is not None:
         out = np.empty((len(WINDOW_STATS) + len(LONG_STATS), n))
         if n:
-            kernel(values_t[k], t_us, starts, long_starts, width, out)
+            kernel(x, t_us, starts, long_starts, width, out)
         yield k, out
+        k += 1
 
 
 def _stats_numpy(values_t, t_us, starts, long_starts):
@@ -522,10 +528,13 @@ def build_running_stats(
     records, _ = drop_duplicate_records(records)
     t_us = _time_us(records["t_rec"])
     groups = records["harpnum"].to_numpy()
-    values_t = np.empty((len(keywords), records.height), dtype=np.float64)
-    for k, name in enumerate(keywords):
-        col = records[name].cast(pl.Float64).to_numpy()  # nulls -> NaN
-        values_t[k] = np.where(np.isfinite(col), col, np.nan)
+
+    def values(k: int) -> np.ndarray | None:
+        if k >= len(keywords):
+            return None
+        col = records[keywords[k]].cast(pl.Float64).to_numpy()  # nulls -> NaN
+        return np.where(np.isfinite(col), col, np.nan)
+
     if not keywords:
         logger.warning("no keyword column to summarise; returning keys only")
     starts = _window_starts(groups, t_us, round(config.window_h * _US_PER_H))
@@ -533,15 +542,18 @@ def build_running_stats(
     kernel = _numba_kernel() if engine in ("auto", "numba") else None
     if engine == "numba" and kernel is None:
         raise ConfigError("engine='numba' requested but numba is not importable")
-    chunks = (_stats_numba(kernel, values_t, t_us, starts, long_starts) if kernel is not None
-              else _stats_numpy(values_t, t_us, starts, long_starts))
+    if kernel is not None:
+        chunks = _stats_numba(kernel, values, t_us, starts, long_starts)
+    else:
+        values_t = np.array([values(k) for k in range(len(keywords))]).reshape(
+            len(keywords), records.height)
+        chunks = _stats_numpy(values_t, t_us, starts, long_starts)
     names = (*WINDOW_STATS, *LONG_STATS)
     series: list[pl.Series] = []
     for k, arr in chunks:  # one keyword at a time: bounds the peak memory
         series.extend(pl.Series(f"{keywords[k]}__{s}", arr[j], nan_to_null=True)
                       for j, s in enumerate(names))
         del arr
-    del values_t
     logger.info(
         "running stats: %d records, %d keywords, window %.3g h, long window %.3g h",
         records.height, len(keywords), config.window_h, config.long_window_h,
