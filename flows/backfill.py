@@ -1,0 +1,146 @@
+"""The ``backfill`` flow: forecasts for a range of issue times, in parallel on Dask.
+
+The issue times ``start, start + cadence_h, ..., <= end`` (UTC) are cut into batches of
+``batch_size``; each batch is one `tasks.forecasting.compute_forecasts` task (the model and
+the snapshot are loaded once per worker process, not once per hour), mapped over a
+`prefect_dask.DaskTaskRunner`: a `LocalCluster` by default, or the scheduler at
+``dask_address``. Each batch is upserted into the `ForecastStore` as soon as it is done, so
+an interrupted backfill keeps the finished batches and a re-run recomputes nothing it has
+already (cached on model, data and issue-time hashes).
+
+Dask worker processes talk to the Prefect API named by ``PREFECT_API_URL``; with no API
+configured (a temporary in-process server) the local cluster uses threads, so that workers
+do not each start a server of their own (``dask_processes`` overrides the choice).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from tasks.common import FileRef, bind_storage, floor_hour, parse_utc, store_fingerprint
+from tasks.features import snapshot_store
+from tasks.forecasting import compute_forecasts, publish_forecasts, publish_page
+
+from .forecast import history_h, model_ref
+from .layout import Layout
+
+__all__ = ["backfill", "issue_times", "batches", "dask_runner"]
+
+
+def issue_times(start: datetime, end: datetime, cadence_h: float = 1.0) -> list[datetime]:
+    """``start, start + cadence_h, ...`` up to and including ``end`` (UTC)."""
+    from flare_core.config import check_positive
+
+    check_positive("cadence_h", cadence_h)
+    t, out, step = parse_utc(start), [], timedelta(hours=cadence_h)
+    end = parse_utc(end)
+    while t <= end:
+        out.append(t)
+        t += step
+    return out
+
+
+def batches(items: list[Any], size: int) -> list[list[Any]]:
+    """``items`` in consecutive chunks of at most ``size``."""
+    return [items[i:i + size] for i in range(0, len(items), max(1, int(size)))]
+
+
+def dask_runner(address: str | None = None, n_workers: int = 2,
+                processes: bool | None = None):
+    """A `DaskTaskRunner` on ``address`` or on a new `LocalCluster` of ``n_workers``."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    if processes is None:
+        processes = bool(os.environ.get("PREFECT_API_URL"))
+    kwargs: dict[str, Any] = {"processes": processes, "dashboard_address": None}
+    if processes:
+        kwargs.update(n_workers=n_workers, threads_per_worker=1)
+    else:
+        kwargs.update(n_workers=1, threads_per_worker=n_workers)
+    return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+@flow(name="backfill-batches")
+def _run_batches(chunks: list[list[datetime]], model: FileRef, sharp: FileRef, flares: FileRef,
+                 work_dir: str, forecast_store: str, scoreboard_dir: str | None,
+                 store_root: str) -> dict[str, Any]:
+    compute = bind_storage(compute_forecasts, store_root)
+    futures = compute.map(chunks, model=model, sharp=sharp, flares=flares, out_dir=work_dir)
+    totals: dict[str, Any] = {"rows": 0, "issue_times": 0, "gaps": {}, "model_seconds": 0.0}
+    published = []
+    for fut in futures:
+        res = fut.result()
+        totals["rows"] += res["rows"]
+        totals["issue_times"] += res["issue_times"]
+        totals["gaps"].update(res["gaps"])
+        totals["model_seconds"] += res["seconds"]
+        if res["forecasts"] is not None:
+            published.append(publish_forecasts.submit(res["forecasts"], forecast_store,
+                                                      scoreboard_dir, mode="historical"))
+    for p in published:
+        p.result()
+    return totals
+
+
+@flow(name="backfill")
+def backfill(start: datetime, end: datetime, store: str | None = None,
+             model_dir: str | None = None, *, cadence_h: float = 1.0, batch_size: int = 24,
+             dask_address: str | None = None, n_workers: int = 2,
+             dask_processes: bool | None = None, scoreboard: bool = True,
+             page: bool = True) -> dict[str, Any]:
+    """Forecasts for every issue time from ``start`` to ``end`` (UTC) every ``cadence_h`` hours.
+
+    Parameters
+    ----------
+    start, end
+        First and last issue time (UTC; rounded down to the hour).
+    store, model_dir
+        Installation root and MODEL_DIR (default the latest trained).
+    cadence_h
+        Hours between issue times (default hourly).
+    batch_size
+        Issue times per task.
+    dask_address
+        Address of a running Dask scheduler (``tcp://host:8786``); default a local cluster.
+    n_workers
+        Workers of the local cluster.
+    dask_processes
+        Local cluster of processes (True) or threads (False); default: processes when
+        ``PREFECT_API_URL`` names a server.
+    scoreboard, page
+        Write the scoreboard JSON of every issue time; draw the page of the last one.
+
+    Returns
+    -------
+    dict
+        Counts (issue times, rows, gaps) and ``model_seconds`` (time inside `forecast_at`).
+    """
+    log = get_run_logger()
+    layout = Layout.of(store)
+    root = str(layout.store)
+    times = issue_times(floor_hour(start), floor_hour(end), cadence_h)
+    model = model_ref(layout, model_dir)
+    sharp, flares = bind_storage(snapshot_store, root)(
+        root, store_fingerprint(root), times[0] - timedelta(hours=history_h(model)), times[-1])
+    chunks = batches(times, batch_size)
+    runner = dask_runner(dask_address, n_workers, dask_processes)
+    log.info("backfill %s .. %s: %d issue times in %d batches on %s", times[0].isoformat(),
+             times[-1].isoformat(), len(times), len(chunks),
+             dask_address or f"a local cluster ({runner.cluster_kwargs})")
+    totals = _run_batches.with_options(task_runner=runner)(
+        chunks, model, sharp, flares, str(layout.work / "forecasts"), str(layout.forecasts),
+        str(layout.scoreboard) if scoreboard else None, root)
+    out = {"start": times[0].isoformat(), "end": times[-1].isoformat(),
+           "requested": len(times), **totals, "forecast_store": str(layout.forecasts),
+           "model_dir": model.path}
+    if page and totals["rows"]:
+        out["page"] = publish_page(str(layout.forecasts), str(layout.page))["page"]
+    log.info("backfill done: %d of %d issue times published (%d rows), %d gaps",
+             totals["issue_times"], len(times), totals["rows"], len(totals["gaps"]))
+    return out

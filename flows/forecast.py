@@ -1,0 +1,131 @@
+"""The ``forecast`` flow: one issue time, every region on the disk, every model, published.
+
+Steps (each a task): [optional, live] ask JSOC which regions have a record in the freshness
+window and fetch each region's SHARP records (one task per region, retried on
+`SourceUnavailable`; a region whose fetch still fails is left out with its reason logged and
+shown in the summary, the others are published) and the recent GOES flares; freeze the store
+up to the issue time; `flare_core.forecasting.forecast_at`; upsert into the `ForecastStore`;
+scoreboard JSON; plots and page; Prefect artifacts (regions by risk, markdown summary).
+
+No look-ahead: the snapshot holds SHARP records with ``t_rec <= issue_time`` and flares that
+peaked strictly before it, and `forecast_at` applies the same rule again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from tasks.common import FileRef, bind_storage, file_sha256, floor_hour, store_fingerprint
+from tasks.features import snapshot_store
+from tasks.forecasting import compute_forecasts, load_bundle, publish_forecasts, publish_page
+from tasks.ingest import fetch_flares_range, fetch_region_sharp, list_regions_on_disk
+
+from .layout import Layout
+
+__all__ = ["forecast", "model_ref", "history_h"]
+
+
+def model_ref(layout: Layout, model_dir: str | None) -> FileRef:
+    """The MODEL_DIR to use (given, or the installation's latest) as a `FileRef`."""
+    from flare_core.errors import ModelError
+
+    path = Path(model_dir) if model_dir else layout.latest_model()
+    if path is None or not (path / "model.json").is_file():
+        raise ModelError(f"no trained model: pass model_dir or run the train flow for "
+                         f"{layout.root} first (looked for {path or layout.latest_model_file})")
+    return FileRef(path=str(path.resolve()), sha256=file_sha256(path / "model.json"))
+
+
+def history_h(model: FileRef) -> float:
+    """Hours of SHARP records before an issue time that a forecast reads (windows +
+    freshness)."""
+    bundle = load_bundle(model.path, model.sha256)
+    return bundle.lookback_h() + float(bundle.config.freshness_h)
+
+
+@flow(name="forecast")
+def forecast(issue_time: datetime | None = None, store: str | None = None,
+             model_dir: str | None = None, *, fetch: bool = False, nrt: bool = True,
+             jsoc_url: str | None = None, hek_url: str | None = None,
+             page: bool = True) -> dict[str, Any]:
+    """Issue and publish the forecast of one issue time.
+
+    Parameters
+    ----------
+    issue_time
+        UTC issue time, rounded down to the hour; default: now.
+    store
+        Installation root (`flows.layout.Layout`).
+    model_dir
+        MODEL_DIR; default the latest trained.
+    fetch
+        Fetch the regions' SHARP records (JSOC, ``nrt`` series) and recent flares (HEK) first;
+        without it the forecast uses what the store holds (offline, backfills, tests).
+    jsoc_url, hek_url
+        Other servers (default ``FLAREFLOW_JSOC_URL``/``FLAREFLOW_HEK_URL``).
+    page
+        Draw plots and the HTML page and create the artifacts.
+
+    Returns
+    -------
+    dict
+        ``issue_time``, ``rows``, ``regions``, ``failed_regions`` (HARP -> reason),
+        ``forecast_store``, ``page``.
+    """
+    from flare_core.config import Settings
+
+    log = get_run_logger()
+    layout = Layout.of(store)
+    root = str(layout.store)
+    issue = floor_hour(issue_time) if issue_time is not None else floor_hour(None)
+    model = model_ref(layout, model_dir)
+    need_h = history_h(model)
+    failed: dict[int, str] = {}
+    harpnums: list[int] | None = None
+    if fetch:
+        settings = Settings()
+        jsoc_url = jsoc_url or settings.jsoc_url
+        fresh_h = float(load_bundle(model.path, model.sha256).config.freshness_h)
+        regions = list_regions_on_disk(issue, root, freshness_h=fresh_h, nrt=nrt,
+                                       jsoc_url=jsoc_url)
+        flares_f = fetch_flares_range.submit(issue - timedelta(hours=48), issue, root,
+                                             hek_url=hek_url or settings.hek_url)
+        futures = {h: fetch_region_sharp.submit(h, issue - timedelta(hours=need_h), issue, root,
+                                                nrt=nrt, jsoc_url=jsoc_url) for h in regions}
+        harpnums = []
+        for h, fut in futures.items():
+            fut.wait()
+            if fut.state.is_completed():
+                harpnums.append(h)
+            else:
+                exc = fut.result(raise_on_failure=False)
+                failed[h] = f"{type(exc).__name__}: {exc}"
+                log.error("HARP %d not forecast at %s: SHARP fetch failed: %s", h,
+                          issue.isoformat(), failed[h])
+        flares_f.wait()
+        if not flares_f.state.is_completed():
+            log.warning("HEK flares not refreshed (%s); using the flares in the store",
+                        flares_f.result(raise_on_failure=False))
+    sharp, flares = bind_storage(snapshot_store, root)(
+        root, store_fingerprint(root), issue - timedelta(hours=need_h), issue)
+    res = bind_storage(compute_forecasts, root)([issue], model, sharp, flares,
+                                                str(layout.work / "forecasts"),
+                                                harpnums=harpnums)
+    out: dict[str, Any] = {"issue_time": issue.isoformat(), "rows": res["rows"],
+                           "regions": res["regions"], "failed_regions": failed,
+                           "gaps": res["gaps"], "forecast_store": str(layout.forecasts),
+                           "model_dir": model.path, "model_seconds": res["seconds"]}
+    if res["forecasts"] is None:
+        log.warning("nothing to publish at %s: %s", issue.isoformat(), res["gaps"])
+        return out
+    publish_forecasts(res["forecasts"], str(layout.forecasts), str(layout.scoreboard))
+    if page:
+        out["page"] = publish_page(str(layout.forecasts), str(layout.page),
+                                   failed_regions=failed)["page"]
+    log.info("forecast %s: %d regions, %d rows, %d regions failed", issue.isoformat(),
+             res["regions"], res["rows"], len(failed))
+    return out

@@ -1,0 +1,82 @@
+"""The ``ingest`` flows: put SHARP records and GOES flares into the local store.
+
+`ingest` fetches a UTC time range from the archives (JSOC definitive or near-real-time SHARP
+keywords, HEK GOES flares); `ingest_files` reads local files (the bundled real data of the
+offline demo). Both write through `flare_core.store.Store` (atomic, idempotent).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from tasks.common import bind_storage, parse_utc
+from tasks.ingest import (
+    fetch_flares_range,
+    fetch_sharp_range,
+    file_ref_of,
+    ingest_file,
+    ingest_order,
+)
+
+from .layout import Layout
+
+__all__ = ["ingest", "ingest_files"]
+
+
+@flow(name="ingest", log_prints=False)
+def ingest(start: datetime, end: datetime, store: str | None = None, *, nrt: bool = False,
+           flares: bool = True, harpnums: list[int] | None = None,
+           jsoc_url: str | None = None, hek_url: str | None = None) -> dict[str, Any]:
+    """Fetch SHARP keywords (``start <= t_rec <= end``, UTC) and GOES flares into the store.
+
+    Parameters
+    ----------
+    start, end
+        UTC range (inclusive).
+    store
+        Root of the installation (`flows.layout.Layout`); default ``FLAREFLOW_STORE``.
+    nrt
+        Near-real-time SHARP series instead of the definitive one.
+    flares
+        Also fetch the GOES flares of the range from HEK.
+    harpnums
+        Restrict SHARP to these regions.
+    jsoc_url, hek_url
+        Other servers than JSOC/HEK (default: ``FLAREFLOW_JSOC_URL``/``FLAREFLOW_HEK_URL``).
+    """
+    from flare_core.config import Settings
+
+    settings = Settings()
+    root = str(Layout.of(store).store)
+    start, end = parse_utc(start), parse_utc(end)
+    sharp_f = fetch_sharp_range.submit(start, end, root, nrt=nrt, harpnums=harpnums,
+                                       jsoc_url=jsoc_url or settings.jsoc_url)
+    out: dict[str, Any] = {}
+    if flares:
+        out["flares"] = fetch_flares_range.submit(
+            start, end, root, hek_url=hek_url or settings.hek_url).result()
+    out["sharp"] = sharp_f.result()
+    get_run_logger().info("ingest %s .. %s into %s: %s", start.isoformat(), end.isoformat(),
+                          root, out)
+    return out
+
+
+@flow(name="ingest-files")
+def ingest_files(paths: list[str], store: str | None = None) -> list[dict[str, Any]]:
+    """Read local SHARP files, flare lists and HARP maps into the store.
+
+    The HARP map goes first, then SHARP files, then flare lists (flares get their HARP from
+    the map). Each file is a cached task: an unchanged file is not read again.
+    """
+    root = Layout.of(store).store
+    root.mkdir(parents=True, exist_ok=True)
+    task_ = bind_storage(ingest_file, root)
+    results = []
+    for p in ingest_order([Path(p) for p in paths]):  # in order: later kinds need earlier ones
+        path, sha = file_ref_of(p)
+        results.append(task_(path, sha, str(root)))
+    return results

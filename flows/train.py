@@ -1,0 +1,55 @@
+"""The ``train`` flow: dataset -> forest -> survival -> warning SVM, DeFN, baselines.
+
+Training is one cached task (`tasks.training.train_models`) keyed on the dataset's content
+hash, the configuration and the code version, so re-running on unchanged data and config
+returns the existing MODEL_DIR at once. The validation skill is published as a table artifact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from tasks.common import bind_storage, parse_utc
+from tasks.training import publish_validation_artifact, train_models
+
+from .features import build_features, train_config
+from .layout import Layout
+
+__all__ = ["train"]
+
+
+@flow(name="train")
+def train(start: datetime, end: datetime, store: str | None = None, *,
+          config: dict[str, Any] | None = None, quick: bool = False) -> str:
+    """Train every model on the records with ``start <= t_rec <= end`` (UTC).
+
+    Parameters
+    ----------
+    start, end
+        Training period (UTC). Keep it before any period you later evaluate.
+    store
+        Installation root (`flows.layout.Layout`).
+    config
+        Overrides of `flare_core.training.TrainConfig` fields.
+    quick
+        Start from `TrainConfig.quick()` (few trees and epochs: tests, the offline demo).
+
+    Returns
+    -------
+    str
+        The MODEL_DIR, also recorded as the installation's latest model.
+    """
+    from flare_core.training import code_version
+
+    layout = Layout.of(store)
+    cfg = train_config(config, quick)
+    dataset = build_features(parse_utc(start), parse_utc(end), str(layout.root), config=cfg)
+    model = bind_storage(train_models, layout.store)(dataset, cfg, str(layout.models),
+                                                     code_version())
+    publish_validation_artifact(model)
+    layout.set_latest_model(model.path)
+    get_run_logger().info("model %s (model.json %s)", model.path, model.short)
+    return model.path

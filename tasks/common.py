@@ -1,0 +1,167 @@
+"""What every flareflow task shares: file references, hashes, retry and result-storage policy.
+
+Tasks hand each other `FileRef` values (a path and the SHA-256 of its content), never big
+frames or fitted models, so that a task's cache key (``INPUTS + TASK_SOURCE``) changes exactly
+when the data behind a path changes. Results are persisted under the store root
+(``<store>/.prefect-results``), so deleting a store also forgets what was cached for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flare_core.errors import SourceUnavailable, StoreError
+
+__all__ = [
+    "FileRef",
+    "RESULTS_DIR",
+    "NETWORK_RETRY_DELAYS_S",
+    "file_sha256",
+    "store_fingerprint",
+    "write_frame_addressed",
+    "retry_on_source_unavailable",
+    "retry_on_store_busy",
+    "result_storage_for",
+    "bind_storage",
+    "floor_hour",
+    "parse_utc",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Sub-directory of the store root holding Prefect's persisted task results (cache records).
+RESULTS_DIR = ".prefect-results"
+#: Back-off of the network tasks (JSOC, HEK, NOAA), seconds between attempts.
+NETWORK_RETRY_DELAYS_S = [10, 60, 300]
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file (or directory) and the SHA-256 (hex) of its content.
+
+    ``sha256`` is what cache keys see; two refs with the same hash hold the same data.
+    """
+
+    path: str
+    sha256: str
+
+    @property
+    def short(self) -> str:
+        """The first 12 hex digits of the hash (for names and logs)."""
+        return self.sha256[:12]
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, or of every file of a directory (names + bytes)."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    for f in files:
+        if p.is_dir():
+            digest.update(str(f.relative_to(p)).encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def store_fingerprint(store_root: str | Path) -> str:
+    """SHA-256 of the committed state of a `flare_core.store.Store` (its manifest tables).
+
+    Every store write commits new, uniquely named Parquet files, and an idempotent re-write
+    commits nothing, so the file lists of the manifest identify the content.
+    """
+    from flare_core.store import Store
+
+    tables = Store(store_root).manifest().get("tables", {})
+    return hashlib.sha256(json.dumps(tables, sort_keys=True).encode()).hexdigest()
+
+
+def write_frame_addressed(frame: pl.DataFrame, directory: str | Path, prefix: str) -> FileRef:
+    """Write ``frame`` as Parquet named by its content hash; returns the `FileRef`.
+
+    The file is written to a temporary name and renamed, so a reader never sees a partial
+    file, and writing the same content twice leaves one file.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{prefix}-", suffix=".parquet.tmp")
+    os.close(fd)
+    try:
+        frame.write_parquet(tmp, statistics=False)
+        sha = file_sha256(tmp)
+        final = d / f"{prefix}-{sha[:16]}.parquet"
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return FileRef(path=str(final), sha256=sha)
+
+
+def retry_on_store_busy(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry only on `StoreError` (a store locked or busy)."""
+    try:
+        state.result()
+    except StoreError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
+def retry_on_source_unavailable(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry only when the task raised `SourceUnavailable`.
+
+    A `flare_core.errors.SourceError` (the archive answered with an error) or a parsing
+    error would fail the same way again, so it is not retried.
+    """
+    try:
+        state.result()
+    except SourceUnavailable:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
+def result_storage_for(store_root: str | Path) -> Path:
+    """Where persisted results go: ``<store_root>/.prefect-results`` (Prefect turns a path
+    into a local file system; no block needs registering on the server)."""
+    path = Path(store_root).resolve() / RESULTS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def bind_storage(task_obj: Any, store_root: str | Path) -> Any:
+    """``task_obj`` with its results (and so its cache) persisted under the store root."""
+    return task_obj.with_options(result_storage=result_storage_for(store_root),
+                                 persist_result=True)
+
+
+def floor_hour(t: datetime) -> datetime:
+    """``t`` in UTC, rounded down to the whole hour."""
+    return parse_utc(t).replace(minute=0, second=0, microsecond=0)
+
+
+def parse_utc(t: datetime | str | None) -> datetime:
+    """A tz-aware UTC datetime from a datetime or ISO string (naive = UTC; None = now)."""
+    if t is None:
+        return datetime.now(UTC)
+    if isinstance(t, str):
+        s = t.strip()
+        if s.lower() == "now":
+            return datetime.now(UTC)
+        t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        return t.replace(tzinfo=UTC)
+    return t.astimezone(UTC)

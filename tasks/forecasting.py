@@ -1,0 +1,179 @@
+"""Prefect tasks that issue forecasts (`flare_core.forecasting.forecast_at`) and publish them.
+
+`compute_forecasts` is pure and cached: it maps a batch of issue times, a MODEL_DIR and a
+data snapshot (all by content hash) to one Parquet file of forecast rows. A batch of issue
+times is one task, so a backfill of hundreds of hours is a few dozen tasks and the model is
+loaded once per worker process. `publish_forecasts` is the side effect: an idempotent upsert
+into the `ForecastStore` (an issue time is replaced as a whole, so re-runs and concurrent
+runs neither lose nor duplicate rows), then the scoreboard JSON documents.
+
+No look-ahead: `forecast_at` reads only SHARP rows with ``t_rec <= issue_time`` and flares
+with ``peak_time < issue_time`` whatever the snapshot holds.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+
+from .common import FileRef, retry_on_store_busy, write_frame_addressed
+
+__all__ = [
+    "compute_forecasts",
+    "publish_forecasts",
+    "load_bundle",
+    "read_frame",
+    "forecast_batch_plain",
+    "publish_page",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4)
+def load_bundle(model_dir: str, sha256: str):
+    """`ModelBundle.load`, once per process and model content (``sha256`` keys the cache)."""
+    from flare_core.forecasting import ModelBundle
+
+    return ModelBundle.load(model_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def read_frame(path: str, sha256: str) -> pl.DataFrame:
+    """A snapshot Parquet file, read once per process and content."""
+    return pl.read_parquet(path)
+
+
+def forecast_batch_plain(issue_times: list[datetime], model: FileRef, sharp: FileRef,
+                         flares: FileRef, *, harpnums: list[int] | None = None
+                         ) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The forecasts of several issue times, without Prefect (used by the task and benchmarks).
+
+    Returns the forecast rows (`flare_core.publish.forecast_store` schema) and, per issue time
+    that could not be forecast (no fresh record), the reason.
+    """
+    from flare_core.errors import DataGapError
+    from flare_core.forecasting import forecast_at
+    from flare_core.publish.forecast_store import empty_forecast_frame
+
+    bundle = load_bundle(model.path, model.sha256)
+    sharp_df = read_frame(sharp.path, sharp.sha256)
+    flare_df = read_frame(flares.path, flares.sha256)
+    if harpnums is not None:
+        sharp_df = sharp_df.filter(pl.col("harpnum").is_in(harpnums))
+    frames, gaps = [], {}
+    for t in issue_times:
+        try:
+            frames.append(forecast_at(bundle, sharp_df, flare_df, t))
+        except DataGapError as e:
+            gaps[t.isoformat()] = str(e)
+    rows = pl.concat(frames, how="diagonal_relaxed") if frames else empty_forecast_frame()
+    return rows, gaps
+
+
+@task(cache_policy=INPUTS + TASK_SOURCE)
+def compute_forecasts(issue_times: list[datetime], model: FileRef, sharp: FileRef,
+                      flares: FileRef, out_dir: str, *,
+                      harpnums: list[int] | None = None) -> dict[str, Any]:
+    """Forecasts of every region at each issue time of the batch, as one Parquet file.
+
+    Parameters
+    ----------
+    issue_times
+        UTC issue times (one batch).
+    model, sharp, flares
+        MODEL_DIR and the snapshot files (`tasks.features.snapshot_store`).
+    out_dir
+        Where the content-addressed Parquet file of forecast rows goes.
+    harpnums
+        Forecast only these regions (the live flow drops regions whose data fetch failed).
+
+    Returns
+    -------
+    dict
+        ``forecasts`` (`FileRef` or None when nothing was forecast), ``rows``, ``regions``,
+        ``issue_times``, ``gaps`` (issue time -> reason) and ``seconds`` (model time).
+    """
+    log = get_run_logger()
+    t0 = time.perf_counter()
+    rows, gaps = forecast_batch_plain(issue_times, model, sharp, flares, harpnums=harpnums)
+    seconds = time.perf_counter() - t0
+    for t, why in gaps.items():
+        log.warning("no forecast at %s: %s", t, why)
+    ref = write_frame_addressed(rows, out_dir, "forecasts") if rows.height else None
+    log.info("%d issue times: %d rows, %d gaps in %.2f s", len(issue_times), rows.height,
+             len(gaps), seconds)
+    return {"forecasts": ref, "rows": rows.height,
+            "regions": int(rows["harpnum"].n_unique()) if rows.height else 0,
+            "issue_times": len(issue_times) - len(gaps), "gaps": gaps, "seconds": seconds}
+
+
+@task(cache_policy=NO_CACHE, tags=["forecast-store-write"], retries=3,
+      retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_on_store_busy)
+def publish_forecasts(forecasts: FileRef, forecast_store: str, scoreboard_dir: str | None,
+                      *, mode: str = "forecast") -> dict[str, Any]:
+    """Upsert forecast rows into the `ForecastStore`; write one scoreboard JSON per issue time.
+
+    The store replaces each issue time as a whole in one transaction, so publishing twice
+    (a retry, a re-run, an hourly run racing a backfill) leaves exactly one copy.
+    """
+    from flare_core.publish.forecast_store import ForecastStore
+    from flare_core.publish.scoreboard_json import write_scoreboard_json
+
+    rows = pl.read_parquet(forecasts.path)
+    n = ForecastStore(forecast_store).upsert(rows)
+    paths = (write_scoreboard_json(rows, scoreboard_dir, mode=mode)
+             if scoreboard_dir is not None else [])
+    get_run_logger().info("published %d rows of %d issue times to %s (%d JSON documents)",
+                          n, rows["issue_time"].n_unique(), forecast_store, len(paths))
+    return {"rows": n, "issue_times": rows["issue_time"].n_unique(),
+            "json": [str(p) for p in paths]}
+
+
+@task(cache_policy=NO_CACHE)
+def publish_page(forecast_store: str, page_dir: str, *,
+                 failed_regions: dict[int, str] | None = None) -> dict[str, Any]:
+    """Plots + ``index.html`` of the newest issue time, and the Prefect artifacts.
+
+    Artifacts: a table of regions by risk (key ``flare-risk-regions``) and a markdown
+    summary (key ``forecast-summary``) linking the page and plots.
+    """
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from flare_core.publish.forecast_store import ForecastStore
+    from flare_core.publish.page import publish_latest_page
+    from flare_core.publish.summary import rank_regions, summary_markdown
+
+    store = ForecastStore(forecast_store)
+    page = publish_latest_page(store, page_dir)
+    latest = store.latest_issue_time()
+    current = store.read(issue_time=latest)
+    ranked = rank_regions(current)
+    table = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+             for r in ranked.iter_rows(named=True)]
+    create_table_artifact(key="flare-risk-regions", table=table,
+                          description=f"Regions by P(M+ in 24 h), per model, issued "
+                                      f"{latest.isoformat()}")
+    plots = sorted(Path(page_dir).glob("*.png"))
+    lines = [summary_markdown(current, top_n=10), "",
+             f"Page: [{Path(page).name}](file://{Path(page).resolve()})", ""]
+    if failed_regions:
+        lines += ["## Regions not forecast", ""]
+        lines += [f"- HARP {h}: {why}" for h, why in sorted(failed_regions.items())]
+        lines.append("")
+    lines += ["## Plots", ""]
+    lines += [f"- [{p.name}](file://{p.resolve()})" for p in plots]
+    create_markdown_artifact(key="forecast-summary", markdown="\n".join(lines),
+                             description="Forecast summary with links to the page and plots")
+    n_regions = current["harpnum"].n_unique()
+    get_run_logger().info("page %s: %d regions, %d plots", page, n_regions, len(plots))
+    return {"page": str(page), "plots": [str(p) for p in plots], "issue_time": latest,
+            "regions": n_regions}

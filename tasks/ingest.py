@@ -1,0 +1,158 @@
+"""Prefect tasks that put data into the local store: bundled files, JSOC SHARP, HEK flares.
+
+Thin wrappers: the reading, parsing and merging live in `flare_core.sources` and
+`flare_core.store`. Network tasks retry with back-off, but only on `SourceUnavailable`
+(`tasks.common.retry_on_source_unavailable`); every task returns a small JSON-able summary.
+All times are tz-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+
+from .common import (
+    NETWORK_RETRY_DELAYS_S,
+    file_sha256,
+    retry_on_source_unavailable,
+)
+
+__all__ = [
+    "ingest_file",
+    "fetch_sharp_range",
+    "fetch_flares_range",
+    "list_regions_on_disk",
+    "fetch_region_sharp",
+    "file_ref_of",
+]
+
+_KIND_ORDER = {"harp_map": 0, "sharp": 1, "flares": 2}
+
+
+def _report(rep: Any) -> dict[str, Any]:
+    return {"table": rep.table, "rows_in": rep.rows_in, "rows_added": rep.rows_added,
+            "rows_updated": rep.rows_updated, "generation": rep.generation}
+
+
+def file_ref_of(path: str | Path) -> tuple[str, str]:
+    """``(path, sha256)`` of a local file, the arguments `ingest_file` caches on."""
+    return str(Path(path).resolve()), file_sha256(path)
+
+
+def ingest_order(paths: list[str | Path]) -> list[str]:
+    """Files sorted so that the HARP map comes first, then SHARP files, then flare lists.
+
+    Flares get their HARP numbers from the map and the stored SHARP spans when written.
+    """
+    from flare_core.sources import detect_format
+    from flare_core.sources.files import FORMATS
+
+    def kind(p: str | Path) -> int:
+        return _KIND_ORDER.get(FORMATS[detect_format(Path(p))][0], 3)
+
+    return [str(p) for p in sorted(paths, key=lambda p: (kind(p), str(p)))]
+
+
+@task(cache_policy=INPUTS + TASK_SOURCE, tags=["store-write"])
+def ingest_file(path: str, sha256: str, store_root: str) -> dict[str, Any]:
+    """Read one SHARP file, flare list or HARP map and merge it into the store.
+
+    Cached on (path, sha256 of the file, store root): ingesting an unchanged file into the
+    same store is skipped. Returns the store's write report plus the rows the reader dropped.
+    """
+    from flare_core.sources import load_file
+    from flare_core.store import Store
+
+    log = get_run_logger()
+    res = load_file(path)
+    store = Store(store_root)
+    writer = {"sharp": store.write_sharp, "flares": store.write_flares,
+              "harp_map": store.write_harp_map}[res.kind]
+    rep = writer(res.frame)
+    out = {"path": path, "format": res.fmt, "kind": res.kind, **_report(rep),
+           "dropped": res.drops.total, "drop_reasons": dict(res.drops.counts)}
+    log.info("ingested %s (%s): %d rows in, %d added", Path(path).name, res.fmt,
+             rep.rows_in, rep.rows_added)
+    return out
+
+
+@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
+      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE,
+      tags=["jsoc", "store-write"])
+def fetch_sharp_range(start: datetime, end: datetime, store_root: str, *, nrt: bool = False,
+                      harpnums: list[int] | None = None, jsoc_url: str | None = None
+                      ) -> dict[str, Any]:
+    """SHARP keywords with ``start <= t_rec <= end`` (UTC) from JSOC into the store.
+
+    Definitive series by default, ``nrt=True`` for ``hmi.sharp_cea_720s_nrt``.
+    """
+    from flare_core.sources.jsoc import JsocConfig, fetch_sharp
+    from flare_core.store import Store
+
+    log = get_run_logger()
+    cfg = JsocConfig(nrt=nrt, url=jsoc_url, retries=0)
+    df = fetch_sharp(start, end, harpnums=harpnums, config=cfg)
+    rep = Store(store_root).write_sharp(df) if df.height else None
+    log.info("JSOC %s %s .. %s: %d records", cfg.series, start.isoformat(), end.isoformat(),
+             df.height)
+    return {"series": cfg.series, "records": df.height,
+            **(_report(rep) if rep is not None else {})}
+
+
+@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
+      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE,
+      tags=["hek", "store-write"])
+def fetch_flares_range(start: datetime, end: datetime, store_root: str, *,
+                       hek_url: str | None = None) -> dict[str, Any]:
+    """GOES flare events peaking in [start, end] (UTC) from HEK into the store."""
+    from flare_core.sources.hek import HekConfig, fetch_flares
+    from flare_core.store import Store
+
+    log = get_run_logger()
+    df = fetch_flares(start, end, config=HekConfig(url=hek_url, retries=0))
+    rep = Store(store_root).write_flares(df) if df.height else None
+    log.info("HEK %s .. %s: %d flares", start.isoformat(), end.isoformat(), df.height)
+    return {"source": "hek", "flares": df.height, **(_report(rep) if rep is not None else {})}
+
+
+@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
+      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE, tags=["jsoc"])
+def list_regions_on_disk(issue_time: datetime, store_root: str, *, freshness_h: float = 6.0,
+                         nrt: bool = True, jsoc_url: str | None = None) -> list[int]:
+    """HARP numbers with a SHARP record in ``(issue_time - freshness_h, issue_time]``.
+
+    One JSOC query over every HARP; the records it returns are kept in the store.
+    """
+    from flare_core.sources.jsoc import JsocConfig, fetch_sharp
+    from flare_core.store import Store
+
+    cfg = JsocConfig(nrt=nrt, url=jsoc_url, retries=0)
+    df = fetch_sharp(issue_time - timedelta(hours=freshness_h), issue_time, config=cfg)
+    if df.height:
+        Store(store_root).write_sharp(df)
+    harps = sorted(int(h) for h in df["harpnum"].unique())
+    get_run_logger().info("%d regions on the disk at %s: %s", len(harps),
+                          issue_time.isoformat(), harps)
+    return harps
+
+
+@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
+      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE,
+      tags=["jsoc", "store-write"])
+def fetch_region_sharp(harpnum: int, start: datetime, end: datetime, store_root: str, *,
+                       nrt: bool = True, jsoc_url: str | None = None) -> int:
+    """One region's SHARP records with ``start <= t_rec <= end`` into the store; the count."""
+    from flare_core.sources.jsoc import JsocConfig, fetch_sharp
+    from flare_core.store import Store
+
+    cfg = JsocConfig(nrt=nrt, url=jsoc_url, retries=0)
+    df = fetch_sharp(start, end, harpnums=[harpnum], config=cfg)
+    if df.height:
+        Store(store_root).write_sharp(df)
+    get_run_logger().info("HARP %d: %d records %s .. %s", harpnum, df.height,
+                          start.isoformat(), end.isoformat())
+    return df.height
