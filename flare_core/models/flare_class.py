@@ -1,0 +1,242 @@
+"""Random forest for the class band of a region's next >=M flare (survival paper, Sect. 4).
+
+The forest predicts one of `FLARE_CLASS_BANDS` from the running SHARP statistics (and any other
+inputs the caller passes); its prediction becomes a categorical input (an embedding) of the
+Cox-Time model (`flare_core.models.cox_time`). Rows used to train the survival model must
+receive *out-of-fold* predictions (`out_of_fold_bands`, region-grouped folds) so the survival
+model never sees a forecast made from its own labels.
+
+Band of a record (from `flare_core.labels.label_time_to_event` columns):
+
+* ``none`` (0): no >=M flare peaks within ``(t_rec, t_rec + tmax_h]`` (``event = 0`` or the
+  time to event exceeds ``tmax_h``);
+* ``M1-M4.9`` (1): next flare peak flux in [1e-5, 5e-5) W m^-2;
+* ``M5-M9.9`` (2): [5e-5, 1e-4) W m^-2;
+* ``X`` (3): >= 1e-4 W m^-2.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import check_positive
+from ..errors import ConfigError, ModelError
+
+__all__ = [
+    "FLARE_CLASS_BANDS",
+    "FlareClassForestConfig",
+    "FlareClassForest",
+    "flare_class_band",
+    "out_of_fold_bands",
+    "score_flare_class",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Band names; the code of a band is its index.
+FLARE_CLASS_BANDS: tuple[str, ...] = ("none", "M1-M4.9", "M5-M9.9", "X")
+_EDGES_WM2 = (1e-5 * (1 - 1e-9), 5e-5 * (1 - 1e-9), 1e-4 * (1 - 1e-9))
+_FORMAT_VERSION = 1
+
+
+def flare_class_band(next_flare_flux_wm2: np.ndarray, time_to_event_h: np.ndarray,
+                     event: np.ndarray, *, tmax_h: float = 144.0) -> np.ndarray:
+    """Band code (0..3, see `FLARE_CLASS_BANDS`) of the next >=M flare within ``tmax_h``.
+
+    Parameters
+    ----------
+    next_flare_flux_wm2 : ndarray of shape (n,)
+        Peak flux (W m^-2) of the next >=M flare; NaN/None where there is none.
+    time_to_event_h : ndarray of shape (n,)
+        Hours from ``t_rec`` to that flare's peak (or to censoring).
+    event : ndarray of shape (n,)
+        1 when the flare peaks within the label horizon, else 0.
+    tmax_h : float
+        Horizon in hours.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    check_positive("tmax_h", tmax_h)
+    flux = np.asarray(next_flare_flux_wm2, dtype=np.float64)
+    tte = np.asarray(time_to_event_h, dtype=np.float64)
+    ev = np.asarray(event).astype(bool)
+    if not flux.shape == tte.shape == ev.shape:
+        raise ConfigError(f"shapes differ: flux {flux.shape}, time {tte.shape}, event {ev.shape}")
+    flaring = ev & (tte <= tmax_h)
+    if (flaring & ~np.isfinite(flux)).any():
+        raise ConfigError(f"{int((flaring & ~np.isfinite(flux)).sum())} event record(s) lack a "
+                          "next_flare_flux_wm2")
+    band = np.searchsorted(np.asarray(_EDGES_WM2), np.where(flaring, flux, 0.0), side="right")
+    if (flaring & (band == 0)).any():
+        raise ConfigError("an event record has a next-flare flux below M1 (1e-5 W m^-2)")
+    return np.where(flaring, band, 0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class FlareClassForestConfig:
+    """Hyper-parameters of `FlareClassForest`.
+
+    ``class_weight``: None, ``"balanced"`` or ``"balanced_subsample"`` (sklearn). ``n_folds``:
+    region-grouped folds of `out_of_fold_bands`. ``n_jobs``: sklearn parallel jobs.
+    """
+
+    n_estimators: int = 100
+    class_weight: str | None = "balanced"
+    max_depth: int | None = None
+    min_samples_leaf: int = 1
+    n_folds: int = 5
+    seed: int = 0
+    n_jobs: int = 1
+
+    def __post_init__(self) -> None:
+        check_positive("n_estimators", self.n_estimators)
+        check_positive("min_samples_leaf", self.min_samples_leaf)
+        if self.max_depth is not None:
+            check_positive("max_depth", self.max_depth)
+        if not (isinstance(self.n_folds, int) and self.n_folds >= 2):
+            raise ConfigError(f"n_folds must be an int >= 2, got {self.n_folds!r}")
+        if self.class_weight not in (None, "balanced", "balanced_subsample"):
+            raise ConfigError(f"class_weight must be None, 'balanced' or 'balanced_subsample', "
+                              f"got {self.class_weight!r}")
+
+
+def _check_x(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ConfigError(f"x must be 2-D (records, features), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ConfigError(f"x has NaN/inf in {int((~np.isfinite(x).all(axis=1)).sum())} record(s);"
+                          " impute first (flare_core.imputation)")
+    return x
+
+
+class FlareClassForest:
+    """100-tree random forest predicting the next-flare band code (0..3).
+
+    Parameters
+    ----------
+    config : FlareClassForestConfig
+        Stored only; the work happens in `fit`.
+    """
+
+    def __init__(self, config: FlareClassForestConfig | None = None) -> None:
+        self.config = config if config is not None else FlareClassForestConfig()
+
+    def _make(self):
+        from sklearn.ensemble import RandomForestClassifier
+
+        c = self.config
+        return RandomForestClassifier(
+            n_estimators=c.n_estimators, class_weight=c.class_weight, max_depth=c.max_depth,
+            min_samples_leaf=c.min_samples_leaf, random_state=c.seed, n_jobs=c.n_jobs)
+
+    def fit(self, x: np.ndarray, bands: np.ndarray) -> FlareClassForest:
+        """Fit on inputs ``x`` (n, p) and band codes (n,) from `flare_class_band`."""
+        x = _check_x(x)
+        y = np.asarray(bands, dtype=np.int64)
+        if y.shape != (x.shape[0],) or ((y < 0) | (y >= len(FLARE_CLASS_BANDS))).any():
+            raise ConfigError(f"bands must be ({x.shape[0]},) codes in 0..3")
+        self.forest_ = self._make().fit(x, y)
+        self.n_features_ = x.shape[1]
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "forest_"):
+            raise ModelError("FlareClassForest is not fitted: call fit() or load() first")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Band codes (n,), int64."""
+        self._check_fitted()
+        return self.forest_.predict(_check_x(x)).astype(np.int64)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (n, 4), columns in `FLARE_CLASS_BANDS` order (0 for unseen bands)."""
+        self._check_fitted()
+        p = self.forest_.predict_proba(_check_x(x))
+        out = np.zeros((p.shape[0], len(FLARE_CLASS_BANDS)))
+        out[:, self.forest_.classes_.astype(int)] = p
+        return out
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``forest.skops`` and ``model.json`` into ``directory``."""
+        from .persistence import save_sklearn, write_json
+
+        self._check_fitted()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        save_sklearn(self.forest_, d / "forest.skops")
+        write_json({"format_version": _FORMAT_VERSION, "kind": "flare_class_forest",
+                    "config": asdict(self.config), "n_features": self.n_features_,
+                    "bands": list(FLARE_CLASS_BANDS)}, d / "model.json")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FlareClassForest:
+        """Read a model written by `save` (skops with the trusted-type list)."""
+        from .persistence import load_sklearn, read_json
+
+        d = Path(directory)
+        meta = read_json(d / "model.json")
+        if meta.get("kind") != "flare_class_forest" or meta.get("format_version") != _FORMAT_VERSION:
+            raise ModelError(f"{d} is not a flare-class forest directory")
+        self = cls(FlareClassForestConfig(**meta["config"]))
+        self.forest_ = load_sklearn(d / "forest.skops")
+        self.n_features_ = int(meta["n_features"])
+        return self
+
+
+def out_of_fold_bands(x: np.ndarray, bands: np.ndarray, groups: np.ndarray,
+                      config: FlareClassForestConfig | None = None) -> np.ndarray:
+    """Out-of-fold band predictions with region-grouped folds (`sklearn.model_selection.GroupKFold`).
+
+    Each record is predicted by a forest trained on the other folds, i.e. on *other regions*,
+    so a survival model trained on these predictions never sees a forecast made from its own
+    labels.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, p)
+    bands : ndarray of shape (n,)
+        Band codes of `flare_class_band`.
+    groups : ndarray of shape (n,)
+        Region (harpnum) of each record.
+    config : FlareClassForestConfig, optional
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    from sklearn.model_selection import GroupKFold
+
+    config = config if config is not None else FlareClassForestConfig()
+    x = _check_x(x)
+    y = np.asarray(bands, dtype=np.int64)
+    groups = np.asarray(groups)
+    n_groups = np.unique(groups).size
+    if n_groups < config.n_folds:
+        raise ConfigError(f"out_of_fold_bands needs >= n_folds={config.n_folds} regions, "
+                          f"got {n_groups}")
+    out = np.empty(y.size, dtype=np.int64)
+    for tr, te in GroupKFold(n_splits=config.n_folds).split(x, y, groups):
+        out[te] = FlareClassForest(config).fit(x[tr], y[tr]).predict(x[te])
+    return out
+
+
+def score_flare_class(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Macro and weighted F1 of band predictions (the paper reports F1 = 0.85).
+
+    Returns ``{"macro_f1", "weighted_f1", "accuracy"}``; use on records of regions the forest
+    was not trained on.
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+
+    kw = {"zero_division": 0}  # averages over the bands present in y_true or y_pred
+    return {"macro_f1": float(f1_score(y_true, y_pred, average="macro", **kw)),
+            "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", **kw)),
+            "accuracy": float(accuracy_score(y_true, y_pred))}

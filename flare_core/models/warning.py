@@ -1,0 +1,309 @@
+"""Warning SVM on the mean-lifetime track (survival paper, A&A 703, A99, 2025, Sect. 5.3).
+
+A region's smoothed mean-lifetime track (`flare_core.models.lifetime.smooth_lifetime_track`,
+causal) is cut into windows of ``window_h = 4 h`` overlapping by ``overlap_h = 1 h`` (a new
+window every 3 h). A least-squares line through each window gives ``(slope, mean)``; a falling
+mean lifetime signals an approaching flare. A one-vs-one SVM (`sklearn.svm.SVC`,
+``decision_function_shape="ovo"``) classifies a window, issued at its last record ``t_issue``:
+
+* ``within`` : a >=M flare peaks in ``(t_issue, t_issue + lead_h]``;
+* ``after``  : the next >=M flare peaks in ``(t_issue + lead_h, t_issue + tmax_h]``;
+* ``none``   : no >=M flare peaks within ``tmax_h``.
+
+``lead_h`` (the paper's x) can be anything from 8 to 60 h; `sweep_lead_time` scores the sweep
+(the paper's Fig. 12) as a table. Windows whose label is unknown (censored before ``tmax_h``
+with no flare seen, so neither ``after`` nor ``none`` is certain) are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..config import check_positive
+from ..errors import ConfigError, ModelError
+
+__all__ = [
+    "WARNING_CLASSES",
+    "WarningSVMConfig",
+    "WarningSVM",
+    "lifetime_windows",
+    "warning_labels",
+    "warning_tss",
+    "sweep_lead_time",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Class names; the code of a class is its index.
+WARNING_CLASSES: tuple[str, ...] = ("within", "after", "none")
+_US_PER_H = 3_600_000_000
+_FORMAT_VERSION = 1
+_FEATURES = ("slope_h_per_h", "mean_h")
+
+
+def lifetime_windows(track: pl.DataFrame, *, window_h: float = 4.0, overlap_h: float = 1.0,
+                     value_col: str = "mean_lifetime_smooth_h", min_records: int = 2
+                     ) -> pl.DataFrame:
+    """Piecewise linear fits of each region's mean-lifetime track over overlapping windows.
+
+    Parameters
+    ----------
+    track : pl.DataFrame
+        ``harpnum``, ``t_rec`` (UTC), ``value_col`` (hours); optional ``time_to_event_h`` and
+        ``event`` labels are carried over from each window's last record.
+    window_h, overlap_h : float
+        Window length and overlap in hours; windows start every ``window_h - overlap_h``
+        hours from the region's first record and cover ``[t_start, t_start + window_h]``.
+    value_col : str
+        Track column (use a *causal* smoothing for forecasting).
+    min_records : int
+        Windows with fewer non-null records are skipped (counted in the log).
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per window: ``harpnum``, ``t_start``, ``t_issue`` (last record in the window,
+        UTC; the window uses no record after it), ``n_records``, ``slope_h_per_h`` (hours of
+        mean lifetime per hour), ``mean_h`` (hours), plus ``time_to_event_h``/``event`` of the
+        record at ``t_issue`` when the track has them.
+    """
+    check_positive("window_h", window_h)
+    if not 0 <= overlap_h < window_h:
+        raise ConfigError(f"overlap_h must be in [0, window_h), got {overlap_h!r}")
+    need = {"harpnum", "t_rec", value_col}
+    if need - set(track.columns):
+        raise ConfigError(f"track lacks column(s) {sorted(need - set(track.columns))}")
+    labelled = {"time_to_event_h", "event"} <= set(track.columns)
+    df = track.filter(pl.col(value_col).is_not_null() & pl.col(value_col).is_not_nan())
+    df = df.sort("harpnum", "t_rec")
+    harp = df["harpnum"].to_numpy()
+    t_us = df["t_rec"].dt.epoch("us").to_numpy()
+    v = df[value_col].to_numpy().astype(np.float64)
+    tte = df["time_to_event_h"].to_numpy() if labelled else None
+    evt = df["event"].to_numpy() if labelled else None
+    step_us = int((window_h - overlap_h) * _US_PER_H)
+    win_us = int(window_h * _US_PER_H)
+    rows: dict[str, list] = {k: [] for k in ("harpnum", "t_start", "t_issue", "n_records",
+                                             "slope_h_per_h", "mean_h", "time_to_event_h",
+                                             "event")}
+    skipped = 0
+    bounds = np.flatnonzero(np.diff(harp)) + 1
+    for idx in np.split(np.arange(v.size), bounds):
+        if idx.size == 0:
+            continue
+        t = t_us[idx]
+        starts = np.arange(t[0], t[-1] + 1, step_us)
+        lo = np.searchsorted(t, starts, side="left")
+        hi = np.searchsorted(t, starts + win_us, side="right")
+        for s, a, b in zip(starts, lo, hi, strict=True):
+            if b - a < min_records:
+                skipped += 1
+                continue
+            r = idx[a:b]
+            th = (t_us[r] - t_us[r[0]]) / _US_PER_H
+            slope, _ = np.polyfit(th, v[r], 1)
+            rows["harpnum"].append(int(harp[r[0]]))
+            rows["t_start"].append(int(s))
+            rows["t_issue"].append(int(t_us[r[-1]]))
+            rows["n_records"].append(int(b - a))
+            rows["slope_h_per_h"].append(float(slope))
+            rows["mean_h"].append(float(v[r].mean()))
+            rows["time_to_event_h"].append(float(tte[r[-1]]) if labelled else None)
+            rows["event"].append(int(evt[r[-1]]) if labelled else None)
+    if skipped:
+        logger.info("lifetime_windows: %d window(s) with < %d records skipped", skipped,
+                    min_records)
+    out = pl.DataFrame({
+        "harpnum": pl.Series(rows["harpnum"], dtype=pl.Int64),
+        "t_start": pl.Series(rows["t_start"], dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
+        "t_issue": pl.Series(rows["t_issue"], dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
+        "n_records": pl.Series(rows["n_records"], dtype=pl.Int64),
+        "slope_h_per_h": pl.Series(rows["slope_h_per_h"], dtype=pl.Float64),
+        "mean_h": pl.Series(rows["mean_h"], dtype=pl.Float64),
+    })
+    if labelled:
+        out = out.with_columns(
+            pl.Series("time_to_event_h", rows["time_to_event_h"], dtype=pl.Float64),
+            pl.Series("event", rows["event"], dtype=pl.Int8))
+    return out
+
+
+def warning_labels(time_to_event_h: np.ndarray, event: np.ndarray, *, lead_h: float,
+                   tmax_h: float = 144.0) -> tuple[np.ndarray, np.ndarray]:
+    """Class codes (see `WARNING_CLASSES`) and a mask of windows whose class is known.
+
+    ``event = 1`` and ``time <= lead_h``: within; ``event = 1`` and ``lead_h < time <= tmax_h``:
+    after; ``event = 0`` censored at ``>= tmax_h``: none. ``event = 0`` censored earlier is
+    unknown (mask False).
+    """
+    check_positive("lead_h", lead_h)
+    check_positive("tmax_h", tmax_h)
+    if lead_h >= tmax_h:
+        raise ConfigError(f"lead_h={lead_h} must be below tmax_h={tmax_h}")
+    t = np.asarray(time_to_event_h, dtype=np.float64)
+    e = np.asarray(event).astype(bool)
+    ev_in = e & (t <= tmax_h)
+    codes = np.where(ev_in & (t <= lead_h), 0, np.where(ev_in, 1, 2)).astype(np.int64)
+    known = ev_in | (t >= tmax_h)
+    return codes, known
+
+
+@dataclass(frozen=True)
+class WarningSVMConfig:
+    """Hyper-parameters of `WarningSVM` (lead time ``lead_h`` = the paper's x, hours)."""
+
+    lead_h: float = 24.0
+    tmax_h: float = 144.0
+    c: float = 1.0
+    kernel: str = "rbf"
+    gamma: str | float = "scale"
+    class_weight: str | None = "balanced"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_positive("lead_h", self.lead_h)
+        check_positive("tmax_h", self.tmax_h)
+        check_positive("c", self.c)
+        if self.lead_h >= self.tmax_h:
+            raise ConfigError(f"lead_h={self.lead_h} must be below tmax_h={self.tmax_h}")
+        if self.class_weight not in (None, "balanced"):
+            raise ConfigError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        if self.kernel not in ("linear", "rbf", "poly", "sigmoid"):
+            raise ConfigError(f"unknown kernel {self.kernel!r}")
+
+
+def _features(windows: pl.DataFrame) -> np.ndarray:
+    missing = set(_FEATURES) - set(windows.columns)
+    if missing:
+        raise ConfigError(f"windows lack column(s) {sorted(missing)} (use lifetime_windows)")
+    return windows.select(_FEATURES).to_numpy().astype(np.float64)
+
+
+class WarningSVM:
+    """One-vs-one SVM over ``(slope, mean)`` of mean-lifetime windows (standardised)."""
+
+    def __init__(self, config: WarningSVMConfig | None = None) -> None:
+        self.config = config if config is not None else WarningSVMConfig()
+
+    def fit(self, windows: pl.DataFrame) -> WarningSVM:
+        """Fit on labelled `lifetime_windows` output; unknown-label windows are dropped (logged)."""
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        c = self.config
+        y, known = warning_labels(windows["time_to_event_h"].to_numpy(),
+                                  windows["event"].to_numpy(), lead_h=c.lead_h, tmax_h=c.tmax_h)
+        if (~known).any():
+            logger.info("WarningSVM.fit: %d window(s) with unknown class dropped", (~known).sum())
+        x = _features(windows)[known]
+        y = y[known]
+        if np.unique(y).size < 2:
+            raise ConfigError("WarningSVM needs windows of at least 2 classes")
+        svc = SVC(C=c.c, kernel=c.kernel, gamma=c.gamma, class_weight=c.class_weight,
+                  decision_function_shape="ovo", random_state=c.seed)
+        self.pipeline_ = make_pipeline(StandardScaler(), svc).fit(x, y)
+        self.n_train_ = int(y.size)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "pipeline_"):
+            raise ModelError("WarningSVM is not fitted: call fit() or load() first")
+
+    def predict(self, windows: pl.DataFrame) -> np.ndarray:
+        """Class codes (n,) of `WARNING_CLASSES`."""
+        self._check_fitted()
+        return self.pipeline_.predict(_features(windows)).astype(np.int64)
+
+    def predict_labels(self, windows: pl.DataFrame) -> np.ndarray:
+        """Class names (n,) of `WARNING_CLASSES`."""
+        return np.asarray(WARNING_CLASSES, dtype=object)[self.predict(windows)]
+
+    def score(self, windows: pl.DataFrame) -> dict[str, float]:
+        """TSS per class and micro-averaged on labelled windows of known class."""
+        c = self.config
+        y, known = warning_labels(windows["time_to_event_h"].to_numpy(),
+                                  windows["event"].to_numpy(), lead_h=c.lead_h, tmax_h=c.tmax_h)
+        return warning_tss(y[known], self.predict(windows.filter(pl.Series(known))))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``svm.skops`` and ``model.json`` into ``directory``."""
+        from .persistence import save_sklearn, write_json
+
+        self._check_fitted()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        save_sklearn(self.pipeline_, d / "svm.skops")
+        write_json({"format_version": _FORMAT_VERSION, "kind": "warning_svm",
+                    "config": asdict(self.config), "n_train": self.n_train_,
+                    "classes": list(WARNING_CLASSES)}, d / "model.json")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> WarningSVM:
+        """Read a model written by `save`."""
+        from .persistence import load_sklearn, read_json
+
+        d = Path(directory)
+        meta = read_json(d / "model.json")
+        if meta.get("kind") != "warning_svm" or meta.get("format_version") != _FORMAT_VERSION:
+            raise ModelError(f"{d} is not a warning-SVM model directory")
+        self = cls(WarningSVMConfig(**meta["config"]))
+        self.pipeline_ = load_sklearn(d / "svm.skops")
+        self.n_train_ = int(meta["n_train"])
+        return self
+
+
+def warning_tss(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """One-vs-rest TSS per class name and micro-averaged (`flare_core.metrics.multiclass_tss`)."""
+    from ..metrics import multiclass_tss
+
+    names = np.asarray(WARNING_CLASSES, dtype=object)
+    return multiclass_tss(names[np.asarray(y_true)], names[np.asarray(y_pred)],
+                          labels=list(WARNING_CLASSES))
+
+
+def sweep_lead_time(train_windows: pl.DataFrame, test_windows: pl.DataFrame, *,
+                    leads_h: Iterable[float] = range(8, 61, 4),
+                    config: WarningSVMConfig | None = None) -> pl.DataFrame:
+    """TSS of the warning SVM as a function of the lead time x (the paper's Fig. 12).
+
+    For each ``lead_h`` a fresh SVM is fitted on ``train_windows`` and scored on
+    ``test_windows`` (other regions; nothing is chosen on them here).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``lead_h``, ``tss_within``, ``tss_after``, ``tss_none``, ``tss_micro``, ``n_train``,
+        ``n_test`` (windows of known class).
+    """
+    import dataclasses
+    import warnings
+
+    from ..errors import DataQualityWarning
+
+    base = config if config is not None else WarningSVMConfig()
+    out: dict[str, list] = {k: [] for k in ("lead_h", "tss_within", "tss_after", "tss_none",
+                                            "tss_micro", "n_train", "n_test")}
+    for lead in leads_h:
+        cfg = dataclasses.replace(base, lead_h=float(lead))
+        model = WarningSVM(cfg).fit(train_windows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            s = model.score(test_windows)
+        _, known = warning_labels(test_windows["time_to_event_h"].to_numpy(),
+                                  test_windows["event"].to_numpy(), lead_h=cfg.lead_h,
+                                  tmax_h=cfg.tmax_h)
+        out["lead_h"].append(float(lead))
+        for k in WARNING_CLASSES:
+            out[f"tss_{k}"].append(float(s[k]))
+        out["tss_micro"].append(float(s["micro"]))
+        out["n_train"].append(model.n_train_)
+        out["n_test"].append(int(known.sum()))
+    return pl.DataFrame(out)

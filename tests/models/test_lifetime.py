@@ -1,0 +1,52 @@
+"""Mean lifetime integral and smoothed tracks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from flare_core.errors import ConfigError
+from flare_core.models.lifetime import restricted_mean_lifetime, smooth_lifetime_track
+
+
+def test_restricted_mean_lifetime_exact_step_integral():
+    times = np.array([10.0, 20.0, 200.0])
+    surv = np.array([[0.5, 0.25, 0.0], [1.0, 1.0, 1.0]])
+    mu = restricted_mean_lifetime(times, surv, 144.0)
+    # 10 h at 1, 10 h at 0.5, 124 h at 0.25 (the jump at 200 h is beyond Tmax)
+    np.testing.assert_allclose(mu, [10 + 5 + 31, 144.0])
+    with pytest.raises(ConfigError):
+        restricted_mean_lifetime(times, surv[:, :2], 144.0)
+
+
+def _track():
+    t0 = datetime(2014, 1, 1, tzinfo=UTC)
+    ts = [t0 + timedelta(minutes=96 * i) for i in range(40)]
+    vals = np.r_[np.full(20, 100.0), np.full(20, 20.0)]
+    return pl.DataFrame({"harpnum": [7] * 40 + [8] * 40, "t_rec": ts + ts,
+                         "mean_lifetime_h": np.r_[vals, vals[::-1]]})
+
+
+def test_causal_smoothing_uses_no_future_record():
+    tr = _track()
+    full = smooth_lifetime_track(tr, sigma_h=6.0)
+    cut = smooth_lifetime_track(tr.filter(pl.col("t_rec") <= tr["t_rec"][25]), sigma_h=6.0)
+    a = full.filter(pl.col("t_rec") <= tr["t_rec"][25]).sort("harpnum", "t_rec")
+    np.testing.assert_allclose(a["mean_lifetime_smooth_h"].to_numpy(),
+                               cut.sort("harpnum", "t_rec")["mean_lifetime_smooth_h"].to_numpy())
+    s7 = full.filter(pl.col("harpnum") == 7)["mean_lifetime_smooth_h"].to_numpy()
+    assert s7[19] == pytest.approx(100.0) and 20.0 < s7[21] < 100.0  # lags the drop
+
+
+def test_symmetric_smoothing_matches_scipy_per_region():
+    from scipy.ndimage import gaussian_filter1d
+
+    out = smooth_lifetime_track(_track(), sigma_h=4.8, causal=False)
+    s8 = out.filter(pl.col("harpnum") == 8)["mean_lifetime_smooth_h"].to_numpy()
+    expect = gaussian_filter1d(np.r_[np.full(20, 20.0), np.full(20, 100.0)], 3.0, mode="nearest")
+    np.testing.assert_allclose(s8, expect)
+    with pytest.raises(ConfigError):
+        smooth_lifetime_track(_track().drop("mean_lifetime_h"))
