@@ -1,0 +1,71 @@
+"""Warning SVM: windows of the lifetime track, labels, TSS, lead-time sweep, persistence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from flare_core.errors import ConfigError, ModelError
+from flare_core.models.warning import (
+    WarningSVM,
+    WarningSVMConfig,
+    lifetime_windows,
+    sweep_lead_time,
+    warning_labels,
+)
+
+
+def test_windows_are_linear_fits():
+    t0 = datetime(2014, 1, 1, tzinfo=UTC)
+    ts = [t0 + timedelta(hours=1) * i for i in range(10)]
+    tr = pl.DataFrame({"harpnum": [1] * 10, "t_rec": ts,
+                       "mean_lifetime_smooth_h": 100.0 - 2.0 * np.arange(10),
+                       "time_to_event_h": 50.0 - np.arange(10), "event": [1] * 10})
+    w = lifetime_windows(tr)
+    # windows start every 3 h at 0, 3, 6, 9 h; each covers 4 h inclusive
+    assert w["t_start"].to_list() == [ts[0], ts[3], ts[6], ts[9]][: w.height]
+    np.testing.assert_allclose(w["slope_h_per_h"].to_numpy()[:3], -2.0)
+    assert w["t_issue"][0] == ts[4] and w["n_records"][0] == 5
+    assert w["mean_h"][0] == pytest.approx(96.0) and w["time_to_event_h"][0] == 46.0
+
+
+def test_labels():
+    codes, known = warning_labels(np.array([5, 30, 144, 60, 200.0]), np.array([1, 1, 0, 0, 1]),
+                                  lead_h=24.0)
+    np.testing.assert_array_equal(codes[known], [0, 1, 2, 2])
+    np.testing.assert_array_equal(known, [True, True, True, False, True])
+    with pytest.raises(ConfigError):
+        WarningSVMConfig(lead_h=200.0)
+
+
+def _windows(n, seed):
+    """SYNTHETIC windows: falling lifetime and low mean before flares."""
+    rng = np.random.default_rng(seed)
+    tte = rng.uniform(0, 200, size=n)
+    ev = (tte <= 144).astype(int)
+    tte = np.minimum(tte, 144.0)
+    mean = np.where(ev == 1, tte * 0.6, 120.0) + rng.normal(scale=8, size=n)
+    slope = np.where(ev == 1, -1.0, 0.0) + rng.normal(scale=0.3, size=n)
+    return pl.DataFrame({"slope_h_per_h": slope, "mean_h": mean, "time_to_event_h": tte,
+                         "event": ev})
+
+
+def test_svm_tss_sweep_and_persistence(tmp_path):
+    train, test = _windows(400, 0), _windows(300, 1)
+    model = WarningSVM(WarningSVMConfig(lead_h=24.0)).fit(train)
+    s = model.score(test)
+    assert set(s) == {"within", "after", "none", "micro"} and s["micro"] > 0.5
+    table = sweep_lead_time(train, test, leads_h=[8, 24, 60])
+    assert table["lead_h"].to_list() == [8.0, 24.0, 60.0]
+    assert table.columns == ["lead_h", "tss_within", "tss_after", "tss_none", "tss_micro",
+                             "n_train", "n_test"]
+    assert (table["tss_micro"] > 0).all()
+    model.save(tmp_path / "svm")
+    again = WarningSVM.load(tmp_path / "svm")
+    np.testing.assert_array_equal(again.predict(test), model.predict(test))
+    assert set(model.predict_labels(test)) <= {"within", "after", "none"}
+    with pytest.raises(ModelError):
+        WarningSVM().predict(test)
