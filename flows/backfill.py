@@ -21,12 +21,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.forecast import history_h, model_ref
+from flows.layout import Layout
 from tasks.common import FileRef, bind_storage, floor_hour, parse_utc, store_fingerprint
 from tasks.features import snapshot_store
 from tasks.forecasting import compute_forecasts, publish_forecasts, publish_page
-
-from .forecast import history_h, model_ref
-from .layout import Layout
 
 __all__ = ["backfill", "issue_times", "batches", "dask_runner"]
 

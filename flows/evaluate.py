@@ -7,10 +7,9 @@ from typing import Any
 
 from prefect import flow
 
+from flows.layout import Layout
 from tasks.common import parse_utc
 from tasks.evaluation import evaluate_published
-
-from .layout import Layout
 
 __all__ = ["evaluate"]
 

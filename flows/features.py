@@ -7,10 +7,9 @@ from typing import Any
 
 from prefect import flow
 
+from flows.layout import Layout
 from tasks.common import FileRef, bind_storage, parse_utc, store_fingerprint
 from tasks.features import build_dataset_file, lookback_start, snapshot_store
-
-from .layout import Layout
 
 __all__ = ["build_features", "train_config"]
 

@@ -19,12 +19,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.layout import Layout
 from tasks.common import FileRef, bind_storage, file_sha256, floor_hour, store_fingerprint
 from tasks.features import snapshot_store
 from tasks.forecasting import compute_forecasts, load_bundle, publish_forecasts, publish_page
 from tasks.ingest import fetch_flares_range, fetch_region_sharp, list_regions_on_disk
-
-from .layout import Layout
 
 __all__ = ["forecast", "model_ref", "history_h"]
 

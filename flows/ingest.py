@@ -7,12 +7,13 @@ offline demo). Both write through `flare_core.store.Store` (atomic, idempotent).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.layout import Layout
 from tasks.common import bind_storage, parse_utc
 from tasks.ingest import (
     fetch_flares_range,
@@ -22,13 +23,12 @@ from tasks.ingest import (
     ingest_order,
 )
 
-from .layout import Layout
-
 __all__ = ["ingest", "ingest_files"]
 
 
 @flow(name="ingest", log_prints=False)
-def ingest(start: datetime, end: datetime, store: str | None = None, *, nrt: bool = False,
+def ingest(start: datetime | None = None, end: datetime | None = None,
+           store: str | None = None, *, nrt: bool = False,
            flares: bool = True, harpnums: list[int] | None = None,
            jsoc_url: str | None = None, hek_url: str | None = None) -> dict[str, Any]:
     """Fetch SHARP keywords (``start <= t_rec <= end``, UTC) and GOES flares into the store.
@@ -36,7 +36,7 @@ def ingest(start: datetime, end: datetime, store: str | None = None, *, nrt: boo
     Parameters
     ----------
     start, end
-        UTC range (inclusive).
+        UTC range (inclusive); default the 48 hours before now (the daily deployment).
     store
         Root of the installation (`flows.layout.Layout`); default ``FLAREFLOW_STORE``.
     nrt
@@ -52,7 +52,8 @@ def ingest(start: datetime, end: datetime, store: str | None = None, *, nrt: boo
 
     settings = Settings()
     root = str(Layout.of(store).store)
-    start, end = parse_utc(start), parse_utc(end)
+    end = parse_utc(end)
+    start = parse_utc(start) if start is not None else end - timedelta(hours=48)
     sharp_f = fetch_sharp_range.submit(start, end, root, nrt=nrt, harpnums=harpnums,
                                        jsoc_url=jsoc_url or settings.jsoc_url)
     out: dict[str, Any] = {}

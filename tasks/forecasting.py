@@ -156,7 +156,9 @@ def publish_page(forecast_store: str, page_dir: str, *,
     page = publish_latest_page(store, page_dir)
     latest = store.latest_issue_time()
     current = store.read(issue_time=latest)
-    ranked = rank_regions(current)
+    ranked = rank_regions(current).select(
+        "rank", "model", "harpnum", "noaa_ars", "p_c24", "p_m24", "p_x24", "mean_lifetime_h",
+        "warning_class", "t_rec")
     table = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
              for r in ranked.iter_rows(named=True)]
     create_table_artifact(key="flare-risk-regions", table=table,
