@@ -132,7 +132,7 @@ class CoxTimeConfig:
     mu0_sample: int = 5000
     seed: int = 0
     device: str | None = None
-    chunk_pairs: int = 1 << 18
+    chunk_pairs: int = 1 << 14
 
     def __post_init__(self) -> None:
         for name in ("tmax_h", "grid_step_h", "hidden_nodes", "embedding_dim", "batch_size",
