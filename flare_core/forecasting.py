@@ -97,7 +97,7 @@ class ModelBundle:
             spec = MODEL_SPECS.get(name)
             if spec is None:
                 raise ModelError(f"{d}: model {name!r} has no loader in this code version")
-            models[name] = spec.load_class().load(d / entry["dir"])
+            models[name] = spec.load_model(d / entry["dir"])
         logger.info("loaded %s: %s", d, ", ".join(models))
         return cls(model_dir=d, meta=meta, config=config, models=models)
 
@@ -124,6 +124,8 @@ class ModelBundle:
         need = max(cfg.window_h, cfg.long_window_h)
         for model in self.models.values():
             need = max(need, float(getattr(model, "lookback_h", 0.0) or 0.0))
+            model_cfg = getattr(model, "config", None)
+            need = max(need, float(getattr(model_cfg, "max_lookback_h", 0.0) or 0.0))
         return need
 
 
@@ -166,12 +168,14 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
     ctx = _Context(config=bundle.config, features=bundle.features, models=bundle.models,
                    device="cpu", thresholds={n: bundle.threshold(n) for n in bundle.models})
     out: dict[str, Any] = {}
+    ctx.outputs["_rows"] = data
     for name, model in bundle.models.items():
         t0 = time.perf_counter()
         values = MODEL_SPECS[name].predict(model, data, ctx)
         for col, v in values.items():
             ctx.outputs[col] = v
-            out[col] = v
+            if not col.startswith("_"):
+                out[col] = v
         logger.debug("predicted %s for %d records in %.2f s", name, data.height,
                      time.perf_counter() - t0)
     n = data.height

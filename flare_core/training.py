@@ -31,6 +31,7 @@ import dataclasses
 import hashlib
 import importlib
 import logging
+import math
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,6 +51,8 @@ __all__ = [
     "ALL_MODELS",
     "TrainConfig",
     "ModelSpec",
+    "CoxTimeSurvival",
+    "FlareClassBands",
     "MODEL_SPECS",
     "DEFAULT_HARP_MAP",
     "read_inputs",
@@ -239,7 +242,7 @@ _QUICK: dict[str, Any] = {
         "cox_time": {"epochs": 3},
         "defn_m": {"max_epochs": 3},
         "defn_c": {"max_epochs": 3},
-        "lstm": {"epochs": 2},
+        "lstm": {"max_epochs": 2},
     },
 }
 
@@ -475,6 +478,9 @@ class ModelSpec:
         `train_all` selects its decision threshold on the validation part.
     needs : tuple of str
         Models whose fitted objects ``fit``/``predict`` read from the context.
+    loader : callable, optional
+        ``loader(directory) -> model`` when the saved object is an integration wrapper
+        rather than the class itself; default ``cls.load``.
     """
 
     name: str
@@ -484,6 +490,14 @@ class ModelSpec:
     predict: Callable[..., dict[str, np.ndarray]]
     binary: tuple[str, str] | None = None
     needs: tuple[str, ...] = ()
+    loader: Callable[[Path], Any] | None = None
+
+    def load_model(self, directory: Path) -> Any:
+        """Read a fitted model written by its ``save`` (never unpickles)."""
+        if self.loader is not None:
+            self.load_class()  # the model family must be importable
+            return self.loader(directory)
+        return self.load_class().load(directory)
 
     def load_class(self) -> type:
         """Import the model class; raises `ModelError` if its module is not available."""
@@ -591,6 +605,272 @@ def _fit_defn(target: str, label: str):
     return fit
 
 
+# -- LSTM ---------------------------------------------------------------------------------
+
+#: Default ``max_lookback_h`` of the LSTM sequences: records older than this before a sample
+#: are never part of its sequence, so `forecast_at` needs only this much SHARP history.
+_LSTM_LOOKBACK_H = 24.0
+
+
+def _fit_lstm(cls, train, val, ctx):
+    cfg = _config_object("lstm", "LSTMConfig", ctx.params, seed=ctx.config.seed,
+                         device=ctx.device, max_lookback_h=_LSTM_LOOKBACK_H)
+    model = cls("M", config=cfg, features=ctx.features)
+    return model.fit(train, train[_LABEL_M], X_val=val, y_val=val[_LABEL_M])
+
+
+def _predict_lstm(model, data, ctx):
+    """Sequences need the records sorted by (harpnum, t_rec); answers follow input order."""
+    idx = "_row"
+    ordered = data.with_row_index(idx).sort("harpnum", "t_rec")
+    p_sorted = np.asarray(model.predict_proba(ordered), dtype=np.float64)
+    p = np.empty_like(p_sorted)
+    p[ordered[idx].to_numpy()] = p_sorted
+    return {"p_m24_lstm": p}
+
+
+# -- Cox-Time survival ----------------------------------------------------------------------
+
+#: Flare-history counts given to Cox-Time as categorical inputs, binned 0, 1, 2, >=3 (as the
+#: survival paper's binned B/C counts).
+_COX_CATEGORICAL = ("history__b_count", "history__c_count")
+_COX_COUNT_BINS = 3
+#: Cox-Time durations are rounded UP to this step (hours) before fitting: the survival grid
+#: has this resolution anyway, the Breslow baseline then has at most tmax_h / step jump times
+#: (instead of one per event), which makes survival curves ~10x cheaper, and rounding up keeps
+#: "flare within horizon_h" exactly as in the labels.
+_COX_TIME_STEP_H = 1.0
+#: Default Cox-Time settings of the integration (override with [params.cox_time]): the time
+#: enters at hidden layer 4 of 6, so layers 1-4 run once per record in survival prediction.
+_COX_DEFAULTS: dict[str, Any] = {"time_layer": 4, "epochs": 60, "patience": 8}
+
+
+class CoxTimeSurvival:
+    """Cox-Time (`flare_core.models.cox_time.CoxTimeModel`) with its input preparation.
+
+    Cox-Time needs finite inputs: a missing feature value is replaced by its training mean,
+    except ``history__hours_since_*`` (null = no such flare yet), which becomes the largest
+    training value (a long time ago). The binned B/C flare counts are categorical inputs, and
+    so is the flare-class forest's expected class when that model is part of the bundle.
+
+    Attributes
+    ----------
+    model : CoxTimeModel
+    features : list of str
+        Continuous input columns.
+    fill_values : list of float
+        Imputation value per feature.
+    """
+
+    def __init__(self, model: Any, features: Sequence[str], fill_values: Sequence[float],
+                 *, uses_forest: bool = False) -> None:
+        self.model = model
+        self.features = list(features)
+        self.fill_values = [float(v) for v in fill_values]
+        self.uses_forest = uses_forest
+
+    def arrays(self, frame: pl.DataFrame, forest_class: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Continuous matrix (n, p) and categorical codes (n, k) of ``frame``'s records."""
+        x = _filled_matrix(frame, self.features, self.fill_values)
+        cats = [
+            np.minimum(frame[c].cast(pl.Float64).fill_null(0.0).to_numpy(), _COX_COUNT_BINS)
+            .astype(np.int64) if c in frame.columns else np.zeros(frame.height, np.int64)
+            for c in _COX_CATEGORICAL
+        ]
+        if self.uses_forest:
+            if forest_class is None:
+                raise ModelError("this Cox-Time model needs the flare-class forest's output")
+            cats.append(np.asarray(forest_class, dtype=np.int64))
+        return x, np.column_stack(cats)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``cox_time/`` (the model's own files) and ``inputs.json``."""
+        from .models.persistence import write_json
+
+        d = Path(directory)
+        self.model.save(d / "cox_time")
+        write_json({"features": self.features, "fill_values": self.fill_values,
+                    "uses_forest": self.uses_forest, "categorical": list(_COX_CATEGORICAL),
+                    "count_bins": _COX_COUNT_BINS}, d / "inputs.json")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> CoxTimeSurvival:
+        """Read a wrapper written by `save`."""
+        from .models.cox_time import CoxTimeModel
+        from .models.persistence import read_json
+
+        d = Path(directory)
+        meta = read_json(d / "inputs.json")
+        return cls(CoxTimeModel.load(d / "cox_time"), meta["features"], meta["fill_values"],
+                   uses_forest=bool(meta["uses_forest"]))
+
+
+# -- flare-class forest -------------------------------------------------------------------
+
+
+def _fill_values(train: pl.DataFrame, features: Sequence[str]) -> list[float]:
+    """Training imputation values: the mean, except ``history__hours_since_*`` (null = no
+    such flare yet), which gets the largest training value (a long time ago)."""
+    out = []
+    for c in features:
+        col = train[c].cast(pl.Float64).fill_nan(None)
+        v = col.max() if c.startswith("history__hours_since") else col.mean()
+        out.append(0.0 if v is None or not math.isfinite(v) else float(v))
+    return out
+
+
+def _filled_matrix(frame: pl.DataFrame, features: Sequence[str],
+                   fill_values: Sequence[float]) -> np.ndarray:
+    return frame.select(
+        pl.col(c).cast(pl.Float64).fill_nan(None).fill_null(v)
+        for c, v in zip(features, fill_values, strict=True)
+    ).to_numpy()
+
+
+class FlareClassBands:
+    """The flare-class forest (`flare_core.models.flare_class.FlareClassForest`) with its
+    imputation (`_fill_values`); predicts the band of the next >=M flare.
+
+    Attributes
+    ----------
+    forest : FlareClassForest
+    features, fill_values : list
+    """
+
+    def __init__(self, forest: Any, features: Sequence[str], fill_values: Sequence[float]):
+        self.forest = forest
+        self.features = list(features)
+        self.fill_values = [float(v) for v in fill_values]
+
+    def matrix(self, frame: pl.DataFrame) -> np.ndarray:
+        """Imputed feature matrix (n, p) of ``frame``."""
+        return _filled_matrix(frame, self.features, self.fill_values)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``forest/`` and ``inputs.json``."""
+        from .models.persistence import write_json
+
+        d = Path(directory)
+        self.forest.save(d / "forest")
+        write_json({"features": self.features, "fill_values": self.fill_values},
+                   d / "inputs.json")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FlareClassBands:
+        """Read a wrapper written by `save`."""
+        from .models.flare_class import FlareClassForest
+        from .models.persistence import read_json
+
+        d = Path(directory)
+        meta = read_json(d / "inputs.json")
+        return cls(FlareClassForest.load(d / "forest"), meta["features"], meta["fill_values"])
+
+
+#: Default forest settings of the integration (override with [params.flare_class_forest]).
+_FOREST_DEFAULTS: dict[str, Any] = {"n_estimators": 60, "min_samples_leaf": 5, "n_folds": 3,
+                                    "n_jobs": 2}
+
+
+def _bands(frame: pl.DataFrame, tmax_h: float) -> np.ndarray:
+    from .models.flare_class import flare_class_band
+
+    return flare_class_band(
+        frame["next_flare_flux_wm2"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        frame["time_to_event_h"].to_numpy(), frame["event"].to_numpy(), tmax_h=tmax_h)
+
+
+def _fit_forest(cls, train, val, ctx):
+    from .models.flare_class import FlareClassForestConfig, out_of_fold_bands
+
+    cfg = _config_object("flare_class", "FlareClassForestConfig",
+                         {**_FOREST_DEFAULTS, **ctx.params}, seed=ctx.config.seed)
+    assert isinstance(cfg, FlareClassForestConfig)
+    wrapper = FlareClassBands(None, ctx.features, _fill_values(train, ctx.features))
+    x = wrapper.matrix(train)
+    bands = _bands(train, ctx.config.tmax_h)
+    wrapper.forest = cls(cfg).fit(x, bands)
+    # the survival model trains on OUT-OF-FOLD bands (other regions' forests), never on the
+    # forest's in-sample answers
+    ctx.outputs["forest_oof_codes"] = (
+        train.select("harpnum", "t_rec"),
+        out_of_fold_bands(x, bands, train["harpnum"].to_numpy(), cfg),
+    )
+    return wrapper
+
+
+def _predict_forest(wrapper, data, ctx):
+    proba = wrapper.forest.predict_proba(wrapper.matrix(data))
+    return {"flare_band_code": proba.argmax(axis=1).astype(np.int64),
+            "p_x_given_m_forest": proba[:, 3] / np.maximum(proba[:, 1:].sum(axis=1), 1e-12)}
+
+
+def _forest_codes(ctx: _Context, frame: pl.DataFrame) -> np.ndarray | None:
+    wrapper = ctx.models.get("flare_class_forest")
+    if wrapper is None:
+        return None
+    oof = ctx.outputs.get("forest_oof_codes")
+    if oof is not None and oof[0].height == frame.height and oof[0].equals(
+        frame.select("harpnum", "t_rec")
+    ):
+        return oof[1]
+    done = ctx.outputs.get("flare_band_code")  # already predicted for these rows
+    if done is not None and len(done) == frame.height and ctx.outputs.get("_rows") is frame:
+        return done
+    return _predict_forest(wrapper, frame, ctx)["flare_band_code"]
+
+
+def _fit_cox_time(cls, train, val, ctx):
+    from .models.cox_time import SurvivalArrays
+
+    cfg = _config_object("cox_time", "CoxTimeConfig", {**_COX_DEFAULTS, **ctx.params},
+                         seed=ctx.config.seed, device=ctx.device, tmax_h=ctx.config.tmax_h,
+                         grid_step_h=_COX_TIME_STEP_H)
+    fills = _fill_values(train, ctx.features)
+    wrapper = CoxTimeSurvival(cls(cfg), ctx.features, fills,
+                              uses_forest="flare_class_forest" in ctx.models)
+
+    def arrays(frame: pl.DataFrame) -> SurvivalArrays:
+        x, x_cat = wrapper.arrays(frame, _forest_codes(ctx, frame))
+        step = _COX_TIME_STEP_H
+        durations = np.ceil(frame["time_to_event_h"].to_numpy() / step - 1e-9) * step
+        return SurvivalArrays(x=x, durations_h=np.maximum(durations, 0.0),
+                              events=frame["event"].to_numpy(), x_cat=x_cat)
+
+    wrapper.model.fit(arrays(train), validation=arrays(val))
+    return wrapper
+
+
+def _predict_cox_time(wrapper, data, ctx):
+    x, x_cat = wrapper.arrays(data, _forest_codes(ctx, data))
+    grid, surv = wrapper.model.predict_survival(x, x_cat)
+    horizon = ctx.config.horizon_h
+    j = int(np.searchsorted(grid, horizon))
+    if j < grid.size and np.isclose(grid[j], horizon):
+        p24 = 1.0 - surv[:, j]
+    else:
+        p24 = wrapper.model.predict_event_probability(x, x_cat, horizon_h=horizon)
+    # durations were fitted on whole multiples of the grid step, so the curve only jumps at
+    # grid points and its step integral over the grid is the exact restricted mean lifetime
+    from .models.lifetime import restricted_mean_lifetime
+
+    life = restricted_mean_lifetime(grid, surv, float(grid[-1]))
+    curves = pl.Series("survival_curve", surv.tolist(), dtype=pl.List(pl.Float64))
+    grids = pl.Series("survival_grid_h", [grid.tolist()] * data.height,
+                      dtype=pl.List(pl.Float64))
+    out = {"p_m24_survival": np.clip(p24, 0.0, 1.0), "mean_lifetime_h": life,
+           "survival_grid_h": grids, "survival_curve": curves}
+    if "flare_class_forest" in ctx.models:
+        p_x_given_m = ctx.outputs.get("p_x_given_m_forest")
+        if p_x_given_m is None or len(p_x_given_m) != data.height:
+            p_x_given_m = _predict_forest(ctx.models["flare_class_forest"], data,
+                                          ctx)["p_x_given_m_forest"]
+        out["p_x24_survival"] = out["p_m24_survival"] * p_x_given_m
+    return out
+
+
 MODEL_SPECS: dict[str, ModelSpec] = {}
 
 
@@ -598,10 +878,16 @@ def _register(spec: ModelSpec) -> None:
     MODEL_SPECS[spec.name] = spec
 
 
+_register(ModelSpec("flare_class_forest", "flare_class", "FlareClassForest", _fit_forest,
+                    _predict_forest, loader=FlareClassBands.load))
+_register(ModelSpec("cox_time", "cox_time", "CoxTimeModel", _fit_cox_time, _predict_cox_time,
+                    binary=("p_m24_survival", _LABEL_M), loader=CoxTimeSurvival.load))
 _register(ModelSpec("defn_m", "defn", "DeepFlareNet", _fit_defn("M", _LABEL_M),
                     _predict_proba("p_m24_defn"), binary=("p_m24_defn", _LABEL_M)))
 _register(ModelSpec("defn_c", "defn", "DeepFlareNet", _fit_defn("C", _LABEL_C),
                     _predict_proba("p_c24_defn"), binary=("p_c24_defn", _LABEL_C)))
+_register(ModelSpec("lstm", "lstm", "LSTMForecaster", _fit_lstm, _predict_lstm,
+                    binary=("p_m24_lstm", _LABEL_M)))
 _register(ModelSpec("climatology", "baselines", "ClimatologyForecaster", _fit_climatology,
                     _predict_proba("p_m24_climatology"), binary=("p_m24_climatology", _LABEL_M)))
 _register(ModelSpec("persistence", "baselines", "PersistenceForecaster", _fit_persistence,

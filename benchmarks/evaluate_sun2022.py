@@ -1,0 +1,213 @@
+"""Skill and training time of every flareflow model on the four sun2022 folds (4-fold rotation).
+
+The four files ``data/sharp/sun2022_sharp_m24h_fold{0..3}.csv.gz`` hold disjoint sets of
+regions (HARPs). For k = 0..3 every model is trained on the other three folds (`train_all`
+picks its validation regions INSIDE those folds, region-disjoint, for early stopping, epoch
+and threshold selection) and scored on fold k (`flare_core.evaluation.evaluate`). Inputs are
+the SHARP keywords and the flare history built from the NCEI GOES list (flares that peaked
+before each record); the files' ``FLARE_INDEX``/``flares``/``label`` columns are never read
+as inputs (`flare_core.sources.read_sun2022` drops them). Labels come from the same flare list.
+
+Prints the training time of each fold and in total (against the 10-minute budget) and the
+skill ratios of the best deep model against logistic regression and persistence, and
+writes the table into ``EVALUATION.md`` between the ``<!-- sun2022-table -->`` markers.
+
+Usage (one command, from the repository root)::
+
+    .venv/bin/python benchmarks/evaluate_sun2022.py            # default TrainConfig
+    .venv/bin/python benchmarks/evaluate_sun2022.py --quick    # TrainConfig.quick(), smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from flare_core.evaluation import AUC_TIMES_H, evaluate  # noqa: E402
+from flare_core.forecasting import ModelBundle  # noqa: E402
+from flare_core.training import (  # noqa: E402
+    TrainConfig,
+    build_model_dataset,
+    read_inputs,
+    train_all,
+)
+
+FOLDS = [REPO / "data" / "sharp" / f"sun2022_sharp_m24h_fold{k}.csv.gz" for k in range(4)]
+FLARES = REPO / "data" / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"
+BEGIN, END = "<!-- sun2022-table:begin -->", "<!-- sun2022-table:end -->"
+BUDGET_S = 600.0
+
+#: Table rows: (metrics.json model key, shown name, label forecast).
+ROWS = (
+    ("survival", "Cox-Time survival, 1 - S(24 h)", ">=M"),
+    ("defn_m", "Deep Flare Net", ">=M"),
+    ("lstm", "LSTM", ">=M"),
+    ("logistic", "logistic regression (baseline)", ">=M"),
+    ("persistence", "persistence, calibrated (baseline)", ">=M"),
+    ("climatology", "climatology (baseline)", ">=M"),
+    ("defn_c", "Deep Flare Net", ">=C"),
+)
+DEEP = ("survival", "defn_m", "lstm")
+
+
+def _fmt(values: list[float]) -> str:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return "n/a"
+    if len(vals) == 1:
+        return f"{vals[0]:.3f}"
+    return f"{statistics.fmean(vals):.3f} ± {statistics.stdev(vals):.3f}"
+
+
+def _mean(values: list[float]) -> float:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.fmean(vals) if vals else math.nan
+
+
+def _collect(per_fold: list[dict], model: str, key: str, sub: str | None = None) -> list[float]:
+    out = []
+    for m in per_fold:
+        entry = m["models"].get(model)
+        if entry is None:
+            continue
+        v = entry.get(key)
+        if sub is not None:
+            v = (v or {}).get(sub)
+        out.append(v if isinstance(v, int | float) else math.nan)
+    return out
+
+
+def _table(per_fold: list[dict]) -> str:
+    head = ("| model | target | TSS | HSS | BSS | ROC AUC | C-index | "
+            + " | ".join(f"AUC({h:g} h)" for h in AUC_TIMES_H) + " |")
+    sep = "|" + "---|" * (7 + len(AUC_TIMES_H))
+    lines = [head, sep]
+    for key, name, target in ROWS:
+        if not any(key in m["models"] for m in per_fold):
+            continue
+        cells = [_fmt(_collect(per_fold, key, k)) for k in ("tss", "hss", "bss", "auc",
+                                                            "c_index")]
+        cells += [_fmt(_collect(per_fold, key, "auc_t", f"{h:g}")) for h in AUC_TIMES_H]
+        lines.append(f"| {name} | {target} | " + " | ".join(cells) + " |")
+    if any("warning_svm" in m["models"] for m in per_fold):
+        cells = [_fmt(_collect(per_fold, "warning_svm", k)) for k in ("tss", "hss")]
+        lines.append("| warning SVM (mean-lifetime track) | >=M | " + " | ".join(cells)
+                     + " |" + " n/a |" * (3 + len(AUC_TIMES_H)))
+    return "\n".join(lines)
+
+
+def _write_markdown(path: Path, block: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else f"{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, help="TrainConfig TOML (default TrainConfig())")
+    parser.add_argument("--quick", action="store_true", help="use TrainConfig.quick()")
+    parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3],
+                        help="test folds to run (default all four)")
+    parser.add_argument("--out", type=Path, help="keep models and reports here")
+    parser.add_argument("--markdown", type=Path, default=REPO / "EVALUATION.md",
+                        help="file whose sun2022 table is replaced ('-' to skip)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = (TrainConfig.from_toml(args.config) if args.config
+           else TrainConfig.quick() if args.quick else TrainConfig())
+    out = args.out or Path(tempfile.mkdtemp(prefix="flareflow-sun2022-"))
+
+    t0 = time.perf_counter()
+    sharp, flares = read_inputs(FOLDS, [FLARES])
+    fold_of = pl.concat([
+        pl.read_csv(f, columns=["arpnum"]).unique().select(
+            pl.col("arpnum").cast(pl.Int64).alias("harpnum"), pl.lit(k).alias("fold"))
+        for k, f in enumerate(FOLDS)
+    ])
+    dataset = build_model_dataset(sharp, flares, cfg).join(fold_of, on="harpnum", how="left")
+    if dataset["fold"].null_count():
+        raise SystemExit("records of a region that is in no fold file")
+    prep_s = time.perf_counter() - t0
+    print(f"data: {dataset.height} records, {dataset['harpnum'].n_unique()} regions, "
+          f"{len(dataset.columns)} columns; read + features + labels in {prep_s:.1f} s")
+
+    per_fold: list[dict] = []
+    train_s: list[float] = []
+    per_model_s: dict[str, float] = {}
+    for k in args.folds:
+        train = dataset.filter(pl.col("fold") != k).drop("fold")
+        test = dataset.filter(pl.col("fold") == k).drop("fold")
+        t = time.perf_counter()
+        model_dir = train_all(train, out / f"fold{k}" / "model", cfg)
+        train_s.append(time.perf_counter() - t)
+        bundle = ModelBundle.load(model_dir)
+        for name, entry in bundle.meta["models"].items():
+            per_model_s[name] = per_model_s.get(name, 0.0) + entry["fit_seconds"]
+        if bundle.meta["skipped"]:
+            print(f"fold {k}: models left out: {bundle.meta['skipped']}")
+        metrics = evaluate(bundle, test, out / f"fold{k}" / "report")
+        per_fold.append(metrics)
+        summary = ", ".join(
+            f"{n} TSS={m.get('tss', math.nan):.3f}" for n, m in metrics["models"].items()
+            if isinstance(m.get("tss"), float)
+        )
+        print(f"fold {k}: trained in {train_s[-1]:.1f} s on {train.height} records; "
+              f"test {test.height} records: {summary}")
+
+    total = sum(train_s)
+    print(f"training time: {total:.1f} s for {len(args.folds)} fold(s) "
+          f"({total / BUDGET_S:.2f}x the {BUDGET_S:.0f} s budget); per model: "
+          + ", ".join(f"{n} {s:.1f} s" for n, s in per_model_s.items()))
+    for deep in DEEP:
+        tss = _mean(_collect(per_fold, deep, "tss"))
+        if not math.isfinite(tss):
+            continue
+        for base in ("logistic", "persistence"):
+            ref = _mean(_collect(per_fold, base, "tss"))
+            if math.isfinite(ref) and ref != 0:
+                print(f"TSS {deep} vs {base}: {tss / ref:.2f}x ({tss:.3f} vs {ref:.3f})")
+    table = _table(per_fold)
+    print(table)
+    (out / "sun2022_metrics.json").write_text(json.dumps(
+        {"folds": args.folds, "train_seconds": train_s, "per_model_seconds": per_model_s,
+         "config": cfg.to_dict(), "metrics": per_fold}, indent=2, default=str))
+    if str(args.markdown) != "-":
+        cmd = "python benchmarks/evaluate_sun2022.py" + (" --quick" if args.quick else "") + (
+            f" --config {args.config}" if args.config else "")
+        block = (f"Command: `{cmd}` (folds {args.folds}; mean ± std over the test folds)."
+                 f"  \nTraining time: {total:.0f} s in total for {len(args.folds)} fold(s) "
+                 f"on {_cpu_info()}.\n\n{table}")
+        _write_markdown(args.markdown, block)
+        print(f"table written to {args.markdown}")
+    print(f"models and reports: {out}")
+    return 0
+
+
+def _cpu_info() -> str:
+    import os
+
+    import torch
+
+    dev = "CUDA" if torch.cuda.is_available() else "CPU"
+    return f"{os.cpu_count()} cores ({dev})"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
