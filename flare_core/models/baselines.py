@@ -18,7 +18,6 @@ Models are saved with ``save(dir)`` and read back with ``Class.load(dir)``
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -27,7 +26,17 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError, ModelError
-from .persistence import load_sklearn, read_json, save_sklearn, write_json
+from ._inputs import (
+    META_FILE,
+    as_binary_labels,
+    as_feature_matrix,
+    check_fitted,
+    log_missing_values,
+    make_standardiser,
+    read_meta,
+    select_feature_names,
+)
+from .persistence import load_sklearn, save_sklearn, write_json
 
 __all__ = [
     "ClimatologyForecaster",
@@ -39,112 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Columns of a dataset frame that are never model inputs (identifiers and labels).
-_NON_FEATURE_COLUMNS = frozenset(
-    {
-        "harpnum",
-        "t_rec",
-        "noaa_ars",
-        "source",
-        "m_within_24h",
-        "c_within_24h",
-        "time_to_event_h",
-        "event",
-        "next_flare_class",
-        "next_flare_flux_wm2",
-    }
-)
-_LABEL_PATTERN = re.compile(r"^(label_.*|[a-z]+_within_[0-9.]+h)$")
-_META_FILE = "meta.json"
-
-# ------------------------------------------------------------------------------ input helpers
-# Shared by the models of this package (defn, lstm): tabular inputs -> float arrays.
-
-
-def _is_feature_candidate(name: str) -> bool:
-    """False for identifier and label columns (``m_within_24h``, ``label_*``, ...)."""
-    return name not in _NON_FEATURE_COLUMNS and not _LABEL_PATTERN.match(name)
-
-
-def _select_feature_names(X: Any, features: Sequence[str] | None) -> list[str] | None:
-    """Feature column names for a polars frame; None for arrays.
-
-    With ``features=None`` a frame contributes every numeric column that is neither an
-    identifier nor a label (`_NON_FEATURE_COLUMNS`, ``*_within_<h>h``, ``label_*``).
-    """
-    if not isinstance(X, pl.DataFrame):
-        return None if features is None else list(features)
-    if features is not None:
-        names = list(features)
-        missing = [c for c in names if c not in X.columns]
-        if missing:
-            raise ModelError(f"feature columns missing from the frame: {missing}")
-        leaked = [c for c in names if not _is_feature_candidate(c)]
-        if leaked:
-            raise ModelError(f"identifier/label columns cannot be features: {leaked}")
-        return names
-    names = [
-        c
-        for c, dtype in X.schema.items()
-        if dtype.is_numeric() and _is_feature_candidate(c)
-    ]
-    if not names:
-        raise ModelError("no numeric feature column in the frame")
-    logger.info("using %d numeric feature columns of the frame", len(names))
-    return names
-
-
-def _as_feature_matrix(
-    X: Any, feature_names: Sequence[str] | None, n_features: int | None = None
-) -> np.ndarray:
-    """(n_samples, n_features) float64 array; frames are reduced to ``feature_names``."""
-    if isinstance(X, pl.DataFrame):
-        if feature_names is None:
-            raise ModelError("model was fitted on an array; pass an array, not a frame")
-        missing = [c for c in feature_names if c not in X.columns]
-        if missing:
-            raise ModelError(f"feature columns missing from the frame: {missing}")
-        arr = X.select(pl.col(list(feature_names)).cast(pl.Float64)).to_numpy()
-    else:
-        arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ModelError(f"features must be 2-D (n_samples, n_features), got shape {arr.shape}")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ModelError(f"expected {n_features} features, got {arr.shape[1]}")
-    return arr
-
-
-def _as_binary_labels(y: Any, n_samples: int) -> np.ndarray:
-    """1-D int64 array of 0/1 labels; nulls and other values are refused."""
-    if isinstance(y, pl.Series):
-        if y.null_count():
-            raise ModelError(f"labels {y.name!r} contain {y.null_count()} nulls")
-        y = y.to_numpy()
-    arr = np.asarray(y)
-    if arr.ndim != 1 or arr.shape[0] != n_samples:
-        raise ModelError(f"labels must have shape ({n_samples},), got {arr.shape}")
-    if arr.dtype == bool:
-        return arr.astype(np.int64)
-    values = set(np.unique(arr).tolist())
-    if not values <= {0, 1}:
-        raise ModelError(f"labels must be 0/1 or boolean, found values {sorted(values)[:5]}")
-    return arr.astype(np.int64)
-
-
-def _check_fitted(model: Any, attribute: str) -> None:
-    if not hasattr(model, attribute):
-        raise ModelError(f"{type(model).__name__} is not fitted; call fit() first")
-
-
-def _read_meta(directory: Path, expected_class: str) -> dict[str, Any]:
-    meta = read_json(Path(directory) / _META_FILE)
-    if meta.get("class") != expected_class:
-        raise ModelError(
-            f"{directory} holds a {meta.get('class')!r} model, not {expected_class!r}"
-        )
-    return meta
-
 
 # ---------------------------------------------------------------------------------- baselines
 
@@ -161,7 +64,7 @@ class ClimatologyForecaster:
     def fit(self, X: Any, y: Any) -> Self:
         """Learn the event rate; ``X`` only fixes the number of samples."""
         n = X.height if isinstance(X, pl.DataFrame) else len(X)
-        labels = _as_binary_labels(y, n)
+        labels = as_binary_labels(y, n)
         if n == 0:
             raise ModelError("cannot fit climatology on zero samples")
         self.event_rate_ = float(labels.mean())
@@ -169,21 +72,21 @@ class ClimatologyForecaster:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of the event, ``event_rate_`` for each of the ``len(X)`` samples."""
-        _check_fitted(self, "event_rate_")
+        check_fitted(self, "event_rate_")
         n = X.height if isinstance(X, pl.DataFrame) else len(X)
         return np.full(n, self.event_rate_, dtype=np.float64)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``meta.json`` into ``directory``."""
-        _check_fitted(self, "event_rate_")
+        check_fitted(self, "event_rate_")
         d = Path(directory)
-        write_json({"class": type(self).__name__, "event_rate": self.event_rate_}, d / _META_FILE)
+        write_json({"class": type(self).__name__, "event_rate": self.event_rate_}, d / META_FILE)
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
         """Read a model written by `save`."""
-        meta = _read_meta(Path(directory), cls.__name__)
+        meta = read_meta(Path(directory), cls.__name__)
         model = cls()
         model.event_rate_ = float(meta["event_rate"])
         return model
@@ -230,7 +133,7 @@ class PersistenceForecaster:
     def fit(self, X: Any, y: Any) -> Self:
         """Set the two probabilities (training event rates when ``calibrated``)."""
         flared = self._flared(X)
-        labels = _as_binary_labels(y, flared.shape[0])
+        labels = as_binary_labels(y, flared.shape[0])
         if not self.calibrated:
             self.rate_if_flared_, self.rate_if_quiet_ = 1.0, 0.0
             return self
@@ -244,12 +147,12 @@ class PersistenceForecaster:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of the event per sample, from the history column only."""
-        _check_fitted(self, "rate_if_flared_")
+        check_fitted(self, "rate_if_flared_")
         return np.where(self._flared(X), self.rate_if_flared_, self.rate_if_quiet_)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``meta.json`` into ``directory``."""
-        _check_fitted(self, "rate_if_flared_")
+        check_fitted(self, "rate_if_flared_")
         d = Path(directory)
         meta = {
             "class": type(self).__name__,
@@ -258,13 +161,13 @@ class PersistenceForecaster:
             "rate_if_flared": self.rate_if_flared_,
             "rate_if_quiet": self.rate_if_quiet_,
         }
-        write_json(meta, d / _META_FILE)
+        write_json(meta, d / META_FILE)
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
         """Read a model written by `save`."""
-        meta = _read_meta(Path(directory), cls.__name__)
+        meta = read_meta(Path(directory), cls.__name__)
         model = cls(meta["history_column"], calibrated=meta["calibrated"])
         model.rate_if_flared_ = float(meta["rate_if_flared"])
         model.rate_if_quiet_ = float(meta["rate_if_quiet"])
@@ -288,17 +191,6 @@ class _PipelineBaseline:
         """Hyper-parameters as passed to ``__init__``."""
         return {name: getattr(self, name) for name in (*self._params, "features")}
 
-    def _make_pipeline(self) -> Any:
-        from sklearn.impute import SimpleImputer
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        return make_pipeline(
-            SimpleImputer(strategy="mean", keep_empty_features=True),
-            StandardScaler(),
-            self._make_classifier(),
-        )
-
     def fit(self, X: Any, y: Any) -> Self:
         """Fit imputer, scaler and classifier on the training samples.
 
@@ -310,28 +202,26 @@ class _PipelineBaseline:
         y : array-like (n_samples,) of bool or 0/1
             Event labels.
         """
-        names = _select_feature_names(X, self.features)
-        x = _as_feature_matrix(X, names)
-        labels = _as_binary_labels(y, x.shape[0])
+        names = select_feature_names(X, self.features)
+        x = as_feature_matrix(X, names)
+        labels = as_binary_labels(y, x.shape[0])
         if np.unique(labels).size < 2:
             raise ModelError(f"{type(self).__name__} needs both classes in the training labels")
-        n_missing = int(np.isnan(x).sum())
-        if n_missing:
-            logger.info("%s: imputing %d missing feature values", type(self).__name__, n_missing)
-        self.pipeline_ = self._make_pipeline().fit(x, labels)
+        log_missing_values(x, type(self).__name__)
+        self.pipeline_ = make_standardiser(self._make_classifier()).fit(x, labels)
         self.feature_names_in_ = names
         self.n_features_in_ = x.shape[1]
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of the event, shape ``(n_samples,)``."""
-        _check_fitted(self, "pipeline_")
-        x = _as_feature_matrix(X, self.feature_names_in_, self.n_features_in_)
+        check_fitted(self, "pipeline_")
+        x = as_feature_matrix(X, self.feature_names_in_, self.n_features_in_)
         return self.pipeline_.predict_proba(x)[:, 1]
 
     def save(self, directory: str | Path) -> Path:
         """Write ``pipeline.skops`` and ``meta.json`` into ``directory``."""
-        _check_fitted(self, "pipeline_")
+        check_fitted(self, "pipeline_")
         d = Path(directory)
         save_sklearn(self.pipeline_, d / "pipeline.skops")
         meta = {
@@ -340,14 +230,14 @@ class _PipelineBaseline:
             "feature_names_in": self.feature_names_in_,
             "n_features_in": self.n_features_in_,
         }
-        write_json(meta, d / _META_FILE)
+        write_json(meta, d / META_FILE)
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
         """Read a model written by `save` (the pipeline through the skops allow-list)."""
         d = Path(directory)
-        meta = _read_meta(d, cls.__name__)
+        meta = read_meta(d, cls.__name__)
         model = cls(**meta["params"])
         model.pipeline_ = load_sklearn(d / "pipeline.skops")
         model.feature_names_in_ = meta["feature_names_in"]

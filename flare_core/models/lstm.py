@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -29,15 +28,14 @@ from torch import nn
 
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
-from .baselines import (
-    _as_binary_labels,
-    _as_feature_matrix,
-    _check_fitted,
-    _read_meta,
-    _select_feature_names,
+from ._inputs import (
+    as_feature_matrix,
+    check_fitted,
+    log_missing_values,
+    make_standardiser,
+    select_feature_names,
 )
-from .defn import Target, _pick_device, _train_keep_best_tss, default_class_weight
-from .persistence import load_sklearn, load_torch, save_sklearn, save_torch, write_json
+from ._torch_classifier import TorchBinaryClassifier, check_common_settings
 
 __all__ = ["LSTMConfig", "LSTMNetwork", "LSTMForecaster", "build_sequences"]
 
@@ -94,7 +92,7 @@ def build_sequences(
     if values is None:
         if features is None:
             raise ModelError("pass values or the feature column names")
-        values = _as_feature_matrix(frame, list(features))
+        values = as_feature_matrix(frame, list(features))
     values = np.asarray(values, dtype=np.float64)
     n = frame.height
     if values.ndim != 2 or values.shape[0] != n:
@@ -173,20 +171,9 @@ class LSTMConfig:
         check_positive("learning_rate", self.learning_rate)
         if self.max_lookback_h is not None:
             check_positive("max_lookback_h", self.max_lookback_h)
-        if self.patience is not None:
-            check_positive("patience", self.patience)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold!r}")
-        if self.class_weight is not None:
-            if len(self.class_weight) != 2:
-                raise ConfigError(f"class_weight needs 2 values, got {self.class_weight!r}")
-            for w in self.class_weight:
-                check_positive("class_weight", w)
-            object.__setattr__(self, "class_weight", tuple(float(w) for w in self.class_weight))
+        check_common_settings(self)
 
 
 class LSTMNetwork(nn.Module):
@@ -214,7 +201,7 @@ class LSTMNetwork(nn.Module):
         return self.head(h_n[-1])
 
 
-class LSTMForecaster:
+class LSTMForecaster(TorchBinaryClassifier[LSTMConfig]):
     """LSTM probability of a >=M (or >=C) flare within 24 h of each record's ``t_rec``.
 
     Parameters
@@ -237,29 +224,24 @@ class LSTMForecaster:
     ----------
     network_, scaler_, feature_names_in_, n_features_in_, best_epoch_, best_val_tss_, history_
         As in `flare_core.models.defn.DeepFlareNet`.
+
+    See Also
+    --------
+    flare_core.models._torch_classifier.TorchBinaryClassifier : training loop, `predict`,
+        `save` (``network.pt``, ``scaler.skops``, ``meta.json``) and `load`.
     """
 
-    def __init__(
-        self,
-        target: Target = "M",
-        *,
-        config: LSTMConfig | None = None,
-        features: Sequence[str] | None = None,
-    ) -> None:
-        self.target = target
-        self.config = config if config is not None else LSTMConfig()
-        self.features = features
+    config_class = LSTMConfig
+    model_name = "LSTM"
 
-    @property
-    def class_weight(self) -> tuple[float, float]:
-        """(no flare, flare) loss weights in use."""
-        cfg_weight = self.config.class_weight
-        return cfg_weight if cfg_weight is not None else default_class_weight(self.target)
+    def _build_network(self, n_in: int) -> LSTMNetwork:
+        c = self.config
+        return LSTMNetwork(n_in, c.hidden, c.num_layers, c.dropout)
 
     def _sequences(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(frame, pl.DataFrame):
             raise ModelError("LSTMForecaster needs a polars frame with harpnum and t_rec")
-        x = _as_feature_matrix(frame, self.feature_names_in_, self.n_features_in_)
+        x = as_feature_matrix(frame, self.feature_names_in_, self.n_features_in_)
         z = self.scaler_.transform(x)
         seq, lengths = build_sequences(
             frame, z, n_steps=self.config.n_steps, max_lookback_h=self.config.max_lookback_h
@@ -279,99 +261,22 @@ class LSTMForecaster:
             Validation records (regions disjoint from training and test) and labels; both
             classes must occur.
         """
-        from sklearn.impute import SimpleImputer
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        cfg = self.config
-        weights = self.class_weight
         if not isinstance(X, pl.DataFrame) or not isinstance(X_val, pl.DataFrame):
             raise ModelError("LSTMForecaster.fit needs polars frames with harpnum and t_rec")
-        names = _select_feature_names(X, self.features)
-        x_train = _as_feature_matrix(X, names)
-        y_train = _as_binary_labels(y, x_train.shape[0])
-        y_val_arr = _as_binary_labels(y_val, X_val.height)
-        if np.unique(y_val_arr).size < 2:
-            raise ModelError("validation labels must contain both classes (TSS is undefined)")
-        n_missing = int(np.isnan(x_train).sum())
-        if n_missing:
-            logger.info("LSTM: imputing %d missing training feature values", n_missing)
-        self.scaler_ = make_pipeline(
-            SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler()
-        ).fit(x_train)
+        names = select_feature_names(X, self.features)
+        x_train = as_feature_matrix(X, names)
+        y_train, y_val_arr = self._check_labels(y, x_train.shape[0], y_val, X_val.height)
+        log_missing_values(x_train, self.model_name)
+        self.scaler_ = make_standardiser().fit(x_train)
         self.feature_names_in_ = names
         self.n_features_in_ = x_train.shape[1]
-        seq_train, len_train = self._sequences(X)
-        seq_val, len_val = self._sequences(X_val)
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            network = LSTMNetwork(self.n_features_in_, cfg.hidden, cfg.num_layers, cfg.dropout)
-        best_state, best_epoch, best_tss, history = _train_keep_best_tss(
-            network, (seq_train, len_train), y_train, (seq_val, len_val), y_val_arr,
-            settings=cfg, class_weight=weights, device=_pick_device(cfg.device),
-            name=f"LSTM >={self.target}",
+        self._fit_network(
+            self.n_features_in_, self._sequences(X), y_train, self._sequences(X_val), y_val_arr
         )
-        network.load_state_dict(best_state)
-        self.network_ = network.eval()
-        self.best_epoch_ = best_epoch
-        self.best_val_tss_ = best_tss
-        self.history_ = history
         return self
 
     def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
         """P(flare of at least the target class within 24 h) per record, ``(n_records,)``."""
-        _check_fitted(self, "network_")
+        check_fitted(self, "network_")
         seq, lengths = self._sequences(X)
-        self.network_.eval()
-        with torch.no_grad():
-            logits = self.network_(torch.as_tensor(seq), torch.as_tensor(lengths))
-            return torch.softmax(logits, dim=1)[:, 1].numpy().astype(np.float64)
-
-    def predict(self, X: pl.DataFrame) -> np.ndarray:
-        """Yes/no forecast: ``predict_proba(X) >= config.threshold``."""
-        return self.predict_proba(X) >= self.config.threshold
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``network.pt`` (state_dict), ``scaler.skops`` and ``meta.json``."""
-        _check_fitted(self, "network_")
-        d = Path(directory)
-        save_torch(self.network_.state_dict(), d / "network.pt")
-        save_sklearn(self.scaler_, d / "scaler.skops")
-        meta = {
-            "class": type(self).__name__,
-            "target": self.target,
-            "config": asdict(self.config),
-            "features": None if self.features is None else list(self.features),
-            "feature_names_in": self.feature_names_in_,
-            "n_features_in": self.n_features_in_,
-            "best_epoch": self.best_epoch_,
-            "best_val_tss": self.best_val_tss_,
-            "history": self.history_,
-        }
-        write_json(meta, d / "meta.json")
-        return d
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save`; the network is on the CPU in eval mode."""
-        d = Path(directory)
-        meta = _read_meta(d, cls.__name__)
-        cfg = dict(meta["config"])
-        if cfg.get("class_weight") is not None:
-            cfg["class_weight"] = tuple(cfg["class_weight"])
-        model = cls(meta["target"], config=LSTMConfig(**cfg), features=meta["features"])
-        c = model.config
-        network = LSTMNetwork(int(meta["n_features_in"]), c.hidden, c.num_layers, c.dropout)
-        try:
-            network.load_state_dict(load_torch(d / "network.pt"))
-        except RuntimeError as e:
-            raise ModelError(f"network weights in {d} do not match the saved layout: {e}") from e
-        model.network_ = network.eval()
-        model.scaler_ = load_sklearn(d / "scaler.skops")
-        model.feature_names_in_ = meta["feature_names_in"]
-        model.n_features_in_ = int(meta["n_features_in"])
-        model.best_epoch_ = int(meta["best_epoch"])
-        model.best_val_tss_ = float(meta["best_val_tss"])
-        model.history_ = meta["history"]
-        return model
+        return self._event_probability(torch.as_tensor(seq), torch.as_tensor(lengths))

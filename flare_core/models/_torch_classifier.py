@@ -1,0 +1,334 @@
+"""Shared machinery of the torch yes/no flare classifiers (`defn.DeepFlareNet`, `lstm.LSTMForecaster`).
+
+Both models standardise their inputs with training statistics, train a network that returns
+(batch, 2) logits of (no flare, flare) with class-weighted cross entropy and Adam, and keep the
+epoch with the highest true skill statistic on the caller's validation set (a region-disjoint
+split; never the test set). `TorchBinaryClassifier` holds what they share: the training loop,
+prediction, the fitted check and saving to / loading from a directory of ``network.pt``
+(state_dict), ``scaler.skops`` and ``meta.json``. A model supplies its settings class, its input
+preparation and `TorchBinaryClassifier._build_network`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import check_positive
+from ..errors import ConfigError, ModelError
+from ..metrics import true_skill_statistic
+from ._inputs import META_FILE, as_binary_labels, check_fitted, read_meta
+from .persistence import load_sklearn, load_torch, save_sklearn, save_torch, write_json
+
+__all__ = [
+    "Target",
+    "TorchBinaryClassifier",
+    "TrainingSettings",
+    "check_common_settings",
+    "default_class_weight",
+    "pick_device",
+    "train_keep_best_tss",
+]
+
+logger = logging.getLogger(__name__)
+
+Target = Literal["M", "C"]
+_DEFAULT_CLASS_WEIGHT: dict[str, tuple[float, float]] = {"M": (1.0, 50.0), "C": (1.0, 4.0)}
+_NETWORK_FILE = "network.pt"
+_SCALER_FILE = "scaler.skops"
+
+
+
+class TrainingSettings(Protocol):
+    """What the shared training code reads from a model's frozen settings dataclass."""
+
+    @property
+    def class_weight(self) -> tuple[float, float] | None: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def max_epochs(self) -> int: ...
+    @property
+    def patience(self) -> int | None: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def device(self) -> str | None: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=TrainingSettings)
+
+
+def default_class_weight(target: Target) -> tuple[float, float]:
+    """Loss weights (no-flare, flare) of Nishizuka et al. (2018): 1:50 for >=M, 1:4 for >=C."""
+    try:
+        return _DEFAULT_CLASS_WEIGHT[target]
+    except KeyError:
+        raise ConfigError(f"target must be 'M' or 'C', got {target!r}") from None
+
+
+def check_common_settings(config: TrainingSettings) -> None:
+    """Check the settings every torch classifier config has; call from ``__post_init__``.
+
+    Checks ``patience`` (None or > 0), ``class_weight`` (None or two positive values, stored
+    back as a tuple of floats), ``weight_decay`` (>= 0) and ``threshold`` (in (0, 1)).
+    """
+    if config.patience is not None:
+        check_positive("patience", config.patience)
+    if config.class_weight is not None:
+        if len(config.class_weight) != 2:
+            raise ConfigError(f"class_weight needs 2 values, got {config.class_weight!r}")
+        for w in config.class_weight:
+            check_positive("class_weight", w)
+        object.__setattr__(config, "class_weight", tuple(float(w) for w in config.class_weight))
+    if config.weight_decay < 0:
+        raise ConfigError(f"weight_decay must be >= 0, got {config.weight_decay!r}")
+    if not 0.0 < config.threshold < 1.0:
+        raise ConfigError(f"threshold must be in (0, 1), got {config.threshold!r}")
+
+
+def pick_device(requested: str | None) -> torch.device:
+    """``requested`` as a torch device; None picks "cuda" when available, else "cpu"."""
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def train_keep_best_tss(
+    network: nn.Module,
+    train_inputs: tuple[np.ndarray, ...],
+    y_train: np.ndarray,
+    val_inputs: tuple[np.ndarray, ...],
+    y_val: np.ndarray,
+    *,
+    settings: TrainingSettings,
+    class_weight: tuple[float, float],
+    device: torch.device,
+    name: str,
+) -> tuple[dict[str, torch.Tensor], int, float, list[dict[str, float]]]:
+    """Adam + class-weighted cross entropy; return the state of the best-validation-TSS epoch.
+
+    ``network(*inputs)`` must return (batch, 2) logits. ``settings`` supplies
+    ``learning_rate``, ``weight_decay``, ``batch_size``, ``max_epochs``, ``patience``,
+    ``threshold`` and ``seed`` (batch order); ``class_weight`` and ``device`` are arguments. The network is trained on ``device`` and left on
+    the CPU; the returned state dict holds CPU tensors.
+
+    Returns
+    -------
+    best_state, best_epoch (1-based), best_val_tss, history (one dict per epoch)
+    """
+    network = network.to(device)
+    gen = torch.Generator().manual_seed(settings.seed)
+
+    def tensors(arrays: tuple[np.ndarray, ...]) -> list[torch.Tensor]:
+        out = []
+        for a in arrays:
+            dtype = torch.float32 if np.issubdtype(a.dtype, np.floating) else torch.long
+            out.append(torch.as_tensor(a, dtype=dtype, device=device))
+        return out
+
+    xt, xv = tensors(train_inputs), tensors(val_inputs)
+    yt = torch.as_tensor(y_train, dtype=torch.long, device=device)
+    yv = torch.as_tensor(y_val, dtype=torch.long, device=device)
+    loss_fn = nn.CrossEntropyLoss(
+        weight=torch.tensor(class_weight, dtype=torch.float32, device=device)
+    )
+    optimiser = torch.optim.Adam(
+        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    history: list[dict[str, float]] = []
+    best_tss, best_epoch, best_state = -math.inf, 0, None
+    n = yt.shape[0]
+    for epoch in range(1, settings.max_epochs + 1):
+        network.train()
+        order = torch.randperm(n, generator=gen).to(device)
+        total, seen = 0.0, 0
+        for start in range(0, n, settings.batch_size):
+            idx = order[start : start + settings.batch_size]
+            if idx.numel() < 2:  # batch norm needs two samples in training mode
+                continue
+            optimiser.zero_grad()
+            loss = loss_fn(network(*(x[idx] for x in xt)), yt[idx])
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * idx.numel()
+            seen += idx.numel()
+        network.eval()
+        with torch.no_grad():
+            logits = network(*xv)
+            val_loss = float(loss_fn(logits, yv))
+            p_val = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
+        val_tss = true_skill_statistic(y_val, p_val >= settings.threshold)
+        history.append(
+            {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
+             "val_tss": val_tss}
+        )
+        logger.debug("%s epoch %d: val TSS %.3f, val loss %.4f", name, epoch, val_tss, val_loss)
+        if val_tss > best_tss:
+            best_tss, best_epoch = val_tss, epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in
+                          network.state_dict().items()}
+        elif settings.patience is not None and epoch - best_epoch >= settings.patience:
+            logger.info("%s: no better validation TSS for %d epochs; stop", name,
+                        settings.patience)
+            break
+    network.to("cpu")
+    if best_state is None:  # every epoch gave a NaN TSS: cannot happen with both classes
+        raise ModelError("no epoch produced a finite validation TSS")
+    logger.info("%s: kept epoch %d of %d, validation TSS %.3f", name, best_epoch,
+                len(history), best_tss)
+    return best_state, best_epoch, best_tss, history
+
+
+class TorchBinaryClassifier(Generic[ConfigT]):
+    """Base of the torch classifiers of P(flare of at least ``target`` within 24 h).
+
+    A subclass sets ``config_class`` (a frozen dataclass satisfying `TrainingSettings`),
+    ``model_name`` (for log lines), and implements
+    `_build_network` (the untrained network for ``n_in`` features, from ``self.config``; used
+    by `fit` and `load`), ``fit`` and ``predict_proba``. ``fit`` prepares its inputs and calls
+    `_fit_network`; ``predict_proba`` calls `_event_probability`.
+
+    Parameters
+    ----------
+    target : {"M", "C"}, default "M"
+        Flare class threshold; sets the default loss weights (labels are passed to ``fit``).
+    config : ConfigT, optional
+        Training settings; default ``config_class()``.
+    features : sequence of str, optional
+        Frame columns to use; default every numeric column that is not an identifier or label.
+    """
+
+    config_class: ClassVar[type[TrainingSettings]]
+    model_name: ClassVar[str]
+
+    def __init__(
+        self,
+        target: Target = "M",
+        *,
+        config: ConfigT | None = None,
+        features: Sequence[str] | None = None,
+    ) -> None:
+        self.target = target
+        self.config: ConfigT = config if config is not None else self.config_class()
+        self.features = features
+
+    @property
+    def class_weight(self) -> tuple[float, float]:
+        """(no flare, flare) loss weights in use."""
+        cfg_weight = self.config.class_weight
+        return cfg_weight if cfg_weight is not None else default_class_weight(self.target)
+
+    def _build_network(self, n_in: int) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803 # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------- fitting
+
+    @staticmethod
+    def _check_labels(
+        y: Any, n_train: int, y_val: Any, n_val: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """0/1 training and validation labels; validation must hold both classes."""
+        y_train = as_binary_labels(y, n_train)
+        y_val_arr = as_binary_labels(y_val, n_val)
+        if np.unique(y_val_arr).size < 2:
+            raise ModelError("validation labels must contain both classes (TSS is undefined)")
+        return y_train, y_val_arr
+
+    def _fit_network(
+        self,
+        n_in: int,
+        train_inputs: tuple[np.ndarray, ...],
+        y_train: np.ndarray,
+        val_inputs: tuple[np.ndarray, ...],
+        y_val: np.ndarray,
+    ) -> None:
+        """Build a seeded network, train it and set ``network_`` and the fit summary."""
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            network = self._build_network(n_in)
+        best_state, best_epoch, best_tss, history = train_keep_best_tss(
+            network, train_inputs, y_train, val_inputs, y_val,
+            settings=cfg, class_weight=self.class_weight, device=pick_device(cfg.device),
+            name=f"{self.model_name} >={self.target}",
+        )
+        network.load_state_dict(best_state)
+        self.network_ = network.eval()
+        self.best_epoch_ = best_epoch
+        self.best_val_tss_ = best_tss
+        self.history_ = history
+
+    # ---------------------------------------------------------------------------- prediction
+
+    def _event_probability(self, *inputs: torch.Tensor) -> np.ndarray:
+        """P(flare) from the fitted network, shape ``(n_samples,)`` float64."""
+        self.network_.eval()
+        with torch.no_grad():
+            return torch.softmax(self.network_(*inputs), dim=1)[:, 1].numpy().astype(np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Yes/no forecast: ``predict_proba(X) >= config.threshold``."""
+        return self.predict_proba(X) >= self.config.threshold
+
+    # --------------------------------------------------------------------------- persistence
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``network.pt`` (state_dict), ``scaler.skops`` and ``meta.json``."""
+        check_fitted(self, "network_")
+        d = Path(directory)
+        save_torch(self.network_.state_dict(), d / _NETWORK_FILE)
+        save_sklearn(self.scaler_, d / _SCALER_FILE)
+        meta = {
+            "class": type(self).__name__,
+            "target": self.target,
+            "config": asdict(self.config),
+            "features": None if self.features is None else list(self.features),
+            "feature_names_in": self.feature_names_in_,
+            "n_features_in": self.n_features_in_,
+            "best_epoch": self.best_epoch_,
+            "best_val_tss": self.best_val_tss_,
+            "history": self.history_,
+        }
+        write_json(meta, d / META_FILE)
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by `save`; the network is on the CPU in eval mode."""
+        d = Path(directory)
+        meta = read_meta(d, cls.__name__)
+        cfg = dict(meta["config"])
+        if cfg.get("class_weight") is not None:
+            cfg["class_weight"] = tuple(cfg["class_weight"])
+        model = cls(meta["target"], config=cls.config_class(**cfg), features=meta["features"])
+        network = model._build_network(int(meta["n_features_in"]))
+        try:
+            network.load_state_dict(load_torch(d / _NETWORK_FILE))
+        except RuntimeError as e:  # shape or key mismatch
+            raise ModelError(f"network weights in {d} do not match the saved layout: {e}") from e
+        model.network_ = network.eval()
+        model.scaler_ = load_sklearn(d / _SCALER_FILE)
+        model.feature_names_in_ = meta["feature_names_in"]
+        model.n_features_in_ = int(meta["n_features_in"])
+        model.best_epoch_ = int(meta["best_epoch"])
+        model.best_val_tss_ = float(meta["best_val_tss"])
+        model.history_ = meta["history"]
+        return model
