@@ -15,6 +15,7 @@ do not each start a server of their own (``dask_processes`` overrides the choice
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,7 +58,8 @@ def dask_runner(address: str | None = None, n_workers: int = 2,
         return DaskTaskRunner(address=address)
     if processes is None:
         processes = bool(os.environ.get("PREFECT_API_URL"))
-    kwargs: dict[str, Any] = {"processes": processes, "dashboard_address": None}
+    kwargs: dict[str, Any] = {"processes": processes, "dashboard_address": None,
+                              "silence_logs": logging.WARNING}
     if processes:
         kwargs.update(n_workers=n_workers, threads_per_worker=1)
     else:

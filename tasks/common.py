@@ -33,6 +33,7 @@ __all__ = [
     "retry_on_store_busy",
     "result_storage_for",
     "bind_storage",
+    "run_logger",
     "floor_hour",
     "parse_utc",
 ]
@@ -146,6 +147,18 @@ def bind_storage(task_obj: Any, store_root: str | Path) -> Any:
     """``task_obj`` with its results (and so its cache) persisted under the store root."""
     return task_obj.with_options(result_storage=result_storage_for(store_root),
                                  persist_result=True)
+
+
+def run_logger() -> Any:
+    """The Prefect run logger inside a flow or task run, else this package's stdlib logger
+    (so the tasks' ``.fn`` can be called from plain code and tests)."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("tasks")
 
 
 def floor_hour(t: datetime) -> datetime:

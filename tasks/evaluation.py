@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+from tasks.common import run_logger
 
 __all__ = ["label_published", "score_published", "evaluate_published"]
 
@@ -97,7 +99,7 @@ def evaluate_published(forecast_store: str, store_root: str, start: datetime, en
     from flare_core.publish.forecast_store import ForecastStore
     from flare_core.store import Store
 
-    log = get_run_logger()
+    log = run_logger()
     fc = ForecastStore(forecast_store).read(start=start, end=end + timedelta(microseconds=1))
     flares = Store(store_root).read_flares()
     last_flare = flares["peak_time"].max() if flares.height else None

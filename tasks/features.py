@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
-from .common import FileRef, write_frame_addressed
+from .common import FileRef, run_logger, write_frame_addressed
 
 __all__ = ["snapshot_store", "build_dataset_file", "WORK_DIR"]
 
@@ -62,7 +62,7 @@ def snapshot_store(store_root: str, store_hash: str, start: datetime | None, end
     out = Path(store_root) / WORK_DIR / "snapshots"
     sharp_ref = write_frame_addressed(sharp, out, "sharp")
     flare_ref = write_frame_addressed(flares, out, "flares")
-    get_run_logger().info("snapshot %s .. %s: %d SHARP records of %d regions, %d flares",
+    run_logger().info("snapshot %s .. %s: %d SHARP records of %d regions, %d flares",
                           start.isoformat() if start else "-", end.isoformat(), sharp.height,
                           sharp["harpnum"].n_unique(), flares.height)
     return sharp_ref, flare_ref
@@ -89,7 +89,7 @@ def build_dataset_file(sharp: FileRef, flares: FileRef, config: dict[str, Any], 
     if end is not None:
         ds = ds.filter(pl.col("t_rec") <= end)
     ref = write_frame_addressed(ds, out_dir, "dataset")
-    get_run_logger().info("dataset: %d records of %d regions, %d columns -> %s", ds.height,
+    run_logger().info("dataset: %d records of %d regions, %d columns -> %s", ds.height,
                           ds["harpnum"].n_unique(), ds.width, Path(ref.path).name)
     return ref
 

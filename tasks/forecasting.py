@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
-from .common import FileRef, retry_on_store_busy, write_frame_addressed
+from .common import FileRef, retry_on_store_busy, run_logger, write_frame_addressed
 
 __all__ = [
     "compute_forecasts",
@@ -102,7 +102,7 @@ def compute_forecasts(issue_times: list[datetime], model: FileRef, sharp: FileRe
         ``forecasts`` (`FileRef` or None when nothing was forecast), ``rows``, ``regions``,
         ``issue_times``, ``gaps`` (issue time -> reason) and ``seconds`` (model time).
     """
-    log = get_run_logger()
+    log = run_logger()
     t0 = time.perf_counter()
     rows, gaps = forecast_batch_plain(issue_times, model, sharp, flares, harpnums=harpnums)
     seconds = time.perf_counter() - t0
@@ -132,7 +132,7 @@ def publish_forecasts(forecasts: FileRef, forecast_store: str, scoreboard_dir: s
     n = ForecastStore(forecast_store).upsert(rows)
     paths = (write_scoreboard_json(rows, scoreboard_dir, mode=mode)
              if scoreboard_dir is not None else [])
-    get_run_logger().info("published %d rows of %d issue times to %s (%d JSON documents)",
+    run_logger().info("published %d rows of %d issue times to %s (%d JSON documents)",
                           n, rows["issue_time"].n_unique(), forecast_store, len(paths))
     return {"rows": n, "issue_times": rows["issue_time"].n_unique(),
             "json": [str(p) for p in paths]}
@@ -176,6 +176,6 @@ def publish_page(forecast_store: str, page_dir: str, *,
     create_markdown_artifact(key="forecast-summary", markdown="\n".join(lines),
                              description="Forecast summary with links to the page and plots")
     n_regions = current["harpnum"].n_unique()
-    get_run_logger().info("page %s: %d regions, %d plots", page, n_regions, len(plots))
+    run_logger().info("page %s: %d regions, %d plots", page, n_regions, len(plots))
     return {"page": str(page), "plots": [str(p) for p in plots], "issue_time": latest,
             "regions": n_regions}

@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from .common import (
     NETWORK_RETRY_DELAYS_S,
     file_sha256,
     retry_on_source_unavailable,
+    run_logger,
 )
 
 __all__ = [
@@ -67,7 +68,7 @@ def ingest_file(path: str, sha256: str, store_root: str) -> dict[str, Any]:
     from flare_core.sources import load_file
     from flare_core.store import Store
 
-    log = get_run_logger()
+    log = run_logger()
     res = load_file(path)
     store = Store(store_root)
     writer = {"sharp": store.write_sharp, "flares": store.write_flares,
@@ -93,7 +94,7 @@ def fetch_sharp_range(start: datetime, end: datetime, store_root: str, *, nrt: b
     from flare_core.sources.jsoc import JsocConfig, fetch_sharp
     from flare_core.store import Store
 
-    log = get_run_logger()
+    log = run_logger()
     cfg = JsocConfig(nrt=nrt, url=jsoc_url, retries=0)
     df = fetch_sharp(start, end, harpnums=harpnums, config=cfg)
     rep = Store(store_root).write_sharp(df) if df.height else None
@@ -112,7 +113,7 @@ def fetch_flares_range(start: datetime, end: datetime, store_root: str, *,
     from flare_core.sources.hek import HekConfig, fetch_flares
     from flare_core.store import Store
 
-    log = get_run_logger()
+    log = run_logger()
     df = fetch_flares(start, end, config=HekConfig(url=hek_url, retries=0))
     rep = Store(store_root).write_flares(df) if df.height else None
     log.info("HEK %s .. %s: %d flares", start.isoformat(), end.isoformat(), df.height)
@@ -135,7 +136,7 @@ def list_regions_on_disk(issue_time: datetime, store_root: str, *, freshness_h: 
     if df.height:
         Store(store_root).write_sharp(df)
     harps = sorted(int(h) for h in df["harpnum"].unique())
-    get_run_logger().info("%d regions on the disk at %s: %s", len(harps),
+    run_logger().info("%d regions on the disk at %s: %s", len(harps),
                           issue_time.isoformat(), harps)
     return harps
 
@@ -153,6 +154,6 @@ def fetch_region_sharp(harpnum: int, start: datetime, end: datetime, store_root:
     df = fetch_sharp(start, end, harpnums=[harpnum], config=cfg)
     if df.height:
         Store(store_root).write_sharp(df)
-    get_run_logger().info("HARP %d: %d records %s .. %s", harpnum, df.height,
+    run_logger().info("HARP %d: %d records %s .. %s", harpnum, df.height,
                           start.isoformat(), end.isoformat())
     return df.height

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
-from .common import FileRef, file_sha256
+from .common import FileRef, file_sha256, run_logger
 
 __all__ = ["train_models", "validation_table", "publish_validation_artifact"]
 
@@ -49,7 +49,7 @@ def train_models(dataset: FileRef, config: dict[str, Any], model_root: str,
 
     from flare_core.training import TrainConfig, train_all
 
-    log = get_run_logger()
+    log = run_logger()
     cfg = TrainConfig.from_mapping(config)
     out = Path(model_root) / f"{dataset.sha256[:12]}-{_config_hash(config)[:8]}"
     frame = pl.read_parquet(dataset.path)
