@@ -41,7 +41,12 @@ from torch import nn
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
 from ._pycox_compat import import_pycox
-from .baseline_hazard import breslow_baseline_hazards, cumulative_hazards, step_values
+from .baseline_hazard import (
+    PiecewiseAffineLogRisk,
+    breslow_baseline_hazards,
+    cumulative_hazards,
+    step_values,
+)
 from .lifetime import restricted_mean_lifetime
 
 __all__ = [
@@ -383,16 +388,10 @@ class CoxTimeModel:
             return torch.cat([self.net_.encode(xs[i:i + 65536], xc[i:i + 65536])
                               for i in range(0, max(1, xs.shape[0]), 65536)])
 
-    def _log_risk_fn(self, z: torch.Tensor):
-        dev = z.device
-
-        def log_risk_at(rows: np.ndarray, times_scaled: np.ndarray) -> np.ndarray:
-            r = torch.from_numpy(np.ascontiguousarray(rows)).to(dev)
-            t = torch.from_numpy(np.asarray(times_scaled, dtype=np.float32).reshape(-1, 1)).to(dev)
-            with torch.inference_mode():
-                return self.net_.head(z.index_select(0, r), t).double().cpu().numpy().ravel()
-
-        return log_risk_at
+    def _log_risk_fn(self, z: torch.Tensor) -> PiecewiseAffineLogRisk:
+        """Exact piecewise-affine-in-time evaluator of the head on encoded records ``z``."""
+        self.net_.eval()
+        return PiecewiseAffineLogRisk(self.net_.head_layers, z)
 
     # --------------------------------------------------------------------- fit
     def fit(self, train: SurvivalArrays, *, validation: SurvivalArrays | None = None
