@@ -182,7 +182,7 @@ def _check_chunk(chunk_pairs: int) -> None:
 
 
 def breslow_baseline_hazards(
-    log_risk_at: LogRiskAt,
+    log_risk_at: LogRiskAt | PiecewiseAffineLogRisk,
     durations: np.ndarray,
     events: np.ndarray,
     *,
@@ -261,7 +261,7 @@ def breslow_baseline_hazards(
 
 
 def cumulative_hazards(
-    log_risk_at: LogRiskAt,
+    log_risk_at: LogRiskAt | PiecewiseAffineLogRisk,
     n_rows: int,
     times: np.ndarray,
     hazards: np.ndarray,
