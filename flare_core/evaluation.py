@@ -100,12 +100,14 @@ def _survival_scores(target: pl.DataFrame, risk: np.ndarray,
     r = risk[ok]
     out: dict[str, Any] = {}
     hi = float(t[ok].max()) if ok.any() else 0.0
-    usable = [h for h in times_h if h < hi]
+    # follow-up ends at tmax_h: the last horizon is scored just before it (AUC(t) needs t
+    # inside the follow-up), e.g. 144 h -> 143.999 h
+    at = {h: (h if h < hi else hi - 1e-3) for h in times_h if h < hi or h - hi < 1.0}
     aucs: dict[str, float] = {f"{h:g}": float("nan") for h in times_h}
-    if usable and e[ok].any():
-        res = _quiet(metrics.cumulative_dynamic_auc_at, y, y, r, usable)
+    if at and e[ok].any():
+        res = _quiet(metrics.cumulative_dynamic_auc_at, y, y, r, list(at.values()))
         if isinstance(res, tuple):
-            for h, a in zip(usable, res[0], strict=True):
+            for h, a in zip(at, res[0], strict=True):
                 aucs[f"{h:g}"] = float(a)
             out["mean_auc_t"] = res[1]
     out["auc_t"] = aucs
@@ -205,7 +207,7 @@ def evaluate(bundle: ModelBundle, dataset: pl.DataFrame, report_dir: str | Path)
                                climatology=bundle.meta.get("climatology", {}))
     sweep = _warning_sweep(bundle, preds, dataset)
     if sweep is not None:
-        scores.setdefault("warning_svm", {})["tss_sweep"] = sweep
+        scores.setdefault("warning_svm", {"label": "m_within_24h"})["tss_sweep"] = sweep
     result: dict[str, Any] = {
         "model_dir": str(bundle.model_dir),
         "model_version": bundle.version,
@@ -222,12 +224,45 @@ def evaluate(bundle: ModelBundle, dataset: pl.DataFrame, report_dir: str | Path)
 
 
 def _warning_sweep(bundle: ModelBundle, preds: pl.DataFrame,
-                   dataset: pl.DataFrame) -> dict[str, list[float]] | None:
-    """TSS of the warning SVM's decision score as the warning threshold varies."""
-    if "warning_score" not in preds.columns:
-        return None
-    y = dataset["m_within_24h"].cast(pl.Int64).to_numpy()
-    return _sweep_tss(y, preds["warning_score"].cast(pl.Float64).to_numpy())
+                   dataset: pl.DataFrame) -> dict[str, Any] | None:
+    """The paper's lead-time sweep of the warning SVM (TSS vs lead time x, an SVM refitted on
+    the model's stored validation-region windows for each x, scored on this data's windows),
+    and the TSS of "warn if the mean lifetime is below x hours" against ``m_within_24h``."""
+    out: dict[str, Any] = {}
+    if "mean_lifetime_h" in preds.columns and preds["mean_lifetime_h"].null_count() == 0:
+        y = dataset["m_within_24h"].cast(pl.Int64).to_numpy()
+        life = preds["mean_lifetime_h"].to_numpy()
+        xs = np.unique(np.quantile(life, np.linspace(0.0, 1.0, 41)))
+        out["lifetime_threshold_h"] = xs.tolist()
+        out["lifetime_threshold_tss"] = [
+            _quiet(_tss, y, life < x) for x in xs
+        ]
+    wrapper = bundle.models.get("warning_svm")
+    if wrapper is not None and "mean_lifetime_h" in preds.columns:
+        from .models.warning import sweep_lead_time
+
+        track = dataset.select("harpnum", "t_rec", "time_to_event_h", "event").with_columns(
+            preds["mean_lifetime_h"])
+        test_windows = wrapper.windows(track)
+        if test_windows.height and wrapper.train_windows.height:
+            leads = [x for x in range(8, 61, 4) if x < bundle.config.tmax_h]
+            try:
+                table = sweep_lead_time(wrapper.train_windows, test_windows, leads_h=leads,
+                                        config=wrapper.svm.config)
+            except Exception as e:  # noqa: BLE001 - a failed sweep must not lose the report
+                logger.error("warning lead-time sweep failed: %s", e)
+            else:
+                out["lead_h"] = table["lead_h"].to_list()
+                for col in ("tss_within", "tss_after", "tss_none", "tss_micro"):
+                    out[col] = table[col].to_list()
+                out["chosen_lead_h"] = wrapper.svm.config.lead_h
+    return out or None
+
+
+def _tss(y: np.ndarray, pred: np.ndarray) -> float:
+    from . import metrics
+
+    return metrics.true_skill_statistic(y, pred)
 
 
 def _plots(bundle: ModelBundle, preds: pl.DataFrame, dataset: pl.DataFrame,
@@ -263,11 +298,18 @@ def _draw(plots: Any, bundle: ModelBundle, preds: pl.DataFrame, dataset: pl.Data
         written.append(plots.plot_auc_vs_time(
             list(AUC_TIMES_H), auc_t, report / "auc_t.png",
             mean_auc={k: scores[k].get("mean_auc_t") for k in auc_t}))
-    sweep = scores.get("warning_svm", {}).get("tss_sweep")
-    if sweep and len(sweep["threshold"]) > 1:
+    sweep = scores.get("warning_svm", {}).get("tss_sweep") or {}
+    if len(sweep.get("lead_h", [])) > 1:
         written.append(plots.plot_tss_vs_threshold(
-            sweep["threshold"], {"warning": sweep["tss"]}, report / "tss_vs_threshold.png",
-            chosen=sweep.get("chosen"), xlabel=sweep.get("xlabel", "warning threshold")))
+            sweep["lead_h"], {"within x (SVM)": sweep["tss_within"],
+                              "micro (3 classes)": sweep["tss_micro"]},
+            report / "tss_vs_lead_time.png", chosen={"within x (SVM)": sweep["chosen_lead_h"]},
+            xlabel="lead time x (h)", title="Warning SVM: TSS vs lead time"))
+    if len(sweep.get("lifetime_threshold_h", [])) > 1:
+        written.append(plots.plot_tss_vs_threshold(
+            sweep["lifetime_threshold_h"], {"mean lifetime < x": sweep["lifetime_threshold_tss"]},
+            report / "tss_vs_lifetime_threshold.png", xlabel="warning threshold x (h)",
+            title=">=M within 24 h: warn if the mean lifetime is below x"))
     written.extend(_example_regions(plots, preds, dataset, report))
     return [str(p.name) for p in written]
 

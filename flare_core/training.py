@@ -53,6 +53,7 @@ __all__ = [
     "ModelSpec",
     "CoxTimeSurvival",
     "FlareClassBands",
+    "LifetimeWarning",
     "MODEL_SPECS",
     "DEFAULT_HARP_MAP",
     "read_inputs",
@@ -871,6 +872,148 @@ def _predict_cox_time(wrapper, data, ctx):
     return out
 
 
+# -- warning SVM on the mean-lifetime track ------------------------------------------------
+
+#: Track settings of the warning (survival paper Sect. 5.3): causal Gaussian smoothing of the
+#: mean-lifetime track (sigma, hours) and the window of the (slope, mean) fit (hours).
+_WARNING_TRACK_DEFAULTS: dict[str, float] = {"sigma_h": 6.0, "window_h": 4.0, "overlap_h": 1.0}
+
+
+class LifetimeWarning:
+    """Warning SVM (`flare_core.models.warning.WarningSVM`) on Cox-Time mean-lifetime tracks.
+
+    For each record at ``t`` the region's mean-lifetime track is smoothed causally
+    (`flare_core.models.lifetime.smooth_lifetime_track`), a line is fitted to the smoothed
+    values in ``[t - window_h, t]`` and the SVM classifies ``(slope, mean)``; the warning is
+    raised when the class is ``within`` (a >=M flare within ``lead_h`` = 24 h).
+
+    The SVM is fitted on windows of the VALIDATION regions, whose lifetimes come from a
+    Cox-Time model that never saw them (in-sample lifetimes would be over-confident). Those
+    windows are kept (``train_windows``) so evaluation can redo the paper's lead-time sweep.
+    """
+
+    def __init__(self, svm: Any, *, sigma_h: float, window_h: float, overlap_h: float,
+                 train_windows: pl.DataFrame) -> None:
+        self.svm = svm
+        self.sigma_h = float(sigma_h)
+        self.window_h = float(window_h)
+        self.overlap_h = float(overlap_h)
+        self.train_windows = train_windows
+
+    def smooth(self, track: pl.DataFrame) -> pl.DataFrame:
+        """``track`` (harpnum, t_rec, mean_lifetime_h, ...) sorted, with the causal
+        ``mean_lifetime_smooth_h``."""
+        from .models.lifetime import smooth_lifetime_track
+
+        return smooth_lifetime_track(track, sigma_h=self.sigma_h, causal=True)
+
+    def windows(self, track: pl.DataFrame) -> pl.DataFrame:
+        """The SVM's own windows (`flare_core.models.warning.lifetime_windows`) of a track."""
+        from .models.warning import lifetime_windows
+
+        return lifetime_windows(self.smooth(track), window_h=self.window_h,
+                                overlap_h=self.overlap_h)
+
+    def record_windows(self, track: pl.DataFrame) -> pl.DataFrame:
+        """``slope_h_per_h`` and ``mean_h`` of the window ``[t_rec - window_h, t_rec]`` of
+        every record (input order); null where the window holds fewer than 2 records."""
+        idx = "_row"
+        sm = self.smooth(track.with_row_index(idx))
+        harp = sm["harpnum"].to_numpy()
+        t_h = sm["t_rec"].dt.epoch("us").to_numpy() / 3.6e9
+        v = sm["mean_lifetime_smooth_h"].fill_null(np.nan).to_numpy()
+        slope = np.full(v.size, np.nan)
+        mean = np.full(v.size, np.nan)
+        bounds = np.flatnonzero(np.diff(harp)) + 1
+        for rows in np.split(np.arange(v.size), bounds):
+            if rows.size == 0:
+                continue
+            t = t_h[rows] - t_h[rows[0]]
+            y = v[rows]
+            ok = np.isfinite(y)
+            y = np.where(ok, y, 0.0)
+            n_c, t_c, y_c, tt_c, ty_c = (
+                np.concatenate([[0.0], np.cumsum(np.where(ok, a, 0.0))])
+                for a in (np.ones_like(t), t, y, t * t, t * y)
+            )
+            lo = np.searchsorted(t, t - self.window_h - 1e-9, side="left")
+            hi = np.arange(1, t.size + 1)
+            n = n_c[hi] - n_c[lo]
+            st, sy = t_c[hi] - t_c[lo], y_c[hi] - y_c[lo]
+            stt, sty = tt_c[hi] - tt_c[lo], ty_c[hi] - ty_c[lo]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                denom = n * stt - st * st
+                sl = np.where((n >= 2) & (denom > 1e-12), (n * sty - st * sy) / denom, np.nan)
+                mn = np.where(n >= 2, sy / n, np.nan)
+            slope[rows], mean[rows] = sl, mn
+        out = pl.DataFrame({idx: sm[idx], "slope_h_per_h": slope, "mean_h": mean})
+        return out.sort(idx).drop(idx).with_columns(pl.all().fill_nan(None))
+
+    def warn(self, track: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(warning_24h as float 1/0/NaN, SVM class code or -1) for every record."""
+        from .models.warning import WARNING_CLASSES
+
+        w = self.record_windows(track)
+        ok = (w["slope_h_per_h"].is_not_null() & w["mean_h"].is_not_null()).to_numpy()
+        codes = np.full(w.height, -1, dtype=np.int64)
+        if ok.any():
+            codes[ok] = self.svm.predict(w.filter(pl.Series(ok)))
+        warning = np.where(ok, (codes == WARNING_CLASSES.index("within")).astype(float), np.nan)
+        return warning, codes
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``svm/``, ``track.json`` and ``train_windows.parquet``."""
+        from .models.persistence import write_json
+
+        d = Path(directory)
+        self.svm.save(d / "svm")
+        write_json({"sigma_h": self.sigma_h, "window_h": self.window_h,
+                    "overlap_h": self.overlap_h}, d / "track.json")
+        self.train_windows.write_parquet(d / "train_windows.parquet")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LifetimeWarning:
+        """Read a wrapper written by `save`."""
+        from .models.persistence import read_json
+        from .models.warning import WarningSVM
+
+        d = Path(directory)
+        meta = read_json(d / "track.json")
+        return cls(WarningSVM.load(d / "svm"), sigma_h=meta["sigma_h"],
+                   window_h=meta["window_h"], overlap_h=meta["overlap_h"],
+                   train_windows=pl.read_parquet(d / "train_windows.parquet"))
+
+
+def _lifetime_track(frame: pl.DataFrame, ctx: _Context) -> pl.DataFrame:
+    life = ctx.outputs.get("mean_lifetime_h")
+    if life is None or len(life) != frame.height or ctx.outputs.get("_rows") is not frame:
+        life = _predict_cox_time(ctx.models["cox_time"], frame, ctx)["mean_lifetime_h"]
+    keep = [c for c in ("harpnum", "t_rec", "time_to_event_h", "event") if c in frame.columns]
+    return frame.select(keep).with_columns(pl.Series("mean_lifetime_h", life))
+
+
+def _fit_warning(cls, train, val, ctx):
+    from .models.warning import WarningSVMConfig
+
+    track_params = {k: float(ctx.params.get(k, v)) for k, v in _WARNING_TRACK_DEFAULTS.items()}
+    svm_params = {k: v for k, v in ctx.params.items() if k not in _WARNING_TRACK_DEFAULTS}
+    cfg = _config_object("warning", "WarningSVMConfig", svm_params, seed=ctx.config.seed,
+                         lead_h=ctx.config.horizon_h, tmax_h=ctx.config.tmax_h)
+    assert isinstance(cfg, WarningSVMConfig)
+    wrapper = LifetimeWarning(None, train_windows=pl.DataFrame(), **track_params)
+    windows = wrapper.windows(_lifetime_track(val, ctx))
+    wrapper.svm = cls(cfg).fit(windows)
+    wrapper.train_windows = windows
+    return wrapper
+
+
+def _predict_warning(wrapper, data, ctx):
+    warning, codes = wrapper.warn(_lifetime_track(data, ctx))
+    return {"warning_24h": pl.Series("warning_24h", warning).fill_nan(None).cast(pl.Boolean),
+            "warning_class_code": codes}
+
+
 MODEL_SPECS: dict[str, ModelSpec] = {}
 
 
@@ -882,6 +1025,8 @@ _register(ModelSpec("flare_class_forest", "flare_class", "FlareClassForest", _fi
                     _predict_forest, loader=FlareClassBands.load))
 _register(ModelSpec("cox_time", "cox_time", "CoxTimeModel", _fit_cox_time, _predict_cox_time,
                     binary=("p_m24_survival", _LABEL_M), loader=CoxTimeSurvival.load))
+_register(ModelSpec("warning_svm", "warning", "WarningSVM", _fit_warning, _predict_warning,
+                    needs=("cox_time",), loader=LifetimeWarning.load))
 _register(ModelSpec("defn_m", "defn", "DeepFlareNet", _fit_defn("M", _LABEL_M),
                     _predict_proba("p_m24_defn"), binary=("p_m24_defn", _LABEL_M)))
 _register(ModelSpec("defn_c", "defn", "DeepFlareNet", _fit_defn("C", _LABEL_C),

@@ -32,8 +32,7 @@ def split(data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def bundle(split, tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
-    cfg = TrainConfig.quick(models=("defn_m", "climatology", "persistence", "logistic"),
-                            params={"defn_m": {"max_epochs": 2}})
+    cfg = TrainConfig.quick()  # every model, tiny settings
     return ModelBundle.load(train_all(split[0], tmp_path_factory.mktemp("m"), cfg))
 
 
@@ -65,9 +64,22 @@ def test_evaluate_writes_metrics_matching_independent_scores(
     # climatology has no resolution: AUC 0.5, BSS <= 0 against its own training rate
     assert on_disk["models"]["climatology"]["auc"] == pytest.approx(0.5)
     assert result["models"]["logistic"]["tss"] == on_disk["models"]["logistic"]["tss"]
-    for png in ("roc_m24.png", "reliability_m24.png", "auc_t.png"):
+    for png in ("roc_m24.png", "reliability_m24.png", "auc_t.png", "tss_vs_lead_time.png",
+                "tss_vs_lifetime_threshold.png"):
         assert png in on_disk["plots"]
         assert (tmp_path / "report" / png).stat().st_size > 1000
+    assert any(p.startswith("survival_curves_harp") for p in on_disk["plots"])
+    assert any(p.startswith("lifetime_track_harp") for p in on_disk["plots"])
+    # the survival model and the warning are scored too
+    surv = on_disk["models"]["survival"]
+    assert 0.0 <= surv["auc"] <= 1.0 and 0.0 <= surv["c_index"] <= 1.0
+    assert surv["auc_t"]["144"] is not None  # scored just inside the 144 h follow-up
+    warn = on_disk["models"]["warning_svm"]
+    w = preds["warning_24h"].fill_null(False).to_numpy()
+    tn, fp, fn, tp = confusion_matrix(y, w, labels=[0, 1]).ravel()
+    assert warn["tss"] == pytest.approx(tp / (tp + fn) - fp / (fp + tn))
+    sweep = warn["tss_sweep"]
+    assert len(sweep["lead_h"]) == len(sweep["tss_within"]) > 5
 
 
 def test_score_predictions_skips_absent_models(split) -> None:

@@ -11,9 +11,9 @@ import pytest
 
 from flare_core.errors import DataGapError, ModelError
 from flare_core.forecasting import PREDICTION_COLUMNS, ModelBundle, forecast_at, predict_records
-from flare_core.training import TrainConfig, build_model_dataset, read_inputs, train_all
+from flare_core.training import ALL_MODELS, TrainConfig, build_model_dataset, read_inputs, train_all
 
-MODELS = ("defn_m", "defn_c", "climatology", "persistence", "logistic")
+MODELS = ALL_MODELS  # every model, with the tiny TrainConfig.quick() settings
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,7 @@ def inputs(data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 @pytest.fixture(scope="module")
 def model_dir(inputs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     sharp, flares = inputs
-    cfg = TrainConfig.quick(models=MODELS, params={"defn_m": {"max_epochs": 2},
-                                                   "defn_c": {"max_epochs": 2}})
+    cfg = TrainConfig.quick(models=MODELS)
     ds = build_model_dataset(sharp, flares, cfg)
     return train_all(ds, tmp_path_factory.mktemp("model"), cfg)
 
@@ -68,10 +67,36 @@ def test_predict_records_one_row_per_record_without_labels(bundle: ModelBundle, 
     assert preds.select("harpnum", "t_rec").equals(ds.select("harpnum", "t_rec"))
     assert preds.columns[:2 + len(PREDICTION_COLUMNS)] == ["harpnum", "t_rec",
                                                            *PREDICTION_COLUMNS]
-    for col in ("p_m24_defn", "p_c24_defn", "p_m24_logistic", "p_m24_persistence"):
+    for col in ("p_m24_survival", "p_m24_defn", "p_c24_defn", "p_m24_logistic",
+                "p_m24_persistence", "p_m24_lstm", "p_x24_survival"):
         p = preds[col].to_numpy()
         assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all(), col
-    assert preds["p_m24_defn"].n_unique() > 10  # a real forecast, not a constant
+        if col == "p_x24_survival":  # zero when the training slice has no X flare
+            continue
+        # a real forecast, not a constant (persistence has exactly two values)
+        assert preds[col].n_unique() >= (2 if col == "p_m24_persistence" else 10), col
+    assert (preds["p_x24_survival"] <= preds["p_m24_survival"] + 1e-12).all()
+    life = preds["mean_lifetime_h"].to_numpy()
+    assert ((life >= 0) & (life <= bundle.config.tmax_h)).all()
+    # survival curves: S(0) = 1, non-increasing, and p_m24 = 1 - S(24 h)
+    grid = np.asarray(preds["survival_grid_h"][0])
+    curves = np.vstack(preds["survival_curve"].to_list())
+    assert grid[0] == 0 and (curves[:, 0] == 1).all()
+    assert (np.diff(curves, axis=1) <= 1e-12).all()
+    np.testing.assert_allclose(1 - curves[:, list(grid).index(24.0)],
+                               preds["p_m24_survival"].to_numpy())
+    # the warning is defined wherever the lifetime window holds >= 2 records
+    assert preds["warning_24h"].null_count() < preds.height // 5
+    # input order is kept, also for the sequence model
+    shuffled = ds.sample(fraction=1.0, shuffle=True, seed=3)
+    again = predict_records(bundle, shuffled)
+    back = again.join(preds.select("harpnum", "t_rec", pl.col("p_m24_lstm").alias("ref"),
+                                   pl.col("p_m24_survival").alias("ref_s")),
+                      on=["harpnum", "t_rec"])
+    np.testing.assert_allclose(back["p_m24_lstm"].to_numpy(), back["ref"].to_numpy(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(back["p_m24_survival"].to_numpy(), back["ref_s"].to_numpy(),
+                               rtol=1e-6)
 
 
 def test_loaded_bundle_predicts_like_a_fresh_fit(bundle: ModelBundle, inputs,
@@ -82,8 +107,9 @@ def test_loaded_bundle_predicts_like_a_fresh_fit(bundle: ModelBundle, inputs,
     ds = build_model_dataset(sharp, flares, cfg)
     again = ModelBundle.load(train_all(ds, tmp_path / "again", cfg))
     a, b = predict_records(bundle, ds), predict_records(again, ds)
-    for col in ("p_m24_defn", "p_c24_defn", "p_m24_logistic"):
-        np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-6)
+    for col in ("p_m24_defn", "p_c24_defn", "p_m24_logistic", "p_m24_survival",
+                "p_m24_lstm", "mean_lifetime_h"):
+        np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-5, err_msg=col)
 
 
 def test_forecast_at_uses_no_later_data(bundle: ModelBundle, inputs) -> None:
@@ -111,9 +137,14 @@ def test_forecast_at_rows_follow_forecast_store_schema(bundle: ModelBundle, inpu
     assert dict(rows.schema) == FORECAST_SCHEMA
     assert (rows["issue_time"] == issue).all()
     assert ((issue - rows["t_rec"]) <= timedelta(hours=bundle.config.freshness_h)).all()
-    assert set(rows["model"]) == {"defn", "logistic", "persistence", "climatology"}
+    assert set(rows["model"]) == {"survival", "defn", "lstm", "logistic", "persistence",
+                                  "climatology"}
     defn = rows.filter(pl.col("model") == "defn")
     assert (defn["p_c24"] >= defn["p_m24"]).all()
+    surv = rows.filter(pl.col("model") == "survival")
+    assert surv["survival_curve"].null_count() == 0 and surv["mean_lifetime_h"].is_not_null().all()
+    assert surv["warning_class"].is_in(["M"]).sum() + surv["warning_class"].null_count() == \
+        surv.height
     store = ForecastStore(tmp_path / "f.duckdb")
     store.upsert(rows)
     assert store.read().height == rows.height
