@@ -1,9 +1,10 @@
 """The ``forecast`` flow: one issue time, every region on the disk, every model, published.
 
-Steps (each a task): [optional, live] ask JSOC which regions have a record in the freshness
-window and fetch each region's SHARP records (one task per region, retried on
-`SourceUnavailable`; a region whose fetch still fails is left out with its reason logged and
-shown in the summary, the others are published) and the recent GOES flares; freeze the store
+Steps (each a task): [optional, live] make sure the store has a HARP<->NOAA map, ask JSOC
+which regions have a record in the freshness window and fetch each region's SHARP records
+(one task per region, retried on `SourceUnavailable`; a region whose fetch still fails is
+left out with its reason logged and shown in the summary, the others are published), then
+the GOES flares of the last 48 h; freeze the store
 up to the issue time; `flare_core.forecasting.forecast_at`; upsert into the `ForecastStore`;
 scoreboard JSON; plots and page; Prefect artifacts (regions by risk, markdown summary).
 
@@ -23,7 +24,12 @@ from flows.layout import Layout
 from tasks.common import FileRef, bind_storage, file_sha256, floor_hour, store_fingerprint
 from tasks.features import snapshot_store
 from tasks.forecasting import compute_forecasts, load_bundle, publish_forecasts, publish_page
-from tasks.ingest import fetch_flares_range, fetch_region_sharp, list_regions_on_disk
+from tasks.ingest import (
+    ensure_harp_map,
+    fetch_flares_range,
+    fetch_region_sharp,
+    list_regions_on_disk,
+)
 
 __all__ = ["forecast", "model_ref", "history_h"]
 
@@ -50,7 +56,7 @@ def history_h(model: FileRef) -> float:
 def forecast(issue_time: datetime | None = None, store: str | None = None,
              model_dir: str | None = None, *, fetch: bool = False, nrt: bool = True,
              jsoc_url: str | None = None, hek_url: str | None = None,
-             page: bool = True) -> dict[str, Any]:
+             retry_delays_s: list[float] | None = None, page: bool = True) -> dict[str, Any]:
     """Issue and publish the forecast of one issue time.
 
     Parameters
@@ -66,6 +72,9 @@ def forecast(issue_time: datetime | None = None, store: str | None = None,
         without it the forecast uses what the store holds (offline, backfills, tests).
     jsoc_url, hek_url
         Other servers (default ``FLAREFLOW_JSOC_URL``/``FLAREFLOW_HEK_URL``).
+    retry_delays_s
+        Back-off of the network tasks, seconds per retry (default
+        `tasks.common.NETWORK_RETRY_DELAYS_S`).
     page
         Draw plots and the HTML page and create the artifacts.
 
@@ -86,15 +95,18 @@ def forecast(issue_time: datetime | None = None, store: str | None = None,
     failed: dict[int, str] = {}
     harpnums: list[int] | None = None
     if fetch:
+        net = {} if retry_delays_s is None else {"retries": len(retry_delays_s),
+                                                  "retry_delay_seconds": list(retry_delays_s)}
+        list_regions = list_regions_on_disk.with_options(**net)
+        fetch_flares = fetch_flares_range.with_options(**net)
+        fetch_region = fetch_region_sharp.with_options(**net)
         settings = Settings()
         jsoc_url = jsoc_url or settings.jsoc_url
         fresh_h = float(load_bundle(model.path, model.sha256).config.freshness_h)
-        regions = list_regions_on_disk(issue, root, freshness_h=fresh_h, nrt=nrt,
-                                       jsoc_url=jsoc_url)
-        flares_f = fetch_flares_range.submit(issue - timedelta(hours=48), issue, root,
-                                             hek_url=hek_url or settings.hek_url)
-        futures = {h: fetch_region_sharp.submit(h, issue - timedelta(hours=need_h), issue, root,
-                                                nrt=nrt, jsoc_url=jsoc_url) for h in regions}
+        ensure_harp_map(root)
+        regions = list_regions(issue, root, freshness_h=fresh_h, nrt=nrt, jsoc_url=jsoc_url)
+        futures = {h: fetch_region.submit(h, issue - timedelta(hours=need_h), issue, root,
+                                          nrt=nrt, jsoc_url=jsoc_url) for h in regions}
         harpnums = []
         for h, fut in futures.items():
             fut.wait()
@@ -105,6 +117,9 @@ def forecast(issue_time: datetime | None = None, store: str | None = None,
                 failed[h] = f"{type(exc).__name__}: {exc}"
                 log.error("HARP %d not forecast at %s: SHARP fetch failed: %s", h,
                           issue.isoformat(), failed[h])
+        # after the SHARP records: the store maps flares to HARPs with the stored spans
+        flares_f = fetch_flares.submit(issue - timedelta(hours=48), issue, root,
+                                       hek_url=hek_url or settings.hek_url)
         flares_f.wait()
         if not flares_f.state.is_completed():
             log.warning("HEK flares not refreshed (%s); using the flares in the store",

@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from flows.layout import Layout
 from tasks.common import bind_storage, parse_utc
 from tasks.ingest import (
+    ensure_harp_map,
     fetch_flares_range,
     fetch_sharp_range,
     file_ref_of,
@@ -29,7 +30,7 @@ __all__ = ["ingest", "ingest_files"]
 @flow(name="ingest", log_prints=False)
 def ingest(start: datetime | None = None, end: datetime | None = None,
            store: str | None = None, *, nrt: bool = False,
-           flares: bool = True, harpnums: list[int] | None = None,
+           flares: bool = True, harp_map: bool = True, harpnums: list[int] | None = None,
            jsoc_url: str | None = None, hek_url: str | None = None) -> dict[str, Any]:
     """Fetch SHARP keywords (``start <= t_rec <= end``, UTC) and GOES flares into the store.
 
@@ -43,6 +44,8 @@ def ingest(start: datetime | None = None, end: datetime | None = None,
         Near-real-time SHARP series instead of the definitive one.
     flares
         Also fetch the GOES flares of the range from HEK.
+    harp_map
+        Refresh the HARP<->NOAA map from JSOC first (flares get their HARP from it).
     harpnums
         Restrict SHARP to these regions.
     jsoc_url, hek_url
@@ -54,13 +57,16 @@ def ingest(start: datetime | None = None, end: datetime | None = None,
     root = str(Layout.of(store).store)
     end = parse_utc(end)
     start = parse_utc(start) if start is not None else end - timedelta(hours=48)
+    if harp_map:
+        out_map = ensure_harp_map(root, download=True, return_state=True)
+        if not out_map.is_completed():
+            get_run_logger().warning("HARP map not refreshed: %s",
+                                     out_map.result(raise_on_failure=False))
     sharp_f = fetch_sharp_range.submit(start, end, root, nrt=nrt, harpnums=harpnums,
                                        jsoc_url=jsoc_url or settings.jsoc_url)
-    out: dict[str, Any] = {}
-    if flares:
-        out["flares"] = fetch_flares_range.submit(
-            start, end, root, hek_url=hek_url or settings.hek_url).result()
-    out["sharp"] = sharp_f.result()
+    out: dict[str, Any] = {"sharp": sharp_f.result()}
+    if flares:  # after SHARP: flares are mapped to HARPs with the stored record spans
+        out["flares"] = fetch_flares_range(start, end, root, hek_url=hek_url or settings.hek_url)
     get_run_logger().info("ingest %s .. %s into %s: %s", start.isoformat(), end.isoformat(),
                           root, out)
     return out

@@ -29,6 +29,7 @@ __all__ = [
     "list_regions_on_disk",
     "fetch_region_sharp",
     "file_ref_of",
+    "ensure_harp_map",
 ]
 
 _KIND_ORDER = {"harp_map": 0, "sharp": 1, "flares": 2}
@@ -157,3 +158,26 @@ def fetch_region_sharp(harpnum: int, start: datetime, end: datetime, store_root:
     run_logger().info("HARP %d: %d records %s .. %s", harpnum, df.height,
                           start.isoformat(), end.isoformat())
     return df.height
+
+
+@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
+      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE,
+      tags=["jsoc", "store-write"])
+def ensure_harp_map(store_root: str, *, download: bool = False) -> dict[str, Any]:
+    """Make sure the store holds a HARP <-> NOAA map (flares get their HARP from it).
+
+    ``download=True`` fetches JSOC's current map (the daily ingest); otherwise the bundled
+    copy (``data/harp_noaa``) is stored only when the store has none.
+    """
+    from flare_core.sources import download_harp_noaa_map, read_harp_noaa_map
+    from flare_core.store import Store
+    from flare_core.training import DEFAULT_HARP_MAP
+
+    store = Store(store_root)
+    if not download and "harp_map" in store.manifest().get("tables", {}):
+        return {"table": "harp_map", "rows_added": 0, "source": "store"}
+    path = (download_harp_noaa_map(Path(store_root) / "work" / "harp_map", refresh=True)
+            if download else DEFAULT_HARP_MAP)
+    rep = store.write_harp_map(read_harp_noaa_map(path))
+    run_logger().info("HARP map from %s: %d pairs", path, rep.rows_added)
+    return {**_report(rep), "source": str(path)}
