@@ -155,3 +155,22 @@ def test_forecast_at_without_fresh_data_raises(bundle: ModelBundle, inputs) -> N
     before_all = sharp["t_rec"].min() - timedelta(days=30)
     with pytest.raises(DataGapError):
         forecast_at(bundle, sharp, flares, before_all)
+
+
+def test_predict_records_ignores_later_inputs(bundle: ModelBundle, inputs) -> None:
+    """A record's forecast is the same whether or not the data after it are present."""
+    sharp, flares = inputs
+    cut = sharp["t_rec"].sort()[sharp.height // 2]
+    full = build_model_dataset(sharp, flares, bundle.config, with_labels=False)
+    part = build_model_dataset(sharp.filter(pl.col("t_rec") <= cut),
+                               flares.filter(pl.col("peak_time") <= cut), bundle.config,
+                               with_labels=False)
+    a = predict_records(bundle, full).filter(pl.col("t_rec") <= cut)
+    b = predict_records(bundle, part)
+    assert a.height == b.height > 100
+    a, b = a.sort("harpnum", "t_rec"), b.sort("harpnum", "t_rec")
+    for col in ("p_m24_survival", "p_m24_defn", "p_c24_defn", "p_m24_lstm", "p_m24_logistic",
+                "p_m24_persistence", "mean_lifetime_h"):
+        np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-6,
+                                   err_msg=col)
+    assert a["warning_24h"].equals(b["warning_24h"])

@@ -70,7 +70,9 @@ def test_config_toml_round_trip(tmp_path: Path) -> None:
 def test_quick_config_is_smaller_than_default() -> None:
     quick, full = TrainConfig.quick(), TrainConfig()
     assert quick.models == full.models == ALL_MODELS
-    assert quick.params_for("defn_m")["max_epochs"] < 50  # DeFNConfig default
+    for name in ("defn_m", "defn_c", "lstm"):
+        assert quick.params_for(name)["max_epochs"] < full.params_for(name)["max_epochs"]
+    assert quick.params_for("cox_time")["epochs"] < full.params_for("cox_time")["epochs"]
 
 
 def test_split_validation_is_region_disjoint_and_seeded(small_dataset: pl.DataFrame) -> None:
