@@ -49,7 +49,9 @@ def build_deployments(store: str | Path | None = None, *, fetch: bool = True,
     from flows.layout import Layout
 
     root = str(Layout.of(store).root)
-    common: dict[str, Any] = {"tags": ["flareflow"], "job_variables": {"env": EXTRA_LOGGERS_ENV}}
+    # served deployments run in the serving process's environment (`serve_all` sets
+    # EXTRA_LOGGERS_ENV there); prefect.yaml sets it as a work-pool job variable
+    common: dict[str, Any] = {"tags": ["flareflow"]}
     return [
         forecast.to_deployment(
             name="hourly-forecast", cron="5 * * * *",

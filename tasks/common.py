@@ -40,6 +40,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Prefect forwards flare_core's records to run logs (PREFECT_LOGGING_EXTRA_LOGGERS=flare_core),
+# but an unset level inherits the root logger's WARNING: let INFO through unless configured.
+if logging.getLogger("flare_core").level == logging.NOTSET:
+    logging.getLogger("flare_core").setLevel(logging.INFO)
+
 #: Sub-directory of the store root holding Prefect's persisted task results (cache records).
 RESULTS_DIR = ".prefect-results"
 #: Back-off of the network tasks (JSOC, HEK, NOAA), seconds between attempts.
