@@ -27,11 +27,13 @@ def _synthetic(n: int, seed: int):
     return x, x_cat, d, ev
 
 
-@pytest.fixture(scope="module")
-def fitted():
+@pytest.fixture(scope="module", params=[0, 1], ids=["time-in-first-layer", "time-in-layer-1"])
+def fitted(request):
+    # time_layer=0 is the paper's layout and exercises the piecewise-affine fast path through
+    # every hidden layer (with eval-mode BatchNorm folded); 1 puts an encoder in front.
     x, x_cat, d, ev = _synthetic(300, 0)
     cfg = CoxTimeConfig(epochs=2, n_hidden=2, hidden_nodes=8, batch_size=32, mu0_sample=50,
-                        time_layer=1, device="cpu")
+                        time_layer=request.param, batch_norm=True, device="cpu")
     model = CoxTimeModel(cfg).fit(SurvivalArrays(x, d, ev, x_cat))
     return model, (x, x_cat, d, ev)
 
