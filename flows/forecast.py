@@ -138,7 +138,7 @@ def forecast(issue_time: datetime | None = None, store: str | None = None,
         return out
     publish_forecasts(res["forecasts"], str(layout.forecasts), str(layout.scoreboard))
     if page:
-        out["page"] = publish_page(str(layout.forecasts), str(layout.page),
+        out["page"] = publish_page(str(layout.forecasts), str(layout.page), issue,
                                    failed_regions=failed)["page"]
     log.info("forecast %s: %d regions, %d rows, %d regions failed", issue.isoformat(),
              res["regions"], res["rows"], len(failed))

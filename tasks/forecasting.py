@@ -139,9 +139,10 @@ def publish_forecasts(forecasts: FileRef, forecast_store: str, scoreboard_dir: s
 
 
 @task(cache_policy=NO_CACHE)
-def publish_page(forecast_store: str, page_dir: str, *,
+def publish_page(forecast_store: str, page_dir: str, issue_time: datetime | None = None, *,
                  failed_regions: dict[int, str] | None = None) -> dict[str, Any]:
-    """Plots + ``index.html`` of the newest issue time, and the Prefect artifacts.
+    """Plots + ``index.html`` of the newest issue time in the store, and the Prefect artifacts
+    of ``issue_time`` (default: the newest).
 
     Artifacts: a table of regions by risk (key ``flare-risk-regions``) and a markdown
     summary (key ``forecast-summary``) linking the page and plots.
@@ -155,7 +156,8 @@ def publish_page(forecast_store: str, page_dir: str, *,
     store = ForecastStore(forecast_store)
     page = publish_latest_page(store, page_dir)
     latest = store.latest_issue_time()
-    current = store.read(issue_time=latest)
+    shown = issue_time or latest
+    current = store.read(issue_time=shown)
     ranked = rank_regions(current).select(
         "rank", "model", "harpnum", "noaa_ars", "p_c24", "p_m24", "p_x24", "mean_lifetime_h",
         "warning_class", "t_rec")
@@ -163,10 +165,11 @@ def publish_page(forecast_store: str, page_dir: str, *,
              for r in ranked.iter_rows(named=True)]
     create_table_artifact(key="flare-risk-regions", table=table,
                           description=f"Regions by P(M+ in 24 h), per model, issued "
-                                      f"{latest.isoformat()}")
+                                      f"{shown.isoformat()}")
     plots = sorted(Path(page_dir).glob("*.png"))
     lines = [summary_markdown(current, top_n=10), "",
-             f"Page: [{Path(page).name}](file://{Path(page).resolve()})", ""]
+             f"Page (newest issue time, {latest:%Y-%m-%d %H:%M} UTC): "
+             f"[{Path(page).name}](file://{Path(page).resolve()})", ""]
     if failed_regions:
         lines += ["## Regions not forecast", ""]
         lines += [f"- HARP {h}: {why}" for h, why in sorted(failed_regions.items())]
@@ -177,5 +180,5 @@ def publish_page(forecast_store: str, page_dir: str, *,
                              description="Forecast summary with links to the page and plots")
     n_regions = current["harpnum"].n_unique()
     run_logger().info("page %s: %d regions, %d plots", page, n_regions, len(plots))
-    return {"page": str(page), "plots": [str(p) for p in plots], "issue_time": latest,
-            "regions": n_regions}
+    return {"page": str(page), "plots": [str(p) for p in plots], "issue_time": shown,
+            "page_issue_time": latest, "regions": n_regions}

@@ -27,8 +27,25 @@ def fresh_regions(installation) -> set[int]:
 def forecast_result(installation):
     from flows.forecast import forecast
 
-    return forecast(ISSUE + timedelta(minutes=37), str(installation["root"]),
-                    installation["model_dir"])
+    state = forecast(ISSUE + timedelta(minutes=37), str(installation["root"]),
+                     installation["model_dir"], return_state=True)
+    return {**state.result(), "flow_run_id": state.state_details.flow_run_id}
+
+
+def _artifact(key: str, flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_forecast_publishes_store_json_page(installation, forecast_result, fresh_regions):
@@ -47,12 +64,10 @@ def test_forecast_publishes_store_json_page(installation, forecast_result, fresh
 
 
 def test_forecast_artifacts(forecast_result, fresh_regions):
-    from prefect.artifacts import Artifact
-
-    table = Artifact.get("flare-risk-regions")
+    table = _artifact("flare-risk-regions", forecast_result["flow_run_id"])
     rows = json.loads(table.data)
     assert {r["harpnum"] for r in rows} == fresh_regions
-    summary = Artifact.get("forecast-summary")
+    summary = _artifact("forecast-summary", forecast_result["flow_run_id"])
     assert summary.type == "markdown" and "index.html" in summary.data
 
 
