@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fold {k}: trained in {train_s[-1]:.1f} s on {train.height} records; "
               f"test {test.height} records: {summary}")
 
+    _time_forecast_at(ModelBundle.load(out / f"fold{args.folds[-1]}" / "model"), sharp, flares)
     total = sum(train_s)
     print(f"training time: {total:.1f} s for {len(args.folds)} fold(s) "
           f"({total / BUDGET_S:.2f}x the {BUDGET_S:.0f} s budget); per model: "
@@ -198,6 +199,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"table written to {args.markdown}")
     print(f"models and reports: {out}")
     return 0
+
+
+def _time_forecast_at(bundle: ModelBundle, sharp: pl.DataFrame, flares: pl.DataFrame) -> None:
+    """Time one `forecast_at` call at the record time with the most regions on the disk."""
+    from datetime import timedelta
+
+    from flare_core.forecasting import forecast_at
+
+    busiest = (sharp.group_by(pl.col("t_rec").dt.truncate("1h")).agg(pl.col("harpnum")
+               .n_unique()).sort("harpnum", descending=True).row(0))
+    issue = busiest[0] + timedelta(hours=1)
+    forecast_at(bundle, sharp, flares, issue)  # warm-up (imports, first torch call)
+    t = time.perf_counter()
+    rows = forecast_at(bundle, sharp, flares, issue)
+    s = time.perf_counter() - t
+    print(f"forecast_at {issue:%Y-%m-%d %H:%M} UTC: {rows['harpnum'].n_unique()} regions, "
+          f"{rows.height} rows in {s:.2f} s (models loaded; {sharp.height} SHARP rows scanned)")
 
 
 def _cpu_info() -> str:

@@ -32,6 +32,7 @@ from .training import (
     MODEL_SPECS,
     TrainConfig,
     _Context,
+    apply_log_scaling,
     build_model_dataset,
 )
 
@@ -165,6 +166,9 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
         if col not in dataset.columns:
             raise ModelError(f"dataset lacks the key column {col!r}")
     data = _with_missing_features(bundle, dataset)
+    scales = bundle.meta.get("log_scaled_features") or {}
+    if scales:
+        data = apply_log_scaling(data, scales)
     ctx = _Context(config=bundle.config, features=bundle.features, models=bundle.models,
                    device="cpu", thresholds={n: bundle.threshold(n) for n in bundle.models})
     out: dict[str, Any] = {}

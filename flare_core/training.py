@@ -62,6 +62,8 @@ __all__ = [
     "split_validation",
     "hash_frame",
     "hash_files",
+    "fit_log_scaling",
+    "apply_log_scaling",
     "code_version",
     "best_tss_threshold",
     "train_all",
@@ -140,6 +142,9 @@ class TrainConfig:
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``.
     freshness_h : float
         Largest age (hours) of a region's newest record that `forecast_at` still uses.
+    log_scale_features : bool
+        Compress heavy-tailed feature columns with ``sign(x) log1p(|x| / s)`` before every
+        model (`fit_log_scaling`); chosen and scaled on the training data only.
     """
 
     seed: int = 0
@@ -152,6 +157,7 @@ class TrainConfig:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=_default_params)
     device: str = "auto"
     freshness_h: float = 6.0
+    log_scale_features: bool = True
 
     def __post_init__(self) -> None:
         for name in ("window_h", "long_window_h", "tmax_h", "horizon_h",
@@ -404,6 +410,36 @@ def split_validation(
         fit["harpnum"].n_unique(), fit.height, valid["harpnum"].n_unique(), valid.height,
     )
     return fit, valid
+
+
+def fit_log_scaling(train: pl.DataFrame, features: Sequence[str], *,
+                    tail_ratio: float = 20.0) -> dict[str, float]:
+    """Heavy-tailed feature columns and their scales ``s``, from TRAINING data.
+
+    A column is heavy-tailed when the 99th percentile of ``|x|`` exceeds ``tail_ratio`` times
+    its median over the non-zero values (SHARP fluxes and currents, flare-flux sums, their
+    differences and slopes). ``s`` is that median, so ``sign(x) log1p(|x| / s)`` is unit-free.
+    """
+    out: dict[str, float] = {}
+    for c in features:
+        a = np.abs(train[c].cast(pl.Float64).fill_nan(None).drop_nulls().to_numpy())
+        a = a[np.isfinite(a) & (a > 0)]
+        if a.size < 10:
+            continue
+        med, q99 = np.median(a), np.quantile(a, 0.99)
+        if med > 0 and q99 > tail_ratio * med:
+            out[c] = float(med)
+    return out
+
+
+def apply_log_scaling(frame: pl.DataFrame, scales: Mapping[str, float]) -> pl.DataFrame:
+    """``sign(x) log1p(|x| / s)`` for every column of ``scales`` present in ``frame``."""
+    cols = [c for c in scales if c in frame.columns]
+    return frame.with_columns(
+        (pl.col(c).cast(pl.Float64).sign() * (pl.col(c).cast(pl.Float64).abs() / scales[c])
+         .log1p()).alias(c)
+        for c in cols
+    )
 
 
 # ------------------------------------------------------------------------------- versioning
@@ -1132,6 +1168,10 @@ def train_all(
             raise ModelError(f"dataset lacks the label column {label!r}; build it with labels")
     _seed_everything(config.seed)
     dataset = dataset.sort("harpnum", "t_rec")
+    log_scales = fit_log_scaling(dataset, features) if config.log_scale_features else {}
+    if log_scales:
+        logger.info("log-scaling %d heavy-tailed feature columns", len(log_scales))
+        dataset = apply_log_scaling(dataset, log_scales)
     fit_part, val_part = split_validation(dataset, fraction=config.val_fraction,
                                           seed=config.seed)
     ctx = _Context(config=config, features=features, device=config.resolved_device())
@@ -1180,6 +1220,7 @@ def train_all(
         "config": config.to_dict(),
         "model_params": {name: config.params_for(name) for name in trained},
         "features": features,
+        "log_scaled_features": log_scales,
         "n_records": dataset.height,
         "n_regions": dataset["harpnum"].n_unique(),
         "training_range": _time_range(dataset),

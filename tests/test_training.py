@@ -12,6 +12,7 @@ import pytest
 from flare_core.errors import ConfigError, ModelError
 from flare_core.training import (
     ALL_MODELS,
+    DEFAULT_PARAMS,
     MODEL_SPECS,
     ModelSpec,
     TrainConfig,
@@ -59,7 +60,7 @@ def test_config_toml_round_trip(tmp_path: Path) -> None:
                     "[params.defn_m]\nmax_epochs = 7\n")
     cfg = TrainConfig.from_toml(toml)
     assert cfg.seed == 3 and cfg.models == ("defn_m", "logistic")
-    assert cfg.params_for("defn_m") == {"max_epochs": 7}
+    assert cfg.params_for("defn_m") == {**DEFAULT_PARAMS["defn_m"], "max_epochs": 7}
     assert TrainConfig.from_mapping(cfg.to_dict()) == cfg
     bad = tmp_path / "bad.toml"
     bad.write_text("seed = [")
@@ -148,3 +149,16 @@ def test_train_all_needs_labels(small_dataset: pl.DataFrame, tmp_path: Path) -> 
     with pytest.raises(ModelError, match="label"):
         train_all(small_dataset.drop("m_within_24h"), tmp_path / "m",
                   TrainConfig.quick(models=("climatology",)))
+
+
+def test_log_scaling_compresses_heavy_tails_only(small_dataset: pl.DataFrame) -> None:
+    from flare_core.training import apply_log_scaling, fit_log_scaling
+
+    feats = ["usflux__mean", "usflux__count", "r_value__mean"]
+    scales = fit_log_scaling(small_dataset, feats)
+    assert "usflux__mean" in scales and "usflux__count" not in scales
+    out = apply_log_scaling(small_dataset.select(feats), scales)
+    x = small_dataset["usflux__mean"].to_numpy()
+    np.testing.assert_allclose(out["usflux__mean"].to_numpy(),
+                               np.sign(x) * np.log1p(np.abs(x) / scales["usflux__mean"]))
+    assert out["usflux__count"].equals(small_dataset["usflux__count"])
