@@ -61,7 +61,10 @@ def dask_runner(address: str | None = None, n_workers: int = 2,
     kwargs: dict[str, Any] = {"processes": processes, "dashboard_address": None,
                               "silence_logs": logging.WARNING}
     if processes:
-        kwargs.update(n_workers=n_workers, threads_per_worker=1)
+        # one thread per worker process, and torch/BLAS told so: no oversubscribed cores
+        threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                    "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")}
+        kwargs.update(n_workers=n_workers, threads_per_worker=1, env=threads)
     else:
         kwargs.update(n_workers=1, threads_per_worker=n_workers)
     return DaskTaskRunner(cluster_kwargs=kwargs)

@@ -147,14 +147,14 @@ def _risk_table(rows: Any, title: str):
     from rich.table import Table
 
     table = Table(title=title)
-    for col, just in (("rank", "right"), ("HARP", "right"), ("NOAA", "left"),
+    for col, just in (("#", "right"), ("HARP", "right"), ("NOAA", "left"),
                       ("model", "left"), ("P(C+)", "right"), ("P(M+)", "right"),
-                      ("P(X+)", "right"), ("lifetime h", "right"), ("warning", "left"),
-                      ("data time", "left")):
-        table.add_column(col, justify=just)
+                      ("P(X+)", "right"), ("life h", "right"), ("warn", "left"),
+                      ("data UTC", "left")):
+        table.add_column(col, justify=just, no_wrap=True)
 
     def pct(p: float | None) -> str:
-        return "-" if p is None else f"{100 * p:.1f} %"
+        return "-" if p is None else f"{100 * p:.1f}%"
 
     for r in rows.iter_rows(named=True):
         style = "bold red" if (r["p_m24"] or 0) >= 0.5 else None
@@ -162,7 +162,7 @@ def _risk_table(rows: Any, title: str):
                       pct(r["p_c24"]), pct(r["p_m24"]), pct(r["p_x24"]),
                       "-" if r["mean_lifetime_h"] is None else f"{r['mean_lifetime_h']:.1f}",
                       r["warning_class"] or "",
-                      r["t_rec"].strftime("%Y-%m-%d %H:%M") if r.get("t_rec") else "",
+                      r["t_rec"].strftime("%m-%d %H:%M") if r.get("t_rec") else "",
                       style=style)
     return table
 
@@ -195,7 +195,10 @@ def show_cmd(
     if rows.height == 0:
         raise _fail(LookupError(f"no forecast issued at {t.isoformat()} in {layout.forecasts}"))
     ranked = rank_regions(rows)
-    Console().print(_risk_table(ranked, f"Flare forecast issued {t:%Y-%m-%d %H:%M} UTC, "
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)
+    console.print(_risk_table(ranked, f"Flare forecast issued {t:%Y-%m-%d %H:%M} UTC, "
                                         f"window (t, t + 24 h]"))
 
 

@@ -1,0 +1,189 @@
+"""Forecast and backfill speed with Prefect, against the same flare_core calls without it.
+
+Measures, with a local Prefect server running (started here on 127.0.0.1; no network):
+
+1. one hourly ``forecast`` flow (snapshot -> forecast_at for every region -> ForecastStore
+   -> scoreboard JSON -> plots/page -> artifacts), end to end, for ~20 regions; and the
+   same forecast through `tasks.forecasting.forecast_batch_plain` (no Prefect) in this
+   process, so that the Prefect overhead is reported apart from model time;
+2. a ``backfill`` of ``--days`` days of hourly issue times on a `DaskTaskRunner`
+   (LocalCluster, ``--workers`` processes), against the plain loop over the same hours.
+
+Data: the bundled sun2022 SHARP records of the window (real) and the NCEI flare list. At
+most ~10 regions are in the sun2022 files at a time, so each real region's records are
+copied under ``--copies`` new HARP numbers (harpnum + k * 1 000 000) to reach the load of an
+active Sun (~20 regions); the copies have no flare history. The model is ``--model`` or one
+trained here with the quick configuration on records before the window (not timed).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_forecast.py [--out DIR] [--model DIR] [--days 30]
+
+Prints figures and ratios; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parents[1]
+START = datetime(2014, 10, 1, tzinfo=UTC)
+
+
+def _prepare(out: Path, model: str | None, start: datetime, end: datetime,
+             copies: int) -> tuple[Path, str]:
+    """Base store with the bundled data (+ quick model), and the replicated bench store."""
+    import polars as pl
+
+    from flare_core.store import Store
+    from flows.demo import bundled_files
+    from flows.ingest import ingest_files
+    from flows.train import train
+
+    base = out / "base"
+    ingest_files(bundled_files(), str(base))
+    if model is None:
+        model = train(None, start - timedelta(days=7), str(base), quick=True)
+    bench = out / "bench"
+    shutil.rmtree(bench, ignore_errors=True)
+    src = Store(base)
+    dst = Store(bench)
+    dst.write_harp_map(src.read_harp_map())
+    sharp = src.read_sharp(start=start - timedelta(days=2), end=end)
+    dst.write_sharp(pl.concat([sharp.with_columns(pl.col("harpnum") + k * 1_000_000)
+                               for k in range(copies)]))
+    dst.write_flares(src.read_flares(end=end))
+    return bench, model
+
+
+def _fresh_regions(store: Path, t: datetime, fresh_h: float = 6.0) -> int:
+    import polars as pl
+
+    from flare_core.store import Store
+
+    recs = Store(store).read_sharp(start=t - timedelta(hours=fresh_h), end=t)
+    return recs.filter(pl.col("t_rec") > t - timedelta(hours=fresh_h))["harpnum"].n_unique()
+
+
+def _plain_forecasts(store: Path, model: str, times: list[datetime], *,
+                     page: bool) -> dict[str, float]:
+    """The same flare_core calls as the flows, without Prefect: read the store, forecast_at
+    per issue time, upsert into a (scratch) ForecastStore, scoreboard JSON, page. Seconds."""
+    import polars as pl
+
+    from flare_core.errors import DataGapError
+    from flare_core.forecasting import forecast_at
+    from flare_core.publish.forecast_store import ForecastStore
+    from flare_core.publish.page import publish_latest_page
+    from flare_core.publish.scoreboard_json import write_scoreboard_json
+    from flare_core.store import Store
+    from tasks.common import file_sha256
+    from tasks.forecasting import load_bundle
+
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    bundle = load_bundle(model, file_sha256(Path(model) / "model.json"))
+    need = timedelta(hours=bundle.lookback_h() + bundle.config.freshness_h)
+    st = Store(store)
+    sharp = st.read_sharp(start=times[0] - need, end=times[-1])
+    flares = st.read_flares(end=times[-1]).filter(pl.col("peak_time") < times[-1])
+    out["read"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frames = []
+    for t in times:
+        try:
+            frames.append(forecast_at(bundle, sharp, flares, t))
+        except DataGapError:
+            pass
+    rows = pl.concat(frames, how="diagonal_relaxed")
+    out["model"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-plain-"))
+    fs = ForecastStore(tmp / "forecasts.duckdb")
+    fs.upsert(rows)
+    write_scoreboard_json(rows, tmp / "json")
+    if page:
+        publish_latest_page(fs, tmp / "page")
+    out["publish"] = time.perf_counter() - t0
+    out["total"] = out["read"] + out["model"] + out["publish"]
+    out["rows"] = rows.height
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "flareflow-bench")
+    ap.add_argument("--model", default=None, help="MODEL_DIR (default: train a quick one)")
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--copies", type=int, default=4, help="copies of each real region")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=24)
+    args = ap.parse_args()
+    (args.out / ".prefect").mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(args.out / ".prefect"))
+
+    from deployments.server import local_server
+
+    start, end = START, START + timedelta(days=args.days)
+    with local_server() as api:
+        from flows.backfill import backfill, issue_times
+        from flows.forecast import forecast
+        from tasks.forecasting import load_bundle
+
+        t0 = time.perf_counter()
+        store, model = _prepare(args.out, args.model, start, end, args.copies)
+        print(f"setup (ingest, model, bench store): {time.perf_counter() - t0:.1f} s; "
+              f"Prefect API {api}")
+        times = issue_times(start, end - timedelta(hours=1), 1.0)
+        # the busiest hour of the window gives the "active Sun" forecast
+        busiest = max(times[::6], key=lambda t: _fresh_regions(store, t))
+        n_regions = _fresh_regions(store, busiest)
+        load_bundle.cache_clear()
+
+        # -- one hourly forecast ------------------------------------------------------
+        t0 = time.perf_counter()
+        forecast(busiest - timedelta(hours=1), str(store), model)  # cold: imports, model load
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res = forecast(busiest, str(store), model)
+        warm = time.perf_counter() - t0
+        p = _plain_forecasts(store, model, [busiest], page=True)
+        print(f"forecast flow, {n_regions} regions ({res['rows']} rows): {warm:.2f} s end to end"
+              f" (first run in the process {cold:.2f} s); target < 15 s")
+        print(f"  same flare_core calls without Prefect: {p['total']:.2f} s (read "
+              f"{p['read']:.2f} s, model {p['model']:.2f} s, publish {p['publish']:.2f} s, "
+              f"{p['rows']:.0f} rows); Prefect overhead {warm - p['total']:+.2f} s; flow "
+              f"{warm / max(p['total'], 1e-9):.2f}x plain")
+
+        # -- backfill -------------------------------------------------------------------
+        t0 = time.perf_counter()
+        bf = backfill(times[0], times[-1], str(store), model, batch_size=args.batch_size,
+                      n_workers=args.workers, dask_processes=True, page=False)
+        flow_s = time.perf_counter() - t0
+        print(f"backfill {len(times)} hourly issue times on Dask ({args.workers} worker "
+              f"processes, batches of {args.batch_size}): {flow_s:.1f} s, {bf['rows']} rows "
+              f"published, {len(bf['gaps'])} hours without data; model time inside tasks "
+              f"{bf['model_seconds']:.1f} s (summed over workers); target < 600 s")
+        p = _plain_forecasts(store, model, times, page=False)
+        print(f"  plain loop, one process: {p['total']:.1f} s (model {p['model']:.1f} s, "
+              f"publish {p['publish']:.1f} s, {p['rows']:.0f} rows); backfill flow "
+              f"{flow_s / max(p['total'], 1e-9):.2f}x plain ({flow_s - p['total']:+.1f} s)")
+        t0 = time.perf_counter()
+        backfill(times[0], times[-1], str(store), model, batch_size=args.batch_size,
+                 n_workers=args.workers, dask_processes=True, page=False, scoreboard=False)
+        print(f"re-run of the same backfill (cached compute, re-publish): "
+              f"{time.perf_counter() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
