@@ -31,7 +31,8 @@ __all__ = ["ingest", "ingest_files"]
 def ingest(start: datetime | None = None, end: datetime | None = None,
            store: str | None = None, *, nrt: bool = False,
            flares: bool = True, harp_map: bool = True, harpnums: list[int] | None = None,
-           jsoc_url: str | None = None, hek_url: str | None = None) -> dict[str, Any]:
+           jsoc_url: str | None = None, hek_url: str | None = None,
+           retry_delays_s: list[float] | None = None) -> dict[str, Any]:
     """Fetch SHARP keywords (``start <= t_rec <= end``, UTC) and GOES flares into the store.
 
     Parameters
@@ -50,6 +51,9 @@ def ingest(start: datetime | None = None, end: datetime | None = None,
         Restrict SHARP to these regions.
     jsoc_url, hek_url
         Other servers than JSOC/HEK (default: ``FLAREFLOW_JSOC_URL``/``FLAREFLOW_HEK_URL``).
+    retry_delays_s
+        Back-off of the network tasks, seconds per retry (default
+        `tasks.common.NETWORK_RETRY_DELAYS_S`).
     """
     from flare_core.config import Settings
 
@@ -57,16 +61,18 @@ def ingest(start: datetime | None = None, end: datetime | None = None,
     root = str(Layout.of(store).store)
     end = parse_utc(end)
     start = parse_utc(start) if start is not None else end - timedelta(hours=48)
+    net = {} if retry_delays_s is None else {"retries": len(retry_delays_s),
+                                              "retry_delay_seconds": list(retry_delays_s)}
     if harp_map:
-        out_map = ensure_harp_map(root, download=True, return_state=True)
+        out_map = ensure_harp_map.with_options(**net)(root, download=True, return_state=True)
         if not out_map.is_completed():
             get_run_logger().warning("HARP map not refreshed: %s",
                                      out_map.result(raise_on_failure=False))
-    sharp_f = fetch_sharp_range.submit(start, end, root, nrt=nrt, harpnums=harpnums,
-                                       jsoc_url=jsoc_url or settings.jsoc_url)
-    out: dict[str, Any] = {"sharp": sharp_f.result()}
+    out: dict[str, Any] = {"sharp": fetch_sharp_range.with_options(**net)(
+        start, end, root, nrt=nrt, harpnums=harpnums, jsoc_url=jsoc_url or settings.jsoc_url)}
     if flares:  # after SHARP: flares are mapped to HARPs with the stored record spans
-        out["flares"] = fetch_flares_range(start, end, root, hek_url=hek_url or settings.hek_url)
+        out["flares"] = fetch_flares_range.with_options(**net)(
+            start, end, root, hek_url=hek_url or settings.hek_url)
     get_run_logger().info("ingest %s .. %s into %s: %s", start.isoformat(), end.isoformat(),
                           root, out)
     return out
