@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 __all__ = ["local_server", "free_port", "wait_healthy", "flush_logs"]
 
@@ -70,6 +71,8 @@ def local_server(port: int | None = None, *, ui: bool = False,
         return
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    if os.environ.get("PREFECT_HOME"):  # the server's database lives there
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

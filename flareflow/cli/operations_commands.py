@@ -24,7 +24,7 @@ import typer
 
 from .app import app
 
-__all__ = ["forecast_cmd", "backfill_cmd", "show_cmd", "serve_cmd", "demo_cmd"]
+__all__ = ["forecast_cmd", "backfill_cmd", "show_cmd", "score_cmd", "serve_cmd", "demo_cmd"]
 
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", help="Installation root (default: $FLAREFLOW_STORE or the user data dir).")]
@@ -33,9 +33,12 @@ ModelOpt = Annotated[Path | None, typer.Option(
 
 
 def _prepare_env() -> None:
-    """Before Prefect is imported: flare_core log lines in run logs, no analytics."""
+    """Before Prefect is imported: flare_core log lines in run logs, no analytics, and an
+    existing PREFECT_HOME (Prefect does not create missing parents; its server needs it)."""
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flare_core")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if os.environ.get("PREFECT_HOME"):
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -200,6 +203,25 @@ def show_cmd(
         console = Console(width=120)
     console.print(_risk_table(ranked, f"Flare forecast issued {t:%Y-%m-%d %H:%M} UTC, "
                                         f"window (t, t + 24 h]"))
+
+
+@app.command("score")
+def score_cmd(
+    start: Annotated[str, typer.Option(help="First issue time (UTC).")],
+    end: Annotated[str, typer.Option(help="Last issue time (UTC, inclusive).")],
+    store: StoreOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Score the forecasts published from START to END against the flares that happened."""
+    _prepare_env()
+    from flows.evaluate import evaluate
+
+    try:
+        res = evaluate(_time(start, "--start"), _time(end, "--end"),
+                       str(store) if store else None, str(model) if model else None)
+    except Exception as e:
+        raise _fail(e) from e
+    typer.echo(json.dumps(res, indent=1, default=str))
 
 
 @app.command("serve")

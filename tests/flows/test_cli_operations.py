@@ -29,6 +29,15 @@ def test_forecast_then_show(installation):
     assert len(harps) == out["regions"]
 
 
+def test_score_cli(installation):
+    res = CliRunner().invoke(app, ["score", "--start", ISSUE.isoformat(), "--end",
+                                   (ISSUE + timedelta(hours=2)).isoformat(), "--store",
+                                   str(installation["root"])])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{"):])
+    assert out["rows"] > 0 and "logistic" in out["models"]
+
+
 def test_show_without_forecasts_fails_cleanly(tmp_path):
     res = CliRunner().invoke(app, ["show", "--store", str(tmp_path)])
     assert res.exit_code == 1 and "no forecast published" in res.output
