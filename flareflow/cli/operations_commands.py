@@ -33,8 +33,12 @@ ModelOpt = Annotated[Path | None, typer.Option(
 
 
 def _prepare_env() -> None:
-    """Before Prefect is imported: flare_core log lines in run logs, no analytics, and an
-    existing PREFECT_HOME (Prefect does not create missing parents; its server needs it)."""
+    """Before Prefect and torch are imported: flare_core log lines in run logs, no
+    analytics, an existing PREFECT_HOME (Prefect does not create missing parents; its server
+    needs it), and one OpenMP thread per process unless set (as Dask gives its workers):
+    small-batch torch inference with 2 OpenMP threads on a busy 2-core machine measured
+    ~40x slower per forecast (benchmarks/bench_forecast.py)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flare_core")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if os.environ.get("PREFECT_HOME"):
