@@ -1204,7 +1204,12 @@ def train_all(
         entry: dict[str, Any] = {"dir": name, "class": spec.cls, "fit_seconds": fit_s}
         if spec.binary is not None:
             column, label = spec.binary
-            p_val = spec.predict(model, val_part, ctx)[column]
+            values = spec.predict(model, val_part, ctx)
+            if ctx.outputs.get("_rows") is not val_part:
+                ctx.outputs = {k: v for k, v in ctx.outputs.items() if k == "forest_oof_codes"}
+                ctx.outputs["_rows"] = val_part
+            ctx.outputs.update(values)  # later models of the chain reuse these
+            p_val = values[column]
             y_val = _labels(val_part, label)
             threshold, _ = best_tss_threshold(y_val, p_val)
             entry["threshold"] = threshold
