@@ -62,7 +62,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="model directory to write (MODEL_DIR)"),
     harp_map: Path | None = typer.Option(None, "--harp-map", exists=True, help=_HARP_HELP),
     config: Path | None = typer.Option(
-        None, "--config", exists=True, help="TrainConfig TOML (see flare_core/configs)"
+        None, "--config", exists=True, help="TrainConfig TOML (fields and [params.<model>] tables; see TrainConfig.from_toml)"
     ),
     quick: bool = typer.Option(False, "--quick", help="tiny config (TrainConfig.quick())"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
