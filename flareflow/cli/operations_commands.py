@@ -286,3 +286,24 @@ def demo_cmd(
     for name in ("store", "model_dir", "forecast_store", "scoreboard", "page", "evaluation"):
         console.print(f"  {name:15s} {res[name]}")
     console.print(f"  {'summary':15s} {out / 'demo_summary.json'}")
+    _print_scores(console, res["scores"])
+
+
+def _print_scores(console: Any, scores: dict[str, Any]) -> None:
+    """The skill of the published P(M+) forecasts against the flares that happened."""
+    from rich.table import Table
+
+    table = Table(title=f"P(M+ in 24 h) forecasts {scores['start'][:16]} .. "
+                        f"{scores['end'][:16]} UTC vs. observed flares")
+    for col in ("model", "n", "events", "Brier", "BSS", "ROC AUC"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    for model, per in sorted(scores.get("models", {}).items()):
+        m = per.get("p_m24")
+        if m:
+            table.add_row(model, str(m["n"]), str(m["events"]), f(m["brier"]), f(m["bss"]),
+                          f(m["auc"]))
+    console.print(table)
