@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,10 @@ def compute_forecasts(issue_times: list[datetime], model: FileRef, sharp: FileRe
     """
     log = run_logger()
     t0 = time.perf_counter()
-    rows, gaps = forecast_batch_plain(issue_times, model, sharp, flares, harpnums=harpnums)
+    with warnings.catch_warnings():
+        # scikit-learn notes once per call that a daemonic Dask worker runs n_jobs=1: intended
+        warnings.filterwarnings("ignore", message="Inside a Dask worker")
+        rows, gaps = forecast_batch_plain(issue_times, model, sharp, flares, harpnums=harpnums)
     seconds = time.perf_counter() - t0
     for t, why in gaps.items():
         log.warning("no forecast at %s: %s", t, why)
