@@ -158,8 +158,11 @@ def publish_page(forecast_store: str, page_dir: str, issue_time: datetime | None
     from flare_core.publish.summary import rank_regions, summary_markdown
 
     store = ForecastStore(forecast_store)
-    page = publish_latest_page(store, page_dir)
     latest = store.latest_issue_time()
+    models = set(store.read(issue_time=latest)["model"]) if latest is not None else set()
+    # the region plots (survival curves, lifetime tracks) need the survival model's rows
+    page = publish_latest_page(store, page_dir,
+                               model="survival" if "survival" in models else None)
     shown = issue_time or latest
     current = store.read(issue_time=shown)
     ranked = rank_regions(current).select(
