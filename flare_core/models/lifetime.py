@@ -72,6 +72,28 @@ def _causal_gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.convolve(padded, w, mode="valid")  # out[i] = sum_l w[l] * x[i - l]
 
 
+def _sigma_records(steps_us: np.ndarray, sigma_h: float) -> float:
+    """``sigma_h`` in records at the median cadence of ``steps_us`` (1 if none is positive)."""
+    cadence_h = float(np.median(steps_us)) / _US_PER_H if steps_us.size else 0.0
+    return sigma_h / cadence_h if cadence_h > 0 else 1.0
+
+
+def _causal_smooth(x: np.ndarray, t_us: np.ndarray, sigma_h: float) -> np.ndarray:
+    """`_causal_gaussian` whose width at record ``i`` uses the cadence of records ``<= i`` only.
+
+    The kernel width in records is ``sigma_h`` over the median step between the segment's
+    records up to and including ``i`` (the first record, having no step, is its own value),
+    so records after ``i`` change neither the values nor the kernel used at ``i``.
+    """
+    steps = np.diff(t_us)
+    sigmas = np.array([1.0] + [_sigma_records(steps[:i], sigma_h) for i in range(1, x.size)])
+    out = np.empty_like(x)
+    for sigma in np.unique(sigmas):
+        use = sigmas == sigma
+        out[use] = _causal_gaussian(x, float(sigma))[use]
+    return out
+
+
 def smooth_lifetime_track(
     track: pl.DataFrame,
     *,
@@ -89,8 +111,9 @@ def smooth_lifetime_track(
         ``harpnum``, ``t_rec`` (Datetime UTC) and ``value_col`` (hours); other columns are kept.
     sigma_h : float
         Standard deviation of the kernel in hours. It is converted to records with the
-        segment's median cadence (96 min for sun2022), as `scipy.ndimage.gaussian_filter1d`
-        works in samples.
+        median cadence (96 min for sun2022), as the kernels work in samples: in causal mode
+        the median step between the segment's records up to the smoothed one (no later
+        record), otherwise over the whole segment.
     causal : bool
         True (default, for anything used as a forecast input): a half-Gaussian over the current
         and *earlier* records only, so the smoothed value at ``t`` uses no record after ``t``.
@@ -133,8 +156,9 @@ def smooth_lifetime_track(
             if r.size == 1:
                 out[r] = x
                 continue
-            cadence_h = float(np.median(np.diff(t_us[r]))) / _US_PER_H
-            sigma = sigma_h / cadence_h if cadence_h > 0 else 1.0
-            out[r] = _causal_gaussian(x, sigma) if causal else gaussian_filter1d(
-                x, sigma, mode="nearest")
+            if causal:
+                out[r] = _causal_smooth(x, t_us[r], sigma_h)
+            else:
+                out[r] = gaussian_filter1d(x, _sigma_records(np.diff(t_us[r]), sigma_h),
+                                           mode="nearest")
     return df.with_columns(pl.Series(out_col, out, dtype=pl.Float64).fill_nan(None))

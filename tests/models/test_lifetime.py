@@ -50,3 +50,23 @@ def test_symmetric_smoothing_matches_scipy_per_region():
     np.testing.assert_allclose(s8, expect)
     with pytest.raises(ConfigError):
         smooth_lifetime_track(_track().drop("mean_lifetime_h"))
+
+
+def test_causal_smoothing_cadence_from_past_records_only():
+    # 40 records at 96 min, then 200 more at 12 min in the same segment: the median step of
+    # the whole segment becomes 12 min, but the earlier smoothed values must not change.
+    tr = _track().filter(pl.col("harpnum") == 7)
+    t_last = tr["t_rec"][-1]
+    later = pl.DataFrame({
+        "harpnum": [7] * 200,
+        "t_rec": [t_last + timedelta(minutes=12 * (i + 1)) for i in range(200)],
+        "mean_lifetime_h": np.linspace(20.0, 140.0, 200),
+    }).cast({"harpnum": tr["harpnum"].dtype})
+    alone = smooth_lifetime_track(tr, sigma_h=6.0)["mean_lifetime_smooth_h"].to_numpy()
+    both = smooth_lifetime_track(pl.concat([tr, later]), sigma_h=6.0)
+    np.testing.assert_allclose(both["mean_lifetime_smooth_h"].to_numpy()[:40], alone)
+    # the retrospective (symmetric) mode does use the whole segment's cadence
+    sym_alone = smooth_lifetime_track(tr, sigma_h=6.0, causal=False)
+    sym_both = smooth_lifetime_track(pl.concat([tr, later]), sigma_h=6.0, causal=False)
+    assert not np.allclose(sym_both["mean_lifetime_smooth_h"].to_numpy()[:40],
+                           sym_alone["mean_lifetime_smooth_h"].to_numpy())
