@@ -155,9 +155,6 @@ def score_predictions(
         if {"time_to_event_h", "event"} <= set(labels.columns):
             m.update(_survival_scores(labels, p, times_h))
         out[name] = m
-    if "survival_curve" in preds.columns and "survival" in out:
-        # the survival model's own time-dependent risk 1 - S(t) per horizon
-        pass
     if "warning_24h" in preds.columns and preds["warning_24h"].null_count() < preds.height:
         from . import metrics
 
@@ -205,6 +202,9 @@ def evaluate(bundle: ModelBundle, dataset: pl.DataFrame, report_dir: str | Path)
     thresholds = {n: bundle.threshold(n) for n in bundle.models}
     scores = score_predictions(preds, dataset, thresholds=thresholds,
                                climatology=bundle.meta.get("climatology", {}))
+    forest = _forest_scores(bundle, dataset)
+    if forest is not None:
+        scores["flare_class_forest"] = forest
     sweep = _warning_sweep(bundle, preds, dataset)
     if sweep is not None:
         scores.setdefault("warning_svm", {"label": "m_within_24h"})["tss_sweep"] = sweep
@@ -221,6 +221,24 @@ def evaluate(bundle: ModelBundle, dataset: pl.DataFrame, report_dir: str | Path)
     write_json(_nan_to_none(result), report / "metrics.json")
     logger.info("evaluation written to %s", report)
     return result
+
+
+def _forest_scores(bundle: ModelBundle, dataset: pl.DataFrame) -> dict[str, Any] | None:
+    """F1 of the flare-class forest's band of the next >=M flare (the paper reports 0.85)
+    against the bands the labels give, with the per-band record counts."""
+    wrapper = bundle.models.get("flare_class_forest")
+    if wrapper is None:
+        return None
+    from .models.flare_class import FLARE_CLASS_BANDS, flare_class_band, score_flare_class
+
+    truth = flare_class_band(
+        dataset["next_flare_flux_wm2"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        dataset["time_to_event_h"].to_numpy(), dataset["event"].to_numpy(),
+        tmax_h=bundle.config.tmax_h)
+    predicted = wrapper.forest.predict(wrapper.matrix(dataset))
+    counts = np.bincount(truth, minlength=len(FLARE_CLASS_BANDS))
+    return {"label": "next_flare_band", **score_flare_class(truth, predicted),
+            "n_per_band": dict(zip(FLARE_CLASS_BANDS, counts.tolist(), strict=True))}
 
 
 def _warning_sweep(bundle: ModelBundle, preds: pl.DataFrame,

@@ -91,3 +91,21 @@ def test_score_predictions_skips_absent_models(split) -> None:
     scores = score_predictions(preds, test, thresholds={"logistic": 0.5},
                                climatology={"m_within_24h": 0.05})
     assert set(scores) == {"logistic"}
+
+
+def test_evaluate_scores_the_flare_class_forest(bundle: ModelBundle, split, tmp_path: Path) -> None:
+    from sklearn.metrics import f1_score
+
+    from flare_core.models.flare_class import flare_class_band
+
+    test = split[1]
+    forest = evaluate(bundle, test, tmp_path / "r")["models"]["flare_class_forest"]
+    truth = flare_class_band(test["next_flare_flux_wm2"].fill_null(np.nan).to_numpy(),
+                             test["time_to_event_h"].to_numpy(), test["event"].to_numpy(),
+                             tmax_h=bundle.config.tmax_h)
+    wrapper = bundle.models["flare_class_forest"]
+    pred = wrapper.forest.predict(wrapper.matrix(test))
+    assert forest["macro_f1"] == pytest.approx(f1_score(truth, pred, average="macro",
+                                                        zero_division=0))
+    assert sum(forest["n_per_band"].values()) == test.height
+    assert forest["n_per_band"]["none"] == int((truth == 0).sum())
