@@ -1,5 +1,10 @@
 """Prefect tasks that issue forecasts (`flare_core.forecasting.forecast_at`) and publish them.
 
+These are the only publishing tasks: `publish_forecasts` (store upsert + scoreboard JSON)
+and `publish_page` (plots, ``index.html`` and the Prefect artifacts). Both retry only when
+the forecast store was locked or could not be opened (`StoreError`); bad forecast rows
+(`ParseError`) fail at once.
+
 `compute_forecasts` is pure and cached: it maps a batch of issue times, a MODEL_DIR and a
 data snapshot (all by content hash) to one Parquet file of forecast rows. A batch of issue
 times is one task, so a backfill of hundreds of hours is a few dozen tasks and the model is
@@ -142,14 +147,17 @@ def publish_forecasts(forecasts: FileRef, forecast_store: str, scoreboard_dir: s
             "json": [str(p) for p in paths]}
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30],
+      retry_condition_fn=retry_on_store_busy)
 def publish_page(forecast_store: str, page_dir: str, issue_time: datetime | None = None, *,
-                 failed_regions: dict[int, str] | None = None) -> dict[str, Any]:
+                 failed_regions: dict[int, str] | None = None, embed_images: bool = False,
+                 top_n: int = 10) -> dict[str, Any]:
     """Plots + ``index.html`` of the newest issue time in the store, and the Prefect artifacts
     of ``issue_time`` (default: the newest).
 
-    Artifacts: a table of regions by risk (key ``flare-risk-regions``) and a markdown
-    summary (key ``forecast-summary``) linking the page and plots.
+    Artifacts: a table of every region by risk, per model (key ``flare-risk-regions``), and
+    a markdown summary of the ``top_n`` riskiest regions (key ``forecast-summary``) linking
+    the page and plots. With ``embed_images`` the page inlines its PNGs (one portable file).
     """
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -162,7 +170,8 @@ def publish_page(forecast_store: str, page_dir: str, issue_time: datetime | None
     models = set(store.read(issue_time=latest)["model"]) if latest is not None else set()
     # the region plots (survival curves, lifetime tracks) need the survival model's rows
     page = publish_latest_page(store, page_dir,
-                               model="survival" if "survival" in models else None)
+                               model="survival" if "survival" in models else None,
+                               embed_images=embed_images)
     shown = issue_time or latest
     current = store.read(issue_time=shown)
     ranked = rank_regions(current).select(
@@ -174,7 +183,7 @@ def publish_page(forecast_store: str, page_dir: str, issue_time: datetime | None
                           description=f"Regions by P(M+ in 24 h), per model, issued "
                                       f"{shown.isoformat()}")
     plots = sorted(Path(page_dir).glob("*.png"))
-    lines = [summary_markdown(current, top_n=10), "",
+    lines = [summary_markdown(current, top_n=top_n), "",
              f"Page (newest issue time, {latest:%Y-%m-%d %H:%M} UTC): "
              f"[{Path(page).name}](file://{Path(page).resolve()})", ""]
     if failed_regions:

@@ -1,7 +1,7 @@
 """Short text summaries of one issue time: regions ranked by risk, and a Markdown digest.
 
 Used for the HTML page's ordering and for the Prefect artifacts written by
-``tasks/publish.py`` (which only wraps these functions).
+`tasks.forecasting.publish_page` (which only wraps these functions).
 """
 
 from __future__ import annotations
