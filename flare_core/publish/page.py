@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jinja2
-import numpy as np
 import polars as pl
 
 from ..config import check_positive
@@ -56,7 +55,7 @@ td.text, th.text { text-align: left; }
 .risk-high { background: #f8c9c4; } .risk-mid { background: #fde5bf; }
 .risk-low { background: #eef5e6; }
 .stale { color: #a00; font-weight: bold; }
-.plots img { max-width: 32%; min-width: 18em; margin: 0.2em; border: 1px solid #ddd; }
+.plots img { max-width: 48%; min-width: 18em; margin: 0.2em; border: 1px solid #ddd; }
 .fulldisk img { max-width: 100%; }
 footer { margin-top: 2em; font-size: 0.85em; color: #666; }
 </style>
@@ -242,8 +241,10 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     """Plots and ``index.html`` for the newest issue time in ``store``.
 
     Draws, into ``out_dir``, per region: the survival curves of the forecasts issued in the
-    last ``history_h`` hours coloured by issue time (``<harpnum>_survival.png``) and the
-    mean-lifetime track over the same period (``<harpnum>_lifetime.png``); and the
+    last ``history_h`` hours coloured by issue time, each on its own time grid
+    (``<harpnum>_survival.png``) and the
+    mean-lifetime track over the same period (``<harpnum>_lifetime.png``; the line breaks
+    where the region went without forecasts for more than a few issue cadences); and the
     full-disk probability series (``full_disk.png``). Regions without curves or lifetimes
     skip that plot. With several models, the plots use ``model`` (default: the first model
     of the latest issue time, alphabetically); the tables show every model.
@@ -278,12 +279,14 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         title = f"HARP {harpnum}" + (f" (AR {part['noaa_ars'][-1]})"
                                      if part["noaa_ars"][-1] else "") + f", {model}"
         paths = region_plots.setdefault(harpnum, [])
-        curves = part.filter(pl.col("survival_curve").is_not_null())
-        grids = curves["survival_grid_h"].to_list()
-        if curves.height and all(g == grids[-1] for g in grids):
+        # each curve on its own grid (hours after its issue time; re-based forecasts differ)
+        curves = part.filter(pl.col("survival_curve").list.len() > 0,
+                             pl.col("survival_grid_h").list.len()
+                             == pl.col("survival_curve").list.len())
+        if curves.height:
             paths.append(plots.plot_survival_curves(
-                grids[-1], np.array(curves["survival_curve"].to_list()), curves["issue_time"],
-                out / f"{harpnum}_survival.png", title=title))
+                curves["survival_grid_h"].to_list(), curves["survival_curve"].to_list(),
+                curves["issue_time"], out / f"{harpnum}_survival.png", title=title))
         life = part.filter(pl.col("mean_lifetime_h").is_not_null())
         if life.height:
             paths.append(plots.plot_mean_lifetime_track(

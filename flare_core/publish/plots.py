@@ -36,6 +36,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from ..config import check_positive
 from ..errors import ConfigError
 from ..metrics import reliability_bins
 from ..timeutil import to_utc
@@ -119,6 +120,55 @@ def _time_axis(ax: Any) -> None:
 def _hours(a: datetime, b: datetime) -> float:
     return (a - b).total_seconds() / 3600.0
 
+
+def _break_at_gaps(when: list[datetime], *values: np.ndarray, max_gap_cadences: float
+                   ) -> tuple[list[datetime], list[np.ndarray]]:
+    """Sort by time and insert a NaN point inside every gap longer than
+    ``max_gap_cadences`` times the typical spacing (the median step), so lines break there
+    instead of joining points days apart."""
+    order = np.argsort(np.array([t.timestamp() for t in when]), kind="stable")
+    when = [when[i] for i in order]
+    values = [np.asarray(v, dtype=np.float64)[order] for v in values]
+    steps = np.diff([t.timestamp() for t in when])
+    positive = steps[steps > 0]
+    if positive.size == 0:
+        return when, values
+    limit = max_gap_cadences * float(np.median(positive))
+    out_t: list[datetime] = []
+    out_v: list[list[float]] = [[] for _ in values]
+    for i, t in enumerate(when):
+        if i and steps[i - 1] > limit:
+            out_t.append(when[i - 1] + (t - when[i - 1]) / 2)
+            for col in out_v:
+                col.append(np.nan)
+        out_t.append(t)
+        for col, v in zip(out_v, values, strict=True):
+            col.append(float(v[i]))
+    return out_t, [np.asarray(col) for col in out_v]
+
+
+def _curves(grid_h: Any, curves: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(grids, curves) as one 1-D array per curve; ``grid_h`` is shared (1-D) or per curve."""
+    rows = curves.to_list() if isinstance(curves, pl.Series) else list(curves)
+    s = [_array(c, f"curves[{k}]") for k, c in enumerate(rows)]
+    grid_h = grid_h.to_list() if isinstance(grid_h, pl.Series) else grid_h
+    if _is_nested(grid_h):
+        grids = [_array(g, f"grid_h[{k}]") for k, g in enumerate(grid_h)]
+        if len(grids) != len(s):
+            raise ConfigError(f"{len(grids)} grids for {len(s)} curves")
+    else:
+        grids = [_array(grid_h, "grid_h")] * len(s)
+    for k, (g, c) in enumerate(zip(grids, s, strict=True)):
+        if g.size != c.size:
+            raise ConfigError(f"curve {k} has {c.size} columns but grid_h has {g.size} values")
+        if g.size == 0:
+            raise ConfigError(f"curve {k} is empty")
+    return grids, s
+
+
+def _is_nested(values: Any) -> bool:
+    return len(values) > 0 and isinstance(values[0], (Sequence, np.ndarray, pl.Series))
+
 # -- forecast figures ------------------------------------------------------------------------
 
 
@@ -129,10 +179,12 @@ def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | P
 
     Parameters
     ----------
-    grid_h : array-like of shape (m,)
-        Hours after each forecast's issue time at which S is given.
-    curves : array-like of shape (n, m)
-        S(t) for n forecasts of the same region.
+    grid_h : array-like of shape (m,), or a sequence of n such arrays
+        Hours after each forecast's issue time at which S is given: one grid shared by all
+        curves, or one grid per curve (forecasts re-based from their record time to their
+        issue time have different grids; each curve is drawn on its own).
+    curves : array-like of shape (n, m), or a sequence of n 1-D arrays
+        S(t) for n forecasts of the same region (on the matching grid).
     times : sequence of n datetimes
         Issue (or record) time of each curve, UTC.
     out_path : str or Path
@@ -148,11 +200,8 @@ def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | P
     -------
     Path
     """
-    grid = _array(grid_h, "grid_h")
-    s = _array(curves, "curves", ndim=2)
+    grids, s = _curves(grid_h, curves)
     when = _times(times, "times")
-    if s.shape[1] != grid.size:
-        raise ConfigError(f"curves have {s.shape[1]} columns but grid_h has {grid.size} values")
     _same_length(curves=s, times=when)
     if flare_time is not None:
         flare = to_utc(flare_time)
@@ -167,11 +216,14 @@ def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | P
     fig = _figure()
     ax = fig.add_subplot()
     for k in np.argsort(colour_value)[::-1]:
+        grid = grids[k]
         ax.plot(grid, s[k], color=colours(norm(colour_value[k])), lw=1.3, alpha=0.9)
-        if flare_time is not None and 0 <= colour_value[k] <= grid[-1]:
+        if flare_time is not None and grid[0] <= colour_value[k] <= grid[-1]:
             ax.plot(colour_value[k], np.interp(colour_value[k], grid, s[k]), "o", ms=3.5,
                     color=colours(norm(colour_value[k])), mec="k", mew=0.4)
-    ax.set(xlim=(grid[0], grid[-1]), ylim=(0, 1.02), xlabel="hours after issue time",
+    x0 = min(0.0, min(float(g[0]) for g in grids))
+    ax.set(xlim=(x0, max(float(g[-1]) for g in grids)), ylim=(0, 1.02),
+           xlabel="hours after issue time",
            ylabel="S(t) = P(no flare by t)", title=title or "Survival curves")
     ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
     ax.grid(alpha=0.3)
@@ -182,7 +234,8 @@ def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | P
 def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | Path, *,
                              flare_times: Any = None, flare_classes: Sequence[str] | None = None,
                              observed_time_to_event_h: Any = None,
-                             title: str | None = None) -> Path:
+                             title: str | None = None,
+                             max_gap_cadences: float = 3.0) -> Path:
     """Predicted mean lifetime (expected hours to the next flare) of one region vs time.
 
     Parameters
@@ -201,21 +254,30 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
         The true hours from each time to the next flare (NaN when censored), drawn for
         comparison: a good track follows it down to each flare.
     title : str, optional
+    max_gap_cadences : float, optional
+        The line breaks where consecutive times are more than this many typical spacings
+        (the median step) apart, so a region's days without forecasts stay visible
+        (default 3).
 
     Returns
     -------
     Path
     """
+    check_positive("max_gap_cadences", max_gap_cadences)
     when = _times(times, "times")
     life = _array(mean_lifetime_h, "mean_lifetime_h")
     _same_length(times=when, mean_lifetime_h=life)
-    fig = _figure(7.5, 4.2)
-    ax = fig.add_subplot()
-    ax.plot(when, life, color="tab:blue", lw=1.6, marker=".", ms=3, label="predicted mean lifetime")
+    obs = None
     if observed_time_to_event_h is not None:
         obs = _array(observed_time_to_event_h, "observed_time_to_event_h")
         _same_length(times=when, observed_time_to_event_h=obs)
-        ax.plot(when, obs, color="0.3", lw=1.0, ls="--", label="observed time to next flare")
+    when, (life, *rest) = _break_at_gaps(when, life, *([] if obs is None else [obs]),
+                                         max_gap_cadences=max_gap_cadences)
+    fig = _figure(7.0, 4.2)
+    ax = fig.add_subplot()
+    ax.plot(when, life, color="tab:blue", lw=1.6, marker=".", ms=3, label="predicted mean lifetime")
+    if obs is not None:
+        ax.plot(when, rest[0], color="0.3", lw=1.0, ls="--", label="observed time to next flare")
     if flare_times is not None:
         peaks = _times(flare_times, "flare_times")
         classes = list(flare_classes) if flare_classes is not None else [""] * len(peaks)
@@ -228,16 +290,19 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
             if c:
                 ax.text(t, top, f" {c}", color="tab:red", fontsize=8, va="top")
     ax.set(ylabel="hours", title=title or "Mean lifetime track")
-    ax.set_ylim(bottom=0)
+    shown = np.concatenate([life, *rest])
+    top = float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0
+    ax.set_ylim(0, max(top, 1.0) * 1.08)
     _time_axis(ax)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    fig.legend(loc="outside lower center", fontsize=8, ncols=3)
     return _save(fig, out_path)
 
 
 def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
                                flares: pl.DataFrame | None = None,
-                               title: str | None = None) -> Path:
+                               title: str | None = None,
+                               max_gap_cadences: float = 3.0) -> Path:
     """Full-disk probability of a C+, M+ and X+ flare in the next 24 h vs issue time.
 
     Parameters
@@ -252,16 +317,23 @@ def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
         Observed flares (canonical flare frame: peak_time, goes_class); those of class M
         and X inside the plotted period are marked along the top.
     title : str, optional
+    max_gap_cadences : float, optional
+        Lines break where consecutive issue times are more than this many typical spacings
+        apart (default 3).
 
     Returns
     -------
     Path
+        Classes without any probability (all null, e.g. a model that forecasts M+ only)
+        are left out of the figure and its legend.
     """
+    check_positive("max_gap_cadences", max_gap_cadences)
     if "issue_time" not in full_disk.columns or full_disk.is_empty():
         raise ConfigError("full_disk needs rows and an issue_time column")
     present = [c for c in PROBABILITY_COLUMNS if c in full_disk.columns]
     if not present:
         raise ConfigError(f"full_disk has none of {PROBABILITY_COLUMNS}")
+    present = [c for c in present if full_disk[c].null_count() < full_disk.height] or present
     models = (full_disk["model"].unique(maintain_order=True).to_list()
               if "model" in full_disk.columns else [None])
     styles = ["-", "--", ":", "-."]
@@ -270,10 +342,12 @@ def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
     for m_i, model in enumerate(models):
         part = full_disk if model is None else full_disk.filter(pl.col("model") == model)
         part = part.sort("issue_time")
-        when = _times(part["issue_time"], "issue_time")
-        for col in present:
+        when, series = _break_at_gaps(
+            _times(part["issue_time"], "issue_time"),
+            *(part[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in present),
+            max_gap_cadences=max_gap_cadences)
+        for col, p in zip(present, series, strict=True):
             name, colour = _CLASS_STYLE[col]
-            p = part[col].cast(pl.Float64).fill_null(np.nan).to_numpy()
             label = name if model is None or len(models) == 1 else f"{name} {model}"
             ax.plot(when, p, color=colour, ls=styles[m_i % len(styles)], lw=1.4, label=label)
     start, end = full_disk["issue_time"].min(), full_disk["issue_time"].max()

@@ -95,6 +95,33 @@ def test_page_with_plots_links_and_embeds(tmp_path):
     assert len(c2.imgs) == 7 and all(s.startswith("data:image/png;base64,") for s in c2.imgs)
 
 
+def test_survival_plots_with_curves_on_different_grids(tmp_path):
+    """Forecasts re-based from their record time to the issue time each have their own grid;
+    every region still gets its survival plot."""
+    store = ForecastStore(tmp_path / "f.duckdb")
+    times = [T0 + timedelta(hours=h) for h in range(6)]
+    fc = make_forecasts(times).with_columns(  # grid shifted by the hours since the record
+        pl.col("survival_grid_h").list.eval(pl.element() + 0.25).alias("survival_grid_h"))
+    fc = fc.with_columns(
+        pl.when(pl.col("issue_time") == times[-1])
+        .then(pl.col("survival_grid_h").list.slice(1)).otherwise(pl.col("survival_grid_h"))
+        .alias("survival_grid_h"),
+        pl.when(pl.col("issue_time") == times[-1])
+        .then(pl.col("survival_curve").list.slice(1)).otherwise(pl.col("survival_curve"))
+        .alias("survival_curve"))
+    assert fc["survival_grid_h"].list.len().n_unique() == 2
+    page = publish_latest_page(store_with(store, fc), tmp_path / "site", history_h=24)
+    html = page.read_text()
+    for h in fc["harpnum"].unique():
+        assert (page.parent / f"{h}_survival.png").is_file()
+        assert f'src="{h}_survival.png"' in html
+
+
+def store_with(store: ForecastStore, fc: pl.DataFrame) -> ForecastStore:
+    store.upsert(fc)
+    return store
+
+
 def test_stale_data_is_flagged(tmp_path):
     fc = make_forecasts([T0]).with_columns(t_rec=pl.lit(T0 - timedelta(hours=7)))
     html = render_forecast_page(fc, tmp_path / "p.html").read_text()

@@ -61,6 +61,31 @@ def test_survival_curves_coloured_by_lead_time(tmp_path):
     assert rgb.shape == no_flare.shape and not np.array_equal(rgb, no_flare)
 
 
+def test_survival_curves_on_their_own_grids(tmp_path):
+    times = [T0 + timedelta(hours=h) for h in range(4)]
+    grids = [np.asarray(GRID_H[k % 2:]) + 0.4 * k for k in range(4)]  # 7 or 6 points
+    curves = [np.exp(-0.02 * g) for g in grids]
+    path = plots.plot_survival_curves(grids, curves, times, tmp_path / "ragged.png",
+                                      flare_time=T0 + timedelta(hours=30))
+    assert_png_drawn(path)
+    with pytest.raises(ConfigError, match="3 grids for 4 curves"):
+        plots.plot_survival_curves(grids[:3], curves, times, tmp_path / "x.png")
+    with pytest.raises(ConfigError, match="columns but grid_h"):
+        plots.plot_survival_curves(grids[::-1], curves, times, tmp_path / "x.png")
+
+
+def test_lines_break_at_gaps_of_several_cadences():
+    hourly = [T0 + timedelta(hours=h) for h in range(5)]
+    later = [T0 + timedelta(days=2, hours=h) for h in range(3)]
+    when, (life,) = plots._break_at_gaps(later + hourly, np.arange(8.0), max_gap_cadences=3)
+    assert len(when) == 9 and np.isnan(life).sum() == 1  # one break, inside the gap
+    k = int(np.flatnonzero(np.isnan(life))[0])
+    assert when[k - 1] == hourly[-1] < when[k] < later[0] == when[k + 1]
+    assert list(life[~np.isnan(life)]) == [3, 4, 5, 6, 7, 0, 1, 2]  # sorted by time
+    _, (same,) = plots._break_at_gaps(hourly, np.ones(5), max_gap_cadences=3)
+    assert not np.isnan(same).any()
+
+
 def test_mean_lifetime_track(tmp_path):
     times = [T0 + timedelta(hours=h) for h in range(48)]
     life = np.abs(np.linspace(30, 2, 48) + np.sin(np.arange(48)))
