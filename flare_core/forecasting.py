@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .errors import DataGapError, DataQualityWarning, ModelError
+from .errors import ConfigError, DataGapError, DataQualityWarning, ModelError
 from .training import (
     ALL_MODELS,
     MODEL_FORMAT_VERSION,
@@ -39,6 +42,7 @@ from .training import (
 __all__ = [
     "PREDICTION_COLUMNS",
     "ModelBundle",
+    "limit_torch_threads",
     "predict_records",
     "forecast_at",
 ]
@@ -70,16 +74,32 @@ class ModelBundle:
         The training configuration (feature windows are reused at prediction time).
     models : dict of str to object
         Fitted models by name (`flare_core.training.ALL_MODELS` order).
+    torch_threads : int or None
+        torch intra-op threads while this bundle predicts (`predict_records`; set and
+        restored around the call, so the process-wide setting is unchanged afterwards).
+        Default 1: the networks are small and extra OpenMP threads on a busy machine make
+        inference much slower. None leaves torch's setting alone.
     """
 
     model_dir: Path
     meta: dict[str, Any]
     config: TrainConfig
     models: dict[str, Any] = field(default_factory=dict)
+    torch_threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.torch_threads is not None and not (
+            isinstance(self.torch_threads, int) and self.torch_threads >= 1
+        ):
+            raise ConfigError(
+                f"torch_threads must be a positive int or None, got {self.torch_threads!r}")
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> ModelBundle:
-        """Read MODEL_DIR; raises `ModelError` if it is incomplete or of another format."""
+    def load(cls, model_dir: str | Path, *, torch_threads: int | None = 1) -> ModelBundle:
+        """Read MODEL_DIR; raises `ModelError` if it is incomplete or of another format.
+
+        ``torch_threads`` is the attribute of that name (default 1).
+        """
         from .models.persistence import read_json
 
         d = Path(model_dir)
@@ -100,7 +120,8 @@ class ModelBundle:
                 raise ModelError(f"{d}: model {name!r} has no loader in this code version")
             models[name] = spec.load_model(d / entry["dir"])
         logger.info("loaded %s: %s", d, ", ".join(models))
-        return cls(model_dir=d, meta=meta, config=config, models=models)
+        return cls(model_dir=d, meta=meta, config=config, models=models,
+                   torch_threads=torch_threads)
 
     @property
     def features(self) -> list[str]:
@@ -142,6 +163,25 @@ def _with_missing_features(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.Dat
     return dataset
 
 
+@contextmanager
+def limit_torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n_threads)``, then restore the old value.
+
+    Does nothing when ``n_threads`` is None or torch has not been imported (no model of the
+    bundle uses it).
+    """
+    torch = sys.modules.get("torch")
+    if n_threads is None or torch is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
     """Every model's forecast for every record of ``dataset``.
 
@@ -175,7 +215,8 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
     ctx.outputs["_rows"] = data
     for name, model in bundle.models.items():
         t0 = time.perf_counter()
-        values = MODEL_SPECS[name].predict(model, data, ctx)
+        with limit_torch_threads(bundle.torch_threads):
+            values = MODEL_SPECS[name].predict(model, data, ctx)
         for col, v in values.items():
             ctx.outputs[col] = v
             if not col.startswith("_"):

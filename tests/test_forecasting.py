@@ -174,3 +174,36 @@ def test_predict_records_ignores_later_inputs(bundle: ModelBundle, inputs) -> No
         np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-6,
                                    err_msg=col)
     assert a["warning_24h"].equals(b["warning_24h"])
+
+
+def test_predictions_run_with_limited_torch_threads_and_restore_them(
+    model_dir: Path, inputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from flare_core.errors import ConfigError
+    from flare_core.models.defn import DeepFlareNet
+
+    sharp, flares = inputs
+    ds = build_model_dataset(sharp.head(300), flares, TrainConfig(), with_labels=False)
+    seen: list[int] = []
+    original = DeepFlareNet.predict_proba
+
+    def spy(self, X):  # noqa: N803
+        seen.append(torch.get_num_threads())
+        return original(self, X)
+
+    monkeypatch.setattr(DeepFlareNet, "predict_proba", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predict_records(ModelBundle.load(model_dir), ds)
+        assert seen and set(seen) == {1}  # default: one intra-op thread while predicting
+        assert torch.get_num_threads() == 2  # the process-wide setting is restored
+        seen.clear()
+        predict_records(ModelBundle.load(model_dir, torch_threads=None), ds)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="torch_threads"):
+        ModelBundle.load(model_dir, torch_threads=0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
@@ -29,6 +29,7 @@ from ._inputs import META_FILE, as_binary_labels, check_fitted, read_meta
 from .persistence import load_sklearn, load_torch, save_sklearn, save_torch, write_json
 
 __all__ = [
+    "MemberAverage",
     "Target",
     "TorchBinaryClassifier",
     "TrainingSettings",
@@ -68,6 +69,8 @@ class TrainingSettings(Protocol):
     def seed(self) -> int: ...
     @property
     def device(self) -> str | None: ...
+    @property
+    def n_members(self) -> int: ...
 
 
 ConfigT = TypeVar("ConfigT", bound=TrainingSettings)
@@ -84,7 +87,7 @@ def default_class_weight(target: Target) -> tuple[float, float]:
 def check_common_settings(config: TrainingSettings) -> None:
     """Check the settings every torch classifier config has; call from ``__post_init__``.
 
-    Checks ``patience`` (None or > 0), ``class_weight`` (None or two positive values, stored
+    Checks ``patience`` (None or > 0), ``n_members`` (int >= 1), ``class_weight`` (None or two positive values, stored
     back as a tuple of floats), ``weight_decay`` (>= 0) and ``threshold`` (in (0, 1)).
     """
     if config.patience is not None:
@@ -95,10 +98,30 @@ def check_common_settings(config: TrainingSettings) -> None:
         for w in config.class_weight:
             check_positive("class_weight", w)
         object.__setattr__(config, "class_weight", tuple(float(w) for w in config.class_weight))
+    if not (isinstance(config.n_members, int) and config.n_members >= 1):
+        raise ConfigError(f"n_members must be a positive int, got {config.n_members!r}")
     if config.weight_decay < 0:
         raise ConfigError(f"weight_decay must be >= 0, got {config.weight_decay!r}")
     if not 0.0 < config.threshold < 1.0:
         raise ConfigError(f"threshold must be in (0, 1), got {config.threshold!r}")
+
+
+class MemberAverage(nn.Module):
+    """Ensemble of networks with (batch, 2) logits whose event probabilities are averaged.
+
+    ``forward`` returns ``log(mean_i softmax(member_i(x)))``, so a softmax of the output is
+    the members' mean probability (a variance reducer: the members differ only in their
+    initialisation and batch-order seeds).
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Log of the mean member probabilities of (no flare, flare)."""
+        probs = torch.stack([torch.softmax(m(*inputs), dim=1) for m in self.members])
+        return torch.log(probs.mean(dim=0).clamp_min(1e-12))
 
 
 def pick_device(requested: str | None) -> torch.device:
@@ -262,19 +285,29 @@ class TorchBinaryClassifier(Generic[ConfigT]):
     ) -> None:
         """Build a seeded network, train it and set ``network_`` and the fit summary."""
         cfg = self.config
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            network = self._build_network(n_in)
-        best_state, best_epoch, best_tss, history = train_keep_best_tss(
-            network, train_inputs, y_train, val_inputs, y_val,
-            settings=cfg, class_weight=self.class_weight, device=pick_device(cfg.device),
-            name=f"{self.model_name} >={self.target}",
-        )
-        network.load_state_dict(best_state)
-        self.network_ = network.eval()
-        self.best_epoch_ = best_epoch
-        self.best_val_tss_ = best_tss
-        self.history_ = history
+        members: list[nn.Module] = []
+        for i in range(cfg.n_members):
+            settings = replace(cfg, seed=cfg.seed + i)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(settings.seed)
+                network = self._build_network(n_in)
+            best_state, best_epoch, best_tss, history = train_keep_best_tss(
+                network, train_inputs, y_train, val_inputs, y_val,
+                settings=settings, class_weight=self.class_weight,
+                device=pick_device(cfg.device),
+                name=f"{self.model_name} >={self.target} member {i}",
+            )
+            network.load_state_dict(best_state)
+            members.append(network.eval())
+            if i == 0:  # the summary attributes describe the first member
+                self.best_epoch_ = best_epoch
+                self.best_val_tss_ = best_tss
+                self.history_ = history
+        self.network_ = self._assemble(members).eval()
+
+    def _assemble(self, members: Sequence[nn.Module]) -> nn.Module:
+        """The network used for prediction: the single member, or their `MemberAverage`."""
+        return members[0] if len(members) == 1 else MemberAverage(members)
 
     # ---------------------------------------------------------------------------- prediction
 
@@ -319,7 +352,9 @@ class TorchBinaryClassifier(Generic[ConfigT]):
         if cfg.get("class_weight") is not None:
             cfg["class_weight"] = tuple(cfg["class_weight"])
         model = cls(meta["target"], config=cls.config_class(**cfg), features=meta["features"])
-        network = model._build_network(int(meta["n_features_in"]))
+        n_in = int(meta["n_features_in"])
+        network = model._assemble(
+            [model._build_network(n_in) for _ in range(model.config.n_members)])
         try:
             network.load_state_dict(load_torch(d / _NETWORK_FILE))
         except RuntimeError as e:  # shape or key mismatch

@@ -69,6 +69,9 @@ class DeFNConfig:
         Seeds weight initialisation and batch order; fits are reproducible on CPU.
     device : str or None, default None
         torch device; None picks "cuda" when available, else "cpu".
+    n_members : int, default 1
+        Networks trained with seeds ``seed, seed + 1, ...`` (each keeping its own
+        best-validation-TSS epoch) whose probabilities are averaged; 1 is a single network.
     """
 
     hidden: int = 200
@@ -81,6 +84,7 @@ class DeFNConfig:
     threshold: float = 0.5
     seed: int = 0
     device: str | None = None
+    n_members: int = 1
 
     def __post_init__(self) -> None:
         for name in ("hidden", "learning_rate", "batch_size", "max_epochs"):

@@ -142,7 +142,8 @@ class LSTMConfig:
         Between stacked LSTM layers and in the head.
     class_weight : (float, float) or None
         Cross-entropy weights (no flare, flare); None uses `default_class_weight` of the target.
-    learning_rate, weight_decay, batch_size, max_epochs, patience, threshold, seed, device
+    learning_rate, weight_decay, batch_size, max_epochs, patience, threshold, seed, device,
+    n_members
         As in `flare_core.models.defn.DeFNConfig`.
     """
 
@@ -160,6 +161,7 @@ class LSTMConfig:
     threshold: float = 0.5
     seed: int = 0
     device: str | None = None
+    n_members: int = 1
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "hidden", "num_layers", "batch_size", "max_epochs"):

@@ -208,3 +208,21 @@ def test_real_data_beats_constant_on_held_out_regions(real_split):
     # Any constant forecast has TSS 0 and ROC AUC 0.5 on these held-out regions.
     assert true_skill_statistic(y, p >= 0.5) > 0.4
     assert roc_auc(y, p) > 0.8
+
+
+def test_member_ensemble_averages_seeded_members_and_round_trips(data, tmp_path):
+    (x, y), (xv, yv), (xt, _) = data
+    cfg = DeFNConfig(hidden=32, max_epochs=3, seed=5, n_members=2)
+    model = DeepFlareNet("M", config=cfg).fit(x, y, X_val=xv, y_val=yv)
+    singles = [
+        DeepFlareNet("M", config=DeFNConfig(hidden=32, max_epochs=3, seed=s)).fit(
+            x, y, X_val=xv, y_val=yv)
+        for s in (5, 6)
+    ]
+    mean_p = np.mean([m.predict_proba(xt) for m in singles], axis=0)
+    np.testing.assert_allclose(model.predict_proba(xt), mean_p, rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "ens")
+    loaded = DeepFlareNet.load(tmp_path / "ens")
+    np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
+    with pytest.raises(ConfigError, match="n_members"):
+        DeFNConfig(n_members=0)
