@@ -2,7 +2,7 @@
 
 One module per source; this facade re-exports the public readers and `read_file`, which
 auto-detects a file's layout and returns ``(kind, frame)`` with kind ``"sharp"``,
-``"flares"`` or ``"harp_map"``. Network clients (`jsoc`, `hek`) are imported lazily so that
+``"flares"``, ``"harp_map"`` or ``"window_stats"``. Network clients (`jsoc`, `hek`) are imported lazily so that
 reading files never imports drms or sunpy.
 """
 
@@ -10,24 +10,31 @@ from __future__ import annotations
 
 from .files import (
     FORMATS,
+    NOAA_KEYED_FORMATS,
     ReadResult,
     detect_format,
     load_file,
     read_file,
+    read_flareml_labels,
+    read_flareml_snapshots,
     read_hayes_flares,
     read_hek_noheader,
+    read_hollanda_labels,
+    read_hollanda_sharp,
     read_liu2019_flares,
     read_ncei_goes_flares,
     read_ncei_solar_events,
     read_sun2022,
     read_sun2022_labels,
     read_swan_sf_mvts,
+    read_swan_sf_window_stats,
     read_swpc_flares,
 )
 from .harp_noaa import attach_harpnum, download_harp_noaa_map, read_harp_noaa_map
 
 __all__ = [
     "FORMATS",
+    "NOAA_KEYED_FORMATS",
     "ReadResult",
     "attach_harpnum",
     "detect_format",
@@ -36,12 +43,17 @@ __all__ = [
     "read_file",
     "read_harp_noaa_map",
     "read_hayes_flares",
+    "read_flareml_labels",
+    "read_flareml_snapshots",
     "read_hek_noheader",
+    "read_hollanda_labels",
+    "read_hollanda_sharp",
     "read_liu2019_flares",
     "read_ncei_goes_flares",
     "read_ncei_solar_events",
     "read_sun2022",
     "read_sun2022_labels",
     "read_swan_sf_mvts",
+    "read_swan_sf_window_stats",
     "read_swpc_flares",
 ]

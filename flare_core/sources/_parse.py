@@ -186,9 +186,15 @@ def normalise_noaa_list(expr: pl.Expr) -> pl.Expr:
     return pl.when(parts == "").then(None).otherwise(parts)
 
 
-def clean_sharp(df: pl.DataFrame, *, path: str | Path, drops: Drops) -> pl.DataFrame:
+def clean_sharp(df: pl.DataFrame, *, path: str | Path, drops: Drops,
+                key: tuple[str, ...] = ("harpnum", "t_rec")) -> pl.DataFrame:
     """NaN keyword values -> null (counted); duplicate (harpnum, t_rec) dropped (counted);
-    rows sorted by (harpnum, t_rec) (out-of-order rows counted)."""
+    rows sorted by (harpnum, t_rec) (out-of-order rows counted).
+
+    ``key`` names the record identity for the duplicate check and the sort; readers whose
+    ``harpnum`` may be null (NOAA-keyed files without a HARP map) pass a key that includes
+    the NOAA region, so records of different regions at one time are not merged.
+    """
     kw = [c for c in SHARP_KEYWORDS if c in df.columns and df.schema[c] == pl.Float64]
     if kw and df.height:
         n_nan = df.select(pl.sum_horizontal([pl.col(c).is_nan().sum() for c in kw])).item()
@@ -201,9 +207,9 @@ def clean_sharp(df: pl.DataFrame, *, path: str | Path, drops: Drops) -> pl.DataF
         ).item()
         drops.note("out-of-order T_REC (re-sorted)", int(diffs or 0))
     n0 = df.height
-    df = df.unique(subset=["harpnum", "t_rec"], keep="first", maintain_order=True)
-    drops.add("duplicate (harpnum, t_rec)", n0 - df.height, str(path))
-    return df.sort(["harpnum", "t_rec"])
+    df = df.unique(subset=list(key), keep="first", maintain_order=True)
+    drops.add(f"duplicate ({', '.join(k.lstrip('_') for k in key)})", n0 - df.height, str(path))
+    return df.sort(list(key), nulls_last=True)
 
 
 def dedupe_flares(df: pl.DataFrame, *, path: str | Path, drops: Drops) -> pl.DataFrame:

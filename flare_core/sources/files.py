@@ -10,6 +10,17 @@ SHARP keyword frames (`flare_core.schema.SHARP_SCHEMA`):
   the HARP number comes from the file name ``..._id[3686]_...``. Flare columns
   (``*FLARE*``, ``XR_MAX``) are labels and are dropped.
 
+* `read_hollanda_sharp` -- Hollanda daily SHARP records (``;``-separated, keyed by
+  NOAA AR: ``harpnum`` via the HARP map; ``FlareNumber`` is a label and is dropped,
+  `read_hollanda_labels` returns it for cross-checks).
+* `read_flareml_snapshots` -- FlareML flaring-AR snapshots (13 keywords, keyed by NOAA AR;
+  ``Flare Class`` is a label and is dropped, `read_flareml_labels` returns it).
+
+Per-window feature table (not a SHARP frame):
+
+* `read_swan_sf_window_stats` -- SWAN-SF ready-made window statistics, features named
+  ``{keyword}__{stat}`` like `flare_core.features`, label in ``label_flare_class``.
+
 Flare-event frames (`flare_core.schema.FLARE_SCHEMA`, all times UTC):
 
 * `read_ncei_goes_flares` -- NOAA/NCEI GOES XRS event list (start/end switch to
@@ -64,6 +75,12 @@ __all__ = [
     "read_ncei_solar_events",
     "read_liu2019_flares",
     "read_hek_noheader",
+    "NOAA_KEYED_FORMATS",
+    "read_hollanda_sharp",
+    "read_hollanda_labels",
+    "read_flareml_snapshots",
+    "read_flareml_labels",
+    "read_swan_sf_window_stats",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,7 +95,7 @@ class ReadResult:
 
     path: Path
     fmt: str
-    kind: str  # "sharp" | "flares" | "harp_map"
+    kind: str  # "sharp" | "flares" | "harp_map" | "window_stats"
     frame: pl.DataFrame
     drops: P.Drops = field(default_factory=P.Drops)
 
@@ -225,6 +242,311 @@ def read_swan_sf_mvts(paths: PathLike | Iterable[PathLike], *,
 def _read_swan_many(files: list[Path], strict: bool, drops: P.Drops) -> pl.DataFrame:
     frames = [conform_sharp(_read_swan_one(f, strict, drops)) for f in files]
     return P.clean_sharp(pl.concat(frames), path=files[0].parent, drops=drops)
+
+
+# --------------------------------------------------------------------------- NOAA-keyed SHARP
+
+#: The 25 SHARP keywords of the Hollanda file (every canonical keyword except ``area``).
+_HOLLANDA_KEYWORDS = [k.upper() for k in SHARP_KEYWORDS if k != "area"]
+#: The 13 SHARP keywords of the FlareML snapshots.
+_FLAREML_KEYWORDS = ["TOTUSJH", "TOTBSQ", "TOTPOT", "TOTUSJZ", "ABSNJZH", "SAVNCPP", "USFLUX",
+                     "AREA_ACR", "TOTFZ", "MEANPOT", "R_VALUE", "EPSZ", "SHRGT45"]
+_NOAA_KEY = ("_harpnum_or_noaa", "t_rec")  # record identity when harpnum may be null
+
+
+def _parse_numeric(df: pl.DataFrame, cols: dict[str, str], *, path: Path, drops: P.Drops,
+                   strict: bool) -> pl.DataFrame:
+    """Raw string columns -> Float64 ``cols[raw]``; blank -> null (counted as a repair),
+    non-numeric -> malformed row (dropped and counted, or `ParseError` when ``strict``)."""
+    df = df.with_columns([pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).alias(v)
+                          for c, v in cols.items()])
+    for c, v in cols.items():
+        raw = pl.col(c).str.strip_chars()
+        missing = raw.is_null() | raw.str.to_lowercase().is_in(list(_MISSING))
+        df = P.drop_bad(df, pl.col(v).is_null() & ~missing, reason=f"non-numeric {c}",
+                        raw_col=c, path=path, drops=drops, strict=strict)
+    n_missing = df.select(pl.sum_horizontal([pl.col(v).is_null().sum() for v in cols.values()]))
+    drops.note("missing value -> null", int(n_missing.item() or 0))
+    return df
+
+
+def _attach_harp_by_noaa(df: pl.DataFrame, harp_map: pl.DataFrame | None, *, path: Path,
+                         drops: P.Drops) -> pl.DataFrame:
+    """Fill ``harpnum`` from ``noaa_ar`` through the HARP <-> NOAA map.
+
+    A NOAA region listed under several HARPs gets the HARP that lists the **fewest** NOAA
+    regions (its own patch rather than a patch that is mainly another region's), then the
+    smallest HARP number; those rows are counted. Without a map, or for a region absent
+    from it, ``harpnum`` is null (logged and counted).
+    """
+    if harp_map is None:
+        logger.warning("%s: no HARP<->NOAA map given: harpnum stays null for %d records "
+                       "(pass harp_map=read_harp_noaa_map(...))", path, df.height)
+        drops.note("no HARP map: harpnum null", df.height)
+        df = df.with_columns(pl.lit(None, dtype=pl.Int64).alias("harpnum"))
+    else:
+        m = harp_map.select(pl.col("noaa_ar").cast(pl.Int64), pl.col("harpnum").cast(pl.Int64))
+        m = m.with_columns(pl.len().over("harpnum").alias("_n_ars"))
+        cand = (m.sort(["noaa_ar", "_n_ars", "harpnum"])
+                .group_by("noaa_ar", maintain_order=True)
+                .agg(pl.col("harpnum").first(), pl.col("harpnum").n_unique().alias("_n_harps")))
+        df = df.join(cand, on="noaa_ar", how="left")
+        amb = df.filter(pl.col("_n_harps") > 1)
+        if amb.height:
+            logger.info("%s: %d records (%d NOAA ARs) map to several HARPs; kept the HARP "
+                        "with the fewest NOAA ARs", path, amb.height, amb["noaa_ar"].n_unique())
+        drops.note("NOAA AR on several HARPs (HARP with fewest NOAA ARs kept)", amb.height)
+        n_unmapped = df.select(pl.col("harpnum").is_null().sum()).item()
+        if n_unmapped:
+            logger.warning("%s: %d records have a NOAA AR absent from the HARP map: harpnum "
+                           "null", path, n_unmapped)
+        drops.note("NOAA AR not in HARP map: harpnum null", n_unmapped)
+        df = df.drop("_n_harps")
+    return df.with_columns(
+        pl.when(pl.col("harpnum").is_not_null())
+        .then(pl.lit("harp:") + pl.col("harpnum").cast(pl.Utf8))
+        .otherwise(pl.lit("noaa:") + pl.col("noaa_ar").cast(pl.Utf8)).alias(_NOAA_KEY[0]),
+        pl.col("noaa_ar").cast(pl.Utf8).alias("noaa_ars"),
+    )
+
+
+def _require_noaa(df: pl.DataFrame, raw_col: str, *, path: Path, drops: P.Drops,
+                  strict: bool) -> pl.DataFrame:
+    df = P.parse_noaa_ar(df, raw_col, path=path, drops=drops, strict=strict)
+    return P.drop_bad(df, pl.col("noaa_ar").is_null(), reason=f"missing {raw_col}",
+                      raw_col=raw_col, path=path, drops=drops, strict=strict)
+
+
+def _hollanda_frame(path: Path, strict: bool, drops: P.Drops,
+                    harp_map: pl.DataFrame | None) -> pl.DataFrame:
+    """Parsed Hollanda records, still carrying the raw ``FlareNumber`` label column."""
+    df = P.read_text_table(path, separator=";")
+    P.require_columns(df, ["FlareNumber", "T_REC", "NOAA_AR", "QUALITY", *_HOLLANDA_KEYWORDS],
+                      path)
+    df = df.with_columns(P.tai_to_utc_expr(P.strptime_any("T_REC", _ISO)).alias("t_rec"))
+    df = P.drop_bad(df, pl.col("t_rec").is_null(), reason="malformed T_REC", raw_col="T_REC",
+                    path=path, drops=drops, strict=strict)
+    df = _require_noaa(df, "NOAA_AR", path=path, drops=drops, strict=strict)
+    q = pl.col("QUALITY").str.strip_chars().cast(pl.Float64, strict=False)
+    df = P.drop_bad(df, q.is_null() | (q != q.floor()) | (q < 0), reason="malformed QUALITY",
+                    raw_col="QUALITY", path=path, drops=drops, strict=strict)
+    df = df.with_columns(pl.col("QUALITY").str.strip_chars().cast(pl.Float64).cast(pl.Int64)
+                         .alias("quality"))
+    df = _parse_numeric(df, {c: c.lower() for c in _HOLLANDA_KEYWORDS}, path=path, drops=drops,
+                        strict=strict)
+    df = _attach_harp_by_noaa(df, harp_map, path=path, drops=drops)
+    return P.clean_sharp(df.with_columns(pl.lit("hollanda").alias("source")), path=path,
+                         drops=drops, key=_NOAA_KEY)
+
+
+def read_hollanda_sharp(path: PathLike, *, harp_map: pl.DataFrame | None = None,
+                        strict: bool = False) -> pl.DataFrame:
+    """Read the Hollanda daily SHARP file (one record per NOAA AR and day).
+
+    Parameters
+    ----------
+    path
+        ``hollanda_sharp_daily_flare_*.csv[.gz]``: ``;``-separated, columns ``FlareNumber,
+        T_REC, NOAA_AR, QUALITY, Longitude, Latitude`` and 25 SHARP keywords (all but
+        ``AREA``). No license is stated: the file is not bundled.
+    harp_map
+        Output of `flare_core.sources.harp_noaa.read_harp_noaa_map`. The file has no HARP
+        number; it comes from ``NOAA_AR`` through the map. A NOAA AR listed under several
+        HARPs gets the HARP listing the fewest NOAA ARs, then the smallest number (counted,
+        logged). Without a map ``harpnum`` is null (logged).
+    strict
+        Raise `ParseError` on the first malformed row instead of dropping it.
+
+    Returns
+    -------
+    polars.DataFrame
+        `SHARP_SCHEMA`; ``t_rec`` = ``T_REC`` read as TAI and converted to UTC (the file's
+        naive times are nominally TAI like the other derived SHARP files), ``noaa_ars`` =
+        ``NOAA_AR``, ``quality`` = ``QUALITY``, 25 keywords (``area`` null); missing values
+        are nulls (counted). ``source`` = ``"hollanda"``.
+
+    Notes
+    -----
+    ``Longitude`` and ``Latitude`` are **not** copied to ``lon_fwt``/``lat_fwt``: in this
+    file they are unsigned whole degrees (all >= 0; e.g. NOAA 11158, a southern region at
+    S20, has ``Latitude`` 19-21, and the longitudes of a region fall to 0 at central
+    meridian and rise again), i.e. ``|lon|`` and ``|lat|``, so the hemisphere and the
+    east/west side are lost and the signed canonical columns would be wrong for half the
+    regions. They stay null.
+
+    ``FlareNumber`` is the source study's label (a flare in the following 1-2 days, see
+    ../shared/data/README.md): it is never kept; `read_hollanda_labels` returns it for
+    cross-checks only. Records of one HARP at one time (two NOAA ARs on one HARP) are
+    duplicates: the first is kept, the rest counted.
+    """
+    return _run(lambda p, s, d: conform_sharp(_hollanda_frame(p, s, d, harp_map)), path, strict)
+
+
+def read_hollanda_labels(path: PathLike, *, harp_map: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The Hollanda file's own label, for cross-checks only (never a model input).
+
+    Returns columns ``harpnum``, ``noaa_ar``, ``t_rec`` (UTC, as in `read_hollanda_sharp`)
+    and ``label_flare_source`` (Boolean: ``FlareNumber`` == 1, a flare in the following
+    days according to the source study). Raises `ParseError` on a malformed label.
+    """
+    path = Path(path)
+    drops = P.Drops()
+    df = _hollanda_frame(path, True, drops, harp_map)
+    lab = pl.col("FlareNumber").str.strip_chars()
+    df = P.drop_bad(df, ~lab.is_in(["0", "1"]).fill_null(False), reason="malformed FlareNumber",
+                    raw_col="FlareNumber", path=path, drops=drops, strict=True)
+    return df.select("harpnum", "noaa_ar", "t_rec", (lab == "1").alias("label_flare_source"))
+
+
+def _flareml_frame(path: Path, strict: bool, drops: P.Drops,
+                   harp_map: pl.DataFrame | None) -> pl.DataFrame:
+    """Parsed FlareML snapshots, still carrying the ``Flare Class`` label column."""
+    df = P.read_text_table(path)
+    P.require_columns(df, ["Flare Class", "Flare Date", "AR", *_FLAREML_KEYWORDS], path)
+    df = df.with_columns(P.utc(P.strptime_any("Flare Date", ["%m/%d/%Y %H:%M",
+                                                             "%m/%d/%Y %H:%M:%S"])).alias("t_rec"))
+    df = P.drop_bad(df, pl.col("t_rec").is_null(), reason="malformed Flare Date",
+                    raw_col="Flare Date", path=path, drops=drops, strict=strict)
+    df = _require_noaa(df, "AR", path=path, drops=drops, strict=strict)
+    df = _parse_numeric(df, {c: c.lower() for c in _FLAREML_KEYWORDS}, path=path, drops=drops,
+                        strict=strict)
+    df = _attach_harp_by_noaa(df, harp_map, path=path, drops=drops)
+    return P.clean_sharp(df.with_columns(pl.lit("flareml").alias("source")), path=path,
+                         drops=drops, key=_NOAA_KEY)
+
+
+def read_flareml_snapshots(path: PathLike, *, harp_map: pl.DataFrame | None = None,
+                           strict: bool = False) -> pl.DataFrame:
+    """Read the FlareML flaring-AR snapshots into the canonical SHARP frame.
+
+    Parameters
+    ----------
+    path
+        ``flareml_flaring_ar_snapshots.csv``: ``Flare Class, Flare Date, AR`` and 13 SHARP
+        keywords (``TOTUSJH ... SHRGT45``), ``Flare Date`` written ``M/D/YYYY H:MM``.
+    harp_map
+        HARP <-> NOAA map (`read_harp_noaa_map`); a NOAA AR on several HARPs is resolved as
+        in `read_hollanda_sharp`, and without a map ``harpnum`` is null.
+    strict
+        Raise `ParseError` on the first malformed row instead of dropping it.
+
+    Returns
+    -------
+    polars.DataFrame
+        `SHARP_SCHEMA` with the 13 keywords (others null), ``noaa_ars`` = ``AR``,
+        ``source`` = ``"flareml"``.
+
+    Notes
+    -----
+    What ``t_rec`` means: the file gives only ``Flare Date``, and for 829 of its 845 rows
+    the time is 00:10 of the day (the rest are other times). It is **not** the flare's
+    time: matching each row to the NCEI GOES list (same NOAA AR and class, within 72 h)
+    finds 744 flares, 730 of which peaked *after* that time (median 11.6 h later, 728
+    within 24 h). So the keywords are a snapshot taken on the flare day before the flare,
+    and ``t_rec`` is that snapshot time, read as UTC (it is not on the 12-min TAI T_REC
+    grid, so no TAI conversion). A few snapshots may postdate their flare: use the frame
+    as keywords of flaring regions, not for timing-sensitive labels.
+
+    ``Flare Class`` (``"X22"`` = X2.2) describes the flare that followed: a label, never
+    kept here; `read_flareml_labels` returns it separately.
+    """
+    return _run(lambda p, s, d: conform_sharp(_flareml_frame(p, s, d, harp_map)), path, strict)
+
+
+def read_flareml_labels(path: PathLike, *, harp_map: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The FlareML snapshot labels, for cross-checks only (never a model input).
+
+    Returns ``harpnum``, ``noaa_ar``, ``t_rec`` (as in `read_flareml_snapshots`),
+    ``label_flare_class`` (``"X22"`` -> ``"X2.2"``) and ``label_peak_flux_wm2`` (W m^-2)
+    of the flare that followed the snapshot. Raises `ParseError` on an unknown class.
+    """
+    path = Path(path)
+    drops = P.Drops()
+    df = _flareml_frame(path, True, drops, harp_map)
+    raw = pl.col("Flare Class").str.strip_chars().str.to_uppercase()
+    df = df.with_columns(
+        pl.when(raw.str.contains(r"^[ABCMX]\d\d+$"))
+        .then(raw.str.slice(0, 2) + pl.lit(".") + raw.str.slice(2)).otherwise(raw)
+        .alias("_cls"))
+    df = P.parse_classes(df, "_cls", path=path, drops=drops, strict=True)
+    return df.select("harpnum", "noaa_ar", "t_rec", pl.col("goes_class").alias("label_flare_class"),
+                     pl.col("peak_flux_wm2").alias("label_peak_flux_wm2"))
+
+
+# --------------------------------------------------------------------------- window statistics
+
+_WINDOW_STAT_NAMES = {"min": "min", "max": "max", "median": "median", "mean": "mean",
+                      "stddev": "std", "var": "var"}
+_WINDOW_STATS_SCHEMA_HEAD = {"harpnum": pl.Int64, "window_start": pl.Datetime("us", "UTC"),
+                             "window_end": pl.Datetime("us", "UTC"), "label_flare_class": pl.Utf8}
+
+
+def _read_window_stats(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
+    df = P.read_text_table(path, separator="\t")
+    P.require_columns(df, ["id", "lab", "START_TIME", "END_TIME"], path)
+    feats: dict[str, str] = {}
+    for c in df.columns:
+        kw, _, stat = c.rpartition("_")
+        if kw.lower() in SHARP_KEYWORDS and stat in _WINDOW_STAT_NAMES:
+            feats[c] = f"{kw.lower()}__{_WINDOW_STAT_NAMES[stat]}"
+    if not feats:
+        raise ParseError(f"{path}: no '<KEYWORD>_<stat>' columns; found {df.columns}")
+    harp = pl.col("id").str.strip_chars().cast(pl.Int64, strict=False)
+    df = P.drop_bad(df, harp.is_null() | (harp <= 0), reason="malformed id", raw_col="id",
+                    path=path, drops=drops, strict=strict)
+    df = df.with_columns(
+        pl.col("id").str.strip_chars().cast(pl.Int64).alias("harpnum"),
+        P.tai_to_utc_expr(P.strptime_any("START_TIME", _ISO)).alias("window_start"),
+        P.tai_to_utc_expr(P.strptime_any("END_TIME", _ISO)).alias("window_end"),
+        pl.col("lab").str.strip_chars().str.to_uppercase().alias("label_flare_class"),
+    )
+    for raw, c in [("START_TIME", "window_start"), ("END_TIME", "window_end")]:
+        df = P.drop_bad(df, pl.col(c).is_null(), reason=f"malformed {raw}", raw_col=raw,
+                        path=path, drops=drops, strict=strict)
+    df = P.drop_bad(df, pl.col("window_end") < pl.col("window_start"),
+                    reason="END_TIME before START_TIME", raw_col="END_TIME", path=path,
+                    drops=drops, strict=strict)
+    df = P.drop_bad(df, ~pl.col("label_flare_class").is_in(["N", "A", "B", "C", "M", "X"])
+                    .fill_null(False), reason="unknown lab", raw_col="lab", path=path,
+                    drops=drops, strict=strict)
+    df = _parse_numeric(df, feats, path=path, drops=drops, strict=strict)
+    n_nan = df.select(pl.sum_horizontal([pl.col(v).is_nan().sum() for v in feats.values()]))
+    drops.note("NaN value -> null", int(n_nan.item() or 0))
+    df = df.with_columns([pl.col(v).fill_nan(None) for v in feats.values()])
+    n0 = df.height
+    df = df.unique(subset=["harpnum", "window_start"], keep="first", maintain_order=True)
+    drops.add("duplicate (harpnum, window_start)", n0 - df.height, str(path))
+    out = df.select([pl.col(c).cast(t) for c, t in _WINDOW_STATS_SCHEMA_HEAD.items()]
+                    + [pl.col(v) for v in feats.values()])
+    return out.sort(["harpnum", "window_start"])
+
+
+def read_swan_sf_window_stats(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
+    """Read SWAN-SF ready-made per-window statistics (tab-separated, one row per window).
+
+    Parameters
+    ----------
+    path
+        ``swan_sf_window_stats_*.csv[.gz]`` with ``id`` (HARP), ``lab``, ``START_TIME``,
+        ``END_TIME`` and ``<KEYWORD>_{min,max,median,mean,stddev,var}`` columns.
+    strict
+        Raise `ParseError` on the first malformed row instead of dropping it.
+
+    Returns
+    -------
+    polars.DataFrame
+        Not a SHARP frame: ``harpnum`` (Int64), ``window_start``/``window_end``
+        (``Datetime("us", "UTC")``, the SWAN-SF times read as TAI and converted like
+        `read_swan_sf_mvts`), ``label_flare_class`` (``lab``: ``"N"`` = no flare, else the
+        GOES class letter of the flare that *followed* the window -- a label, never a
+        feature), then Float64 features named like `flare_core.features`:
+        ``{keyword}__{stat}`` with stat ``min``, ``max``, ``median``, ``mean``, ``std``
+        (the file's ``stddev``; its ddof is not stated by the source) and ``var`` (an extra
+        stat `flare_core.features` does not compute). `flare_core.features.feature_columns`
+        therefore selects exactly the features, never the label. Sorted by
+        (harpnum, window_start); duplicates of (harpnum, window_start) dropped, counted.
+    """
+    return _run(_read_window_stats, path, strict)
 
 
 # --------------------------------------------------------------------------- flare readers
@@ -477,7 +799,8 @@ def _run(reader: Callable[..., pl.DataFrame], target, strict: bool, *,
     return df
 
 
-#: format name -> (frame kind, reader(path, strict, drops))
+#: format name -> (frame kind, reader(path, strict, drops)); the NOAA-keyed formats in
+#: `NOAA_KEYED_FORMATS` also take ``harp_map=``.
 FORMATS: dict[str, tuple[str, Callable[..., pl.DataFrame]]] = {
     "sun2022": ("sharp", _read_sun2022),
     "swan_sf_mvts": ("sharp", lambda p, s, d: _read_swan_many(_swan_paths(p), s, d)),
@@ -488,8 +811,17 @@ FORMATS: dict[str, tuple[str, Callable[..., pl.DataFrame]]] = {
     "liu2019": ("flares", lambda p, s, d: _read_liu_many(
         sorted(p.glob("*-class.csv")) if p.is_dir() else [p], s, d)),
     "hek_noheader": ("flares", _read_hek_noheader),
+    "hollanda": ("sharp", lambda p, s, d, harp_map=None: conform_sharp(
+        _hollanda_frame(p, s, d, harp_map))),
+    "flareml": ("sharp", lambda p, s, d, harp_map=None: conform_sharp(
+        _flareml_frame(p, s, d, harp_map))),
+    "swan_sf_window_stats": ("window_stats", _read_window_stats),
     "harp_map": ("harp_map", lambda p, s, d: read_harp_noaa_map(p)),
 }
+
+
+#: Formats without HARP numbers: `load_file` passes them its ``harp_map``.
+NOAA_KEYED_FORMATS: frozenset[str] = frozenset({"hollanda", "flareml"})
 
 
 def _first_lines(path: Path, n: int) -> list[str]:
@@ -522,7 +854,7 @@ def detect_format(path: PathLike) -> str:
         raise ParseError(f"{path}: no such file")
     lines = _first_lines(path, 1)
     head = lines[0] if lines else ""
-    cols = {c.strip() for c in re.split(r"[,\t]", head)}
+    cols = {c.strip() for c in re.split(r"[,\t;]", head)}
     if head.split()[:2] == ["HARPNUM", "NOAA_ARS"]:
         return "harp_map"
     rules = [
@@ -533,6 +865,9 @@ def detect_format(path: PathLike) -> str:
         ({"event_peaktime", "goes_class"}, "hayes"),
         ({"Peak Time", "Active Region Number"}, "ncei_solar_events"),
         ({"Flares", "Start Time", "NOAA"}, "liu2019"),
+        ({"FlareNumber", "T_REC", "NOAA_AR"}, "hollanda"),
+        ({"Flare Class", "Flare Date", "AR"}, "flareml"),
+        ({"id", "lab", "START_TIME", "END_TIME"}, "swan_sf_window_stats"),
     ]
     for needed, name in rules:
         if needed <= cols:
@@ -543,10 +878,16 @@ def detect_format(path: PathLike) -> str:
                      f"pass a format, one of {sorted(FORMATS)}")
 
 
-def load_file(path: PathLike, fmt: str | None = None, *, strict: bool = False) -> ReadResult:
+def load_file(path: PathLike, fmt: str | None = None, *, strict: bool = False,
+              harp_map: pl.DataFrame | None = None) -> ReadResult:
     """Read any supported file (format auto-detected unless ``fmt``), with drop counts.
 
-    Returns a `ReadResult` whose ``kind`` is ``"sharp"``, ``"flares"`` or ``"harp_map"``.
+    ``harp_map`` (`read_harp_noaa_map`) fills ``harpnum`` of the NOAA-keyed formats
+    (`NOAA_KEYED_FORMATS`); it is ignored by the others.
+
+    Returns a `ReadResult` whose ``kind`` is ``"sharp"``, ``"flares"``, ``"harp_map"`` or
+    ``"window_stats"`` (`read_swan_sf_window_stats`: per-window features + label, not a
+    SHARP frame).
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
@@ -554,13 +895,16 @@ def load_file(path: PathLike, fmt: str | None = None, *, strict: bool = False) -
         raise ParseError(f"unknown format {fmt!r}; known: {sorted(FORMATS)}")
     kind, reader = FORMATS[fmt]
     drops = P.Drops()
-    frame = reader(path, strict, drops)
+    if fmt in NOAA_KEYED_FORMATS:
+        frame = reader(path, strict, drops, harp_map=harp_map)
+    else:
+        frame = reader(path, strict, drops)
     drops.log(path)
     return ReadResult(path=path, fmt=fmt, kind=kind, frame=frame, drops=drops)
 
 
-def read_file(path: PathLike, fmt: str | None = None, *,
-              strict: bool = False) -> tuple[str, pl.DataFrame]:
-    """Read any supported file: ``(kind, frame)`` with kind ``"sharp"|"flares"|"harp_map"``."""
-    res = load_file(path, fmt, strict=strict)
+def read_file(path: PathLike, fmt: str | None = None, *, strict: bool = False,
+              harp_map: pl.DataFrame | None = None) -> tuple[str, pl.DataFrame]:
+    """Read any supported file: ``(kind, frame)``, kind as in `load_file`."""
+    res = load_file(path, fmt, strict=strict, harp_map=harp_map)
     return res.kind, res.frame
