@@ -22,6 +22,15 @@ Guarantees
   definitive one.
 * **Incremental.** Appending new hours rewrites only the day partitions that receive rows.
 * One writer at a time (a lock file); readers never block.
+* **NOAA numbers from the map.** `Store.read_sharp` fills a record's null (or empty)
+  ``noaa_ars`` with the NOAA regions the stored HARP <-> NOAA map lists for its HARP
+  (ascending, comma separated). This is done when reading, not writing, so the SHARP files
+  keep what the source delivered and the answer follows the current map whichever was
+  ingested first (the map is replaced as a whole by `Store.write_harp_map`; rewriting every
+  SHARP partition then would be the only write-time alternative). Records that carry their
+  own ``NOAA_ARS`` (JSOC) keep them. The map lists every region a HARP ever overlapped, so a
+  filled value can name a region numbered after ``t_rec``: ``noaa_ars`` is a display
+  label, never a feature (`flare_core.models._inputs.NON_FEATURE_COLUMNS`).
 
 Reading is polars (`Store.read_sharp`, `Store.read_flares`) or DuckDB (`Store.duckdb`).
 """
@@ -261,9 +270,11 @@ class Store:
         """SHARP records with ``start <= t_rec <= end`` (UTC; either bound optional).
 
         Returns the canonical SHARP frame sorted by (harpnum, t_rec); zero rows (with the
-        schema) when nothing matches or the store is empty.
+        schema) when nothing matches or the store is empty. A null or empty ``noaa_ars`` is
+        filled from the stored HARP <-> NOAA map (see the module docstring).
         """
-        parts = self.manifest()["tables"].get("sharp", {}).get("partitions", {})
+        manifest = self.manifest()
+        parts = manifest["tables"].get("sharp", {}).get("partitions", {})
         t0 = to_utc(start) if start is not None else None
         t1 = to_utc(end) if end is not None else None
         days = [d for d in parts
@@ -279,7 +290,26 @@ class Store:
             lf = lf.filter(pl.col("t_rec") <= t1)
         if harpnums is not None:
             lf = lf.filter(pl.col("harpnum").is_in([int(h) for h in harpnums]))
-        return conform_sharp(lf.collect()).sort(list(SHARP_KEY))
+        out = conform_sharp(lf.collect()).sort(list(SHARP_KEY))
+        return self._fill_noaa_ars(out, manifest)
+
+    def _fill_noaa_ars(self, sharp: pl.DataFrame, manifest: dict) -> pl.DataFrame:
+        """``noaa_ars`` of records that lack it, from the HARP <-> NOAA map (if stored)."""
+        map_files = self._files("harp_map", manifest)
+        missing = pl.col("noaa_ars").is_null() | (pl.col("noaa_ars").str.strip_chars() == "")
+        if not map_files or sharp.height == 0 or not sharp.select(missing.any()).item():
+            return sharp
+        ars = (pl.read_parquet(map_files).drop_nulls().unique().sort("harpnum", "noaa_ar")
+               .group_by("harpnum", maintain_order=True)
+               .agg(pl.col("noaa_ar").cast(pl.Utf8).str.join(",").alias("_map_ars")))
+        filled = (sharp.join(ars, on="harpnum", how="left", maintain_order="left")
+                  .with_columns(pl.when(missing).then(pl.col("_map_ars"))
+                                .otherwise(pl.col("noaa_ars")).alias("noaa_ars"))
+                  .drop("_map_ars"))
+        logger.debug("store %s: noaa_ars of %d records filled from the HARP map", self.root,
+                     sharp.select(missing.sum()).item()
+                     - filled.select(pl.col("noaa_ars").is_null().sum()).item())
+        return filled
 
     # ------------------------------------------------------------------ flares / map
 

@@ -196,3 +196,34 @@ def test_flares_and_harp_map(store_root, data_dir, fold0):
     window = st.read_flares(start=t0, end=t1)
     assert window["peak_time"].is_between(t0, t1).all() and window.height > 0
     assert "X2.2" in window["goes_class"].to_list()
+
+
+def test_noaa_ars_filled_from_harp_map_on_read(store_root, data_dir, fold0):
+    """sun2022 records carry no NOAA numbers: reads fill them from the stored map, in
+    whichever order the map and the records arrived; a record's own value is kept."""
+    st = Store(store_root)
+    assert fold0["noaa_ars"].null_count() == fold0.height
+    own = fold0.head(1).with_columns(pl.lit("99999").alias("noaa_ars"))
+    st.write_sharp(pl.concat([own, fold0.slice(1)]))
+    assert st.read_sharp()["noaa_ars"].null_count() == fold0.height - 1  # no map yet
+    hm = read_harp_noaa_map(data_dir / "harp_noaa/all_harps_with_noaa_ars.txt")
+    st.write_harp_map(hm)
+    got = st.read_sharp()
+    assert got.select("harpnum", "t_rec").equals(fold0.sort("harpnum", "t_rec")
+                                                 .select("harpnum", "t_rec"))
+    expected = (hm.sort("harpnum", "noaa_ar").group_by("harpnum", maintain_order=True)
+                .agg(pl.col("noaa_ar").cast(pl.Utf8).str.join(",").alias("want")))
+    check = (got.join(own.select("harpnum", "t_rec"), on=["harpnum", "t_rec"], how="anti")
+             .join(expected, on="harpnum", how="left"))
+    mapped = check.filter(pl.col("want").is_not_null())
+    assert mapped.height > 0.5 * check.height
+    assert (mapped["noaa_ars"] == mapped["want"]).all()
+    assert check.filter(pl.col("want").is_null())["noaa_ars"].null_count() == (
+        check["want"].null_count())  # HARPs the map does not list stay null
+    first = got.filter((pl.col("harpnum") == own["harpnum"][0])
+                       & (pl.col("t_rec") == own["t_rec"][0]))
+    assert first["noaa_ars"].to_list() == ["99999"]
+    # the files keep what the source delivered
+    with st.duckdb() as con:
+        assert con.execute("SELECT count(noaa_ars) FROM sharp").fetchone()[0] == 1
+    assert st.read_sharp(harpnums=[int(mapped["harpnum"][0])])["noaa_ars"].null_count() == 0

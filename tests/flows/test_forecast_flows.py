@@ -61,6 +61,9 @@ def test_forecast_publishes_store_json_page(installation, forecast_result, fresh
     assert doc["issue_time"].startswith(f"{ISSUE:%Y-%m-%dT%H:%M}")
     page = layout.page / "index.html"
     assert page.is_file() and "4698" in page.read_text()
+    # sun2022 records carry no NOAA numbers: the store fills them from the HARP map
+    assert rows.filter(pl.col("harpnum") == 4698)["noaa_ars"].unique().to_list() == ["12192"]
+    assert ">12192<" in page.read_text()
 
 
 def test_forecast_artifacts(forecast_result, fresh_regions):
