@@ -56,3 +56,28 @@ def test_ingest_bad_file_exits_2(store_root, tmp_path, data_dir):
     res = runner.invoke(app, ["ingest", "file", str(p), "--store", str(store_root)])
     assert res.exit_code == 0 and "1 unknown GOES class" in res.output
     assert pl.DataFrame(Store(store_root).read_flares()).height == 3
+
+
+def test_noaa_keyed_files_take_harpnum_from_the_map(store_root, data_dir):
+    """FlareML snapshots carry NOAA numbers only: the map given alongside (or already in the
+    store) fills harpnum, whatever the order of the arguments."""
+    flareml = str(data_dir / "sharp/flareml_flaring_ar_snapshots.csv")
+    harp_map = str(data_dir / "harp_noaa/all_harps_with_noaa_ars.txt")
+    res = runner.invoke(app, ["ingest", "file", flareml, harp_map, "--store", str(store_root)])
+    assert res.exit_code == 0, res.output
+    sharp = Store(store_root).read_sharp()
+    assert sharp.height == 845 and sharp["harpnum"].null_count() == 0
+    # a second store: map first, then the snapshots in a later call (map read from the store)
+    other = store_root.parent / "other"
+    assert runner.invoke(app, ["ingest", "file", harp_map, "--store", str(other)]).exit_code == 0
+    res = runner.invoke(app, ["ingest", "file", flareml, "--store", str(other)])
+    assert res.exit_code == 0, res.output
+    assert Store(other).read_sharp().equals(sharp)
+
+
+def test_window_stats_are_refused_with_a_reason(store_root, data_dir):
+    path = data_dir / "swan_sf/swan_sf_window_stats_2013-10_2014-04.csv.gz"
+    res = runner.invoke(app, ["ingest", "file", str(path), "--store", str(store_root)])
+    assert res.exit_code == 2
+    assert "window_stats" in res.output and "does not keep" in res.output
+    assert Store(store_root).read_sharp().height == 0

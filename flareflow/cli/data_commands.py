@@ -59,18 +59,32 @@ def ingest_file(
     import polars as pl
 
     from flare_core.errors import FlareflowError
-    from flare_core.sources import load_file
+    from flare_core.sources import detect_format, load_file
 
     st = _store(store)
     results = {"harp_map": [], "sharp": [], "flares": []}
-    for p in paths:
-        try:
-            res = load_file(p, fmt, strict=strict)
-        except FlareflowError as e:
-            raise _fail(str(e)) from e
+    try:
+        # HARP maps first: NOAA-keyed SHARP formats (Hollanda, FlareML) take harpnum from them
+        loaded = {p: load_file(p, fmt, strict=strict) for p in paths
+                  if (fmt or detect_format(p)) == "harp_map"}
+        for res in loaded.values():
+            results["harp_map"].append(res.frame)
+        harp_map = (pl.concat(results["harp_map"]) if results["harp_map"]
+                    else st.read_harp_map())
+        for p in paths:
+            if p not in loaded:
+                loaded[p] = load_file(p, fmt, strict=strict, harp_map=harp_map)
+    except FlareflowError as e:
+        raise _fail(str(e)) from e
+    for p, res in loaded.items():
         dropped = ", ".join(f"{n} {r}" for r, n in res.drops.counts.items()) or "none"
         typer.echo(f"{p}: {res.fmt} -> {res.frame.height} {res.kind} rows (dropped: {dropped})")
-        results[res.kind].append(res.frame)
+        if res.kind not in results:
+            raise _fail(f"{p}: {res.fmt} files hold {res.kind} (ready-made window features "
+                        "and labels), which the store does not keep; read them with "
+                        "flare_core.sources.read_file")
+        if res.kind != "harp_map":
+            results[res.kind].append(res.frame)
     try:
         if results["harp_map"]:
             _print_report(st.write_harp_map(pl.concat(results["harp_map"])))
@@ -127,10 +141,9 @@ def ingest_flares(
     store: StoreOpt = None,
 ) -> None:
     """Fetch GOES flare events from HEK into the store."""
-    from flare_core.sources.hek import HekConfig, fetch_flares
-
     from flare_core.config import Settings
     from flare_core.errors import FlareflowError
+    from flare_core.sources.hek import HekConfig, fetch_flares
 
     t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
     settings = Settings()
