@@ -103,7 +103,7 @@ footer { margin-top: 2em; font-size: 0.85em; color: #666; }
 {% endfor %}
 
 {% if region_plots %}
-<h2>Region plots</h2>
+<h2>Region plots{% if plot_model %} &mdash; {{ plot_model }} model{% endif %}</h2>
 {% for harpnum, items in region_plots %}
 <div class="plots" id="plots-{{ harpnum }}">
 <h3>HARP {{ harpnum }}</h3>
@@ -144,7 +144,8 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
                          region_plots: Mapping[int, Sequence[str | Path]] | None = None,
                          full_disk_plot: str | Path | None = None,
                          generated_at: datetime | None = None, horizon_h: float = 24.0,
-                         stale_after_h: float = 3.0, embed_images: bool = False) -> Path:
+                         stale_after_h: float = 3.0, embed_images: bool = False,
+                         plot_model: str | None = None) -> Path:
     """Write the HTML page of one issue time.
 
     Parameters
@@ -167,6 +168,9 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
     embed_images : bool, optional
         Inline the PNGs as base64 ``data:`` URIs (one portable file) instead of linking
         them relative to the page.
+    plot_model : str, optional
+        The model whose forecasts the region plots show: its table comes first and the
+        plots section names it.
 
     Returns
     -------
@@ -189,8 +193,9 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
     newest = df["t_rec"].max()
     age_h = None if newest is None else (issue_time - newest).total_seconds() / 3600
     models = []
-    for ranked in rank_regions(df).partition_by(["model", "model_version"],
-                                                maintain_order=True):
+    tables = rank_regions(df).partition_by(["model", "model_version"], maintain_order=True)
+    tables.sort(key=lambda t: t["model"][0] != plot_model)  # stable: the plotted model first
+    for ranked in tables:
         part = ranked
         models.append({
             "model": part["model"][0], "model_version": part["model_version"][0],
@@ -225,6 +230,7 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
         full_disk_plot=(None if full_disk_plot is None
                         else _img_src(Path(full_disk_plot), out.parent, embed_images)),
         models=models, region_plots=[(h, items) for h, items in plot_items if items],
+        plot_model=plot_model,
     )
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
@@ -277,7 +283,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         if harpnum not in set(current["harpnum"]):
             continue
         title = f"HARP {harpnum}" + (f" (AR {part['noaa_ars'][-1]})"
-                                     if part["noaa_ars"][-1] else "") + f", {model}"
+                                     if part["noaa_ars"][-1] else "") + f", {model} model"
         paths = region_plots.setdefault(harpnum, [])
         # each curve on its own grid (hours after its issue time; re-based forecasts differ)
         curves = part.filter(pl.col("survival_curve").list.len() > 0,
@@ -301,4 +307,4 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
             title=f"Full-disk flare probability, {model} {version}")
     return render_forecast_page(current, out / "index.html", region_plots=region_plots,
                                 full_disk_plot=fd_plot, embed_images=embed_images,
-                                generated_at=generated_at)
+                                generated_at=generated_at, plot_model=model)

@@ -90,6 +90,12 @@ def test_page_with_plots_links_and_embeds(tmp_path):
     for anchor in c.links:
         assert anchor.startswith("#plots-") and f'id="{anchor[1:]}"' in html
     assert html.count("Regions by risk") == 2  # one table per model
+    # the plotted model (default: the first alphabetically, cox_ph) is named and listed first
+    assert "Region plots &mdash; cox_ph model" in html
+    assert html.index("Regions by risk &mdash; cox_ph") < html.index("Regions by risk &mdash; defn")
+    defn_first = publish_latest_page(store, tmp_path / "defn", model="defn").read_text()
+    assert (defn_first.index("Regions by risk &mdash; defn")
+            < defn_first.index("Regions by risk &mdash; cox_ph"))
     embedded = publish_latest_page(store, tmp_path / "single", history_h=24, embed_images=True)
     c2 = _parse(embedded.read_text())
     assert len(c2.imgs) == 7 and all(s.startswith("data:image/png;base64,") for s in c2.imgs)
