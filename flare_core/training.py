@@ -28,6 +28,7 @@ Time conventions: every datetime is tz-aware UTC; durations are hours. Labels ar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import logging
@@ -308,15 +309,27 @@ def read_inputs(
         Canonical frames (`flare_core.schema`), the SHARP rows concatenated in input order.
     """
     from .schema import conform_flares, conform_sharp
-    from .sources import attach_harpnum, read_file, read_harp_noaa_map
+    from .sources import attach_harpnum, detect_format, read_file, read_harp_noaa_map
+    from .sources.files import NOAA_KEYED_FORMATS
 
     if not data:
         raise ConfigError("no SHARP data file given")
     if not flares:
         raise ConfigError("no flare list given")
+    map_path = Path(harp_map) if harp_map is not None else DEFAULT_HARP_MAP
+
+    @functools.cache
+    def the_map() -> pl.DataFrame:  # read once, and only if some input needs it
+        if not map_path.is_file():
+            raise ConfigError(f"HARP<->NOAA map not found: {map_path} (pass --harp-map)")
+        return read_harp_noaa_map(map_path)
+
     sharp_frames, flare_frames = [], []
     for path in data:
-        kind, frame = read_file(path)
+        # NOAA-keyed SHARP formats (Hollanda, FlareML) take their harpnum from the map
+        fmt = detect_format(Path(path))
+        kind, frame = read_file(path, fmt, harp_map=the_map() if fmt in NOAA_KEYED_FORMATS
+                                else None)
         if kind != "sharp":
             raise ConfigError(f"{path}: expected SHARP keyword data, found a {kind!r} file")
         sharp_frames.append(conform_sharp(frame))
@@ -327,11 +340,8 @@ def read_inputs(
         flare_frames.append(conform_flares(frame))
     sharp = pl.concat(sharp_frames, how="vertical")
     flare_frame = pl.concat(flare_frames, how="vertical")
-    map_path = Path(harp_map) if harp_map is not None else DEFAULT_HARP_MAP
     if flare_frame["harpnum"].null_count() > 0:
-        if not map_path.is_file():
-            raise ConfigError(f"HARP<->NOAA map not found: {map_path} (pass --harp-map)")
-        flare_frame = attach_harpnum(flare_frame, read_harp_noaa_map(map_path),
+        flare_frame = attach_harpnum(flare_frame, the_map(),
                                      records=sharp.select("harpnum", "t_rec"))
     logger.info("read %d SHARP records of %d regions from %d file(s); %d flares (%d with a "
                 "HARP) from %d list(s)", sharp.height, sharp["harpnum"].n_unique(), len(data),

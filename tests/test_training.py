@@ -162,3 +162,18 @@ def test_log_scaling_compresses_heavy_tails_only(small_dataset: pl.DataFrame) ->
     np.testing.assert_allclose(out["usflux__mean"].to_numpy(),
                                np.sign(x) * np.log1p(np.abs(x) / scales["usflux__mean"]))
     assert out["usflux__count"].equals(small_dataset["usflux__count"])
+
+
+def test_read_inputs_maps_noaa_keyed_sharp_files_to_harps(data_dir: Path, tmp_path: Path) -> None:
+    """FlareML snapshots carry NOAA numbers only; read_inputs fills harpnum from the map."""
+    from flare_core.sources import read_harp_noaa_map
+
+    flares = [data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"]
+    harp_map = data_dir / "harp_noaa" / "all_harps_with_noaa_ars.txt"
+    sharp, _ = read_inputs([data_dir / "sharp" / "flareml_flaring_ar_snapshots.csv"], flares,
+                           harp_map=harp_map)
+    assert sharp.height == 845 and sharp["harpnum"].null_count() == 0
+    assert set(sharp["harpnum"].to_list()) <= set(read_harp_noaa_map(harp_map)["harpnum"])
+    with pytest.raises(ConfigError, match="map not found"):
+        read_inputs([data_dir / "sharp" / "flareml_flaring_ar_snapshots.csv"], flares,
+                    harp_map=tmp_path / "absent.txt")
