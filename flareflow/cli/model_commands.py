@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from .app import app, ingest_app, store_app  # noqa: F401
+
+if TYPE_CHECKING:  # heavy imports stay inside the commands at run time
+    import polars as pl
+
+    from flare_core.forecasting import ModelBundle
 
 __all__ = ["train", "predict", "evaluate"]
 
@@ -47,6 +53,28 @@ def _data_files(ctx: typer.Context, data: list[Path]) -> list[Path]:
     if missing:
         raise typer.BadParameter(f"no such file(s): {missing}", param_hint="--data")
     return files
+
+
+def _load_bundle_and_dataset(
+    model: Path,
+    files: list[Path],
+    flares: list[Path],
+    harp_map: Path | None,
+    *,
+    with_labels: bool,
+) -> tuple[ModelBundle, pl.DataFrame]:
+    """Load MODEL_DIR and build its model dataset from the input files.
+
+    Returns ``(bundle, dataset)``; the dataset uses the bundle's own training config.
+    Raises the library's ``FlareflowError`` subclasses; the caller turns them into exit 1.
+    """
+    from flare_core.forecasting import ModelBundle
+    from flare_core.training import build_model_dataset, read_inputs
+
+    bundle = ModelBundle.load(model)
+    sharp, flare_frame = read_inputs(files, flares, harp_map=harp_map)
+    dataset = build_model_dataset(sharp, flare_frame, bundle.config, with_labels=with_labels)
+    return bundle, dataset
 
 
 def _fail(e: Exception) -> typer.Exit:
@@ -107,14 +135,13 @@ def predict(
     """Forecast every input record (inputs after a record's time are never used)."""
     _setup_logging(verbose)
     from flare_core.errors import FlareflowError
-    from flare_core.forecasting import ModelBundle, predict_records
-    from flare_core.training import build_model_dataset, read_inputs
+    from flare_core.forecasting import predict_records
 
     files = _data_files(ctx, data)
     try:
-        bundle = ModelBundle.load(model)
-        sharp, flare_frame = read_inputs(files, flares, harp_map=harp_map)
-        dataset = build_model_dataset(sharp, flare_frame, bundle.config, with_labels=False)
+        bundle, dataset = _load_bundle_and_dataset(
+            model, files, flares, harp_map, with_labels=False
+        )
         preds = predict_records(bundle, dataset)
     except FlareflowError as e:
         raise _fail(e) from e
@@ -144,14 +171,12 @@ def evaluate(
     _setup_logging(verbose)
     from flare_core.errors import FlareflowError
     from flare_core.evaluation import evaluate as evaluate_bundle
-    from flare_core.forecasting import ModelBundle
-    from flare_core.training import build_model_dataset, read_inputs
 
     files = _data_files(ctx, data)
     try:
-        bundle = ModelBundle.load(model)
-        sharp, flare_frame = read_inputs(files, flares, harp_map=harp_map)
-        dataset = build_model_dataset(sharp, flare_frame, bundle.config, with_labels=True)
+        bundle, dataset = _load_bundle_and_dataset(
+            model, files, flares, harp_map, with_labels=True
+        )
         metrics = evaluate_bundle(bundle, dataset, report)
     except FlareflowError as e:
         raise _fail(e) from e
