@@ -10,11 +10,18 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from .app import app, ingest_app, store_app  # noqa: F401
+
+if TYPE_CHECKING:  # heavy imports stay inside the commands at run time
+    from collections.abc import Callable
+
+    import polars as pl
+
+    from flare_core.config import Settings
 
 __all__ = ["ingest_file", "ingest_sharp", "ingest_flares", "store_info"]
 
@@ -107,6 +114,31 @@ def _parse_time(value: str, name: str) -> datetime:
         raise _fail(f"--{name}: {e}") from e
 
 
+def _fetch_into_store(
+    start: str,
+    end: str,
+    store: Path | None,
+    table: Literal["sharp", "flares"],
+    fetch: Callable[[datetime, datetime, Settings], pl.DataFrame],
+) -> None:
+    """Fetch the UTC window ``[start, end]`` with ``fetch`` and write it to ``table``.
+
+    ``fetch`` gets the parsed times and the deployment settings and echoes its own count;
+    library errors (bad config, unreachable archive) end the command with exit code 2.
+    """
+    from flare_core.config import Settings
+    from flare_core.errors import FlareflowError
+
+    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
+    settings = Settings()
+    st = _store(store)
+    write = st.write_sharp if table == "sharp" else st.write_flares
+    try:
+        _print_report(write(fetch(t0, t1, settings)))
+    except FlareflowError as e:
+        raise _fail(str(e)) from e
+
+
 @ingest_app.command("sharp")
 def ingest_sharp(
     start: Annotated[str, typer.Option(help="UTC start, ISO 8601 (inclusive).")],
@@ -117,21 +149,16 @@ def ingest_sharp(
     store: StoreOpt = None,
 ) -> None:
     """Fetch SHARP keywords from JSOC (``hmi.sharp_cea_720s[_nrt]``) into the store."""
-    from flare_core.config import Settings
-    from flare_core.errors import FlareflowError
     from flare_core.sources.jsoc import JsocConfig, fetch_sharp
 
-    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
-    settings = Settings()
-    st = _store(store)
-    try:
+    def fetch(t0: datetime, t1: datetime, settings: Settings) -> pl.DataFrame:
         cfg = JsocConfig(nrt=nrt, url=settings.jsoc_url, email=settings.jsoc_email,
                          retries=retries)
         df = fetch_sharp(t0, t1, harpnums=harp, config=cfg)
         typer.echo(f"JSOC {cfg.series}: {df.height} records")
-        _print_report(st.write_sharp(df))
-    except FlareflowError as e:
-        raise _fail(str(e)) from e
+        return df
+
+    _fetch_into_store(start, end, store, "sharp", fetch)
 
 
 @ingest_app.command("flares")
@@ -141,19 +168,14 @@ def ingest_flares(
     store: StoreOpt = None,
 ) -> None:
     """Fetch GOES flare events from HEK into the store."""
-    from flare_core.config import Settings
-    from flare_core.errors import FlareflowError
     from flare_core.sources.hek import HekConfig, fetch_flares
 
-    t0, t1 = _parse_time(start, "start"), _parse_time(end, "end")
-    settings = Settings()
-    st = _store(store)
-    try:
+    def fetch(t0: datetime, t1: datetime, settings: Settings) -> pl.DataFrame:
         df = fetch_flares(t0, t1, config=HekConfig(url=settings.hek_url))
         typer.echo(f"HEK: {df.height} GOES flares")
-        _print_report(st.write_flares(df))
-    except FlareflowError as e:
-        raise _fail(str(e)) from e
+        return df
+
+    _fetch_into_store(start, end, store, "flares", fetch)
 
 
 @store_app.command("info")
