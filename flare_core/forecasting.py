@@ -1,14 +1,28 @@
 """Forecasts from a trained model directory: per record (`predict_records`) and per issue time
-(`forecast_at`).
+(`forecast_at`, `forecast_many`).
 
 `ModelBundle.load` reads MODEL_DIR (written by `flare_core.training.train_all`) without
 unpickling anything: each model's own ``load`` reads torch state_dicts (``weights_only``),
 skops files behind an allow-list and JSON.
 
-Time conventions: datetimes are tz-aware UTC; ``p_*24`` is the probability that a flare of at
-least that class peaks in ``(t, t + 24 h]`` after the record time ``t = t_rec`` (or after
-``issue_time`` for `forecast_at`); ``mean_lifetime_h`` and survival-curve times are hours
-after ``t``.
+Time conventions: datetimes are tz-aware UTC. In `predict_records` ``p_*24`` is the
+probability that a flare of at least that class peaks in ``(t_rec, t_rec + 24 h]`` and
+``mean_lifetime_h`` and survival-curve times are hours after ``t_rec``.
+
+At an issue time ``t_i`` (`forecast_at`) each region's newest record at ``t_rec <= t_i``
+is used, with lead ``L = t_i - t_rec`` (``0 <= L < freshness_h``):
+
+* the survival model is *re-based* to the issue time, conditioned on no >=M flare in
+  ``(t_rec, t_i]``: ``S_i(u) = S(L + u) / S(L)`` for hours ``u`` after ``t_i``, where ``S`` is
+  the record's right-continuous step curve (constant between grid points, ``S(0) = 1``).
+  The published ``p_m24 = 1 - S_i(24)``, ``p_x24 = p_m24 * P(X | M)`` (the same X-given-M
+  factor as at the record time) and ``mean_lifetime_h = integral_0^(Tmax - L) S_i(u) du``
+  (the restricted mean remaining lifetime, exact step integral; *not* bias-corrected by
+  ``mu0``, like ``mean_lifetime_h`` of `predict_records`, which is the ``L = 0`` case);
+* the binary models (DeFN, LSTM, logistic, persistence, climatology) have no time
+  structure to re-base: their ``p_*24`` is, as trained, the probability for
+  ``(t_rec, t_rec + 24 h]``, the window starting at the record time published in ``t_rec``
+  (at most ``freshness_h`` before the issue time), not ``(t_i, t_i + 24 h]``.
 """
 
 from __future__ import annotations
@@ -18,7 +32,7 @@ import logging
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +59,7 @@ __all__ = [
     "limit_torch_threads",
     "predict_records",
     "forecast_at",
+    "forecast_many",
 ]
 
 logger = logging.getLogger(__name__)
@@ -283,8 +298,9 @@ def forecast_at(
     flares : pl.DataFrame
         Canonical flare frame with ``harpnum`` attached, any time range.
     issue_time : datetime
-        Issue time (tz-aware; converted to UTC). The forecast window is
-        ``(issue_time, issue_time + 24 h]``.
+        Issue time (tz-aware; converted to UTC). The survival model's window is
+        ``(issue_time, issue_time + 24 h]``; the binary models' window is
+        ``(t_rec, t_rec + 24 h]`` (module docstring).
     freshness_h : float, optional
         Largest age (hours) of the record used; default ``bundle.config.freshness_h``.
 
@@ -294,9 +310,11 @@ def forecast_at(
         Rows in the schema of `flare_core.publish.forecast_store.FORECAST_SCHEMA`, one per
         (region, published model): ``issue_time, harpnum, noaa_ars, model, model_version,
         t_rec, p_c24, p_m24, p_x24, mean_lifetime_h, warning_class, survival_grid_h,
-        survival_curve``. Survival times are hours after ``issue_time`` (the curve of the
-        record at ``t_rec`` shifted by ``issue_time - t_rec``, which is at most
-        ``freshness_h``).
+        survival_curve``. For the survival model ``p_m24``, ``p_x24``, ``mean_lifetime_h``
+        and the curve are re-based to ``issue_time`` (conditioned on no >=M flare since
+        ``t_rec``; module docstring) and survival times are hours after ``issue_time``;
+        its ``p_c24`` is null (not forecast: the model is of >=M flares only). The binary
+        models' probabilities are for ``(t_rec, t_rec + 24 h]``.
 
     Raises
     ------
@@ -331,36 +349,145 @@ def forecast_at(
     )
     known_flares = flares.filter(pl.col("peak_time") < issue)
     dataset = build_model_dataset(window, known_flares, bundle.config, with_labels=False)
-    dataset = dataset.join(latest.select("harpnum", "_latest"), on="harpnum").filter(
-        pl.col("t_rec") == pl.col("_latest")
-    ).drop("_latest").sort("harpnum")
-    preds = predict_records(bundle, dataset).join(
-        latest.select("harpnum", "noaa_ars"), on="harpnum", how="left"
+    # every record of the window is predicted, not only the newest: the sequence model and
+    # the lifetime warning read a region's earlier records among those predicted
+    preds = (
+        predict_records(bundle, dataset.sort("harpnum", "t_rec"))
+        .join(latest, on="harpnum")
+        .filter(pl.col("t_rec") == pl.col("_latest"))
+        .drop("_latest")
+        .unique(["harpnum"], keep="last", maintain_order=True)
+        .with_columns(pl.lit(issue).alias("issue_time"))
     )
-    rows = _published_rows(bundle, preds, issue)
+    rows = _published_rows(bundle, preds)
     logger.info("forecast at %s: %d regions, %d rows in %.2f s", issue.isoformat(),
                 preds.height, rows.height, time.perf_counter() - t0)
     return conform_forecasts(rows)
 
 
-def _published_rows(bundle: ModelBundle, preds: pl.DataFrame, issue: datetime) -> pl.DataFrame:
+def forecast_many(
+    bundle: ModelBundle,
+    sharp: pl.DataFrame,
+    flares: pl.DataFrame,
+    issue_times: Iterable[datetime],
+    *,
+    freshness_h: float | None = None,
+) -> pl.DataFrame:
+    """`forecast_at` for many issue times, predicting each SHARP record once.
+
+    Every issue time uses, per region, the same record as `forecast_at` (newest
+    ``t_rec <= issue_time``, less than ``freshness_h`` old); each distinct (harpnum, t_rec)
+    record is predicted once and every issue time's rows are derived from it (the survival
+    model re-based to that issue time, module docstring). Equal to concatenating
+    `forecast_at` over the sorted distinct issue times, except that issue times without a
+    fresh record are skipped (counted and logged) instead of raising.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    sharp : pl.DataFrame
+        Canonical SHARP keyword frame, any time range (nothing after the last issue time is
+        read).
+    flares : pl.DataFrame
+        Canonical flare frame with ``harpnum`` attached; a record's features read only the
+        flares that peaked before its ``t_rec``.
+    issue_times : iterable of datetime
+        Issue times (tz-aware; converted to UTC; duplicates dropped).
+    freshness_h : float, optional
+        As in `forecast_at`.
+
+    Returns
+    -------
+    pl.DataFrame
+        The `forecast_at` rows of every issue time, by ascending issue time (within one,
+        in `forecast_at`'s order).
+
+    Raises
+    ------
+    ConfigError
+        If ``issue_times`` is empty.
+    DataGapError
+        If no issue time has a fresh record.
+    """
+    from .publish.forecast_store import conform_forecasts
+
+    t0 = time.perf_counter()
+    issues = sorted({_to_utc(t) for t in issue_times})
+    if not issues:
+        raise ConfigError("issue_times is empty")
+    fresh_h = bundle.config.freshness_h if freshness_h is None else float(freshness_h)
+    fresh = timedelta(hours=fresh_h)
+    issue_s = pl.Series("issue_time", issues, dtype=pl.Datetime("us", "UTC"))
+    iss_us = issue_s.dt.epoch("us").to_numpy()
+    past = sharp.filter((pl.col("t_rec") <= issues[-1]) & (pl.col("t_rec") > issues[0] - fresh))
+    noaa = pl.col("noaa_ars") if "noaa_ars" in past.columns else pl.lit(None, pl.Utf8)
+    # per region and t_rec the last row (forecast_at: stable sort by t_rec, then .last())
+    recs = (
+        past.select("harpnum", "t_rec", noaa.alias("noaa_ars"))
+        .with_row_index("_i").sort("harpnum", "t_rec", "_i")
+        .unique(["harpnum", "t_rec"], keep="last", maintain_order=True).drop("_i")
+    )
+    t_us = recs["t_rec"].dt.epoch("us").to_numpy()
+    same_next = np.r_[recs["harpnum"].to_numpy()[1:] == recs["harpnum"].to_numpy()[:-1], False]
+    next_us = np.where(same_next, np.r_[t_us[1:], 0], np.iinfo(np.int64).max)
+    end_us = np.minimum(next_us, t_us + fresh // timedelta(microseconds=1))
+    lo = np.searchsorted(iss_us, t_us, side="left")  # first issue time >= t_rec
+    hi = np.searchsorted(iss_us, end_us, side="left")  # issue times before the next record
+    counts = np.maximum(hi - lo, 0)
+    rec_idx = np.repeat(np.arange(recs.height), counts)
+    issue_idx = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+                 + np.repeat(lo, counts))
+    n_empty = len(issues) - np.unique(issue_idx).size
+    if rec_idx.size == 0:
+        raise DataGapError(f"no SHARP record within {fresh_h} h before any of {len(issues)} "
+                           "issue time(s): nothing to forecast")
+    if n_empty:
+        logger.warning("%d of %d issue time(s) have no fresh SHARP record: skipped",
+                       n_empty, len(issues))
+    used = recs[np.unique(rec_idx)]
+    pairs = pl.DataFrame({"_rec": rec_idx, "issue_time": issue_s.gather(issue_idx)})
+    lookback = timedelta(hours=bundle.lookback_h() + fresh_h)
+    window = sharp.filter(
+        pl.col("harpnum").is_in(used["harpnum"].unique().implode())
+        & (pl.col("t_rec") > issues[0] - lookback) & (pl.col("t_rec") <= issues[-1])
+    )
+    known_flares = flares.filter(pl.col("peak_time") < issues[-1])
+    dataset = build_model_dataset(window, known_flares, bundle.config, with_labels=False)
+    # as in forecast_at, all records of the window are predicted (sequences, warning track)
+    preds = predict_records(bundle, dataset.sort("harpnum", "t_rec")).unique(
+        ["harpnum", "t_rec"], keep="last", maintain_order=True
+    ).join(
+        recs.with_row_index("_rec").join(pairs.with_columns(pl.col("_rec").cast(pl.UInt32)),
+                                         on="_rec").drop("_rec"),
+        on=["harpnum", "t_rec"],
+    ).sort("issue_time", "harpnum")
+    rows = _published_rows(bundle, preds).sort("issue_time", maintain_order=True)
+    logger.info("forecasts at %d issue times: %d records predicted, %d rows in %.2f s",
+                len(issues) - n_empty, dataset.height,
+                rows.height, time.perf_counter() - t0)
+    return conform_forecasts(rows)
+
+
+def _published_rows(bundle: ModelBundle, preds: pl.DataFrame) -> pl.DataFrame:
+    """Forecast-store rows of ``preds`` (`predict_records` columns plus ``issue_time`` and
+    ``noaa_ars``), one per (row, published model); the survival model re-based to the row's
+    issue time (module docstring)."""
     frames: list[pl.DataFrame] = []
-    lead_h = (pl.lit(issue) - pl.col("t_rec")).dt.total_microseconds() / 3.6e9
+    rebased: pl.DataFrame | None = None
+    if "cox_time" in bundle.models and "survival_curve" in preds.columns:
+        rebased = _rebased_survival(preds)
     for model_name, needs, cmap in _PUBLISHED:
         if needs not in bundle.models:
             continue
         cols: list[pl.Expr] = [
-            pl.lit(issue).alias("issue_time"), pl.col("harpnum"), pl.col("noaa_ars"),
+            pl.col("issue_time"), pl.col("harpnum"), pl.col("noaa_ars"),
             pl.lit(model_name).alias("model"), pl.lit(bundle.version).alias("model_version"),
             pl.col("t_rec"),
         ]
         for target in ("p_c24", "p_m24", "p_x24", "mean_lifetime_h"):
             src = cmap.get(target)
             if src is not None and src in preds.columns:
-                expr = pl.col(src)
-                if target == "mean_lifetime_h":  # hours after issue_time, not after t_rec
-                    expr = (expr - lead_h).clip(lower_bound=0.0)
-                cols.append(expr.cast(pl.Float64).alias(target))
+                cols.append(pl.col(src).cast(pl.Float64).alias(target))
             else:
                 cols.append(pl.lit(None, dtype=pl.Float64).alias(target))
         if model_name == "survival" and "warning_24h" in preds.columns:
@@ -371,48 +498,87 @@ def _published_rows(bundle: ModelBundle, preds: pl.DataFrame, issue: datetime) -
         else:
             cols.append(pl.lit(None, dtype=pl.Utf8).alias("warning_class"))
         frame = preds.select(cols)
+        if model_name == "survival" and rebased is not None:
+            # re-based to the issue time: replaces the record-time values (hours after t_rec)
+            frame = frame.with_columns(rebased.get_column(c) for c in rebased.columns)
         if frame["p_c24"].null_count() < frame.height:
             # P(>=C) >= P(>=M) >= P(>=X) by definition; separately trained heads may disagree
             frame = frame.with_columns(
                 pl.max_horizontal("p_m24", "p_x24").alias("p_m24")
             ).with_columns(pl.max_horizontal("p_c24", "p_m24").alias("p_c24"))
-        if model_name == "survival" and "survival_curve" in preds.columns:
-            frame = frame.with_columns(_shifted_curves(preds, issue))
         frames.append(frame)
     if not frames:
         raise ModelError("the bundle has no model that publishes forecasts")
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-def _shifted_curves(preds: pl.DataFrame, issue: datetime) -> list[pl.Series]:
-    """Survival curves re-expressed in hours after ``issue`` (conditional on no flare yet).
+def _step_at(grid: np.ndarray, curve: np.ndarray, t_h: float) -> float:
+    """Value at ``t_h >= 0`` of the right-continuous step curve (1 before ``grid[0]``)."""
+    j = int(np.searchsorted(grid, t_h, side="right")) - 1
+    return 1.0 if j < 0 else float(curve[j])
 
-    A record's curve S(u) is on hours ``u`` after its ``t_rec``; at ``issue = t_rec + lead``
-    the curve on hours ``h`` after ``issue`` is S(lead + h) / S(lead), evaluated on the grid
-    points beyond ``lead`` (linear interpolation at ``lead``).
+
+def _rebased_survival(preds: pl.DataFrame) -> pl.DataFrame:
+    """The survival model's values re-based from ``t_rec`` to ``issue_time``, row by row.
+
+    With lead ``L = issue_time - t_rec`` (hours) and the record's step curve ``S`` on hours
+    after ``t_rec``, the curve on hours ``u`` after the issue time is
+    ``S_i(u) = S(L + u) / S(L)`` (no >=M flare in ``(t_rec, issue_time]``): published on
+    ``0`` and the grid points beyond ``L`` shifted by ``-L``, with ``S_i(0) = 1``. Returns
+    ``p_m24 = 1 - S_i(24)``, ``p_x24 = p_m24 * P(X | M)``, ``mean_lifetime_h`` =
+    ``integral_0^(Tmax - L) S_i`` (`flare_core.models.lifetime.restricted_mean_lifetime`,
+    ``Tmax`` the grid's last point), ``survival_grid_h`` and ``survival_curve``; all null
+    for a row without curve, with ``S(L) = 0`` or with ``L + 24 h`` beyond ``Tmax``.
     """
-    grids: list[list[float] | None] = []
-    curves: list[list[float] | None] = []
-    for t_rec, grid, curve in zip(preds["t_rec"], preds["survival_grid_h"],
-                                  preds["survival_curve"], strict=True):
-        if grid is None or curve is None:
-            grids.append(None)
-            curves.append(None)
+    from .models.lifetime import restricted_mean_lifetime
+
+    n = preds.height
+    p_x_given_m = _x_given_m(preds)
+    p_m24: list[float | None] = [None] * n
+    p_x24: list[float | None] = [None] * n
+    life: list[float | None] = [None] * n
+    grids: list[list[float] | None] = [None] * n
+    curves: list[list[float] | None] = [None] * n
+    lead_us = (preds["issue_time"] - preds["t_rec"]).dt.total_microseconds().to_list()
+    for i, (lead_i, grid, curve) in enumerate(zip(lead_us, preds["survival_grid_h"],
+                                                  preds["survival_curve"], strict=True)):
+        if grid is None or curve is None or lead_i is None:
             continue
         g = np.asarray(grid, dtype=np.float64)
         s = np.asarray(curve, dtype=np.float64)
-        lead = (issue - t_rec).total_seconds() / 3600.0
-        if lead <= 0:
-            grids.append(g.tolist())
-            curves.append(s.tolist())
+        lead = max(lead_i / 3.6e9, 0.0)
+        tmax = float(g[-1])
+        s_lead = _step_at(g, s, lead)
+        if s_lead <= 0 or lead + 24.0 > tmax:
             continue
-        s_lead = float(np.interp(lead, np.r_[0.0, g], np.r_[1.0, s]))
         keep = g > lead
-        if s_lead <= 0 or not keep.any():
-            grids.append(None)
-            curves.append(None)
-            continue
-        grids.append((g[keep] - lead).tolist())
-        curves.append(np.clip(s[keep] / s_lead, 0.0, 1.0).tolist())
-    return [pl.Series("survival_grid_h", grids, dtype=pl.List(pl.Float64)),
-            pl.Series("survival_curve", curves, dtype=pl.List(pl.Float64))]
+        g_i = np.r_[0.0, g[keep] - lead]
+        s_i = np.r_[1.0, np.clip(s[keep] / s_lead, 0.0, 1.0)]
+        p = min(max(1.0 - _step_at(g_i, s_i, 24.0), 0.0), 1.0)
+        p_m24[i] = p
+        if p_x_given_m is not None and p_x_given_m[i] is not None:
+            p_x24[i] = p * p_x_given_m[i]
+        life[i] = float(restricted_mean_lifetime(g_i, s_i[None, :], tmax - lead)[0])
+        grids[i] = g_i.tolist()
+        curves[i] = s_i.tolist()
+    return pl.DataFrame([
+        pl.Series("p_m24", p_m24, dtype=pl.Float64),
+        pl.Series("p_x24", p_x24, dtype=pl.Float64),
+        pl.Series("mean_lifetime_h", life, dtype=pl.Float64),
+        pl.Series("survival_grid_h", grids, dtype=pl.List(pl.Float64)),
+        pl.Series("survival_curve", curves, dtype=pl.List(pl.Float64)),
+    ])
+
+
+def _x_given_m(preds: pl.DataFrame) -> list[float | None] | None:
+    """``P(X | M)`` per row: the class forest's output, else ``p_x24 / p_m24`` of the record
+    (0 where ``p_m24`` is 0); None when the bundle has no X forecast."""
+    if "p_x_given_m_forest" in preds.columns:
+        return preds["p_x_given_m_forest"].cast(pl.Float64).to_list()
+    if "p_x24_survival" not in preds.columns:
+        return None
+    return preds.select(
+        pl.when(pl.col("p_m24_survival") > 0)
+        .then(pl.col("p_x24_survival") / pl.col("p_m24_survival"))
+        .otherwise(pl.when(pl.col("p_x24_survival").is_not_null()).then(0.0))
+    ).to_series().cast(pl.Float64).to_list()

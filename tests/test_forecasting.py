@@ -10,7 +10,13 @@ import polars as pl
 import pytest
 
 from flare_core.errors import DataGapError, ModelError
-from flare_core.forecasting import PREDICTION_COLUMNS, ModelBundle, forecast_at, predict_records
+from flare_core.forecasting import (
+    PREDICTION_COLUMNS,
+    ModelBundle,
+    forecast_at,
+    forecast_many,
+    predict_records,
+)
 from flare_core.training import ALL_MODELS, TrainConfig, build_model_dataset, read_inputs, train_all
 
 MODELS = ALL_MODELS  # every model, with the tiny TrainConfig.quick() settings
@@ -207,3 +213,148 @@ def test_predictions_run_with_limited_torch_threads_and_restore_them(
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="torch_threads"):
         ModelBundle.load(model_dir, torch_threads=0)
+
+
+# ------------------------------------------------------------ re-basing to the issue time
+
+
+def _step_survival(curve: np.ndarray, t_h: float) -> float:
+    """S(t) of a curve on the 1-hour grid 0, 1, ..., Tmax (constant between grid points)."""
+    return float(curve[int(np.floor(t_h + 1e-9))])
+
+
+@pytest.fixture(scope="module")
+def record_preds(bundle: ModelBundle, inputs) -> pl.DataFrame:
+    sharp, flares = inputs
+    ds = build_model_dataset(sharp, flares, bundle.config, with_labels=False)
+    return predict_records(bundle, ds)
+
+
+def _issue_with_leads(sharp: pl.DataFrame, minutes: int) -> object:
+    """``minutes`` after the record time shared by the most regions."""
+    busiest = sharp.group_by("t_rec").len().sort("len", "t_rec", descending=True)["t_rec"][0]
+    return busiest + timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("minutes", [0, 70, 250])
+def test_survival_forecast_is_rebased_to_the_issue_time(bundle: ModelBundle, inputs,
+                                                        record_preds: pl.DataFrame,
+                                                        minutes: int) -> None:
+    """p_m24 = 1 - S(L + 24) / S(L) and mean_lifetime_h = integral of S(L + u) / S(L) over
+    [0, Tmax - L] for the record's own curve S and lead L = issue_time - t_rec."""
+    sharp, flares = inputs
+    issue = _issue_with_leads(sharp, minutes)
+    rows = forecast_at(bundle, sharp, flares, issue).filter(pl.col("model") == "survival")
+    ref = rows.join(record_preds, on=["harpnum", "t_rec"], how="left")
+    assert rows.height == ref.height >= 2
+    grid = np.asarray(record_preds["survival_grid_h"][0])
+    assert np.array_equal(grid, np.arange(grid.size, dtype=float))  # the 1-hour grid
+    tmax = grid[-1]
+    leads = []
+    for r in ref.iter_rows(named=True):
+        lead = (issue - r["t_rec"]).total_seconds() / 3600.0
+        leads.append(lead)
+        s = np.asarray(r["survival_curve_right"])
+        s_lead = _step_survival(s, lead)
+        p = 1.0 - _step_survival(s, lead + 24.0) / s_lead
+        np.testing.assert_allclose(r["p_m24"], p, rtol=1e-5, atol=1e-9)
+        # integral_L^Tmax S(t) dt / S(L), S constant on [j, j + 1)
+        first = int(np.ceil(lead - 1e-9))
+        integral = (first - lead) * _step_survival(s, lead) + s[first:int(tmax)].sum()
+        np.testing.assert_allclose(r["mean_lifetime_h"], integral / s_lead, rtol=1e-5)
+        assert 0.0 <= r["mean_lifetime_h"] <= tmax - lead + 1e-9
+        # the published curve: hours after issue_time, S_i(0) = 1, S_i(j - L) = S(j) / S(L)
+        g_i, s_i = np.asarray(r["survival_grid_h"]), np.asarray(r["survival_curve"])
+        assert g_i[0] == 0.0 and s_i[0] == 1.0
+        np.testing.assert_allclose(g_i[1:], grid[grid > lead] - lead, atol=1e-9)
+        np.testing.assert_allclose(s_i[1:], s[grid > lead] / s_lead, rtol=1e-5, atol=1e-9)
+        # P(X) keeps the record's P(X | M)
+        if r["p_m24_survival"] > 1e-9:
+            np.testing.assert_allclose(r["p_x24"], r["p_m24"] * r["p_x24_survival"]
+                                       / r["p_m24_survival"], rtol=1e-5, atol=1e-12)
+        if lead == 0:  # nothing to re-base: the record's own values
+            np.testing.assert_allclose(r["p_m24"], r["p_m24_survival"], rtol=1e-6)
+            np.testing.assert_allclose(r["mean_lifetime_h"], r["mean_lifetime_h_right"],
+                                       rtol=1e-6)
+    assert max(leads) > 0 or minutes == 0
+    assert rows["p_c24"].null_count() == rows.height  # >=M model: C is not forecast
+
+
+def test_binary_models_keep_the_record_time_window(bundle: ModelBundle, inputs,
+                                                   record_preds: pl.DataFrame) -> None:
+    """Binary models publish the record's own p(flare in (t_rec, t_rec + 24 h]); the sequence
+    model sees the region's earlier records too (not a one-record sequence)."""
+    sharp, flares = inputs
+    issue = _issue_with_leads(sharp, 100)
+    rows = forecast_at(bundle, sharp, flares, issue)
+    # LSTM: its earliest sequence steps lie near the start of forecast_at's data window,
+    # where the 24-h features are computed on less history than in record_preds (known gap:
+    # ModelBundle.lookback_h does not add the sequence span), hence the looser tolerance
+    for model, col, rtol in (("lstm", "p_m24_lstm", 2e-2), ("logistic", "p_m24_logistic", 1e-5),
+                             ("persistence", "p_m24_persistence", 1e-5)):
+        sub = rows.filter(pl.col("model") == model).join(record_preds, on=["harpnum", "t_rec"])
+        assert sub.height >= 2
+        np.testing.assert_allclose(sub["p_m24"].to_numpy(), sub[col].to_numpy(), rtol=rtol,
+                                   err_msg=model)
+    surv = rows.filter(pl.col("model") == "survival").join(record_preds, on=["harpnum", "t_rec"])
+    # the lifetime warning reads the region's track, so it is defined at the issue time too
+    assert surv["warning_class"].eq_missing("M").to_list() == \
+        surv["warning_24h"].fill_null(False).to_list()
+
+
+def test_scoreboard_treats_the_survival_p_c24_as_not_forecast(bundle: ModelBundle,
+                                                              inputs) -> None:
+    from flare_core.publish.scoreboard_json import (
+        FLARE_CLASS_LABELS,
+        build_scoreboard_document,
+        validate_scoreboard_document,
+    )
+
+    sharp, flares = inputs
+    rows = forecast_at(bundle, sharp, flares, _issue_with_leads(sharp, 70))
+    doc = build_scoreboard_document(rows.filter(pl.col("model") == "survival"))
+    validate_scoreboard_document(doc)
+    sub = doc["forecast_submission"]
+    classes = {p["class"] for r in sub["region_forecasts"] for p in r["flare_probabilities"]}
+    assert FLARE_CLASS_LABELS["p_m24"] in classes
+    assert FLARE_CLASS_LABELS["p_c24"] not in classes
+    full = {p["class"] for p in sub["full_disk_forecasts"][0]["flare_probabilities"]}
+    assert FLARE_CLASS_LABELS["p_c24"] not in full
+
+
+def test_forecast_many_equals_forecast_at_per_issue_time(bundle: ModelBundle, inputs,
+                                                         caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    sharp, flares = inputs
+    start = _issue_with_leads(sharp, 0)
+    issues = [start + timedelta(minutes=37 * k) for k in range(8)]
+    before_all = sharp["t_rec"].min() - timedelta(days=30)  # no fresh record: skipped
+    with caplog.at_level("WARNING", logger="flare_core.forecasting"):
+        many = forecast_many(bundle, sharp, flares, [*reversed(issues), issues[2], before_all])
+    assert "1 of 9 issue time(s)" in caplog.text
+    one_by_one = pl.concat([forecast_at(bundle, sharp, flares, t) for t in issues])
+    assert many.height == one_by_one.height > 0
+    assert many.select(pl.exclude(FLOAT_COLUMNS)).equals(
+        one_by_one.select(pl.exclude(FLOAT_COLUMNS)))
+    # forecast_many computes features on the whole span, forecast_at on a window before each
+    # issue time: equal up to float rounding of running sums, except the LSTM, whose early
+    # sequence steps see less feature history in forecast_at (see the test above)
+    lstm = (many["model"] == "lstm").to_numpy()
+    np.testing.assert_allclose(many["p_m24"].to_numpy()[lstm],
+                               one_by_one["p_m24"].to_numpy()[lstm], rtol=2e-2)
+    many, one_by_one = many.filter(~pl.Series(lstm)), one_by_one.filter(~pl.Series(lstm))
+    for col in FLOAT_COLUMNS:
+        a, b = many[col], one_by_one[col]
+        assert a.is_null().equals(b.is_null()), col
+        if a.dtype == pl.Float64:
+            np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-7, atol=1e-9,
+                                       err_msg=col)
+        else:
+            x, y = a.explode().to_numpy(), b.explode().to_numpy()
+            np.testing.assert_allclose(x, y, rtol=1e-7, atol=1e-9, err_msg=col)
+    with pytest.raises(DataGapError):
+        forecast_many(bundle, sharp, flares, [before_all])
+
+
+FLOAT_COLUMNS = ["p_c24", "p_m24", "p_x24", "mean_lifetime_h", "survival_grid_h",
+                 "survival_curve"]
