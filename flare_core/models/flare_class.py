@@ -165,28 +165,25 @@ class FlareClassForest:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``forest.skops`` and ``model.json`` into ``directory``."""
-        from .persistence import save_sklearn, write_json
+        from .persistence import save_estimator_dir
 
         self._check_fitted()
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_sklearn(self.forest_, d / "forest.skops")
-        write_json({"format_version": _FORMAT_VERSION, "kind": "flare_class_forest",
-                    "config": asdict(self.config), "n_features": self.n_features_,
-                    "bands": list(FLARE_CLASS_BANDS)}, d / "model.json")
-        return d
+        meta = {"config": asdict(self.config), "n_features": self.n_features_,
+                "bands": list(FLARE_CLASS_BANDS)}
+        return save_estimator_dir(self.forest_, meta, directory, filename="forest.skops",
+                                  kind="flare_class_forest", format_version=_FORMAT_VERSION)
 
     @classmethod
     def load(cls, directory: str | Path) -> FlareClassForest:
         """Read a model written by `save` (skops with the trusted-type list)."""
-        from .persistence import load_sklearn, read_json
+        from .persistence import load_estimator_dir
 
-        d = Path(directory)
-        meta = read_json(d / "model.json")
-        if meta.get("kind") != "flare_class_forest" or meta.get("format_version") != _FORMAT_VERSION:
-            raise ModelError(f"{d} is not a flare-class forest directory")
+        forest, meta = load_estimator_dir(directory, filename="forest.skops",
+                                          kind="flare_class_forest",
+                                          format_version=_FORMAT_VERSION,
+                                          what="flare-class forest directory")
         self = cls(FlareClassForestConfig(**meta["config"]))
-        self.forest_ = load_sklearn(d / "forest.skops")
+        self.forest_ = forest
         self.n_features_ = int(meta["n_features"])
         return self
 

@@ -9,6 +9,9 @@ Three kinds of file make up a model directory:
   that skops does not trust by itself is on an explicit allow-list (`TRUSTED_SKLEARN_TYPES`);
 * metadata: plain JSON (hyper-parameters, feature names, thresholds, fit summaries).
 
+`save_estimator_dir` / `load_estimator_dir` combine the last two for the common layout of one
+skops estimator plus a ``model.json`` tagged with the model's ``kind`` and ``format_version``.
+
 Every write is atomic: the bytes go to a temporary file in the target directory, which then
 replaces the target with `os.replace`, so a reader never sees a half-written file.
 
@@ -43,6 +46,8 @@ __all__ = [
     "load_sklearn",
     "write_json",
     "read_json",
+    "save_estimator_dir",
+    "load_estimator_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -260,3 +265,77 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"invalid JSON in {p}: {e}") from e
+
+
+# ---------------------------------------------------------------------- estimator directories
+
+
+def save_estimator_dir(
+    estimator: Any,
+    meta: Mapping[str, Any],
+    directory: str | os.PathLike[str],
+    *,
+    filename: str,
+    kind: str,
+    format_version: int,
+) -> Path:
+    """Write one skops estimator and its ``model.json`` into ``directory`` (created if needed).
+
+    Parameters
+    ----------
+    estimator : object
+        The fitted estimator, written to ``directory / filename`` with `save_sklearn`.
+    meta : mapping
+        JSON-serialisable metadata (config, sizes, class names); ``kind`` and
+        ``format_version`` are added to it in ``model.json``.
+    directory : path-like
+        The model directory.
+    filename : str
+        Name of the estimator file, e.g. ``"forest.skops"``.
+    kind : str
+        Model kind that `load_estimator_dir` checks, e.g. ``"flare_class_forest"``.
+    format_version : int
+        Version of the directory layout that `load_estimator_dir` checks.
+
+    Returns
+    -------
+    Path
+        ``directory``.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    save_sklearn(estimator, d / filename)
+    write_json({"format_version": format_version, "kind": kind, **meta}, d / "model.json")
+    return d
+
+
+def load_estimator_dir(
+    directory: str | os.PathLike[str],
+    *,
+    filename: str,
+    kind: str,
+    format_version: int,
+    what: str,
+) -> tuple[Any, dict[str, Any]]:
+    """Read a directory written by `save_estimator_dir`: ``(estimator, meta)``.
+
+    Parameters
+    ----------
+    directory : path-like
+        The model directory.
+    filename, kind, format_version
+        As given to `save_estimator_dir`.
+    what : str
+        How the error names the expected directory, e.g. ``"flare-class forest directory"``.
+
+    Raises
+    ------
+    ModelError
+        If ``model.json`` is missing or invalid, names another kind or format version
+        ("<directory> is not a <what>"), or the estimator file cannot be loaded safely.
+    """
+    d = Path(directory)
+    meta = read_json(d / "model.json")
+    if meta.get("kind") != kind or meta.get("format_version") != format_version:
+        raise ModelError(f"{d} is not a {what}")
+    return load_sklearn(d / filename), meta

@@ -234,28 +234,24 @@ class WarningSVM:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``svm.skops`` and ``model.json`` into ``directory``."""
-        from .persistence import save_sklearn, write_json
+        from .persistence import save_estimator_dir
 
         self._check_fitted()
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_sklearn(self.pipeline_, d / "svm.skops")
-        write_json({"format_version": _FORMAT_VERSION, "kind": "warning_svm",
-                    "config": asdict(self.config), "n_train": self.n_train_,
-                    "classes": list(WARNING_CLASSES)}, d / "model.json")
-        return d
+        meta = {"config": asdict(self.config), "n_train": self.n_train_,
+                "classes": list(WARNING_CLASSES)}
+        return save_estimator_dir(self.pipeline_, meta, directory, filename="svm.skops",
+                                  kind="warning_svm", format_version=_FORMAT_VERSION)
 
     @classmethod
     def load(cls, directory: str | Path) -> WarningSVM:
         """Read a model written by `save`."""
-        from .persistence import load_sklearn, read_json
+        from .persistence import load_estimator_dir
 
-        d = Path(directory)
-        meta = read_json(d / "model.json")
-        if meta.get("kind") != "warning_svm" or meta.get("format_version") != _FORMAT_VERSION:
-            raise ModelError(f"{d} is not a warning-SVM model directory")
+        pipeline, meta = load_estimator_dir(directory, filename="svm.skops", kind="warning_svm",
+                                            format_version=_FORMAT_VERSION,
+                                            what="warning-SVM model directory")
         self = cls(WarningSVMConfig(**meta["config"]))
-        self.pipeline_ = load_sklearn(d / "svm.skops")
+        self.pipeline_ = pipeline
         self.n_train_ = int(meta["n_train"])
         return self
 
