@@ -49,7 +49,7 @@ from __future__ import annotations
 import gzip
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -317,6 +317,21 @@ def _require_noaa(df: pl.DataFrame, raw_col: str, *, path: Path, drops: P.Drops,
                       raw_col=raw_col, path=path, drops=drops, strict=strict)
 
 
+def _finish_noaa_keyed(df: pl.DataFrame, keywords: Sequence[str], source: str, *,
+                       harp_map: pl.DataFrame | None, path: Path, drops: P.Drops,
+                       strict: bool) -> pl.DataFrame:
+    """Last steps of a NOAA-keyed SHARP reader (Hollanda, FlareML).
+
+    Parses ``keywords`` into their snake_case columns, adds ``harpnum`` from ``harp_map``,
+    sets ``source`` and cleans the frame on the NOAA key (drops counted in ``drops``).
+    """
+    df = _parse_numeric(df, {c: c.lower() for c in keywords}, path=path, drops=drops,
+                        strict=strict)
+    df = _attach_harp_by_noaa(df, harp_map, path=path, drops=drops)
+    return P.clean_sharp(df.with_columns(pl.lit(source).alias("source")), path=path,
+                         drops=drops, key=_NOAA_KEY)
+
+
 def _hollanda_frame(path: Path, strict: bool, drops: P.Drops,
                     harp_map: pl.DataFrame | None) -> pl.DataFrame:
     """Parsed Hollanda records, still carrying the raw ``FlareNumber`` label column."""
@@ -332,11 +347,8 @@ def _hollanda_frame(path: Path, strict: bool, drops: P.Drops,
                     raw_col="QUALITY", path=path, drops=drops, strict=strict)
     df = df.with_columns(pl.col("QUALITY").str.strip_chars().cast(pl.Float64).cast(pl.Int64)
                          .alias("quality"))
-    df = _parse_numeric(df, {c: c.lower() for c in _HOLLANDA_KEYWORDS}, path=path, drops=drops,
-                        strict=strict)
-    df = _attach_harp_by_noaa(df, harp_map, path=path, drops=drops)
-    return P.clean_sharp(df.with_columns(pl.lit("hollanda").alias("source")), path=path,
-                         drops=drops, key=_NOAA_KEY)
+    return _finish_noaa_keyed(df, _HOLLANDA_KEYWORDS, "hollanda", harp_map=harp_map, path=path,
+                              drops=drops, strict=strict)
 
 
 def read_hollanda_sharp(path: PathLike, *, harp_map: pl.DataFrame | None = None,
@@ -408,11 +420,8 @@ def _flareml_frame(path: Path, strict: bool, drops: P.Drops,
     df = P.drop_bad(df, pl.col("t_rec").is_null(), reason="malformed Flare Date",
                     raw_col="Flare Date", path=path, drops=drops, strict=strict)
     df = _require_noaa(df, "AR", path=path, drops=drops, strict=strict)
-    df = _parse_numeric(df, {c: c.lower() for c in _FLAREML_KEYWORDS}, path=path, drops=drops,
-                        strict=strict)
-    df = _attach_harp_by_noaa(df, harp_map, path=path, drops=drops)
-    return P.clean_sharp(df.with_columns(pl.lit("flareml").alias("source")), path=path,
-                         drops=drops, key=_NOAA_KEY)
+    return _finish_noaa_keyed(df, _FLAREML_KEYWORDS, "flareml", harp_map=harp_map, path=path,
+                              drops=drops, strict=strict)
 
 
 def read_flareml_snapshots(path: PathLike, *, harp_map: pl.DataFrame | None = None,
