@@ -13,6 +13,7 @@ from flare_core.features import RunningStats, build_running_stats, feature_colum
 from flare_core.history import HISTORY_COLUMNS, build_flare_history
 from flare_core.labels import label_columns, label_time_to_event
 from flare_core.schema import UTC_DATETIME
+from tests.support import bundled_flares
 from tests.test_history import T0, flare_frame
 
 
@@ -56,12 +57,7 @@ def test_inference_without_labels_or_flares():
 
 def test_real_sun2022_folds(data_dir):
     files = pytest.importorskip("flare_core.sources.files")
-    harp_noaa = pytest.importorskip("flare_core.sources.harp_noaa")
-    flares = harp_noaa.attach_harpnum(
-        files.read_ncei_goes_flares(
-            data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"),
-        harp_noaa.read_harp_noaa_map(data_dir / "harp_noaa" / "all_harps_with_noaa_ars.txt"),
-    )
+    flares = bundled_flares(data_dir)
     path = data_dir / "sharp" / "sun2022_sharp_m24h_fold1.csv.gz"
     sharp = files.read_sun2022(path)
     got = build_dataset(sharp, flares)

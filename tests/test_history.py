@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from flare_core.errors import DataQualityWarning
 from flare_core.history import HISTORY_COLUMNS, build_flare_history
 from flare_core.schema import UTC_DATETIME, conform_flares
+from tests.support import bundled_flares
 
 T0 = datetime(2014, 1, 1, tzinfo=UTC)
 CLASSES = ["A5.0", "B1.0", "B9.9", "C1.0", "C4.2", "M1.0", "M5.5", "X1.2"]
@@ -136,12 +137,7 @@ def test_unmapped_flares_warn():
 
 def test_real_region_history(data_dir):
     files = pytest.importorskip("flare_core.sources.files")
-    harp_noaa = pytest.importorskip("flare_core.sources.harp_noaa")
-    flares = harp_noaa.attach_harpnum(
-        files.read_ncei_goes_flares(
-            data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"),
-        harp_noaa.read_harp_noaa_map(data_dir / "harp_noaa" / "all_harps_with_noaa_ars.txt"),
-    )
+    flares = bundled_flares(data_dir)
     sharp = files.read_sun2022(data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz")
     # the region of fold 0 with the most >=M flares in the NCEI list
     m = flares.filter(pl.col("peak_flux_wm2") >= 1e-5, pl.col("harpnum").is_in(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from flare_core.errors import ConfigError
 from flare_core.labels import binary_label_names, label_columns, label_time_to_event
+from tests.support import bundled_flares
 from tests.test_history import CLASSES, T0, flare_frame, record_frame
 
 
@@ -116,12 +117,7 @@ def test_bad_arguments():
 @pytest.fixture(scope="module")
 def real(data_dir):
     files = pytest.importorskip("flare_core.sources.files")
-    harp_noaa = pytest.importorskip("flare_core.sources.harp_noaa")
-    flares = harp_noaa.attach_harpnum(
-        files.read_ncei_goes_flares(
-            data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"),
-        harp_noaa.read_harp_noaa_map(data_dir / "harp_noaa" / "all_harps_with_noaa_ars.txt"),
-    )
+    flares = bundled_flares(data_dir)
     path = data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz"
     return files.read_sun2022(path), flares, files.read_sun2022_labels(path)
 

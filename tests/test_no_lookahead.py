@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from flare_core.dataset import DatasetColumns, build_dataset
 from flare_core.features import RunningStats
 from flare_core.schema import UTC_DATETIME
+from tests.support import bundled_flares
 from tests.test_history import CLASSES, T0, flare_frame
 
 CFG = RunningStats(window_h=4.0, long_window_h=24.0, keywords=("usflux", "r_value"))
@@ -110,12 +111,7 @@ def test_labels_do_change_and_flare_at_t_is_future():
 
 def test_real_fold_future_perturbation(data_dir):
     files = pytest.importorskip("flare_core.sources.files")
-    harp_noaa = pytest.importorskip("flare_core.sources.harp_noaa")
-    flares = harp_noaa.attach_harpnum(
-        files.read_ncei_goes_flares(
-            data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"),
-        harp_noaa.read_harp_noaa_map(data_dir / "harp_noaa" / "all_harps_with_noaa_ars.txt"),
-    )
+    flares = bundled_flares(data_dir)
     sharp = files.read_sun2022(data_dir / "sharp" / "sun2022_sharp_m24h_fold2.csv.gz")
     sharp = sharp.filter(pl.col("t_rec") < datetime(2015, 1, 1, tzinfo=T0.tzinfo))
     cut = sharp["t_rec"].sort()[sharp.height // 2]

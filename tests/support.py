@@ -1,0 +1,40 @@
+"""Test support shared by several test modules (not collected: no ``test_`` prefix).
+
+Imported as ``tests.support`` (pytest runs with ``pythonpath = ["."]``).
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import polars as pl
+
+__all__ = ["NCEI_FLARES", "HARP_NOAA_MAP", "bundled_flares", "raw_lines", "write_lines"]
+
+#: The bundled NCEI GOES flare list and HARP<->NOAA map, relative to ``data/``.
+NCEI_FLARES = "flares/ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"
+HARP_NOAA_MAP = "harp_noaa/all_harps_with_noaa_ars.txt"
+
+
+def bundled_flares(data_dir: Path) -> pl.DataFrame:
+    """The bundled NCEI GOES flare list with ``harpnum`` attached from the bundled HARP map."""
+    from flare_core.sources.files import read_ncei_goes_flares
+    from flare_core.sources.harp_noaa import attach_harpnum, read_harp_noaa_map
+
+    return attach_harpnum(read_ncei_goes_flares(data_dir / NCEI_FLARES),
+                          read_harp_noaa_map(data_dir / HARP_NOAA_MAP))
+
+
+def raw_lines(path: Path) -> list[str]:
+    """The text lines of a (possibly gzipped) file, without line ends."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        return fh.read().splitlines()
+
+
+def write_lines(tmp_path: Path, name: str, lines: list[str]) -> Path:
+    """Write ``lines`` (newline-terminated) to ``tmp_path / name`` and return the path."""
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return p
