@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,21 +26,10 @@ from flare_core.sources import (
     read_swpc_flares,
 )
 from flare_core.timeutil import tai_to_utc
+from tests.support import raw_lines, write_lines
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 NCEI = "flares/ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"
-
-
-def _raw_lines(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:
-        return fh.read().splitlines()
-
-
-def _write(tmp_path: Path, name: str, lines: list[str]) -> Path:
-    p = tmp_path / name
-    p.write_text("\n".join(lines) + "\n")
-    return p
 
 
 # ----------------------------------------------------------------------------- sun2022
@@ -77,7 +65,7 @@ def test_sun2022_folds_disjoint_and_labels(data_dir):
 
 
 def test_sun2022_bad_rows_dropped_or_raised(data_dir, tmp_path):
-    lines = _raw_lines(data_dir / "sharp/sun2022_sharp_m24h_fold0.csv.gz")[:21]
+    lines = raw_lines(data_dir / "sharp/sun2022_sharp_m24h_fold0.csv.gz")[:21]
     bad = list(lines)
     f = bad[3].split(",")
     f[3] = "2013-13-45 00:00:00"  # malformed t_end (line 4)
@@ -90,7 +78,7 @@ def test_sun2022_bad_rows_dropped_or_raised(data_dir, tmp_path):
     bad[7] = ",".join(h)
     bad.append(bad[10])  # duplicated record
     bad.insert(12, bad[2])  # out of order + duplicate
-    p = _write(tmp_path, "fold.csv", bad)
+    p = write_lines(tmp_path, "fold.csv", bad)
     res = load_file(p, "sun2022")
     assert res.frame.height == 20 - 2
     assert res.drops.counts["malformed t_end"] == 1
@@ -104,7 +92,7 @@ def test_sun2022_bad_rows_dropped_or_raised(data_dir, tmp_path):
 
 
 def test_missing_column_is_named(tmp_path):
-    p = _write(tmp_path, "x.csv", ["prefix,arpnum,t_end", "HARP,1,2013-01-01 00:00:00"])
+    p = write_lines(tmp_path, "x.csv", ["prefix,arpnum,t_end", "HARP,1,2013-01-01 00:00:00"])
     with pytest.raises(ParseError, match="AREA"):
         read_sun2022(p)
 
@@ -164,7 +152,7 @@ def test_read_ncei_goes_flares_real(data_dir):
     df = res.frame
     assert res.fmt == "ncei_goes"
     _check_flares(df, "ncei_goes")
-    raw_n = len(_raw_lines(path)) - 1
+    raw_n = len(raw_lines(path)) - 1
     assert df.height + res.drops.total == raw_n
     assert res.drops.counts["unknown GOES class"] >= 1  # 'A0.0' in the real file
     # the 2023-12-29+ rows use YYYY/MM/DD HH:MM for start/end: parsed, not dropped
@@ -214,14 +202,14 @@ def test_read_hek_noheader_shared():
 
 
 def test_ncei_unknown_class_and_bad_time(data_dir, tmp_path):
-    lines = _raw_lines(data_dir / NCEI)[:11]
+    lines = raw_lines(data_dir / NCEI)[:11]
     f = lines[2].split(",")
     f[4] = "Q9.9"
     lines[2] = ",".join(f)
     g = lines[5].split(",")
     g[2] = "yesterday"
     lines[5] = ",".join(g)
-    p = _write(tmp_path, "ncei.csv", lines)
+    p = write_lines(tmp_path, "ncei.csv", lines)
     res = load_file(p, "ncei_goes")
     assert res.frame.height == 8
     assert res.drops.counts == {"unknown GOES class": 1, "malformed peak_raw": 1}

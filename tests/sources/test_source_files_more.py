@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from flare_core.sources import (
     read_swan_sf_window_stats,
 )
 from flare_core.timeutil import tai_to_utc
+from tests.support import raw_lines, write_lines
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 HOLLANDA = SHARED / "sharp_keywords/hollanda_sharp_daily_flare_2010-05_2019-12.csv.gz"
@@ -36,18 +36,6 @@ needs_hollanda = pytest.mark.skipif(not HOLLANDA.exists(), reason="../shared/dat
 @pytest.fixture(scope="module")
 def harp_map(data_dir):
     return read_harp_noaa_map(data_dir / "harp_noaa/all_harps_with_noaa_ars.txt")
-
-
-def _lines(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:
-        return fh.read().splitlines()
-
-
-def _write(tmp_path: Path, name: str, lines: list[str]) -> Path:
-    p = tmp_path / name
-    p.write_text("\n".join(lines) + "\n")
-    return p
 
 
 def _no_label_columns(df: pl.DataFrame) -> None:
@@ -101,7 +89,7 @@ def test_hollanda_without_map_and_labels(harp_map):
 
 @needs_hollanda
 def test_hollanda_malformed_rows(tmp_path, harp_map):
-    lines = _lines(HOLLANDA)[:31]
+    lines = raw_lines(HOLLANDA)[:31]
     f = lines[3].split(";")
     f[1] = "2010-05-32 23:48:00"  # malformed T_REC, line 4
     lines[3] = ";".join(f)
@@ -111,7 +99,7 @@ def test_hollanda_malformed_rows(tmp_path, harp_map):
     h = lines[9].split(";")
     h[2] = ""  # missing NOAA_AR, line 10
     lines[9] = ";".join(h)
-    p = _write(tmp_path, "hol.csv", lines)
+    p = write_lines(tmp_path, "hol.csv", lines)
     res = load_file(p, harp_map=harp_map)
     assert res.fmt == "hollanda"
     assert res.frame.height == 30 - 3
@@ -160,14 +148,14 @@ def test_flareml_labels(data_dir):
 
 
 def test_flareml_malformed_rows(data_dir, tmp_path):
-    lines = _lines(data_dir / FLAREML)[:21]
+    lines = raw_lines(data_dir / FLAREML)[:21]
     f = lines[4].split(",")
     f[1] = "15/2/2011 0:10"  # month 15: line 5
     lines[4] = ",".join(f)
     g = lines[8].split(",")
     g[2] = "AR?"  # line 9
     lines[8] = ",".join(g)
-    p = _write(tmp_path, "fml.csv", lines)
+    p = write_lines(tmp_path, "fml.csv", lines)
     res = load_file(p)
     assert res.fmt == "flareml" and res.frame.height == 18
     assert res.drops.counts == {"malformed Flare Date": 1, "malformed NOAA AR number": 1}
@@ -177,7 +165,7 @@ def test_flareml_malformed_rows(data_dir, tmp_path):
     h[0] = "Q12"
     lines[2] = ",".join(h)
     with pytest.raises(ParseError, match=r"fml2.csv, line 2: unknown GOES class"):
-        read_flareml_labels(_write(tmp_path, "fml2.csv", lines[:1] + lines[2:4]))
+        read_flareml_labels(write_lines(tmp_path, "fml2.csv", lines[:1] + lines[2:4]))
 
 
 # ----------------------------------------------------------------------------- window stats
@@ -205,14 +193,14 @@ def test_window_stats_real_file(data_dir):
 
 
 def test_window_stats_malformed_rows(data_dir, tmp_path):
-    lines = _lines(data_dir / WINSTATS)[:11]
+    lines = raw_lines(data_dir / WINSTATS)[:11]
     f = lines[2].split("\t")
     f[0] = "HARP"  # line 3
     lines[2] = "\t".join(f)
     g = lines[5].split("\t")
     g[2] = "not-a-time"  # line 6
     lines[5] = "\t".join(g)
-    p = _write(tmp_path, "ws.csv", lines)
+    p = write_lines(tmp_path, "ws.csv", lines)
     res = load_file(p)
     assert res.fmt == "swan_sf_window_stats" and res.frame.height == 8
     assert res.drops.counts == {"malformed id": 1, "malformed START_TIME": 1}
