@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export PREFECT_HOME="${PREFECT_HOME:-$PWD/out/.prefect}"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
+# the demo's temporary Prefect server stops with the process: keep run logs local
+export PREFECT_LOGGING_TO_API_ENABLED=false
 .venv/bin/flareflow demo --out "${1:-out/demo}"
