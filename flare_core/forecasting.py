@@ -156,14 +156,44 @@ class ModelBundle:
         return float(self.meta["models"][name].get("threshold", 0.5))
 
     def lookback_h(self) -> float:
-        """Hours of SHARP history before a record that its features (or sequences) read."""
+        """Hours of SHARP history before a region's newest record that its forecast reads.
+
+        ``feature_h + record_span_h``: the models read, besides the newest record, the
+        region's earlier records back to ``record_span_h`` hours before it, and every record
+        read has features over the trailing ``feature_h = max(window_h, long_window_h)``
+        (`flare_core.features`). A data window starting this long before the newest record
+        gives each record read the same features (and the same predictions) as the full
+        history. ``record_span_h`` is the largest of
+
+        * the sequence model (``n_steps`` records, `flare_core.models.lstm.LSTMConfig`): its
+          ``max_lookback_h`` when set, else ``(n_steps - 1) * freshness_h``, a bound that
+          holds while consecutive records of a region are at most ``freshness_h`` apart
+          (the age beyond which a record is no longer used; longer gaps may shorten the
+          sequence of the oldest records only by records older than the bound);
+        * the lifetime warning: its line-fit window ``window_h`` plus the ``4 sigma_h`` reach
+          of the causal Gaussian smoothing of the lifetime track
+          (`flare_core.models.lifetime.smooth_lifetime_track`; the kernel's width in records
+          comes from the median cadence of the segment so far, which a shorter window can
+          still change when the cadence is irregular);
+        * ``max_lookback_h`` or ``lookback_h`` of any other model's config.
+        """
         cfg = self.config
-        need = max(cfg.window_h, cfg.long_window_h)
+        feature_h = max(cfg.window_h, cfg.long_window_h)
+        span_h = 0.0
         for model in self.models.values():
-            need = max(need, float(getattr(model, "lookback_h", 0.0) or 0.0))
+            span_h = max(span_h, float(getattr(model, "lookback_h", 0.0) or 0.0))
             model_cfg = getattr(model, "config", None)
-            need = max(need, float(getattr(model_cfg, "max_lookback_h", 0.0) or 0.0))
-        return need
+            max_lookback = getattr(model_cfg, "max_lookback_h", None)
+            n_steps = getattr(model_cfg, "n_steps", None)
+            if max_lookback:
+                span_h = max(span_h, float(max_lookback))
+            elif isinstance(n_steps, int) and n_steps > 1:
+                span_h = max(span_h, (n_steps - 1) * float(cfg.freshness_h))
+            sigma_h, track_window_h = (getattr(model, "sigma_h", None),
+                                       getattr(model, "window_h", None))
+            if sigma_h and track_window_h:
+                span_h = max(span_h, float(track_window_h) + 4.0 * float(sigma_h))
+        return feature_h + span_h
 
 
 def _with_missing_features(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:

@@ -118,6 +118,19 @@ def test_loaded_bundle_predicts_like_a_fresh_fit(bundle: ModelBundle, inputs,
         np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-5, err_msg=col)
 
 
+def test_lookback_covers_the_sequence_and_its_features(bundle: ModelBundle) -> None:
+    """The data window holds the LSTM's oldest sequence step and that step's feature window,
+    and the lifetime warning's line-fit window plus its smoothing reach."""
+    cfg = bundle.config
+    feature_h = max(cfg.window_h, cfg.long_window_h)
+    lstm_cfg = bundle.models["lstm"].config
+    span_h = (lstm_cfg.max_lookback_h if lstm_cfg.max_lookback_h is not None
+              else (lstm_cfg.n_steps - 1) * cfg.freshness_h)
+    warning = bundle.models["warning_svm"]
+    assert bundle.lookback_h() >= feature_h + span_h
+    assert bundle.lookback_h() >= feature_h + warning.window_h + 4 * warning.sigma_h
+
+
 def test_forecast_at_uses_no_later_data(bundle: ModelBundle, inputs) -> None:
     sharp, flares = inputs
     # an issue time inside a flaring region's track, with records after it
@@ -287,10 +300,9 @@ def test_binary_models_keep_the_record_time_window(bundle: ModelBundle, inputs,
     sharp, flares = inputs
     issue = _issue_with_leads(sharp, 100)
     rows = forecast_at(bundle, sharp, flares, issue)
-    # LSTM: its earliest sequence steps lie near the start of forecast_at's data window,
-    # where the 24-h features are computed on less history than in record_preds (known gap:
-    # ModelBundle.lookback_h does not add the sequence span), hence the looser tolerance
-    for model, col, rtol in (("lstm", "p_m24_lstm", 2e-2), ("logistic", "p_m24_logistic", 1e-5),
+    # forecast_at's data window (ModelBundle.lookback_h) covers the LSTM's sequence and the
+    # features of its oldest steps, so the LSTM is as close to record_preds as the others
+    for model, col, rtol in (("lstm", "p_m24_lstm", 1e-5), ("logistic", "p_m24_logistic", 1e-5),
                              ("persistence", "p_m24_persistence", 1e-5)):
         sub = rows.filter(pl.col("model") == model).join(record_preds, on=["harpnum", "t_rec"])
         assert sub.height >= 2
@@ -337,12 +349,8 @@ def test_forecast_many_equals_forecast_at_per_issue_time(bundle: ModelBundle, in
     assert many.select(pl.exclude(FLOAT_COLUMNS)).equals(
         one_by_one.select(pl.exclude(FLOAT_COLUMNS)))
     # forecast_many computes features on the whole span, forecast_at on a window before each
-    # issue time: equal up to float rounding of running sums, except the LSTM, whose early
-    # sequence steps see less feature history in forecast_at (see the test above)
-    lstm = (many["model"] == "lstm").to_numpy()
-    np.testing.assert_allclose(many["p_m24"].to_numpy()[lstm],
-                               one_by_one["p_m24"].to_numpy()[lstm], rtol=2e-2)
-    many, one_by_one = many.filter(~pl.Series(lstm)), one_by_one.filter(~pl.Series(lstm))
+    # issue time that covers every record its models read (ModelBundle.lookback_h, the LSTM's
+    # sequences included): equal up to float rounding of running sums, every model
     for col in FLOAT_COLUMNS:
         a, b = many[col], one_by_one[col]
         assert a.is_null().equals(b.is_null()), col
