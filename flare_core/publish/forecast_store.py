@@ -7,21 +7,30 @@ One row per (issue_time, harpnum, model, model_version). The frame handed to
 column              dtype                     meaning (unit)
 ==================  ========================  ===============================================
 issue_time          Datetime(us, UTC)         when the forecast is issued; the prediction
-                                              window is (issue_time, issue_time + 24 h]
+                                              window: see "Prediction windows" below
 harpnum             Int64                     HMI Active Region Patch number
 noaa_ars            Utf8 (nullable)           NOAA AR numbers, comma separated ("11967,11968")
 model               Utf8                      model name, e.g. "cox_ph" or "defn"
 model_version       Utf8                      model version / training tag
-t_rec               Datetime(us, UTC) (null)  newest SHARP record the forecast used (freshness)
+t_rec               Datetime(us, UTC) (null)  newest SHARP record the forecast used (freshness;
+                                              start of the binary models' window)
 p_c24               Float64 (nullable)        P(flare >= C1.0 peaks in the window), [0, 1]
 p_m24               Float64 (nullable)        P(flare >= M1.0 peaks in the window), [0, 1]
 p_x24               Float64 (nullable)        P(flare >= X1.0 peaks in the window), [0, 1]
 mean_lifetime_h     Float64 (nullable)        predicted mean time to the next flare (hours)
 warning_class       Utf8 (nullable)           warning issued by the model, e.g. "M"
-survival_grid_h     List(Float64) (nullable)  hours after issue_time, strictly increasing
+survival_grid_h     List(Float64) (nullable)  hours after issue_time (the survival model,
+                                              re-based to it), strictly increasing
 survival_curve      List(Float64) (nullable)  S(t) on ``survival_grid_h``, non-increasing
 written_at          Datetime(us, UTC)         (read only) when the row was stored
 ==================  ========================  ===============================================
+
+Prediction windows: the survival model (``survival``; `flare_core.forecasting` re-bases it
+to the issue time) forecasts ``(issue_time, issue_time + 24 h]``. The binary models
+(`RECORD_WINDOW_MODELS`: DeFN, LSTM, logistic, persistence, climatology) have no time
+structure to re-base: their ``p_*24`` are for ``(t_rec, t_rec + 24 h]``, the 24 hours after
+the record used (``t_rec`` is at most the model's freshness, 6 h by default, before
+``issue_time``).
 
 Re-running an issue time *replaces* it: `upsert` first deletes every row of that issue time
 for the (model, model_version) pairs it writes, then inserts the new rows, in one
@@ -58,6 +67,7 @@ from ..timeutil import to_utc
 
 __all__ = [
     "FORECAST_SCHEMA",
+    "RECORD_WINDOW_MODELS",
     "FORECAST_KEY",
     "PROBABILITY_COLUMNS",
     "ForecastStore",
@@ -87,6 +97,10 @@ FORECAST_SCHEMA: dict[str, pl.DataType] = {
 FORECAST_KEY: tuple[str, ...] = ("issue_time", "harpnum", "model", "model_version")
 #: Probability columns, by increasing flare-class threshold (C+, M+, X+).
 PROBABILITY_COLUMNS: tuple[str, ...] = ("p_c24", "p_m24", "p_x24")
+#: Models whose ``p_*24`` are for ``(t_rec, t_rec + 24 h]`` (the record's window), not for
+#: ``(issue_time, issue_time + 24 h]``: the binary models of `flare_core.forecasting`.
+RECORD_WINDOW_MODELS: frozenset[str] = frozenset(
+    {"defn", "lstm", "logistic", "persistence", "climatology"})
 _REQUIRED = FORECAST_KEY
 _VALUE_COLUMNS = (*PROBABILITY_COLUMNS, "mean_lifetime_h", "survival_curve")
 _SCHEMA_VERSION = 1

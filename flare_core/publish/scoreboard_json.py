@@ -25,7 +25,7 @@ Document layout (validated by `SCOREBOARD_SCHEMA`, JSON Schema draft 2020-12)::
           "region_ids": [{"type": "HARP", "number": "4698"},
                          {"type": "NOAA", "number": "12192"}],
           "data_time": "2014-10-21T23:48Z",              # newest SHARP record used (or null)
-          "prediction_window": {...},                    # same as full disk
+          "prediction_window": {...},                    # this region's window (below)
           "flare_probabilities": [{"class": "M+", "probability": 0.31}, ...],
           "mean_lifetime_h": 34.2,                       # extra: E[time to next flare], hours
           "warning_class": "M",                          # extra: the model's warning, or null
@@ -36,10 +36,21 @@ Document layout (validated by `SCOREBOARD_SCHEMA`, JSON Schema draft 2020-12)::
     }
 
 ``class`` is a threshold: "C+" means a flare of GOES class C1.0 or above peaks in the
-window (issue_time, issue_time + 24 h]; likewise "M+" and "X+". A class the model does not
-forecast is left out of ``flare_probabilities``. The full-disk probability is
-``1 - prod(1 - p_region)`` over the forecast regions (`full_disk_probabilities`); it is
-left out when any region lacks that class. Probabilities are rounded to 4 decimals (the
+region's ``prediction_window``; likewise "M+" and "X+". That window is what the model
+forecasts (`flare_core.publish.forecast_store`, "Prediction windows"):
+
+* the survival model (re-based to the issue time): ``(issue_time, issue_time + 24 h]`` for
+  every region and the full disk;
+* the binary models (`RECORD_WINDOW_MODELS`: DeFN, LSTM, logistic, persistence,
+  climatology): ``(data_time, data_time + 24 h]``, the 24 hours after the region's record
+  (``data_time``, at most the freshness before the issue time), so regions may differ.
+
+A class the model does not forecast is left out of ``flare_probabilities``. The full-disk
+probability is ``1 - prod(1 - p_region)`` over the forecast regions
+(`full_disk_probabilities`), the probability that some region flares in its own window; the
+full-disk ``prediction_window`` is the span of the regions' windows (earliest start, latest
+end), equal to them for the survival model. It is left out when any region lacks that
+class. Probabilities are rounded to 4 decimals (the
 scoreboard's format), mean lifetimes to 0.01 h.
 """
 
@@ -59,7 +70,7 @@ import polars as pl
 from ..config import check_positive
 from ..errors import ParseError
 from ..timeutil import to_utc
-from .forecast_store import PROBABILITY_COLUMNS, conform_forecasts
+from .forecast_store import PROBABILITY_COLUMNS, RECORD_WINDOW_MODELS, conform_forecasts
 from .full_disk import full_disk_probabilities
 
 __all__ = [
@@ -243,8 +254,10 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
     mode : str, optional
         "forecast" for real-time runs, "historical" for backfills (see `MODES`).
     horizon_h : float, optional
-        Prediction window length in hours; the window is (issue_time, issue_time +
-        horizon_h] (default 24, the horizon of p_c24/p_m24/p_x24).
+        Prediction window length in hours (default 24, the horizon of p_c24/p_m24/p_x24).
+        The window is (issue_time, issue_time + horizon_h], or (t_rec, t_rec + horizon_h]
+        per region for the models of `RECORD_WINDOW_MODELS` (module docstring); the
+        full-disk window spans the regions' windows.
 
     Returns
     -------
@@ -265,8 +278,18 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
         raise ParseError("a scoreboard document holds one issue time of one model; got "
                          f"{groups.height} (issue_time, model, model_version) groups")
     issue_time, model, version = groups.row(0)
-    window = {"start_time": _format_time(issue_time),
-              "end_time": _format_time(issue_time + timedelta(hours=horizon_h))}
+    horizon = timedelta(hours=horizon_h)
+
+    def window_of(start: datetime) -> dict[str, str]:
+        return {"start_time": _format_time(start), "end_time": _format_time(start + horizon)}
+
+    record_window = model in RECORD_WINDOW_MODELS
+    if record_window and df["t_rec"].null_count():
+        raise ParseError(f"model {model!r} forecasts (t_rec, t_rec + {horizon_h:g} h] but "
+                         f"{df['t_rec'].null_count()} row(s) of {issue_time} lack t_rec")
+    starts = df["t_rec"].to_list() if record_window else [issue_time]
+    window = {"start_time": _format_time(min(starts)),
+              "end_time": _format_time(max(starts) + horizon)}
     full_disk = full_disk_probabilities(df).row(0, named=True)
     regions = []
     for row in df.sort("harpnum").iter_rows(named=True):
@@ -278,7 +301,8 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
         regions.append({
             "region_ids": _region_ids(row["harpnum"], row["noaa_ars"]),
             "data_time": None if row["t_rec"] is None else _format_time(row["t_rec"]),
-            "prediction_window": dict(window),
+            "prediction_window": (window_of(row["t_rec"]) if record_window
+                                  else window_of(issue_time)),
             "flare_probabilities": _probabilities_of(row),
             "mean_lifetime_h": (None if row["mean_lifetime_h"] is None
                                 else round(row["mean_lifetime_h"], 2)),
@@ -307,7 +331,7 @@ def validate_scoreboard_document(doc: Any) -> None:
     """Raise `ParseError` listing every way ``doc`` breaks `SCOREBOARD_SCHEMA`.
 
     Beyond the JSON Schema it checks what a schema cannot: windows end after they start and
-    match the full-disk window, survival grids and curves have equal lengths, the grid
+    lie within the full-disk window, survival grids and curves have equal lengths, the grid
     strictly increases and S(t) does not, and no HARP appears twice.
     """
     problems = [f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
@@ -328,8 +352,14 @@ def _semantic_problems(sub: dict) -> list[str]:
     for where, i, w in windows:
         if _parse_time(w["end_time"]) <= _parse_time(w["start_time"]):
             problems.append(f"{where}/{i}/prediction_window: end_time is not after start_time")
-    if len({(w["start_time"], w["end_time"]) for _, _, w in windows}) > 1:
-        problems.append("prediction windows differ between full-disk and region forecasts")
+    for full in sub["full_disk_forecasts"]:
+        lo = _parse_time(full["prediction_window"]["start_time"])
+        hi = _parse_time(full["prediction_window"]["end_time"])
+        for i, r in enumerate(sub["region_forecasts"]):
+            w = r["prediction_window"]
+            if _parse_time(w["start_time"]) < lo or _parse_time(w["end_time"]) > hi:
+                problems.append(f"region_forecasts/{i}/prediction_window: outside the "
+                                "full-disk prediction window")
     harps = []
     for i, r in enumerate(sub["region_forecasts"]):
         harps += [x["number"] for x in r["region_ids"] if x["type"] == "HARP"]

@@ -78,6 +78,33 @@ def test_missing_classes_and_extras_are_left_out(forecasts):
     assert ids == {1, 3}  # no NOAA number (None or "0") / two NOAA numbers
 
 
+@pytest.mark.parametrize("model", ["defn", "lstm", "logistic", "persistence", "climatology"])
+def test_binary_models_window_starts_at_the_record_time(model):
+    """The binary models forecast (t_rec, t_rec + 24 h] of each region's record; the full
+    disk spans those windows and the survival model keeps the issue-time window."""
+    from datetime import timedelta
+
+    fc = make_forecasts([T0], model=model, with_curves=False).with_columns(
+        t_rec=pl.Series([T0 - timedelta(minutes=12), T0 - timedelta(hours=5),
+                         T0 - timedelta(hours=1, minutes=36)]))
+    sub = build_scoreboard_document(fc)["forecast_submission"]
+    for region in sub["region_forecasts"]:
+        harp = int(next(x["number"] for x in region["region_ids"] if x["type"] == "HARP"))
+        t_rec = fc.filter(pl.col("harpnum") == harp)["t_rec"].item()
+        assert region["data_time"] == f"{t_rec:%Y-%m-%dT%H:%M}Z"
+        assert region["prediction_window"] == {
+            "start_time": f"{t_rec:%Y-%m-%dT%H:%M}Z",
+            "end_time": f"{t_rec + timedelta(hours=24):%Y-%m-%dT%H:%M}Z"}
+    assert sub["full_disk_forecasts"][0]["prediction_window"] == {
+        "start_time": "2014-10-21T19:00Z", "end_time": "2014-10-22T23:48Z"}
+    survival = build_scoreboard_document(fc.with_columns(model=pl.lit("survival")))
+    windows = {(r["prediction_window"]["start_time"], r["prediction_window"]["end_time"])
+               for r in survival["forecast_submission"]["region_forecasts"]}
+    assert windows == {("2014-10-22T00:00Z", "2014-10-23T00:00Z")}
+    with pytest.raises(ParseError, match="lack t_rec"):
+        build_scoreboard_document(fc.with_columns(t_rec=pl.lit(None, fc["t_rec"].dtype)))
+
+
 def test_one_document_per_issue_time_and_model(tmp_path, issue_times):
     fc = pl.concat([make_forecasts(issue_times[:3]),
                     make_forecasts(issue_times[:2], model="defn", version="2")])
@@ -113,6 +140,8 @@ def test_one_document_per_issue_time_and_model(tmp_path, issue_times):
          "more than one region"),
         (lambda s: s["full_disk_forecasts"][0]["prediction_window"].update(
             end_time="2014-10-21T00:00Z"), "end_time is not after"),
+        (lambda s: s["region_forecasts"][0]["prediction_window"].update(
+            start_time="2014-10-21T00:00Z"), "outside the full-disk prediction window"),
         (lambda s: s.update(extra=1), "Additional properties"),
         (lambda s: s.pop("region_forecasts"), "required property"),
     ],
