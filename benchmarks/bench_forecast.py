@@ -2,12 +2,14 @@
 
 Measures, with a local Prefect server running (started here on 127.0.0.1; no network):
 
-1. one hourly ``forecast`` flow (snapshot -> forecast_at for every region -> ForecastStore
+1. one hourly ``forecast`` flow (snapshot -> forecasts of every region -> ForecastStore
    -> scoreboard JSON -> plots/page -> artifacts), end to end, for ~20 regions; and the
    same forecast through `tasks.forecasting.forecast_batch_plain` (no Prefect) in this
    process, so that the Prefect overhead is reported apart from model time;
 2. a ``backfill`` of ``--days`` days of hourly issue times on a `DaskTaskRunner`
-   (LocalCluster, ``--workers`` processes), against the plain loop over the same hours.
+   (LocalCluster, ``--workers`` processes; each task one `forecast_many` call for a batch
+   of ``--batch-size`` hours), against the plain loop over the same batches; and, on the
+   first batch, `forecast_many` against calling `forecast_at` per issue time.
 
 Data: the bundled sun2022 SHARP records of the window (real) and the NCEI flare list. At
 most ~10 regions are in the sun2022 files at a time, so each real region's records are
@@ -80,14 +82,15 @@ def _fresh_regions(store: Path, t: datetime, fresh_h: float = 6.0) -> int:
     return recs.filter(pl.col("t_rec") > t - timedelta(hours=fresh_h))["harpnum"].n_unique()
 
 
-def _plain_forecasts(store: Path, model: str, times: list[datetime], *,
-                     page: bool) -> dict[str, float]:
-    """The same flare_core calls as the flows, without Prefect: read the store, forecast_at
-    per issue time, upsert into a (scratch) ForecastStore, scoreboard JSON, page. Seconds."""
+def _plain_forecasts(store: Path, model: str, times: list[datetime], *, page: bool,
+                     batch_size: int = 24) -> dict[str, float]:
+    """The same flare_core calls as the flows, without Prefect: read the store, forecast_many
+    per batch of issue times, upsert into a (scratch) ForecastStore, scoreboard JSON, page.
+    Seconds."""
     import polars as pl
 
     from flare_core.errors import DataGapError
-    from flare_core.forecasting import forecast_at
+    from flare_core.forecasting import forecast_many
     from flare_core.publish.forecast_store import ForecastStore
     from flare_core.publish.page import publish_latest_page
     from flare_core.publish.scoreboard_json import write_scoreboard_json
@@ -105,9 +108,9 @@ def _plain_forecasts(store: Path, model: str, times: list[datetime], *,
     out["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     frames = []
-    for t in times:
+    for i in range(0, len(times), batch_size):
         try:
-            frames.append(forecast_at(bundle, sharp, flares, t))
+            frames.append(forecast_many(bundle, sharp, flares, times[i:i + batch_size]))
         except DataGapError:
             pass
     rows = pl.concat(frames, how="diagonal_relaxed")
@@ -180,7 +183,7 @@ def main() -> None:
               f"processes, batches of {args.batch_size}): {flow_s:.1f} s, {bf['rows']} rows "
               f"published, {len(bf['gaps'])} hours without data; model time inside tasks "
               f"{bf['model_seconds']:.1f} s (summed over workers); target < 600 s")
-        p = _plain_forecasts(store, model, times, page=False)
+        p = _plain_forecasts(store, model, times, page=False, batch_size=args.batch_size)
         print(f"  plain loop, one process: {p['total']:.1f} s (model {p['model']:.1f} s, "
               f"publish {p['publish']:.1f} s, {p['rows']:.0f} rows); backfill flow "
               f"{flow_s / max(p['total'], 1e-9):.2f}x plain ({flow_s - p['total']:+.1f} s)")
@@ -189,6 +192,38 @@ def main() -> None:
                  n_workers=args.workers, dask_processes=True, page=False, scoreboard=False)
         print(f"re-run of the same backfill (cached compute, re-publish): "
               f"{time.perf_counter() - t0:.1f} s")
+        many_s, at_s = _batch_many_vs_at(store, model, times[:args.batch_size])
+        print(f"one batch of {min(args.batch_size, len(times))} issue times: forecast_many "
+              f"{many_s:.2f} s, forecast_at per issue time {at_s:.2f} s "
+              f"({at_s / max(many_s, 1e-9):.1f}x)")
+
+
+def _batch_many_vs_at(store: Path, model: str, times: list[datetime]) -> tuple[float, float]:
+    """Seconds of `forecast_many` on ``times`` and of `forecast_at` called per issue time."""
+    from flare_core.errors import DataGapError
+    from flare_core.forecasting import forecast_at, forecast_many
+    from flare_core.store import Store
+    from tasks.common import file_sha256
+    from tasks.forecasting import load_bundle
+
+    bundle = load_bundle(model, file_sha256(Path(model) / "model.json"))
+    need = timedelta(hours=bundle.lookback_h() + bundle.config.freshness_h)
+    st = Store(store)
+    sharp = st.read_sharp(start=times[0] - need, end=times[-1])
+    flares = st.read_flares(end=times[-1])
+    t0 = time.perf_counter()
+    try:
+        forecast_many(bundle, sharp, flares, times)
+    except DataGapError:
+        pass
+    many_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for t in times:
+        try:
+            forecast_at(bundle, sharp, flares, t)
+        except DataGapError:
+            pass
+    return many_s, time.perf_counter() - t0
 
 
 if __name__ == "__main__":

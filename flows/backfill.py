@@ -1,8 +1,9 @@
 """The ``backfill`` flow: forecasts for a range of issue times, in parallel on Dask.
 
 The issue times ``start, start + cadence_h, ..., <= end`` (UTC) are cut into batches of
-``batch_size``; each batch is one `tasks.forecasting.compute_forecasts` task (the model and
-the snapshot are loaded once per worker process, not once per hour), mapped over a
+``batch_size``; each batch is one `tasks.forecasting.compute_forecasts` task, one
+`flare_core.forecasting.forecast_many` call that predicts each SHARP record once for all the
+batch's hours (the model and the snapshot are loaded once per worker process), mapped over a
 `prefect_dask.DaskTaskRunner`: a `LocalCluster` by default, or the scheduler at
 ``dask_address``. Each batch is upserted into the `ForecastStore` as soon as it is done, so
 an interrupted backfill keeps the finished batches and a re-run recomputes nothing it has
@@ -123,7 +124,8 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
     Returns
     -------
     dict
-        Counts (issue times, rows, gaps) and ``model_seconds`` (time inside `forecast_at`).
+        Counts (issue times, rows, gaps) and ``model_seconds`` (time inside
+        `flare_core.forecasting.forecast_many`, summed over the batches).
     """
     log = get_run_logger()
     layout = Layout.of(store)

@@ -1,4 +1,4 @@
-"""Prefect tasks that issue forecasts (`flare_core.forecasting.forecast_at`) and publish them.
+"""Prefect tasks that issue forecasts (`flare_core.forecasting.forecast_many`) and publish them.
 
 These are the only publishing tasks: `publish_forecasts` (store upsert + scoreboard JSON)
 and `publish_page` (plots, ``index.html`` and the Prefect artifacts). Both retry only when
@@ -12,8 +12,10 @@ loaded once per worker process. `publish_forecasts` is the side effect: an idemp
 into the `ForecastStore` (an issue time is replaced as a whole, so re-runs and concurrent
 runs neither lose nor duplicate rows), then the scoreboard JSON documents.
 
-No look-ahead: `forecast_at` reads only SHARP rows with ``t_rec <= issue_time`` and flares
-with ``peak_time < issue_time`` whatever the snapshot holds.
+No look-ahead: a batch is one `forecast_many` call, whose rows of each issue time equal
+`forecast_at`'s: only SHARP records with ``t_rec <= issue_time`` (each record's features and
+sequence read only the region's records at or before it) and flares that peaked before the
+record time, whatever later data the snapshot holds.
 """
 
 from __future__ import annotations
@@ -63,25 +65,33 @@ def forecast_batch_plain(issue_times: list[datetime], model: FileRef, sharp: Fil
                          ) -> tuple[pl.DataFrame, dict[str, str]]:
     """The forecasts of several issue times, without Prefect (used by the task and benchmarks).
 
+    One `flare_core.forecasting.forecast_many` call: each SHARP record is predicted once and
+    every issue time's rows are derived from the records at or before it (the rows equal
+    `forecast_at` issue time by issue time, no look-ahead).
+
     Returns the forecast rows (`flare_core.publish.forecast_store` schema) and, per issue time
     that could not be forecast (no fresh record), the reason.
     """
     from flare_core.errors import DataGapError
-    from flare_core.forecasting import forecast_at
+    from flare_core.forecasting import forecast_many
     from flare_core.publish.forecast_store import empty_forecast_frame
+    from flare_core.timeutil import to_utc
 
     bundle = load_bundle(model.path, model.sha256)
     sharp_df = read_frame(sharp.path, sharp.sha256)
     flare_df = read_frame(flares.path, flares.sha256)
     if harpnums is not None:
         sharp_df = sharp_df.filter(pl.col("harpnum").is_in(harpnums))
-    frames, gaps = [], {}
-    for t in issue_times:
-        try:
-            frames.append(forecast_at(bundle, sharp_df, flare_df, t))
-        except DataGapError as e:
-            gaps[t.isoformat()] = str(e)
-    rows = pl.concat(frames, how="diagonal_relaxed") if frames else empty_forecast_frame()
+    why = (f"no SHARP record within {bundle.config.freshness_h} h before the issue time: "
+           "nothing to forecast")
+    if not issue_times:
+        return empty_forecast_frame(), {}
+    try:
+        rows = forecast_many(bundle, sharp_df, flare_df, issue_times)
+    except DataGapError:
+        return empty_forecast_frame(), {t.isoformat(): why for t in issue_times}
+    done = set(rows["issue_time"].unique().to_list())
+    gaps = {t.isoformat(): why for t in issue_times if to_utc(t) not in done}
     return rows, gaps
 
 
