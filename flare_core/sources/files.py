@@ -3,8 +3,8 @@
 SHARP keyword frames (`flare_core.schema.SHARP_SCHEMA`):
 
 * `read_sun2022` -- Sun et al. (2022) ``sharp_{0..3}.csv`` folds. ``t_end`` is the record
-  time, nominally TAI, converted to UTC; ``FLARE_INDEX``, ``flares`` and ``label`` describe
-  the 24 h *after* ``t_end`` (labels) and are dropped. `read_sun2022_labels` returns the
+  time, nominally TAI, converted to UTC. The label columns are dropped, never inputs:
+  ``FLARE_INDEX``/``flares``/``label`` (dropped) describe the 24 h *after* ``t_end``. `read_sun2022_labels` returns the
   source label separately, for cross-checks only.
 * `read_swan_sf_mvts` -- SWAN-SF "petdataset" windows (tab-separated, 60 rows at 12 min);
   the HARP number comes from the file name ``..._id[3686]_...``. Flare columns
@@ -134,7 +134,7 @@ def read_sun2022(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
     ----------
     path
         ``sun2022_sharp_m24h_fold{k}.csv[.gz]`` with columns ``prefix, arpnum, t_start,
-        t_end, label, flares, FLARE_INDEX, AREA, USFLUX, MEANGBZ, R_VALUE``.
+        t_end, label, flares, FLARE_INDEX (dropped), AREA, USFLUX, MEANGBZ, R_VALUE``.
     strict
         Raise `ParseError` on the first malformed row instead of dropping it.
 
@@ -144,7 +144,7 @@ def read_sun2022(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
         `SHARP_SCHEMA`; ``harpnum`` = ``arpnum``, ``t_rec`` = ``t_end`` (TAI -> UTC),
         ``area``, ``usflux``, ``meangbz``, ``r_value`` filled, other keywords null,
         ``source`` = ``"sun2022"``. Sorted by (harpnum, t_rec). The label columns
-        (``label``, ``flares``, ``FLARE_INDEX``: the 24 h after ``t_end``) are not kept.
+        (``label``, ``flares``, ``FLARE_INDEX``: the 24 h after ``t_end``) are dropped.
     """
     return _run(_read_sun2022, path, strict)
 
