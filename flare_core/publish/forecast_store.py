@@ -490,13 +490,5 @@ class ForecastStore:
 
     def latest_issue_time(self, *, model: str | None = None) -> datetime | None:
         """The newest stored issue time (tz-aware UTC), or None for an empty store."""
-        sql = "SELECT max(issue_time) FROM forecasts"
-        params: list = []
-        if model is not None:
-            sql += " WHERE model = ?"
-            params.append(model)
-        with self._connect(write=False) as con:
-            if con is None:
-                return None
-            row = con.execute(sql, params).fetchone()
-        return None if row is None or row[0] is None else row[0].replace(tzinfo=UTC)
+        times = self.issue_times(model=model)
+        return times[-1] if times else None
