@@ -47,6 +47,7 @@ __all__ = [
     "false_alarm_ratio",
     "critical_success_index",
     "true_skill_statistic",
+    "best_tss_threshold",
     "heidke_skill_score",
     "accuracy",
     "skill_scores",
@@ -259,6 +260,35 @@ def true_skill_statistic(y_true: Any, y_pred: Any) -> float:
     0.5
     """
     return _tss(contingency_table(y_true, y_pred))
+
+
+def best_tss_threshold(y_true: Any, p: Any) -> tuple[float, float]:
+    """Decision threshold on a probability that maximises TSS, and that TSS.
+
+    Call it on VALIDATION data only (a threshold picked on the test set inflates the test
+    TSS). Candidates are the midpoints between distinct forecast values; with one class only
+    the result is ``(0.5, nan)``. The TSS is the largest hit rate minus false-alarm rate over
+    all thresholds (the Kolmogorov-Smirnov distance of the two classes' forecasts).
+
+    Examples
+    --------
+    >>> best_tss_threshold([0, 0, 1, 1], [0.0, 0.5, 0.25, 1.0])
+    (0.75, 0.5)
+    """
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(p, dtype=np.float64)
+    if y.all() or not y.any():
+        return 0.5, float("nan")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    fp = np.cumsum(~y_sorted)
+    distinct = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
+    tss = tp[distinct] / y.sum() - fp[distinct] / (~y).sum()
+    k = int(np.argmax(tss))
+    i = distinct[k]
+    lower = s_sorted[i + 1] if i + 1 < s_sorted.size else s_sorted[i] - 1e-6
+    return float((s_sorted[i] + lower) / 2.0), float(tss[k])
 
 
 def heidke_skill_score(y_true: Any, y_pred: Any) -> float:

@@ -46,6 +46,7 @@ import polars as pl
 
 from .config import check_positive
 from .errors import ConfigError, ModelError
+from .metrics import best_tss_threshold
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
@@ -498,28 +499,6 @@ def code_version() -> str:
 
 
 # ------------------------------------------------------------------------------- thresholds
-
-
-def best_tss_threshold(y_true: Any, p: Any) -> tuple[float, float]:
-    """Decision threshold on a probability that maximises TSS, and that TSS.
-
-    Used on the VALIDATION part only. Candidates are the midpoints between distinct forecast
-    values (plus 0.5 as a fall-back when one class is missing).
-    """
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(p, dtype=np.float64)
-    if y.all() or not y.any():
-        return 0.5, float("nan")
-    order = np.argsort(-s, kind="stable")
-    s_sorted, y_sorted = s[order], y[order]
-    tp = np.cumsum(y_sorted)
-    fp = np.cumsum(~y_sorted)
-    distinct = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
-    tss = tp[distinct] / y.sum() - fp[distinct] / (~y).sum()
-    k = int(np.argmax(tss))
-    i = distinct[k]
-    lower = s_sorted[i + 1] if i + 1 < s_sorted.size else s_sorted[i] - 1e-6
-    return float((s_sorted[i] + lower) / 2.0), float(tss[k])
 
 
 # ------------------------------------------------------------------------------ model specs

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
-from ..metrics import true_skill_statistic
+from ..metrics import best_tss_threshold, true_skill_statistic
 from ._inputs import META_FILE, as_binary_labels, check_fitted, read_meta
 from .persistence import load_sklearn, load_torch, save_sklearn, save_torch, write_json
 
@@ -42,6 +42,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Target = Literal["M", "C"]
+#: How `train_keep_best_tss` scores an epoch on the validation set: the TSS of the forecast
+#: ``P >= threshold`` ("tss_at_threshold", the DeFN paper) or the best TSS over all
+#: thresholds ("best_tss"; the threshold is then chosen on the same validation set, so the
+#: epoch and the threshold are picked by one criterion).
+EpochScore = Literal["tss_at_threshold", "best_tss"]
+EPOCH_SCORES: tuple[str, ...] = ("tss_at_threshold", "best_tss")
 _DEFAULT_CLASS_WEIGHT: dict[str, tuple[float, float]] = {"M": (1.0, 50.0), "C": (1.0, 4.0)}
 _NETWORK_FILE = "network.pt"
 _SCALER_FILE = "scaler.skops"
@@ -71,6 +77,10 @@ class TrainingSettings(Protocol):
     def device(self) -> str | None: ...
     @property
     def n_members(self) -> int: ...
+    @property
+    def epoch_score(self) -> EpochScore: ...
+    @property
+    def weight_average_decay(self) -> float | None: ...
 
 
 ConfigT = TypeVar("ConfigT", bound=TrainingSettings)
@@ -87,8 +97,10 @@ def default_class_weight(target: Target) -> tuple[float, float]:
 def check_common_settings(config: TrainingSettings) -> None:
     """Check the settings every torch classifier config has; call from ``__post_init__``.
 
-    Checks ``patience`` (None or > 0), ``n_members`` (int >= 1), ``class_weight`` (None or two positive values, stored
-    back as a tuple of floats), ``weight_decay`` (>= 0) and ``threshold`` (in (0, 1)).
+    Checks ``patience`` (None or > 0), ``n_members`` (int >= 1), ``class_weight`` (None or
+    two positive values, stored back as a tuple of floats), ``weight_decay`` (>= 0),
+    ``threshold`` (in (0, 1)), ``epoch_score`` (one of `EPOCH_SCORES`) and
+    ``weight_average_decay`` (None or in (0, 1)).
     """
     if config.patience is not None:
         check_positive("patience", config.patience)
@@ -104,6 +116,11 @@ def check_common_settings(config: TrainingSettings) -> None:
         raise ConfigError(f"weight_decay must be >= 0, got {config.weight_decay!r}")
     if not 0.0 < config.threshold < 1.0:
         raise ConfigError(f"threshold must be in (0, 1), got {config.threshold!r}")
+    if config.epoch_score not in EPOCH_SCORES:
+        raise ConfigError(f"epoch_score must be one of {EPOCH_SCORES}, got {config.epoch_score!r}")
+    decay = config.weight_average_decay
+    if decay is not None and not 0.0 < decay < 1.0:
+        raise ConfigError(f"weight_average_decay must be None or in (0, 1), got {decay!r}")
 
 
 class MemberAverage(nn.Module):
@@ -147,8 +164,11 @@ def train_keep_best_tss(
 
     ``network(*inputs)`` must return (batch, 2) logits. ``settings`` supplies
     ``learning_rate``, ``weight_decay``, ``batch_size``, ``max_epochs``, ``patience``,
-    ``threshold`` and ``seed`` (batch order); ``class_weight`` and ``device`` are arguments. The network is trained on ``device`` and left on
-    the CPU; the returned state dict holds CPU tensors.
+    ``threshold`` and ``epoch_score`` (how an epoch's validation TSS is measured, see
+    `EpochScore`), ``weight_average_decay`` (None, or the decay of an exponential moving
+    average of the weights that is scored and kept instead of the raw weights) and ``seed``
+    (batch order); ``class_weight`` and ``device`` are arguments. The network is trained on
+    ``device`` and left on the CPU; the returned state dict holds CPU tensors.
 
     Returns
     -------
@@ -173,6 +193,17 @@ def train_keep_best_tss(
     optimiser = torch.optim.Adam(
         network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
+    # Exponential moving average of the weights and batch-norm statistics, updated after
+    # every step; when set, it (not the raw network) is what each epoch is scored on and kept.
+    averaged = None
+    if settings.weight_average_decay is not None:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(
+            network, multi_avg_fn=get_ema_multi_avg_fn(settings.weight_average_decay),
+            use_buffers=True,
+        )
+    scored = network if averaged is None else averaged.module
     history: list[dict[str, float]] = []
     best_tss, best_epoch, best_state = -math.inf, 0, None
     n = yt.shape[0]
@@ -188,14 +219,19 @@ def train_keep_best_tss(
             loss = loss_fn(network(*(x[idx] for x in xt)), yt[idx])
             loss.backward()
             optimiser.step()
+            if averaged is not None:
+                averaged.update_parameters(network)
             total += loss.item() * idx.numel()
             seen += idx.numel()
-        network.eval()
+        scored.eval()
         with torch.no_grad():
-            logits = network(*xv)
+            logits = scored(*xv)
             val_loss = float(loss_fn(logits, yv))
             p_val = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
-        val_tss = true_skill_statistic(y_val, p_val >= settings.threshold)
+        if settings.epoch_score == "best_tss":
+            val_tss = best_tss_threshold(y_val, p_val)[1]
+        else:
+            val_tss = true_skill_statistic(y_val, p_val >= settings.threshold)
         history.append(
             {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
              "val_tss": val_tss}
@@ -204,7 +240,7 @@ def train_keep_best_tss(
         if val_tss > best_tss:
             best_tss, best_epoch = val_tss, epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in
-                          network.state_dict().items()}
+                          scored.state_dict().items()}
         elif settings.patience is not None and epoch - best_epoch >= settings.patience:
             logger.info("%s: no better validation TSS for %d epochs; stop", name,
                         settings.patience)

@@ -35,7 +35,12 @@ from ._inputs import (
     make_standardiser,
     select_feature_names,
 )
-from ._torch_classifier import TorchBinaryClassifier, check_common_settings, default_class_weight
+from ._torch_classifier import (
+    EpochScore,
+    TorchBinaryClassifier,
+    check_common_settings,
+    default_class_weight,
+)
 
 __all__ = ["DeFNConfig", "DeepFlareNet", "DeFNNetwork", "default_class_weight"]
 
@@ -72,6 +77,14 @@ class DeFNConfig:
     n_members : int, default 1
         Networks trained with seeds ``seed, seed + 1, ...`` (each keeping its own
         best-validation-TSS epoch) whose probabilities are averaged; 1 is a single network.
+    epoch_score : {"tss_at_threshold", "best_tss"}, default "tss_at_threshold"
+        Validation TSS that picks the epoch: at ``threshold`` (the paper), or the best over
+        all thresholds (consistent with a decision threshold chosen on validation data).
+    weight_average_decay : float or None, default None
+        If set, an exponential moving average of the weights (this decay per step) is scored
+        and kept instead of the raw weights.
+    dropout : float, default 0.0
+        Dropout probability after every hidden ReLU; 0 is the paper's network.
     """
 
     hidden: int = 200
@@ -85,8 +98,13 @@ class DeFNConfig:
     seed: int = 0
     device: str | None = None
     n_members: int = 1
+    epoch_score: EpochScore = "tss_at_threshold"
+    weight_average_decay: float | None = None
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         for name in ("hidden", "learning_rate", "batch_size", "max_epochs"):
             check_positive(name, getattr(self, name))
         for name in ("hidden", "batch_size", "max_epochs"):
@@ -100,15 +118,18 @@ class DeFNConfig:
 class DeFNNetwork(nn.Module):
     """The DeFN residual MLP: (batch, n_in) standardised features -> (batch, 2) logits.
 
-    Softmax of the logits gives P(no flare), P(flare).
+    Softmax of the logits gives P(no flare), P(flare). ``dropout`` > 0 adds dropout after
+    every hidden ReLU (not in the paper; parameter names are the same either way).
     """
 
-    def __init__(self, n_in: int, hidden: int = 200) -> None:
+    def __init__(self, n_in: int, hidden: int = 200, dropout: float = 0.0) -> None:
         super().__init__()
 
         def dense(a: int, b: int, relu: bool = True) -> list[nn.Module]:
             layers: list[nn.Module] = [nn.Linear(a, b), nn.BatchNorm1d(b)]
-            return [*layers, nn.ReLU()] if relu else layers
+            if not relu:
+                return layers
+            return [*layers, nn.ReLU(), nn.Dropout(dropout)] if dropout else [*layers, nn.ReLU()]
 
         self.block1 = nn.Sequential(
             *dense(n_in, hidden), *dense(hidden, hidden), *dense(hidden, n_in, relu=False)
@@ -173,7 +194,7 @@ class DeepFlareNet(TorchBinaryClassifier[DeFNConfig]):
         return _LABEL_COLUMN[self.target]
 
     def _build_network(self, n_in: int) -> DeFNNetwork:
-        return DeFNNetwork(n_in, self.config.hidden)
+        return DeFNNetwork(n_in, self.config.hidden, self.config.dropout)
 
     def fit(self, X: Any, y: Any, *, X_val: Any, y_val: Any) -> Self:  # noqa: N803
         """Train and keep the epoch with the best validation TSS.

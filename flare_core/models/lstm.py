@@ -35,7 +35,7 @@ from ._inputs import (
     make_standardiser,
     select_feature_names,
 )
-from ._torch_classifier import TorchBinaryClassifier, check_common_settings
+from ._torch_classifier import EpochScore, TorchBinaryClassifier, check_common_settings
 
 __all__ = ["LSTMConfig", "LSTMNetwork", "LSTMForecaster", "build_sequences"]
 
@@ -143,7 +143,7 @@ class LSTMConfig:
     class_weight : (float, float) or None
         Cross-entropy weights (no flare, flare); None uses `default_class_weight` of the target.
     learning_rate, weight_decay, batch_size, max_epochs, patience, threshold, seed, device,
-    n_members
+    n_members, epoch_score, weight_average_decay
         As in `flare_core.models.defn.DeFNConfig`.
     """
 
@@ -162,6 +162,8 @@ class LSTMConfig:
     seed: int = 0
     device: str | None = None
     n_members: int = 1
+    epoch_score: EpochScore = "tss_at_threshold"
+    weight_average_decay: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "hidden", "num_layers", "batch_size", "max_epochs"):

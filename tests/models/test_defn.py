@@ -62,7 +62,8 @@ def test_default_weights_and_label_column():
 @pytest.mark.parametrize(
     "kwargs",
     [{"hidden": 0}, {"batch_size": 1}, {"learning_rate": -1.0}, {"class_weight": (1.0,)},
-     {"threshold": 1.0}, {"max_epochs": 2.5}],
+     {"threshold": 1.0}, {"max_epochs": 2.5}, {"epoch_score": "auc"},
+     {"weight_average_decay": 1.0}, {"weight_average_decay": 0.0}, {"dropout": 1.0}],
 )
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ConfigError):
@@ -97,6 +98,33 @@ def test_reproducible(data):
     np.testing.assert_array_equal(p1, p2)
     other = DeepFlareNet("M", config=DeFNConfig(hidden=32, max_epochs=2, seed=6))
     assert not np.array_equal(other.fit(x, y, X_val=xv, y_val=yv).predict_proba(xt), p1)
+
+
+def test_best_tss_epoch_score_is_threshold_free_validation_tss(data):
+    from flare_core.metrics import best_tss_threshold
+
+    (x, y), (xv, yv), _ = data
+    cfg = DeFNConfig(hidden=32, max_epochs=3, seed=0, epoch_score="best_tss")
+    model = DeepFlareNet("M", config=cfg).fit(x, y, X_val=xv, y_val=yv)
+    tss = [h["val_tss"] for h in model.history_]
+    assert model.best_epoch_ == int(np.argmax(tss)) + 1
+    # the kept weights give that TSS at their own best threshold, which is >= the TSS at 0.5
+    _, best = best_tss_threshold(yv, model.predict_proba(xv))
+    assert best == pytest.approx(model.best_val_tss_)
+    assert best >= _tss(yv, model.predict(xv))
+
+
+def test_weight_average_keeps_averaged_weights_that_round_trip(data, tmp_path):
+    (x, y), (xv, yv), (xt, _) = data
+    cfg = DeFNConfig(hidden=32, max_epochs=3, seed=0, weight_average_decay=0.9, dropout=0.1)
+    model = DeepFlareNet("M", config=cfg).fit(x, y, X_val=xv, y_val=yv)
+    raw = DeepFlareNet("M", config=DeFNConfig(hidden=32, max_epochs=3, seed=0, dropout=0.1))
+    raw.fit(x, y, X_val=xv, y_val=yv)
+    # same seed and batches: only the averaging differs, so the kept networks differ
+    assert not np.allclose(model.predict_proba(xt), raw.predict_proba(xt))
+    assert _tss(yv, model.predict(xv)) == pytest.approx(model.best_val_tss_)
+    loaded = DeepFlareNet.load(model.save(tmp_path / "ema"))
+    np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
 
 
 def test_scaler_fitted_on_training_only(fitted, data):
