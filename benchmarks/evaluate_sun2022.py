@@ -8,9 +8,12 @@ the SHARP keywords and the flare history built from the NCEI GOES list (flares t
 before each record); the files' ``FLARE_INDEX``/``flares``/``label`` columns are never read
 as inputs (`flare_core.sources.read_sun2022` drops them). Labels come from the same flare list.
 
-Prints the training time of each fold and in total (against the 10-minute budget) and the
-skill ratios of the best deep model against logistic regression and persistence, and
-writes the table into ``EVALUATION.md`` between the ``<!-- sun2022-table -->`` markers.
+Prints the training time of each fold and in total (against the 10-minute budget), the
+skill ratios of the deep models against logistic regression and persistence, and a paired
+comparison on the pooled test folds (every record forecast by the rotation that did not
+train on its region; TSS and ROC AUC differences deep - baseline with 95 % intervals from a
+bootstrap over regions), and writes both tables into ``EVALUATION.md`` between the
+``<!-- sun2022-table -->`` markers.
 
 Usage (one command, from the repository root)::
 
@@ -35,8 +38,9 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from flare_core import metrics as skill  # noqa: E402
 from flare_core.evaluation import AUC_TIMES_H, evaluate  # noqa: E402
-from flare_core.forecasting import ModelBundle  # noqa: E402
+from flare_core.forecasting import ModelBundle, predict_records  # noqa: E402
 from flare_core.training import (  # noqa: E402
     TrainConfig,
     build_model_dataset,
@@ -60,6 +64,11 @@ ROWS = (
     ("defn_c", "Deep Flare Net", ">=C"),
 )
 DEEP = ("survival", "defn_m", "lstm")
+#: >=M/24 h probability column and bundle model name of each model in the paired comparison.
+PAIRED = {"survival": ("p_m24_survival", "cox_time"), "defn_m": ("p_m24_defn", "defn_m"),
+          "lstm": ("p_m24_lstm", "lstm"), "logistic": ("p_m24_logistic", "logistic"),
+          "persistence": ("p_m24_persistence", "persistence")}
+N_BOOT = 1000
 
 
 def _fmt(values: list[float]) -> str:
@@ -116,6 +125,65 @@ def _table(per_fold: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _pooled_forecasts(bundle: ModelBundle, test: pl.DataFrame) -> pl.DataFrame:
+    """Per test record: harpnum, the >=M/24 h label, and per model P and yes/no forecast.
+
+    The yes/no forecast uses the model's validation-chosen threshold (as in `evaluate`).
+    """
+    preds = predict_records(bundle, test)
+    cols = [test["harpnum"].alias("harpnum"),
+            test["m_within_24h"].cast(pl.Int8).alias("y")]
+    for key, (column, model) in PAIRED.items():
+        if column not in preds.columns or model not in bundle.meta["models"]:
+            continue
+        p = preds[column].cast(pl.Float64)
+        cols += [p.alias(f"p_{key}"), (p >= bundle.threshold(model)).alias(f"yes_{key}")]
+    return pl.DataFrame(cols)
+
+
+def _tss_difference(y, a, b) -> float:
+    return skill.true_skill_statistic(y, a) - skill.true_skill_statistic(y, b)
+
+
+def _auc_difference(y, a, b) -> float:
+    return skill.roc_auc(y, a) - skill.roc_auc(y, b)
+
+
+def _paired_table(pooled: pl.DataFrame) -> str:
+    """Deep model - baseline differences in TSS and ROC AUC with region-bootstrap intervals."""
+    import warnings
+
+    from flare_core.errors import DataQualityWarning
+
+    lines = [f"Paired comparison on the pooled test folds ({pooled.height} records, "
+             f"{pooled['harpnum'].n_unique()} regions, each forecast by the rotation that did "
+             f"not train on it); 95 % intervals from {N_BOOT} bootstrap resamples of whole "
+             "regions:", "",
+             "| deep model | baseline | TSS deep | TSS baseline | TSS difference (95 % CI) "
+             "| ROC AUC difference (95 % CI) |", "|---|---|---|---|---|---|"]
+    y, groups = pooled["y"].to_numpy(), pooled["harpnum"].to_numpy()
+    names = dict((k, n) for k, n, _ in ROWS)
+    for deep in DEEP:
+        for base in ("logistic", "persistence"):
+            if f"p_{deep}" not in pooled.columns or f"p_{base}" not in pooled.columns:
+                continue
+            yes_d, yes_b = pooled[f"yes_{deep}"].to_numpy(), pooled[f"yes_{base}"].to_numpy()
+            p_d, p_b = pooled[f"p_{deep}"].to_numpy(), pooled[f"p_{base}"].to_numpy()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataQualityWarning)
+                tss = skill.bootstrap_by_region(_tss_difference, groups, y, yes_d, yes_b,
+                                                n_boot=N_BOOT)
+                auc = skill.bootstrap_by_region(_auc_difference, groups, y, p_d, p_b,
+                                                n_boot=N_BOOT)
+            lines.append(
+                f"| {names[deep]} | {names[base].removesuffix(' (baseline)')} | "
+                f"{skill.true_skill_statistic(y, yes_d):.3f} | "
+                f"{skill.true_skill_statistic(y, yes_b):.3f} | "
+                f"{tss.estimate:+.3f} ({tss.low:+.3f} to {tss.high:+.3f}) | "
+                f"{auc.estimate:+.4f} ({auc.low:+.4f} to {auc.high:+.4f}) |")
+    return "\n".join(lines)
+
+
 def _write_markdown(path: Path, block: str) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else f"{BEGIN}\n{END}\n"
     if BEGIN not in text or END not in text:
@@ -157,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(dataset.columns)} columns; read + features + labels in {prep_s:.1f} s")
 
     per_fold: list[dict] = []
+    pooled: list[pl.DataFrame] = []
     train_s: list[float] = []
     per_model_s: dict[str, float] = {}
     for k in args.folds:
@@ -172,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fold {k}: models left out: {bundle.meta['skipped']}")
         metrics = evaluate(bundle, test, out / f"fold{k}" / "report")
         per_fold.append(metrics)
+        pooled.append(_pooled_forecasts(bundle, test))
         summary = ", ".join(
             f"{n} TSS={m.get('tss', math.nan):.3f}" for n, m in metrics["models"].items()
             if isinstance(m.get("tss"), float)
@@ -194,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"TSS {deep} vs {base}: {tss / ref:.2f}x ({tss:.3f} vs {ref:.3f})")
     table = _table(per_fold)
     print(table)
+    paired = _paired_table(pl.concat(pooled))
+    print(paired)
     (out / "sun2022_metrics.json").write_text(json.dumps(
         {"folds": args.folds, "train_seconds": train_s, "per_model_seconds": per_model_s,
          "config": cfg.to_dict(), "metrics": per_fold}, indent=2, default=str))
@@ -202,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             f" --config {args.config}" if args.config else "")
         block = (f"Command: `{cmd}` (folds {args.folds}; mean ± std over the test folds)."
                  f"  \nTraining time: {total:.0f} s in total for {len(args.folds)} fold(s) "
-                 f"on {_cpu_info()}.\n\n{table}")
+                 f"on {_cpu_info()}.\n\n{table}\n\n{paired}")
         _write_markdown(args.markdown, block)
         print(f"table written to {args.markdown}")
     print(f"models and reports: {out}")

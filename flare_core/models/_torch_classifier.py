@@ -81,6 +81,8 @@ class TrainingSettings(Protocol):
     def epoch_score(self) -> EpochScore: ...
     @property
     def weight_average_decay(self) -> float | None: ...
+    @property
+    def input_noise(self) -> float: ...
 
 
 ConfigT = TypeVar("ConfigT", bound=TrainingSettings)
@@ -99,8 +101,8 @@ def check_common_settings(config: TrainingSettings) -> None:
 
     Checks ``patience`` (None or > 0), ``n_members`` (int >= 1), ``class_weight`` (None or
     two positive values, stored back as a tuple of floats), ``weight_decay`` (>= 0),
-    ``threshold`` (in (0, 1)), ``epoch_score`` (one of `EPOCH_SCORES`) and
-    ``weight_average_decay`` (None or in (0, 1)).
+    ``threshold`` (in (0, 1)), ``epoch_score`` (one of `EPOCH_SCORES`),
+    ``weight_average_decay`` (None or in (0, 1)) and ``input_noise`` (>= 0).
     """
     if config.patience is not None:
         check_positive("patience", config.patience)
@@ -118,6 +120,8 @@ def check_common_settings(config: TrainingSettings) -> None:
         raise ConfigError(f"threshold must be in (0, 1), got {config.threshold!r}")
     if config.epoch_score not in EPOCH_SCORES:
         raise ConfigError(f"epoch_score must be one of {EPOCH_SCORES}, got {config.epoch_score!r}")
+    if not config.input_noise >= 0.0:
+        raise ConfigError(f"input_noise must be >= 0, got {config.input_noise!r}")
     decay = config.weight_average_decay
     if decay is not None and not 0.0 < decay < 1.0:
         raise ConfigError(f"weight_average_decay must be None or in (0, 1), got {decay!r}")
@@ -166,8 +170,10 @@ def train_keep_best_tss(
     ``learning_rate``, ``weight_decay``, ``batch_size``, ``max_epochs``, ``patience``,
     ``threshold`` and ``epoch_score`` (how an epoch's validation TSS is measured, see
     `EpochScore`), ``weight_average_decay`` (None, or the decay of an exponential moving
-    average of the weights that is scored and kept instead of the raw weights) and ``seed``
-    (batch order); ``class_weight`` and ``device`` are arguments. The network is trained on
+    average of the weights that is scored and kept instead of the raw weights),
+    ``input_noise`` (standard deviation of Gaussian noise added to the float inputs of every
+    training batch, in standardised units; 0 adds none) and ``seed`` (batch order and noise);
+    ``class_weight`` and ``device`` are arguments. The network is trained on
     ``device`` and left on the CPU; the returned state dict holds CPU tensors.
 
     Returns
@@ -216,7 +222,14 @@ def train_keep_best_tss(
             if idx.numel() < 2:  # batch norm needs two samples in training mode
                 continue
             optimiser.zero_grad()
-            loss = loss_fn(network(*(x[idx] for x in xt)), yt[idx])
+            batch = [x[idx] for x in xt]
+            if settings.input_noise:
+                # Gaussian noise injection (Bishop 1995: ~ Tikhonov regularisation); only on
+                # float inputs (categorical codes stay as they are)
+                batch = [x + settings.input_noise * torch.randn(
+                    x.shape, generator=gen).to(device) if x.is_floating_point() else x
+                    for x in batch]
+            loss = loss_fn(network(*batch), yt[idx])
             loss.backward()
             optimiser.step()
             if averaged is not None:

@@ -86,6 +86,9 @@ class CoxTimeConfig:
         Batch normalisation after each hidden activation.
     dropout : float
         Dropout probability after each hidden layer (0 disables).
+    input_noise : float
+        Standard deviation of Gaussian noise added to the (standardised) continuous inputs in
+        training mode only (a regulariser; 0 disables).
     batch_size : int
         Cases per batch (paper: 150).
     epochs : int
@@ -124,6 +127,7 @@ class CoxTimeConfig:
     embedding_dim: int = 4
     batch_norm: bool = True
     dropout: float = 0.1
+    input_noise: float = 0.0
     batch_size: int = 150
     epochs: int = 256
     patience: int = 16
@@ -150,6 +154,8 @@ class CoxTimeConfig:
                 f"{self.time_layer!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.input_noise >= 0.0:
+            raise ConfigError(f"input_noise must be >= 0, got {self.input_noise!r}")
         if self.weight_decay < 0 or self.shrink < 0:
             raise ConfigError(
                 f"weight_decay and shrink must be >= 0, got {self.weight_decay!r}, {self.shrink!r}")
@@ -192,12 +198,15 @@ class CoxTimeNet(nn.Module):
     column; the first ``time_layer`` hidden layers see only those (`encode`); the time
     (pycox-scaled) is concatenated before the remaining layers (`head`). The output layer has
     no bias, as in pycox ``MLPVanillaCoxTime`` (a constant cancels in the partial likelihood).
+    In training mode ``input_noise`` > 0 adds Gaussian noise of that standard deviation to the
+    continuous inputs (drawn from torch's global generator, which the fit seeds).
     """
 
     def __init__(self, n_numeric: int, cardinalities: tuple[int, ...], *, embedding_dim: int,
                  n_hidden: int, hidden_nodes: int, time_layer: int, batch_norm: bool,
-                 dropout: float) -> None:
+                 dropout: float, input_noise: float = 0.0) -> None:
         super().__init__()
+        self.input_noise = input_noise
         self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim) for c in cardinalities)
         width = n_numeric + embedding_dim * len(cardinalities)
         enc: list[nn.Module] = []
@@ -217,6 +226,8 @@ class CoxTimeNet(nn.Module):
 
     def encode(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """Time-independent part: (batch, p) and (batch, k) -> (batch, width)."""
+        if self.training and self.input_noise:
+            x_num = x_num + self.input_noise * torch.randn_like(x_num)
         parts = [x_num] + [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
         return self.encoder(torch.cat(parts, dim=1))
 
@@ -438,7 +449,7 @@ class CoxTimeModel:
                 net = CoxTimeNet(x.shape[1], self.cardinalities_, embedding_dim=cfg.embedding_dim,
                                  n_hidden=cfg.n_hidden, hidden_nodes=cfg.hidden_nodes,
                                  time_layer=cfg.time_layer, batch_norm=cfg.batch_norm,
-                                 dropout=cfg.dropout)
+                                 dropout=cfg.dropout, input_noise=cfg.input_noise)
                 optimizer = tt.optim.AdamWR(
                     lr=cfg.lr, decoupled_weight_decay=cfg.weight_decay,
                     cycle_multiplier=cfg.cycle_multiplier,

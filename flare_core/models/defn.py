@@ -85,6 +85,9 @@ class DeFNConfig:
         and kept instead of the raw weights.
     dropout : float, default 0.0
         Dropout probability after every hidden ReLU; 0 is the paper's network.
+    input_noise : float, default 0.0
+        Standard deviation of Gaussian noise added to the standardised inputs of every
+        training batch (a regulariser; 0 is the paper's training).
     """
 
     hidden: int = 200
@@ -101,6 +104,7 @@ class DeFNConfig:
     epoch_score: EpochScore = "tss_at_threshold"
     weight_average_decay: float | None = None
     dropout: float = 0.0
+    input_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:

@@ -143,7 +143,7 @@ class LSTMConfig:
     class_weight : (float, float) or None
         Cross-entropy weights (no flare, flare); None uses `default_class_weight` of the target.
     learning_rate, weight_decay, batch_size, max_epochs, patience, threshold, seed, device,
-    n_members, epoch_score, weight_average_decay
+    n_members, epoch_score, weight_average_decay, input_noise
         As in `flare_core.models.defn.DeFNConfig`.
     """
 
@@ -164,6 +164,7 @@ class LSTMConfig:
     n_members: int = 1
     epoch_score: EpochScore = "tss_at_threshold"
     weight_average_decay: float | None = None
+    input_noise: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_steps", "hidden", "num_layers", "batch_size", "max_epochs"):

@@ -84,6 +84,23 @@ def test_learns_the_risk_ordering():
     assert np.corrcoef(mu, x[600:, 0])[0, 1] < -0.5
 
 
+def test_input_noise_only_in_training_and_seeded():
+    x, xc, d, ev, harp = _synthetic(n=800, seed=1)
+    cfg = CoxTimeConfig(**{**TINY, "epochs": 15, "time_layer": 1, "input_noise": 0.5})
+    fit = SurvivalArrays(x[:600], d[:600], ev[:600], xc[:600])
+    model = CoxTimeModel(cfg).fit(fit)
+    quiet = CoxTimeModel(CoxTimeConfig(**{**TINY, "epochs": 15, "time_layer": 1})).fit(fit)
+    mu = model.predict_mean_lifetime(x[600:], xc[600:])
+    # eval mode: no noise, so predictions repeat; the seeded fit repeats too
+    np.testing.assert_array_equal(mu, model.predict_mean_lifetime(x[600:], xc[600:]))
+    np.testing.assert_array_equal(mu, CoxTimeModel(cfg).fit(fit).predict_mean_lifetime(
+        x[600:], xc[600:]))
+    assert not np.allclose(mu, quiet.predict_mean_lifetime(x[600:], xc[600:]))
+    assert np.corrcoef(mu, x[600:, 0])[0, 1] < -0.5
+    with pytest.raises(ConfigError, match="input_noise"):
+        CoxTimeConfig(input_noise=-1.0)
+
+
 def test_errors(fitted):
     model, (x, xc, *_r) = fitted
     with pytest.raises(ModelError):
