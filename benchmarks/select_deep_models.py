@@ -49,9 +49,10 @@ from flare_core.training import (  # noqa: E402
 FOLDS = [REPO / "data" / "sharp" / f"sun2022_sharp_m24h_fold{k}.csv.gz" for k in range(4)]
 FLARES = REPO / "data" / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"
 
-#: prediction column of each selectable model (all forecast >=M within 24 h).
-COLUMN = {"defn_m": "p_m24_defn", "lstm": "p_m24_lstm", "cox_time": "p_m24_survival",
-          "logistic": "p_m24_logistic"}
+#: prediction column of each selectable model and the label it forecasts (24 h ahead).
+COLUMN = {"defn_m": "p_m24_defn", "defn_c": "p_c24_defn", "lstm": "p_m24_lstm",
+          "cox_time": "p_m24_survival", "logistic": "p_m24_logistic"}
+LABEL = {"defn_c": "c_within_24h"}  # every other model: m_within_24h
 #: models a candidate needs in the bundle besides itself.
 NEEDS = {"cox_time": ("flare_class_forest",)}
 
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         splits.append((inner, sel))
     work = Path(tempfile.mkdtemp(prefix="flareflow-select-"))
     for ci, params in enumerate(candidates):
+        # logistic regression (>=M) is the reference of the >=M models
         models = (*NEEDS.get(args.model, ()), args.model, "logistic")
         scores: dict[str, list[dict[str, float]]] = {args.model: [], "logistic": []}
         t0 = time.perf_counter()
@@ -99,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                 model_dir = train_all(inner, work / f"c{ci}_s{seed}_f{k}", cfg)
                 bundle = ModelBundle.load(model_dir)
                 preds = predict_records(bundle, sel)
-                y = sel["m_within_24h"].cast(pl.Int8).to_numpy()
                 for name in scores:
                     if name == "logistic" and seed != args.seeds[0]:
                         continue  # deterministic: one fit per rotation
+                    y = sel[LABEL.get(name, "m_within_24h")].cast(pl.Int8).to_numpy()
                     p = preds[COLUMN[name]].to_numpy().astype(np.float64)
                     scores[name].append(_score(y, p, bundle.threshold(name)))
         secs = time.perf_counter() - t0

@@ -105,14 +105,28 @@ _LABEL_C = "c_within_24h"
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "flare_class_forest": {"n_estimators": 60, "min_samples_leaf": 5, "n_folds": 3,
                            "n_jobs": 2},
-    # time enters at hidden layer 4 of 6: layers 1-4 run once per record in prediction
-    "cox_time": {"time_layer": 4, "epochs": 128, "patience": 12},
-    # weight_decay chosen by benchmarks/select_deep_models.py on selection regions carved
-    # out of the training folds (mean selection TSS 0.868 against 0.859 without it); seed
-    # ensembles, more epochs, smaller class weights did not do better there (EVALUATION.md)
-    "defn_m": {"batch_size": 500, "max_epochs": 12, "weight_decay": 1e-3},
-    "defn_c": {"batch_size": 500, "max_epochs": 12},
-    "lstm": {"max_epochs": 10},
+    # Every value below besides epochs/batch sizes was chosen by
+    # benchmarks/select_deep_models.py on SELECTION regions carved out of the training folds
+    # (never a test fold): mean selection TSS over 4 rotations x 2-3 model seeds, the
+    # candidate kept only if it beat the previous default (EVALUATION.md lists every
+    # candidate). Logistic regression scores 0.864 on the same regions.
+    # Cox-Time: the paper's 6 hidden layers, 128 wide, input noise 0.5, weight decay 0.1:
+    # 0.866 against 0.850 (a 3-layer net did 0.869, within the seed spread; the issue asks
+    # for the paper's depth). Time enters at hidden layer 4: layers 1-4 run once per record
+    # in prediction.
+    "cox_time": {"hidden_nodes": 128, "input_noise": 0.5, "weight_decay": 0.1,
+                 "time_layer": 4, "epochs": 128, "patience": 12},
+    # DeFN: Gaussian input noise 2.0 (standardised units), epoch by best validation TSS over
+    # thresholds, weight decay 1e-3: >=M 0.891 against 0.857; >=C 0.873 against 0.829.
+    # Seed ensembles, dropout, weight averaging, smaller learning rates or class weights
+    # did not do better.
+    "defn_m": {"batch_size": 500, "max_epochs": 12, "weight_decay": 1e-3, "input_noise": 2.0,
+               "epoch_score": "best_tss"},
+    "defn_c": {"batch_size": 500, "max_epochs": 12, "weight_decay": 1e-3, "input_noise": 2.0,
+               "epoch_score": "best_tss"},
+    # LSTM: input noise 0.5: 0.867 against 0.864 (within the seed spread; no candidate did
+    # clearly better)
+    "lstm": {"max_epochs": 10, "input_noise": 0.5},
 }
 
 
