@@ -43,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from .errors import ConfigError, DataGapError, DataQualityWarning, ModelError
+from .models.calibration import PlattCalibration
 from .training import (
     ALL_MODELS,
     MODEL_FORMAT_VERSION,
@@ -152,8 +153,16 @@ class ModelBundle:
         return f"{self.meta.get('code_version', '?')}-{digest}"
 
     def threshold(self, name: str) -> float:
-        """Decision threshold of a binary model, chosen on the validation regions."""
+        """Decision threshold of a binary model, chosen on the validation regions.
+
+        For a calibrated model it applies to the calibrated probabilities.
+        """
         return float(self.meta["models"][name].get("threshold", 0.5))
+
+    def calibration(self, name: str) -> PlattCalibration | None:
+        """Probability calibration fitted on the validation regions, or None (not calibrated)."""
+        values = self.meta["models"][name].get("calibration")
+        return None if values is None else PlattCalibration.from_dict(values)
 
     def lookback_h(self) -> float:
         """Hours of SHARP history before a region's newest record that its forecast reads.
@@ -262,6 +271,10 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
         t0 = time.perf_counter()
         with limit_torch_threads(bundle.torch_threads):
             values = MODEL_SPECS[name].predict(model, data, ctx)
+        calibration = bundle.calibration(name)
+        if calibration is not None:
+            column = MODEL_SPECS[name].binary[0]
+            values = {**values, column: calibration.apply(values[column])}
         for col, v in values.items():
             ctx.outputs[col] = v
             if not col.startswith("_"):

@@ -164,6 +164,10 @@ class TrainConfig:
     log_scale_features : bool
         Compress heavy-tailed feature columns with ``sign(x) log1p(|x| / s)`` before every
         model (`fit_log_scaling`); chosen and scaled on the training data only.
+    calibrate_probabilities : bool
+        Platt-scale the probabilities of the class-weighted binary forecasters (DeFN, LSTM,
+        logistic regression) on the validation regions (`ModelSpec.calibrate`); their
+        ranking and yes/no forecasts are unchanged, their probabilities become usable.
     """
 
     seed: int = 0
@@ -177,6 +181,7 @@ class TrainConfig:
     device: str = "auto"
     freshness_h: float = 6.0
     log_scale_features: bool = True
+    calibrate_probabilities: bool = True
 
     def __post_init__(self) -> None:
         for name in ("window_h", "long_window_h", "tmax_h", "horizon_h",
@@ -542,6 +547,11 @@ class ModelSpec:
     loader : callable, optional
         ``loader(directory) -> model`` when the saved object is an integration wrapper
         rather than the class itself; default ``cls.load``.
+    calibrate : bool
+        Binary forecasters trained with class weights: `train_all` fits a
+        `flare_core.models.calibration.PlattCalibration` of the ``binary`` column on the
+        validation part (when ``TrainConfig.calibrate_probabilities``), picks the threshold
+        on the calibrated values, and `flare_core.forecasting.predict_records` applies it.
     """
 
     name: str
@@ -552,6 +562,7 @@ class ModelSpec:
     binary: tuple[str, str] | None = None
     needs: tuple[str, ...] = ()
     loader: Callable[[Path], Any] | None = None
+    calibrate: bool = False
 
     def load_model(self, directory: Path) -> Any:
         """Read a fitted model written by its ``save`` (never unpickles)."""
@@ -1082,18 +1093,20 @@ _register(ModelSpec("cox_time", "cox_time", "CoxTimeModel", _fit_cox_time, _pred
 _register(ModelSpec("warning_svm", "warning", "WarningSVM", _fit_warning, _predict_warning,
                     needs=("cox_time",), loader=LifetimeWarning.load))
 _register(ModelSpec("defn_m", "defn", "DeepFlareNet", _fit_defn("M", _LABEL_M),
-                    _predict_proba("p_m24_defn"), binary=("p_m24_defn", _LABEL_M)))
+                    _predict_proba("p_m24_defn"), binary=("p_m24_defn", _LABEL_M),
+                    calibrate=True))
 _register(ModelSpec("defn_c", "defn", "DeepFlareNet", _fit_defn("C", _LABEL_C),
-                    _predict_proba("p_c24_defn"), binary=("p_c24_defn", _LABEL_C)))
+                    _predict_proba("p_c24_defn"), binary=("p_c24_defn", _LABEL_C),
+                    calibrate=True))
 _register(ModelSpec("lstm", "lstm", "LSTMForecaster", _fit_lstm, _predict_lstm,
-                    binary=("p_m24_lstm", _LABEL_M)))
+                    binary=("p_m24_lstm", _LABEL_M), calibrate=True))
 _register(ModelSpec("climatology", "baselines", "ClimatologyForecaster", _fit_climatology,
                     _predict_proba("p_m24_climatology"), binary=("p_m24_climatology", _LABEL_M)))
 _register(ModelSpec("persistence", "baselines", "PersistenceForecaster", _fit_persistence,
                     _predict_proba("p_m24_persistence"), binary=("p_m24_persistence", _LABEL_M)))
 _register(ModelSpec("logistic", "baselines", "LogisticRegressionBaseline",
                     _fit_sklearn_binary(_LABEL_M), _predict_proba("p_m24_logistic"),
-                    binary=("p_m24_logistic", _LABEL_M)))
+                    binary=("p_m24_logistic", _LABEL_M), calibrate=True))
 
 
 # ------------------------------------------------------------------------------- train_all
@@ -1110,6 +1123,29 @@ def _seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+
+
+def _calibrate_on_validation(name: str, values: dict[str, Any], column: str,
+                             y_val: np.ndarray, entry: dict[str, Any]) -> dict[str, Any]:
+    """Fit Platt scaling of ``values[column]`` on the validation labels; record it in ``entry``.
+
+    Returns ``values`` with the column calibrated; on a failed fit (one class, backwards
+    ranking) the values are returned unchanged and the reason is logged and recorded.
+    """
+    from .models.calibration import PlattCalibration
+
+    raw = np.asarray(values[column], dtype=np.float64)
+    try:
+        calibration = PlattCalibration.fit(raw, y_val)
+    except ModelError as e:
+        logger.warning("%s: probabilities left uncalibrated: %s", name, e)
+        entry["calibration"] = None
+        entry["calibration_error"] = str(e)
+        return values
+    entry["calibration"] = calibration.to_dict()
+    logger.info("%s: Platt calibration on %d validation records: slope %.3f, intercept %.3f",
+                name, raw.size, calibration.slope, calibration.intercept)
+    return {**values, column: calibration.apply(raw)}
 
 
 def _validation_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
@@ -1211,12 +1247,14 @@ def train_all(
         if spec.binary is not None:
             column, label = spec.binary
             values = spec.predict(model, val_part, ctx)
+            y_val = _labels(val_part, label)
+            if spec.calibrate and config.calibrate_probabilities:
+                values = _calibrate_on_validation(name, values, column, y_val, entry)
             if ctx.outputs.get("_rows") is not val_part:
                 ctx.outputs = {k: v for k, v in ctx.outputs.items() if k == "forest_oof_codes"}
                 ctx.outputs["_rows"] = val_part
             ctx.outputs.update(values)  # later models of the chain reuse these
             p_val = values[column]
-            y_val = _labels(val_part, label)
             threshold, _ = best_tss_threshold(y_val, p_val)
             entry["threshold"] = threshold
             entry["validation"] = _validation_scores(y_val, p_val, threshold)

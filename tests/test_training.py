@@ -130,6 +130,33 @@ def test_train_all_writes_versioned_model_dir(
         small_dataset["m_within_24h"].mean())
 
 
+def test_class_weighted_forecasters_are_calibrated_on_validation(
+    small_dataset: pl.DataFrame, tmp_path: Path
+) -> None:
+    from flare_core import metrics
+    from flare_core.forecasting import ModelBundle, predict_records
+    from flare_core.models.calibration import PlattCalibration
+
+    models = ("logistic", "persistence")
+    out = train_all(small_dataset, tmp_path / "cal", TrainConfig.quick(models=models))
+    raw_out = train_all(small_dataset, tmp_path / "raw",
+                        TrainConfig.quick(models=models, calibrate_probabilities=False))
+    meta, raw_meta = (json.loads((d / "model.json").read_text()) for d in (out, raw_out))
+    assert "calibration" not in meta["models"]["persistence"]  # not a class-weighted model
+    assert "calibration" not in raw_meta["models"]["logistic"]
+    cal = PlattCalibration.from_dict(meta["models"]["logistic"]["calibration"])
+    p_cal = predict_records(ModelBundle.load(out), small_dataset)["p_m24_logistic"].to_numpy()
+    p_raw = predict_records(ModelBundle.load(raw_out),
+                            small_dataset)["p_m24_logistic"].to_numpy()
+    np.testing.assert_allclose(p_cal, cal.apply(p_raw), rtol=1e-12)
+    # same yes/no forecasts at each bundle's own (validation-chosen) threshold
+    thr, raw_thr = (m["models"]["logistic"]["threshold"] for m in (meta, raw_meta))
+    np.testing.assert_array_equal(p_cal >= thr, p_raw >= raw_thr)
+    # "balanced" class weights inflate the raw probabilities; calibrated ones score better
+    y = small_dataset["m_within_24h"].cast(pl.Int8).to_numpy()
+    assert metrics.brier_score(y, p_cal) < metrics.brier_score(y, p_raw)
+
+
 def test_train_all_leaves_out_unavailable_model(
     small_dataset: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
