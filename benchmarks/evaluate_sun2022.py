@@ -37,19 +37,15 @@ import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from sun2022_folds import load_fold_dataset  # noqa: E402
 
 from flare_core import metrics as skill  # noqa: E402
 from flare_core.evaluation import AUC_TIMES_H, evaluate  # noqa: E402
 from flare_core.forecasting import ModelBundle, predict_records  # noqa: E402
-from flare_core.training import (  # noqa: E402
-    TrainConfig,
-    build_model_dataset,
-    read_inputs,
-    train_all,
-)
+from flare_core.training import TrainConfig, train_all  # noqa: E402
 
-FOLDS = [REPO / "data" / "sharp" / f"sun2022_sharp_m24h_fold{k}.csv.gz" for k in range(4)]
-FLARES = REPO / "data" / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"
 BEGIN, END = "<!-- sun2022-table:begin -->", "<!-- sun2022-table:end -->"
 BUDGET_S = 600.0
 
@@ -211,15 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="flareflow-sun2022-"))
 
     t0 = time.perf_counter()
-    sharp, flares = read_inputs(FOLDS, [FLARES])
-    fold_of = pl.concat([
-        pl.read_csv(f, columns=["arpnum"]).unique().select(
-            pl.col("arpnum").cast(pl.Int64).alias("harpnum"), pl.lit(k).alias("fold"))
-        for k, f in enumerate(FOLDS)
-    ])
-    dataset = build_model_dataset(sharp, flares, cfg).join(fold_of, on="harpnum", how="left")
-    if dataset["fold"].null_count():
-        raise SystemExit("records of a region that is in no fold file")
+    sharp, flares, dataset = load_fold_dataset(cfg)
     prep_s = time.perf_counter() - t0
     print(f"data: {dataset.height} records, {dataset['harpnum'].n_unique()} regions, "
           f"{len(dataset.columns)} columns; read + features + labels in {prep_s:.1f} s")

@@ -35,19 +35,13 @@ import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from sun2022_folds import load_fold_dataset  # noqa: E402
 
 from flare_core import metrics  # noqa: E402
 from flare_core.forecasting import ModelBundle, predict_records  # noqa: E402
-from flare_core.training import (  # noqa: E402
-    TrainConfig,
-    build_model_dataset,
-    read_inputs,
-    split_validation,
-    train_all,
-)
-
-FOLDS = [REPO / "data" / "sharp" / f"sun2022_sharp_m24h_fold{k}.csv.gz" for k in range(4)]
-FLARES = REPO / "data" / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"
+from flare_core.training import TrainConfig, split_validation, train_all  # noqa: E402
 
 #: prediction column of each selectable model and the label it forecasts (24 h ahead).
 COLUMN = {"defn_m": "p_m24_defn", "defn_c": "p_c24_defn", "lstm": "p_m24_lstm",
@@ -74,14 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     candidates = [json.loads(c) for c in args.candidate]
 
-    sharp, flares = read_inputs(FOLDS, [FLARES])
-    fold_of = pl.concat([
-        pl.read_csv(f, columns=["arpnum"]).unique().select(
-            pl.col("arpnum").cast(pl.Int64).alias("harpnum"), pl.lit(k).alias("fold"))
-        for k, f in enumerate(FOLDS)
-    ])
     base = TrainConfig()
-    dataset = build_model_dataset(sharp, flares, base).join(fold_of, on="harpnum", how="left")
+    _, _, dataset = load_fold_dataset(base)
     splits = []
     for k in args.folds:
         train = dataset.filter(pl.col("fold") != k).drop("fold")
