@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ Target = Literal["M", "C"]
 #: thresholds ("best_tss"; the threshold is then chosen on the same validation set, so the
 #: epoch and the threshold are picked by one criterion).
 EpochScore = Literal["tss_at_threshold", "best_tss"]
-EPOCH_SCORES: tuple[str, ...] = ("tss_at_threshold", "best_tss")
+EPOCH_SCORES: tuple[str, ...] = get_args(EpochScore)
 _DEFAULT_CLASS_WEIGHT: dict[str, tuple[float, float]] = {"M": (1.0, 50.0), "C": (1.0, 4.0)}
 _NETWORK_FILE = "network.pt"
 _SCALER_FILE = "scaler.skops"
