@@ -33,6 +33,13 @@ def raw_lines(path: Path) -> list[str]:
         return fh.read().splitlines()
 
 
+def set_field(lines: list[str], row: int, column: int, value: str, sep: str = ",") -> None:
+    """Replace field ``column`` of ``lines[row]`` (split on ``sep``) with ``value``, in place."""
+    fields = lines[row].split(sep)
+    fields[column] = value
+    lines[row] = sep.join(fields)
+
+
 def write_lines(tmp_path: Path, name: str, lines: list[str]) -> Path:
     """Write ``lines`` (newline-terminated) to ``tmp_path / name`` and return the path."""
     p = tmp_path / name

@@ -26,7 +26,7 @@ from flare_core.sources import (
     read_swpc_flares,
 )
 from flare_core.timeutil import tai_to_utc
-from tests.support import raw_lines, write_lines
+from tests.support import raw_lines, set_field, write_lines
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 NCEI = "flares/ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"
@@ -67,15 +67,9 @@ def test_sun2022_folds_disjoint_and_labels(data_dir):
 def test_sun2022_bad_rows_dropped_or_raised(data_dir, tmp_path):
     lines = raw_lines(data_dir / "sharp/sun2022_sharp_m24h_fold0.csv.gz")[:21]
     bad = list(lines)
-    f = bad[3].split(",")
-    f[3] = "2013-13-45 00:00:00"  # malformed t_end (line 4)
-    bad[3] = ",".join(f)
-    g = bad[5].split(",")
-    g[8] = "lots"  # non-numeric USFLUX (line 6)
-    bad[5] = ",".join(g)
-    h = bad[7].split(",")
-    h[10] = "nan"  # NaN R_VALUE: kept, value nulled
-    bad[7] = ",".join(h)
+    set_field(bad, 3, 3, "2013-13-45 00:00:00")  # malformed t_end (line 4)
+    set_field(bad, 5, 8, "lots")  # non-numeric USFLUX (line 6)
+    set_field(bad, 7, 10, "nan")  # NaN R_VALUE: kept, value nulled
     bad.append(bad[10])  # duplicated record
     bad.insert(12, bad[2])  # out of order + duplicate
     p = write_lines(tmp_path, "fold.csv", bad)
@@ -203,12 +197,8 @@ def test_read_hek_noheader_shared():
 
 def test_ncei_unknown_class_and_bad_time(data_dir, tmp_path):
     lines = raw_lines(data_dir / NCEI)[:11]
-    f = lines[2].split(",")
-    f[4] = "Q9.9"
-    lines[2] = ",".join(f)
-    g = lines[5].split(",")
-    g[2] = "yesterday"
-    lines[5] = ",".join(g)
+    set_field(lines, 2, 4, "Q9.9")
+    set_field(lines, 5, 2, "yesterday")
     p = write_lines(tmp_path, "ncei.csv", lines)
     res = load_file(p, "ncei_goes")
     assert res.frame.height == 8

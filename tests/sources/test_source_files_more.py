@@ -23,7 +23,7 @@ from flare_core.sources import (
     read_swan_sf_window_stats,
 )
 from flare_core.timeutil import tai_to_utc
-from tests.support import raw_lines, write_lines
+from tests.support import raw_lines, set_field, write_lines
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 HOLLANDA = SHARED / "sharp_keywords/hollanda_sharp_daily_flare_2010-05_2019-12.csv.gz"
@@ -90,15 +90,9 @@ def test_hollanda_without_map_and_labels(harp_map):
 @needs_hollanda
 def test_hollanda_malformed_rows(tmp_path, harp_map):
     lines = raw_lines(HOLLANDA)[:31]
-    f = lines[3].split(";")
-    f[1] = "2010-05-32 23:48:00"  # malformed T_REC, line 4
-    lines[3] = ";".join(f)
-    g = lines[6].split(";")
-    g[8] = "abc"  # non-numeric TOTPOT, line 7
-    lines[6] = ";".join(g)
-    h = lines[9].split(";")
-    h[2] = ""  # missing NOAA_AR, line 10
-    lines[9] = ";".join(h)
+    set_field(lines, 3, 1, "2010-05-32 23:48:00", sep=";")  # malformed T_REC, line 4
+    set_field(lines, 6, 8, "abc", sep=";")  # non-numeric TOTPOT, line 7
+    set_field(lines, 9, 2, "", sep=";")  # missing NOAA_AR, line 10
     p = write_lines(tmp_path, "hol.csv", lines)
     res = load_file(p, harp_map=harp_map)
     assert res.fmt == "hollanda"
@@ -149,21 +143,15 @@ def test_flareml_labels(data_dir):
 
 def test_flareml_malformed_rows(data_dir, tmp_path):
     lines = raw_lines(data_dir / FLAREML)[:21]
-    f = lines[4].split(",")
-    f[1] = "15/2/2011 0:10"  # month 15: line 5
-    lines[4] = ",".join(f)
-    g = lines[8].split(",")
-    g[2] = "AR?"  # line 9
-    lines[8] = ",".join(g)
+    set_field(lines, 4, 1, "15/2/2011 0:10")  # month 15: line 5
+    set_field(lines, 8, 2, "AR?")  # line 9
     p = write_lines(tmp_path, "fml.csv", lines)
     res = load_file(p)
     assert res.fmt == "flareml" and res.frame.height == 18
     assert res.drops.counts == {"malformed Flare Date": 1, "malformed NOAA AR number": 1}
     with pytest.raises(ParseError, match=r"fml.csv, line 5: malformed Flare Date"):
         read_flareml_snapshots(p, strict=True)
-    h = lines[2].split(",")
-    h[0] = "Q12"
-    lines[2] = ",".join(h)
+    set_field(lines, 2, 0, "Q12")
     with pytest.raises(ParseError, match=r"fml2.csv, line 2: unknown GOES class"):
         read_flareml_labels(write_lines(tmp_path, "fml2.csv", lines[:1] + lines[2:4]))
 
@@ -194,12 +182,8 @@ def test_window_stats_real_file(data_dir):
 
 def test_window_stats_malformed_rows(data_dir, tmp_path):
     lines = raw_lines(data_dir / WINSTATS)[:11]
-    f = lines[2].split("\t")
-    f[0] = "HARP"  # line 3
-    lines[2] = "\t".join(f)
-    g = lines[5].split("\t")
-    g[2] = "not-a-time"  # line 6
-    lines[5] = "\t".join(g)
+    set_field(lines, 2, 0, "HARP", sep="\t")  # line 3
+    set_field(lines, 5, 2, "not-a-time", sep="\t")  # line 6
     p = write_lines(tmp_path, "ws.csv", lines)
     res = load_file(p)
     assert res.fmt == "swan_sf_window_stats" and res.frame.height == 8
