@@ -5,7 +5,8 @@ SHARP keyword frame (one row per region and record), polars columns:
 =============  ========================  ==============================================
 column         dtype                     meaning (unit)
 =============  ========================  ==============================================
-harpnum        Int64                     HMI Active Region Patch number
+series         Utf8                      JSOC series (`SHARP_SERIES`); HARP numbers are per series
+harpnum        Int64                     HMI Active Region Patch number (within ``series``)
 t_rec          Datetime(us, UTC)         record time (JSOC T_REC, converted from TAI)
 noaa_ars       Utf8 (nullable)           NOAA AR numbers, comma separated ("11967,11968")
 quality        Int64 (nullable)          JSOC QUALITY bit mask; 0 = good
@@ -13,6 +14,7 @@ lat_fwt        Float64 (nullable)        flux-weighted centre latitude (deg)
 lon_fwt        Float64 (nullable)        flux-weighted centre Stonyhurst longitude (deg)
 crval1         Float64 (nullable)        Carrington longitude of the patch centre (deg)
 crln_obs       Float64 (nullable)        Carrington longitude of the observer (deg)
+available_at   Datetime(us, UTC) (null)  when JSOC first served this value (null = unknown)
 <keyword>      Float64 (nullable)        the SHARP space-weather keywords below
 source         Utf8                      which reader/client produced the row
 =============  ========================  ==============================================
@@ -39,6 +41,12 @@ import polars as pl
 
 __all__ = [
     "SHARP_KEYWORDS",
+    "SHARP_SERIES",
+    "SERIES_DEFINITIVE",
+    "SERIES_DEFINITIVE_CEA",
+    "SERIES_NRT",
+    "SERIES_NRT_CEA",
+    "is_nrt_series",
     "KEYWORD_UNITS",
     "SHARP_META_COLUMNS",
     "SHARP_SCHEMA",
@@ -84,7 +92,24 @@ KEYWORD_UNITS: dict[str, str] = {
 }
 SHARP_KEYWORDS: tuple[str, ...] = tuple(KEYWORD_UNITS)
 
+#: JSOC SHARP series. HARP numbers are per series: the near-real-time (NRT) series number
+#: their regions independently of the definitive ones and the ranges overlap, so a HARP
+#: number only identifies a region together with its series.
+SERIES_DEFINITIVE = "hmi.sharp_720s"
+SERIES_DEFINITIVE_CEA = "hmi.sharp_cea_720s"
+SERIES_NRT = "hmi.sharp_720s_nrt"
+SERIES_NRT_CEA = "hmi.sharp_cea_720s_nrt"
+SHARP_SERIES: tuple[str, ...] = (SERIES_DEFINITIVE, SERIES_DEFINITIVE_CEA, SERIES_NRT,
+                                 SERIES_NRT_CEA)
+
+
+def is_nrt_series(series: str) -> bool:
+    """True for the near-real-time SHARP series (``..._nrt``)."""
+    return series.endswith("_nrt")
+
+
 SHARP_META_COLUMNS: dict[str, pl.DataType] = {
+    "series": pl.Utf8,
     "harpnum": pl.Int64,
     "t_rec": UTC_DATETIME,
     "noaa_ars": pl.Utf8,
@@ -93,6 +118,7 @@ SHARP_META_COLUMNS: dict[str, pl.DataType] = {
     "lon_fwt": pl.Float64,
     "crval1": pl.Float64,
     "crln_obs": pl.Float64,
+    "available_at": UTC_DATETIME,
 }
 SHARP_SCHEMA: dict[str, pl.DataType] = {
     **SHARP_META_COLUMNS,
