@@ -41,7 +41,7 @@ def harp_map(data_dir):
 def _no_label_columns(df: pl.DataFrame) -> None:
     assert df.schema == pl.Schema(SHARP_SCHEMA)
     assert not [c for c in df.columns
-                if any(w in part for part in c.lower().split("_") for w in LABEL_WORDS)]
+                if any(part.startswith(w) for part in c.lower().split("_") for w in LABEL_WORDS)]
 
 
 # ----------------------------------------------------------------------------- Hollanda
