@@ -12,6 +12,11 @@ already (cached on model, data and issue-time hashes).
 Dask worker processes talk to the Prefect API named by ``PREFECT_API_URL``; with no API
 configured (a temporary in-process server) the local cluster uses threads, so that workers
 do not each start a server of their own (``dask_processes`` overrides the choice).
+
+The local cluster serves no dashboard: no Bokeh pages and no HTTP routes, and the HTTP
+listener distributed always opens is on a random port of 127.0.0.1 (``dashboard_address=None``
+alone still listens on 8787 with metrics and a proxy). In a deployment run ``dask_address``
+is refused: where a served flow computes is the serving installation's choice, not a run's.
 """
 
 from __future__ import annotations
@@ -59,7 +64,9 @@ def dask_runner(address: str | None = None, n_workers: int = 2,
         return DaskTaskRunner(address=address)
     if processes is None:
         processes = bool(os.environ.get("PREFECT_API_URL"))
-    kwargs: dict[str, Any] = {"processes": processes, "dashboard_address": None,
+    _no_http_routes()
+    kwargs: dict[str, Any] = {"processes": processes, "dashboard_address": "127.0.0.1:0",
+                              "scheduler_kwargs": {"dashboard": False},
                               "silence_logs": logging.WARNING}
     if processes:
         # one thread per worker process, and torch/BLAS told so: no oversubscribed cores
@@ -69,6 +76,25 @@ def dask_runner(address: str | None = None, n_workers: int = 2,
     else:
         kwargs.update(n_workers=1, threads_per_worker=n_workers)
     return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+def _no_http_routes() -> None:
+    """Empty the HTTP routes of Dask schedulers and workers started from this process (the
+    only switch distributed has; its nannies pass the config on to the workers)."""
+    import dask
+
+    dask.config.set({"distributed.scheduler.http.routes": [],
+                     "distributed.worker.http.routes": []})
+
+
+def _check_not_deployment_dask(dask_address: str | None) -> None:
+    from prefect.runtime import deployment
+
+    if dask_address and deployment.id:
+        from flare_core.errors import ConfigError
+
+        raise ConfigError(f"dask_address={dask_address!r}: a deployment run computes where "
+                          f"the serving installation says, not where a run asks")
 
 
 @flow(name="backfill-batches")
@@ -127,6 +153,7 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
         Counts (issue times, rows, gaps) and ``model_seconds`` (time inside
         `flare_core.forecasting.forecast_many`, summed over the batches).
     """
+    _check_not_deployment_dask(dask_address)
     log = get_run_logger()
     layout = Layout.of(store)
     root = str(layout.store)

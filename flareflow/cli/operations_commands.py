@@ -234,16 +234,45 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port of the local Prefect server.")] = 4200,
     ui: Annotated[bool, typer.Option(help="Serve the Prefect UI too.")] = True,
     fetch: Annotated[bool, typer.Option(help="Hourly forecasts fetch JSOC/HEK data.")] = True,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Serve only this deployment (repeatable; for trials and tests).",
+        hidden=True)] = None,
+    interval: Annotated[str | None, typer.Option(
+        help="Replace every cron schedule by this interval, e.g. 30s, 5m (trials, tests).",
+        hidden=True)] = None,
 ) -> None:
     """Serve the four deployments on a local Prefect server (127.0.0.1).
 
-    Hourly forecast, daily ingest, weekly retrain and backfill (start/end set in the UI);
-    Ctrl-C stops the server and the deployments.
+    Hourly forecast, daily ingest, weekly retrain and backfill (start/end set in the UI).
+    The API needs the credentials in $FLAREFLOW_API_AUTH or <store>/api_auth (generated on
+    first start, mode 0600); the server log is <store>/logs/prefect-server.log. Ctrl-C or
+    SIGTERM stops the deployments and the server. Hidden options for trials: --only NAME
+    (repeatable) and --interval 30s.
     """
     _prepare_env()
     from deployments.definitions import serve_all
 
-    serve_all(store, port=port, ui=ui, fetch=fetch)
+    try:
+        serve_all(store, port=port, ui=ui, fetch=fetch, only=only or None,
+                  interval_s=_interval_s(interval))
+    except ValueError as e:  # ConfigError: a bad option or FLAREFLOW_* setting
+        raise _fail(e) from e
+
+
+def _interval_s(value: str | None) -> float | None:
+    """``30``, ``30s``, ``5m``, ``1h`` as seconds; None stays None."""
+    if value is None:
+        return None
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    num, unit = (value[:-1], value[-1]) if value[-1:] in units else (value, "s")
+    try:
+        seconds = float(num) * units[unit]
+    except ValueError as e:
+        raise typer.BadParameter(f"--interval: not a duration like 30s or 5m: {value!r}") \
+            from e
+    if not seconds > 0:
+        raise typer.BadParameter(f"--interval must be > 0, got {value!r}")
+    return seconds
 
 
 @app.command("demo")
