@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "ParseError",
     "SourceUnavailable",
+    "SourceRateLimited",
     "SourceError",
     "DataGapError",
     "StoreError",
@@ -33,6 +34,13 @@ class ParseError(FlareflowError, ValueError):
 
 class SourceUnavailable(FlareflowError, OSError):
     """An archive could not be reached or answered with a transient error (retry may help)."""
+
+
+class SourceRateLimited(SourceUnavailable):
+    """The archive asks this client to slow down (JSOC's ``STOP - Use of JSOC ...`` reply).
+
+    Transient like its base, but a retry should wait longer (`flare_core.sources.retry`).
+    """
 
 
 class SourceError(FlareflowError):
