@@ -37,7 +37,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,15 @@ class TrainConfig:
         Platt-scale the probabilities of the class-weighted binary forecasters (DeFN, LSTM,
         logistic regression) on the validation regions (`ModelSpec.calibrate`); their
         ranking and yes/no forecasts are unchanged, their probabilities become usable.
+    validation_start : str, optional
+        ISO date (UTC). When set, validation is a *period*, not a set of regions: records
+        with ``t_rec >= validation_start`` (up to ``validation_end``) validate, every region
+        on the disk included, and records before ``validation_start - tmax_h`` fit (the gap
+        keeps every training label, which looks ``tmax_h`` ahead, out of the validation
+        period). This is how an operational model is selected: on a later year.
+        ``val_fraction`` is then unused.
+    validation_end : str, optional
+        ISO date (UTC), exclusive end of the validation period (default: the data's end).
     """
 
     seed: int = 0
@@ -182,6 +191,8 @@ class TrainConfig:
     freshness_h: float = 6.0
     log_scale_features: bool = True
     calibrate_probabilities: bool = True
+    validation_start: str | None = None
+    validation_end: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("window_h", "long_window_h", "tmax_h", "horizon_h",
@@ -215,6 +226,25 @@ class TrainConfig:
             raise ConfigError("params must map model names to tables of hyper-parameters")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        bounds = [self.validation_period_bound(n) for n in ("validation_start",
+                                                            "validation_end")]
+        if bounds[1] is not None and bounds[0] is None:
+            raise ConfigError("validation_end needs validation_start")
+        if None not in bounds and bounds[1] <= bounds[0]:
+            raise ConfigError(f"validation_end {self.validation_end!r} must be after "
+                              f"validation_start {self.validation_start!r}")
+
+    def validation_period_bound(self, name: str) -> datetime | None:
+        """``validation_start`` / ``validation_end`` as a UTC datetime (None when unset)."""
+        value = getattr(self, name)
+        if value is None:
+            return None
+        from .timeutil import to_utc
+
+        try:
+            return to_utc(str(value))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{name} must be an ISO date or time, got {value!r}") from e
 
     # -- constructors ---------------------------------------------------------------------
 
@@ -441,6 +471,35 @@ def split_validation(
     logger.info(
         "validation split: %d regions / %d records fit, %d regions / %d records validation",
         fit["harpnum"].n_unique(), fit.height, valid["harpnum"].n_unique(), valid.height,
+    )
+    return fit, valid
+
+
+def split_validation_period(dataset: pl.DataFrame, config: TrainConfig
+                            ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``dataset`` into (fit, validation) by time (`TrainConfig.validation_start`).
+
+    Validation: ``validation_start <= t_rec < validation_end``. Fit: ``t_rec <
+    validation_start - tmax_h``, so that no training label (next >=M flare within
+    ``tmax_h``) reads a flare of the validation period.
+    """
+    start = config.validation_period_bound("validation_start")
+    end = config.validation_period_bound("validation_end")
+    in_val = pl.col("t_rec") >= start
+    if end is not None:
+        in_val &= pl.col("t_rec") < end
+    valid = dataset.filter(in_val)
+    fit = dataset.filter(pl.col("t_rec") < start - timedelta(hours=config.tmax_h))
+    if fit.height == 0 or valid.height == 0:
+        raise ModelError(
+            f"validation period from {start.isoformat()} leaves "
+            f"{'no training' if fit.height == 0 else 'no validation'} records "
+            f"(data {_time_range(dataset)})"
+        )
+    logger.info(
+        "validation period %s .. %s: %d regions / %d records fit, %d regions / %d records "
+        "validation", start.date(), end.date() if end else "end", fit["harpnum"].n_unique(),
+        fit.height, valid["harpnum"].n_unique(), valid.height,
     )
     return fit, valid
 
@@ -1211,8 +1270,11 @@ def train_all(
     if log_scales:
         logger.info("log-scaling %d heavy-tailed feature columns", len(log_scales))
         dataset = apply_log_scaling(dataset, log_scales)
-    fit_part, val_part = split_validation(dataset, fraction=config.val_fraction,
-                                          seed=config.seed)
+    if config.validation_start is not None:
+        fit_part, val_part = split_validation_period(dataset, config)
+    else:
+        fit_part, val_part = split_validation(dataset, fraction=config.val_fraction,
+                                              seed=config.seed)
     ctx = _Context(config=config, features=features, device=config.resolved_device())
     trained: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
@@ -1274,6 +1336,8 @@ def train_all(
             label: float(dataset[label].cast(pl.Float64).mean()) for label in (_LABEL_M, _LABEL_C)
         },
         "validation_regions": sorted(val_part["harpnum"].unique().to_list()),
+        "validation_period": (_time_range(val_part) if config.validation_start is not None
+                              else None),
         "data_hash": data_hash or hash_frame(dataset.select("harpnum", "t_rec", *features)),
         "models": trained,
         "skipped": skipped,

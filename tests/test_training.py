@@ -21,6 +21,7 @@ from flare_core.training import (
     hash_frame,
     read_inputs,
     split_validation,
+    split_validation_period,
     train_all,
 )
 
@@ -204,3 +205,30 @@ def test_read_inputs_maps_noaa_keyed_sharp_files_to_harps(data_dir: Path, tmp_pa
     with pytest.raises(ConfigError, match="map not found"):
         read_inputs([data_dir / "sharp" / "flareml_flaring_ar_snapshots.csv"], flares,
                     harp_map=tmp_path / "absent.txt")
+
+
+def test_validation_period_splits_by_time_with_a_label_gap(small_dataset: pl.DataFrame) -> None:
+    """A validation *year* (the operational protocol): later records validate, and no
+    training record's label window (tmax_h ahead) reaches into the validation period."""
+    from datetime import timedelta
+
+    t = small_dataset["t_rec"]
+    cut = t.sort()[int(0.7 * t.len())]
+    cfg = TrainConfig.quick(validation_start=cut.isoformat())
+    fit, val = split_validation_period(small_dataset, cfg)
+    assert val["t_rec"].min() >= cut
+    assert fit["t_rec"].max() < cut - timedelta(hours=cfg.tmax_h)
+    gap = small_dataset.filter((pl.col("t_rec") < cut)
+                               & (pl.col("t_rec") >= cut - timedelta(hours=cfg.tmax_h)))
+    assert fit.height + val.height + gap.height == small_dataset.height
+    end = t.sort()[int(0.85 * t.len())]
+    _, val2 = split_validation_period(
+        small_dataset, TrainConfig.quick(validation_start=cut.isoformat(),
+                                         validation_end=end.isoformat()))
+    assert val2["t_rec"].max() < end and val2.height < val.height
+    with pytest.raises(ConfigError, match="must be after"):
+        TrainConfig(validation_start="2023-01-01", validation_end="2022-01-01")
+    with pytest.raises(ConfigError, match="ISO date"):
+        TrainConfig(validation_start="not a date")
+    with pytest.raises(ModelError, match="no validation"):
+        split_validation_period(small_dataset, TrainConfig(validation_start="2099-01-01"))
