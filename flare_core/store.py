@@ -4,33 +4,53 @@ This module is the only code that knows the on-disk layout::
 
     <root>/MANIFEST.json                     the committed state (generation + file lists)
     <root>/sharp/day=YYYY-MM-DD/*.parquet    SHARP keyword frame, one partition per UTC day
+    <root>/sharp_revisions/*.parquet         superseded SHARP values (one file)
     <root>/flares/*.parquet                  flare-event frame (one file)
-    <root>/harp_map/*.parquet                HARP <-> NOAA map (one file)
+    <root>/harp_map/*.parquet                HARP <-> NOAA maps, one per series (one file)
     <root>/.lock                             write lock (filelock)
 
 Guarantees
 ----------
+* **Series.** A SHARP record is identified by (series, harpnum, t_rec): HARP numbers are
+  per series (the NRT series number regions independently of the definitive ones), so an
+  NRT and a definitive row with the same HARP number are different regions and never
+  replace one another. `Store.read_sharp` returns one series at a time.
 * **Atomic commits.** A write first writes every new Parquet file under a fresh, unique
   name (never overwriting a file the manifest lists), then commits by replacing
   ``MANIFEST.json`` with ``os.replace`` (a temp file fsync'ed first). Readers only open the
   files the manifest lists. A crash or error at any point before the replace leaves the
   previous store intact and readable; the orphaned files are deleted by the next write.
-* **Idempotent ingestion.** SHARP rows are unique on (harpnum, t_rec) and flares on
-  (peak_time, goes_class, noaa_ar). Writing the same data twice changes nothing (no
-  partition is rewritten, the generation does not move). On a key collision the new row
-  wins, except that a near-real-time row (``source`` ending in ``_nrt``) never replaces a
-  definitive one.
+* **Readers never fail while a writer commits.** Files a commit supersedes are kept on disk
+  for ``gc_grace_s`` seconds (listed under ``retired`` in the manifest) before a later write
+  deletes them, so a reader still holding the previous manifest can finish; a read that
+  nevertheless finds a listed file gone reads the fresh manifest and retries once. A
+  manifest that lists a missing file raises `StoreError` naming it.
+* **Idempotent ingestion, revisions kept.** Writing the same data twice changes nothing
+  (no partition is rewritten, the generation does not move). A record delivered again with
+  different values is a *revision*: the main table keeps the newest values (largest
+  ``available_at``, unknown = oldest; at equal times the later write, within a frame the
+  later row), and the superseded value is kept, with its own ``available_at``, in
+  ``sharp_revisions`` (`WriteReport.rows_revised`), so `Store.read_sharp` with ``as_of``
+  returns the value that was current at that time.
+* **As served.** ``available_at`` is when JSOC first served a value (null = unknown, kept
+  as null). A record counts as served at ``served_at`` (`flare_core.schema.served_at_expr`:
+  the cumulative max over t_rec of available_at within (series, harpnum), an unknown value
+  taken as ``t_rec + default_latency``).
 * **Incremental.** Appending new hours rewrites only the day partitions that receive rows.
 * One writer at a time (a lock file); readers never block.
-* **NOAA numbers from the map.** `Store.read_sharp` fills a record's null (or empty)
-  ``noaa_ars`` with the NOAA regions the stored HARP <-> NOAA map lists for its HARP
-  (ascending, comma separated). This is done when reading, not writing, so the SHARP files
-  keep what the source delivered and the answer follows the current map whichever was
-  ingested first (the map is replaced as a whole by `Store.write_harp_map`; rewriting every
-  SHARP partition then would be the only write-time alternative). Records that carry their
-  own ``NOAA_ARS`` (JSOC) keep them. The map lists every region a HARP ever overlapped, so a
+* **NOAA numbers from the map of the record's series.** `Store.read_sharp` fills a record's
+  null (or empty) ``noaa_ars`` with the NOAA regions the stored HARP <-> NOAA map *of the
+  record's HARP numbering* lists for its HARP (ascending, comma separated). This is done
+  when reading, not writing, so the SHARP files keep what the source delivered and the
+  answer follows the current map whichever was ingested first. Records that carry their own
+  ``NOAA_ARS`` (JSOC) keep them. The map lists every region a HARP ever overlapped, so a
   filled value can name a region numbered after ``t_rec``: ``noaa_ars`` is a display
-  label, never a feature (`flare_core.models._inputs.NON_FEATURE_COLUMNS`).
+  label, never a feature (`flare_core.models._inputs.NON_FEATURE_COLUMNS`). Likewise
+  `Store.read_flares` attaches ``harpnum`` to flares from the map of the series read.
+* **Older stores.** Stores written before the series existed (manifest format 1) are read
+  as they are: a row without ``series`` belongs to `SERIES_NRT_CEA` when its ``source``
+  ends in ``_nrt`` and to `SERIES_DEFINITIVE_CEA` otherwise, a map without ``series`` to
+  `SERIES_DEFINITIVE_CEA`. The next write commits format 2.
 
 Reading is polars (`Store.read_sharp`, `Store.read_flares`) or DuckDB (`Store.duckdb`).
 """
@@ -41,25 +61,50 @@ import json
 import logging
 import os
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
 from .errors import StoreError
-from .schema import FLARE_SCHEMA, SHARP_SCHEMA, conform_flares, conform_sharp
+from .schema import (
+    DEFAULT_NRT_LATENCY,
+    FLARE_SCHEMA,
+    SERIES_DEFINITIVE_CEA,
+    SERIES_NRT_CEA,
+    SHARP_SCHEMA,
+    conform_flares,
+    conform_sharp,
+    harp_numbering,
+    is_nrt_series,
+    with_served_at,
+)
 from .timeutil import to_utc
 
-__all__ = ["Store", "WriteReport", "SHARP_KEY", "FLARE_KEY"]
+__all__ = ["Store", "WriteReport", "SHARP_KEY", "FLARE_KEY", "DEFAULT_GC_GRACE_S"]
 
 logger = logging.getLogger(__name__)
 
-SHARP_KEY = ("harpnum", "t_rec")
+SHARP_KEY = ("series", "harpnum", "t_rec")
 FLARE_KEY = ("peak_time", "goes_class", "noaa_ar")
 _MANIFEST = "MANIFEST.json"
-_FORMAT = 1
+_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
+_TABLES = ("sharp", "sharp_revisions", "flares", "harp_map")
+_MAP_SCHEMA = {"harpnum": pl.Int64, "noaa_ar": pl.Int64, "series": pl.Utf8}
+#: Seconds a file superseded by a commit stays on disk for readers of the older manifest.
+DEFAULT_GC_GRACE_S = 300.0
+
+_T = TypeVar("_T")
+
+
+class _VanishedFile(StoreError):
+    """A file the manifest lists is not on disk (the read may retry with a fresh manifest)."""
 
 
 @dataclass
@@ -67,15 +112,18 @@ class WriteReport:
     """What one write did.
 
     ``rows_in``: rows offered; ``rows_added``: keys new to the store; ``rows_updated``:
-    existing keys whose values changed; ``duplicates_in``: rows dropped because the input
-    repeated a key; ``partitions_written`` / ``partitions_unchanged``: day partitions
-    rewritten or left alone; ``generation``: the manifest generation after the write.
+    existing keys whose current values changed; ``rows_revised``: superseded values newly
+    kept in ``sharp_revisions`` (normally one per updated key; also an older version
+    delivered late); ``duplicates_in``: rows dropped because the input repeated a key;
+    ``partitions_written`` / ``partitions_unchanged``: day partitions rewritten or left
+    alone; ``generation``: the manifest generation after the write.
     """
 
     table: str
     rows_in: int = 0
     rows_added: int = 0
     rows_updated: int = 0
+    rows_revised: int = 0
     duplicates_in: int = 0
     partitions_written: int = 0
     partitions_unchanged: int = 0
@@ -91,6 +139,12 @@ class Store:
     root
         Store directory; created on the first write. Usually
         ``flare_core.config.Settings().store`` (env ``FLAREFLOW_STORE``, CLI ``--store``).
+    default_latency
+        Delay after ``t_rec`` assumed for a record whose ``available_at`` is unknown, in
+        as-served reads (``read_sharp(as_of=...)``); default
+        `flare_core.schema.DEFAULT_NRT_LATENCY` (the measured median, 100 min 19 s).
+    gc_grace_s
+        Seconds a superseded file stays readable after the commit that dropped it.
 
     Examples
     --------
@@ -99,8 +153,11 @@ class Store:
     >>> store.read_sharp(start="2014-01-01", end="2014-02-01", harpnums=[3686])
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, default_latency: timedelta = DEFAULT_NRT_LATENCY,
+                 gc_grace_s: float = DEFAULT_GC_GRACE_S) -> None:
         self.root = Path(root)
+        self.default_latency = default_latency
+        self.gc_grace_s = float(gc_grace_s)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -119,12 +176,20 @@ class Store:
             m = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise StoreError(f"{path}: unreadable store manifest: {e}") from e
-        if m.get("format") != _FORMAT:
+        if m.get("format") not in _READABLE_FORMATS:
             raise StoreError(f"{path}: unsupported store format {m.get('format')!r}")
         return m
 
-    def _commit(self, manifest: dict) -> None:
-        manifest = {**manifest, "generation": int(manifest["generation"]) + 1,
+    def _commit(self, manifest: dict, previous: dict) -> None:
+        """Replace the manifest; files ``previous`` listed and ``manifest`` does not are
+        retired (kept ``gc_grace_s`` for readers of ``previous``)."""
+        now = time.time()
+        listed = _listed(manifest)
+        retired = {f: t for f, t in previous.get("retired", {}).items()
+                   if now - t < self.gc_grace_s and f not in listed}
+        retired.update({f: now for f in _listed(previous) - listed})
+        manifest = {**manifest, "format": _FORMAT, "retired": retired,
+                    "generation": int(manifest["generation"]) + 1,
                     "updated_utc": datetime.now(UTC).isoformat()}
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".manifest-", suffix=".tmp")
         try:
@@ -152,20 +217,20 @@ class Store:
             return [self.root / f for files in t["partitions"].values() for f in files]
         return [self.root / f for f in t["files"]]
 
-    def _gc(self, manifest: dict, tables: tuple[str, ...] = ("sharp", "flares", "harp_map"),
-            ) -> int:
-        """Delete Parquet and temp files that no committed table lists (crash leftovers)."""
+    def _gc(self, manifest: dict) -> int:
+        """Delete Parquet and temp files that the committed manifest neither lists nor
+        retires (crash leftovers and retired files past their grace period)."""
         n = 0
-        for table in tables:
+        keep = _listed(manifest) | set(manifest.get("retired", {}))
+        for table in _TABLES:
             d = self.root / table
             if not d.exists():
                 continue
-            keep = {p.relative_to(self.root).as_posix() for p in self._files(table, manifest)}
             for dirpath, _dirnames, filenames in os.walk(d, topdown=False):
                 for name in filenames:
                     rel = Path(dirpath, name).relative_to(self.root).as_posix()
                     if rel not in keep:
-                        os.unlink(os.path.join(dirpath, name))
+                        Path(dirpath, name).unlink(missing_ok=True)
                         n += 1
                 if dirpath != str(d) and not os.listdir(dirpath):
                     os.rmdir(dirpath)
@@ -175,56 +240,158 @@ class Store:
             logger.info("store %s: removed %d unreferenced files", self.root, n)
         return n
 
+    def _read_consistent(self, read: Callable[[dict], _T]) -> _T:
+        """``read(manifest)``; if a listed file vanished meanwhile (a writer's clean-up),
+        once more with the fresh manifest. A file missing from the committed manifest
+        itself raises `StoreError` naming it."""
+        manifest = self.manifest()
+        try:
+            return read(manifest)
+        except _VanishedFile as first:
+            fresh = self.manifest()
+            if fresh.get("generation") == manifest.get("generation"):
+                raise StoreError(str(first)) from first
+            logger.debug("store %s: generation %s superseded during a read; retrying",
+                         self.root, manifest.get("generation"))
+            try:
+                return read(fresh)
+            except _VanishedFile as e:
+                raise StoreError(str(e)) from e
+
+    def _read_files(self, files: list[Path], columns: list[str] | None = None,
+                    ) -> pl.DataFrame | None:
+        """Read the listed Parquet files (threads: per-file overhead dominates small days).
+
+        Raises `_VanishedFile` (a `StoreError`) naming a listed file that is not there."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not files:
+            return None
+
+        def read_one(f: Path) -> pl.DataFrame:
+            try:
+                df = pl.read_parquet(f, hive_partitioning=False)
+            except (OSError, pl.exceptions.PolarsError) as e:
+                if not f.exists():
+                    raise _VanishedFile(f"{self.root}: manifest lists missing file {f}") from e
+                raise StoreError(f"{self.root}: unreadable store file {f}: {e}") from e
+            return df.select([c for c in columns if c in df.columns]) if columns else df
+
+        missing = [f for f in files if not f.exists()]
+        if missing:
+            raise _VanishedFile(f"{self.root}: manifest lists missing file(s) "
+                                f"{[str(f) for f in missing[:3]]}")
+        if len(files) == 1:
+            return read_one(files[0])
+        with ThreadPoolExecutor(max_workers=8) as ex:
+            frames = list(ex.map(read_one, files))
+        return pl.concat(frames, how="diagonal_relaxed")
+
     # ------------------------------------------------------------------ SHARP
 
-    def write_sharp(self, df: pl.DataFrame) -> WriteReport:
-        """Merge a SHARP keyword frame into the store (atomic, idempotent).
+    def write_sharp(self, df: pl.DataFrame, *, series: str | None = None) -> WriteReport:
+        """Merge a SHARP keyword frame into the store (atomic, idempotent, revisions kept).
 
         Parameters
         ----------
         df
             Canonical SHARP frame (`flare_core.schema.SHARP_SCHEMA`; cast strictly). Rows
             with a null ``harpnum`` or ``t_rec`` raise `StoreError`.
+        series
+            Series of the rows whose ``series`` is null. Without it a null series is
+            inferred from ``source``: ending in ``_nrt`` (the JSOC NRT client) ->
+            `SERIES_NRT_CEA`, anything else -> `SERIES_DEFINITIVE_CEA` (what the bundled
+            file formats hold). A row whose own ``series`` differs from ``series`` raises.
 
         Returns
         -------
         WriteReport
+            A record already stored with other values counts in ``rows_updated`` (the
+            newest value is kept, module docstring) and its superseded value in
+            ``rows_revised``.
         """
-        new = _prepare_sharp(df)
+        new = _prepare_sharp(df, series)
         rep = WriteReport("sharp", rows_in=df.height)
-        n0 = new.height
-        new = _dedupe(new, SHARP_KEY)
-        rep.duplicates_in = n0 - new.height
+        rep.duplicates_in = new.height - new.select(pl.struct(SHARP_KEY).n_unique()).item()
         with self._lock():
             manifest = self.manifest()
             table = manifest["tables"].get("sharp", {"partitions": {}, "rows": 0})
+            counts = self._series_counts(manifest)
             parts: dict[str, list[str]] = dict(table["partitions"])
             days = new.get_column("_day").unique().sort().to_list()
             touched = [d for d in days if d in parts]
             old = self._read_files([self.root / f for d in touched for f in parts[d]])
-            if old is not None:
-                old = old.with_columns(pl.col("t_rec").dt.strftime("%Y-%m-%d").alias("_day"))
-                merged, added, updated, changed_days = _merge(old, new, SHARP_KEY, "_day")
-            else:
-                merged, added, updated, changed_days = new, new.height, 0, set(days)
-            rep.rows_added, rep.rows_updated = added, updated
-            to_write = merged.filter(pl.col("_day").is_in(sorted(changed_days)))
-            rep.partitions_unchanged = len(days) - len(changed_days)
-            rep.partitions_written = len(changed_days)
-            if to_write.height == 0:
+            old = None if old is None else _prepare_sharp(old, None)
+            merged = _merge_sharp(old, new)
+            rep.rows_added, rep.rows_updated = merged.added.height, merged.n_updated
+            revisions = self._new_revisions(merged.superseded, manifest)
+            rep.rows_revised = 0 if revisions is None else revisions[1]
+            rep.partitions_written = len(merged.changed_days)
+            rep.partitions_unchanged = len(days) - len(merged.changed_days)
+            if not merged.changed_days and not rep.rows_revised:
                 rep.generation = manifest["generation"]
                 return rep
+            previous = json.loads(json.dumps(manifest))
+            to_write = merged.current.filter(pl.col("_day").is_in(sorted(merged.changed_days)))
             written = self._write_partitioned(to_write, manifest["generation"] + 1)
             for day, files in written.items():
                 parts[day] = files
-            rows = table.get("rows", 0) + added
-            manifest["tables"]["sharp"] = {"partitions": parts, "rows": rows}
-            self._commit(manifest)
+            for s, n in merged.added.group_by("series").len().iter_rows():
+                counts[s] = counts.get(s, 0) + n
+            manifest["tables"]["sharp"] = {"partitions": parts, "rows": sum(counts.values()),
+                                           "series": counts}
+            if revisions is not None:
+                self._write_single("sharp_revisions", revisions[0], manifest)
+            self._commit(manifest, previous)
             rep.generation = manifest["generation"] + 1
-            self._gc(self.manifest(), ("sharp",))
-        logger.info("store %s: sharp +%d rows (%d updated) in %d partitions", self.root,
-                    rep.rows_added, rep.rows_updated, rep.partitions_written)
+            self._gc(self.manifest())
+        logger.info("store %s: sharp +%d rows (%d updated, %d revisions kept) in %d "
+                    "partitions", self.root, rep.rows_added, rep.rows_updated,
+                    rep.rows_revised, rep.partitions_written)
         return rep
+
+    def _new_revisions(self, superseded: pl.DataFrame, manifest: dict,
+                       ) -> tuple[pl.DataFrame, int] | None:
+        """(the revisions table with ``superseded`` added, #rows new to it), None if none."""
+        if superseded.height == 0:
+            return None
+        sup = conform_sharp(superseded)
+        old = self._read_files(self._files("sharp_revisions", manifest))
+        if old is not None:
+            old = conform_sharp(old)
+            sup = sup.join(old, on=list(sup.columns), how="anti", nulls_equal=True)
+        sup = sup.unique(maintain_order=True)
+        if sup.height == 0:
+            return None
+        table = sup if old is None else pl.concat([old, sup])
+        return table.sort(list(SHARP_KEY), "available_at", nulls_last=False), sup.height
+
+    def _series_counts(self, manifest: dict) -> dict[str, int]:
+        """SHARP rows per series (a format-1 store is scanned once)."""
+        table = manifest["tables"].get("sharp")
+        if not table:
+            return {}
+        if "series" in table:
+            return dict(table["series"])
+        df = self._read_files(self._files("sharp", manifest), columns=["series", "source"])
+        if df is None:
+            return {}
+        df = _with_default_series(df, None)
+        return dict(df.group_by("series").len().sort("series").iter_rows())
+
+    def series(self) -> list[str]:
+        """The SHARP series the store holds, sorted."""
+        return sorted(self._series_counts(self.manifest()))
+
+    def _resolve_series(self, manifest: dict, series: str | None) -> str | None:
+        if series is not None:
+            return series
+        found = sorted(self._series_counts(manifest))
+        if len(found) > 1:
+            raise StoreError(f"{self.root}: the store holds SHARP records of several series "
+                             f"{found}; pass series= (one of them): HARP numbers are per "
+                             "series")
+        return found[0] if found else None
 
     def _write_partitioned(self, df: pl.DataFrame, generation: int) -> dict[str, list[str]]:
         """Write one Parquet file per UTC day under a fresh unique name (invisible to readers
@@ -232,7 +399,7 @@ class Store:
         from concurrent.futures import ThreadPoolExecutor
 
         token = f"g{generation:06d}-{uuid.uuid4().hex[:12]}"
-        parts = df.sort(["_day", "harpnum", "t_rec"]).partition_by(
+        parts = df.sort(["_day", *SHARP_KEY]).partition_by(
             "_day", as_dict=True, include_key=False, maintain_order=True)
 
         def write(item: tuple[tuple[str], pl.DataFrame]) -> tuple[str, str]:
@@ -250,56 +417,91 @@ class Store:
                              f"generation: {e}") from e
         return {day: [rel] for day, rel in done}
 
-    def _read_files(self, files: list[Path]) -> pl.DataFrame | None:
-        """Read the listed Parquet files (threads: per-file overhead dominates small days)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        if not files:
-            return None
-        missing = [f for f in files if not f.exists()]
-        if missing:
-            raise StoreError(f"{self.root}: manifest lists missing file(s) {missing[:3]}")
-        if len(files) == 1:
-            return pl.read_parquet(files[0], hive_partitioning=False)
-        with ThreadPoolExecutor(max_workers=8) as ex:
-            frames = list(ex.map(lambda f: pl.read_parquet(f, hive_partitioning=False), files))
-        return pl.concat(frames, how="vertical_relaxed")
-
     def read_sharp(self, start: datetime | str | None = None, end: datetime | str | None = None,
-                   harpnums: list[int] | None = None) -> pl.DataFrame:
-        """SHARP records with ``start <= t_rec <= end`` (UTC; either bound optional).
+                   harpnums: list[int] | None = None, *, series: str | None = None,
+                   as_of: datetime | str | None = None,
+                   default_latency: timedelta | None = None) -> pl.DataFrame:
+        """SHARP records of one series with ``start <= t_rec <= end`` (UTC; either bound
+        optional).
 
-        Returns the canonical SHARP frame sorted by (harpnum, t_rec); zero rows (with the
-        schema) when nothing matches or the store is empty. A null or empty ``noaa_ars`` is
-        filled from the stored HARP <-> NOAA map (see the module docstring).
+        Parameters
+        ----------
+        start, end
+            Bounds of ``t_rec`` (inclusive).
+        harpnums
+            Only these HARPs (numbers of ``series``).
+        series
+            The series to read. Default: the one series the store holds; `StoreError` if
+            it holds several (the message names them).
+        as_of
+            Return the store as it was served at this time: only records served by then
+            (``served_at <= as_of``, `flare_core.schema.served_at_expr`, computed over the
+            records read), each with the value current then (the newest version with
+            ``available_at <= as_of``; superseded versions come from ``sharp_revisions``).
+            Default: every record with its newest value.
+        default_latency
+            ``available_at`` assumed as ``t_rec + default_latency`` where unknown, for
+            ``as_of``; default ``Store.default_latency``.
+
+        Returns
+        -------
+        pl.DataFrame
+            The canonical SHARP frame sorted by (harpnum, t_rec); zero rows (with the
+            schema) when nothing matches or the store is empty. ``available_at`` is as
+            stored (null = unknown). A null or empty ``noaa_ars`` is filled from the stored
+            HARP <-> NOAA map of the series (module docstring).
         """
-        manifest = self.manifest()
-        parts = manifest["tables"].get("sharp", {}).get("partitions", {})
         t0 = to_utc(start) if start is not None else None
         t1 = to_utc(end) if end is not None else None
-        days = [d for d in parts
-                if (t0 is None or d >= t0.strftime("%Y-%m-%d"))
-                and (t1 is None or d <= t1.strftime("%Y-%m-%d"))]
-        df = self._read_files([self.root / f for d in sorted(days) for f in parts[d]])
-        if df is None:
-            return conform_sharp(pl.DataFrame(schema=SHARP_SCHEMA))
-        lf = df.lazy()
-        if t0 is not None:
-            lf = lf.filter(pl.col("t_rec") >= t0)
-        if t1 is not None:
-            lf = lf.filter(pl.col("t_rec") <= t1)
-        if harpnums is not None:
-            lf = lf.filter(pl.col("harpnum").is_in([int(h) for h in harpnums]))
-        out = conform_sharp(lf.collect()).sort(list(SHARP_KEY))
-        return self._fill_noaa_ars(out, manifest)
+        t_as_of = to_utc(as_of) if as_of is not None else None
+        latency = self.default_latency if default_latency is None else default_latency
+
+        def read(manifest: dict) -> pl.DataFrame:
+            chosen = self._resolve_series(manifest, series)
+            parts = manifest["tables"].get("sharp", {}).get("partitions", {})
+            days = [d for d in parts
+                    if (t0 is None or d >= t0.strftime("%Y-%m-%d"))
+                    and (t1 is None or d <= t1.strftime("%Y-%m-%d"))]
+            df = self._read_files([self.root / f for d in sorted(days) for f in parts[d]])
+            if df is None or chosen is None:
+                return conform_sharp(pl.DataFrame(schema=SHARP_SCHEMA))
+            keep = _row_filter(chosen, t0, t1, harpnums)
+            out = _with_default_series(conform_sharp(df), None).filter(keep)
+            if t_as_of is not None:
+                revs = self._read_files(self._files("sharp_revisions", manifest))
+                revs = (None if revs is None
+                        else _with_default_series(conform_sharp(revs), None).filter(keep))
+                out = _as_served(out, revs, t_as_of, latency)
+            out = out.sort(list(SHARP_KEY))
+            return self._fill_noaa_ars(out, manifest)
+
+        return self._read_consistent(read)
+
+    def _map_of(self, series: str, manifest: dict) -> pl.DataFrame | None:
+        """The stored map of ``series``'s HARP numbering (``harpnum``, ``noaa_ar``), or None.
+
+        A map stored for the series itself wins; else one stored for another series of the
+        same numbering (the CCD and CEA variants share HARP numbers)."""
+        stored = self._read_files(self._files("harp_map", manifest))
+        if stored is None:
+            return None
+        stored = _conform_map(stored)
+        names = stored["series"].unique().sort().to_list()
+        same = [s for s in names if s == series] or [
+            s for s in names if harp_numbering(s) == harp_numbering(series)]
+        if not same:
+            return None
+        return stored.filter(pl.col("series") == same[0]).select("harpnum", "noaa_ar")
 
     def _fill_noaa_ars(self, sharp: pl.DataFrame, manifest: dict) -> pl.DataFrame:
-        """``noaa_ars`` of records that lack it, from the HARP <-> NOAA map (if stored)."""
-        map_files = self._files("harp_map", manifest)
+        """``noaa_ars`` of records that lack it, from the map of their series (if stored)."""
         missing = pl.col("noaa_ars").is_null() | (pl.col("noaa_ars").str.strip_chars() == "")
-        if not map_files or sharp.height == 0 or not sharp.select(missing.any()).item():
+        if sharp.height == 0 or not sharp.select(missing.any()).item():
             return sharp
-        ars = (pl.read_parquet(map_files).drop_nulls().unique().sort("harpnum", "noaa_ar")
+        harp_map = self._map_of(sharp["series"][0], manifest)
+        if harp_map is None:
+            return sharp
+        ars = (harp_map.drop_nulls().unique().sort("harpnum", "noaa_ar")
                .group_by("harpnum", maintain_order=True)
                .agg(pl.col("noaa_ar").cast(pl.Utf8).str.join(",").alias("_map_ars")))
         filled = (sharp.join(ars, on="harpnum", how="left", maintain_order="left")
@@ -324,14 +526,16 @@ class Store:
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"{self.root}: {table_name} write failed: {e}") from e
-        manifest["tables"][table_name] = {"files": [f"{table_name}/{name}"], "rows": df.height}
+        entry = {"files": [f"{table_name}/{name}"], "rows": df.height}
+        if "series" in df.columns:
+            entry["series"] = dict(df.group_by("series").len().sort("series").iter_rows())
+        manifest["tables"][table_name] = entry
 
     def write_flares(self, df: pl.DataFrame) -> WriteReport:
         """Merge a flare-event frame into the store (atomic, idempotent).
 
-        Identity is (peak_time, goes_class, noaa_ar). If the store holds a HARP map, rows
-        without ``harpnum`` get one from ``noaa_ar`` (`attach_harpnum`, resolved with the
-        stored SHARP record spans).
+        Identity is (peak_time, goes_class, noaa_ar). Flares are stored as delivered;
+        `read_flares` attaches ``harpnum`` from the HARP map of the series read.
         """
         new = conform_flares(df)
         if new.select(pl.col("peak_time").is_null().any() | pl.col("goes_class").is_null().any()
@@ -343,108 +547,160 @@ class Store:
         rep.duplicates_in = n0 - new.height
         with self._lock():
             manifest = self.manifest()
-            new = self._attach(new, manifest)
             old = self._read_files(self._files("flares", manifest))
             if old is not None:
-                merged, added, updated, changed = _merge(old, new, FLARE_KEY, None)
+                merged, added, updated, changed = _merge(conform_flares(old), new, FLARE_KEY)
             else:
-                merged, added, updated, changed = new, new.height, 0, {None}
+                merged, added, updated, changed = new, new.height, 0, True
             rep.rows_added, rep.rows_updated = added, updated
             if not changed:
                 rep.partitions_unchanged, rep.generation = 1, manifest["generation"]
                 return rep
+            previous = json.loads(json.dumps(manifest))
             self._write_single("flares", conform_flares(merged).sort("peak_time"), manifest)
-            self._commit(manifest)
+            self._commit(manifest, previous)
             rep.partitions_written, rep.generation = 1, manifest["generation"] + 1
-            self._gc(self.manifest(), ("flares",))
+            self._gc(self.manifest())
         return rep
 
-    def _attach(self, flares: pl.DataFrame, manifest: dict) -> pl.DataFrame:
+    def read_flares(self, start: datetime | str | None = None,
+                    end: datetime | str | None = None, *,
+                    series: str | None = None) -> pl.DataFrame:
+        """Flares with ``start <= peak_time <= end`` (UTC), sorted by ``peak_time``.
+
+        ``harpnum`` is that of ``series`` (default: the one SHARP series the store holds,
+        `StoreError` if several; a store without SHARP records uses its one stored map):
+        flares without one get it from their ``noaa_ar`` through the stored map of that
+        series (`flare_core.sources.harp_noaa.attach_harpnum`, a NOAA region on several
+        HARPs resolved with the stored SHARP record spans of the series). A ``harpnum``
+        delivered by the source is a definitive HARP number: kept for a definitive series,
+        replaced for an NRT one. Without a map for the series, ``harpnum`` is as stored
+        (null for an NRT series).
+        """
+        def read(manifest: dict) -> pl.DataFrame:
+            df = self._read_files(self._files("flares", manifest))
+            if df is None:
+                return pl.DataFrame(schema=FLARE_SCHEMA)
+            lf = conform_flares(df).lazy()
+            if start is not None:
+                lf = lf.filter(pl.col("peak_time") >= to_utc(start))
+            if end is not None:
+                lf = lf.filter(pl.col("peak_time") <= to_utc(end))
+            return self._attach(lf.collect(), manifest, series).sort("peak_time")
+
+        return self._read_consistent(read)
+
+    def _flare_series(self, manifest: dict, series: str | None) -> str | None:
+        if series is not None or manifest["tables"].get("sharp"):
+            return self._resolve_series(manifest, series)
+        maps = manifest["tables"].get("harp_map")
+        names = sorted(maps.get("series", {SERIES_DEFINITIVE_CEA: 0})) if maps else []
+        return names[0] if len(names) == 1 else None
+
+    def _attach(self, flares: pl.DataFrame, manifest: dict, series: str | None,
+                ) -> pl.DataFrame:
         from .sources.harp_noaa import attach_harpnum
 
-        map_files = self._files("harp_map", manifest)
-        if not map_files or flares.height == 0:
+        chosen = self._flare_series(manifest, series)
+        if chosen is None or flares.height == 0:
             return flares
-        harp_map = pl.read_parquet(map_files)
-        spans = None
-        sharp_files = self._files("sharp", manifest)
-        if sharp_files:
-            spans = (self._read_files(sharp_files).group_by("harpnum")
+        if is_nrt_series(chosen):
+            flares = flares.with_columns(pl.lit(None, dtype=pl.Int64).alias("harpnum"))
+        harp_map = self._map_of(chosen, manifest)
+        if harp_map is None or flares["harpnum"].null_count() == 0:
+            return flares
+        spans = self._read_files(self._files("sharp", manifest),
+                                 columns=["series", "harpnum", "t_rec", "source"])
+        if spans is not None:
+            spans = (_with_default_series(spans, None).filter(pl.col("series") == chosen)
+                     .group_by("harpnum")
                      .agg(pl.col("t_rec").min().alias("t0"), pl.col("t_rec").max().alias("t1")))
             spans = pl.concat([spans.select("harpnum", pl.col("t0").alias("t_rec")),
                                spans.select("harpnum", pl.col("t1").alias("t_rec"))])
         return attach_harpnum(flares, harp_map, records=spans)
 
-    def read_flares(self, start: datetime | str | None = None,
-                    end: datetime | str | None = None) -> pl.DataFrame:
-        """Flares with ``start <= peak_time <= end`` (UTC), sorted by ``peak_time``."""
-        df = self._read_files(self._files("flares"))
-        if df is None:
-            return pl.DataFrame(schema=FLARE_SCHEMA)
-        lf = df.lazy()
-        if start is not None:
-            lf = lf.filter(pl.col("peak_time") >= to_utc(start))
-        if end is not None:
-            lf = lf.filter(pl.col("peak_time") <= to_utc(end))
-        return conform_flares(lf.collect()).sort("peak_time")
+    def write_harp_map(self, harp_map: pl.DataFrame, *, series: str | None = None,
+                       ) -> WriteReport:
+        """Store the HARP <-> NOAA map of a series, replacing that series' previous map
+        (the maps of other series stay).
 
-    def write_harp_map(self, harp_map: pl.DataFrame) -> WriteReport:
-        """Store the HARP <-> NOAA map (replacing the previous one) and fill ``harpnum`` of
-        the stored flares from it."""
-        hm = harp_map.select(pl.col("harpnum").cast(pl.Int64), pl.col("noaa_ar").cast(pl.Int64))
-        hm = hm.unique().sort(["harpnum", "noaa_ar"])
+        ``series`` defaults to the frame's ``series`` column (`read_harp_noaa_map` sets it;
+        a frame holding several series replaces each); a frame without either raises
+        `StoreError`. `read_sharp` and `read_flares` use the map at read time.
+        """
+        if series is None and ("series" not in harp_map.columns
+                               or harp_map["series"].null_count()):
+            raise StoreError("write_harp_map: the map has no series; pass series= (HARP "
+                             "numbers are per series)")
+        hm = harp_map.select(pl.col("harpnum").cast(pl.Int64), pl.col("noaa_ar").cast(pl.Int64),
+                             (pl.lit(series) if series is not None else pl.col("series"))
+                             .cast(pl.Utf8).alias("series"))
+        hm = hm.unique().sort(["series", "harpnum", "noaa_ar"])
         rep = WriteReport("harp_map", rows_in=harp_map.height)
         with self._lock():
             manifest = self.manifest()
-            old_files = self._files("harp_map", manifest)
-            if old_files and pl.read_parquet(old_files).equals(hm):
-                rep.partitions_unchanged, rep.generation = 1, manifest["generation"]
-                return rep
+            old = self._read_files(self._files("harp_map", manifest))
+            written = hm["series"].unique().to_list()
+            if old is not None:
+                old = _conform_map(old)
+                if old.filter(pl.col("series").is_in(written)).equals(hm):
+                    rep.partitions_unchanged, rep.generation = 1, manifest["generation"]
+                    return rep
+                hm = pl.concat([old.filter(~pl.col("series").is_in(written)), hm]).sort(
+                    ["series", "harpnum", "noaa_ar"])
+            previous = json.loads(json.dumps(manifest))
             self._write_single("harp_map", hm, manifest)
-            rep.rows_added = hm.height
-            flare_files = self._files("flares", manifest)
-            if flare_files:
-                flares = pl.read_parquet(flare_files).with_columns(
-                    pl.lit(None, dtype=pl.Int64).alias("harpnum"))
-                flares = self._attach(flares, manifest)
-                self._write_single("flares", conform_flares(flares), manifest)
-            self._commit(manifest)
+            rep.rows_added = hm.filter(pl.col("series").is_in(written)).height
+            self._commit(manifest, previous)
             rep.partitions_written, rep.generation = 1, manifest["generation"] + 1
-            self._gc(self.manifest(), ("flares", "harp_map"))
+            self._gc(self.manifest())
         return rep
 
-    def read_harp_map(self) -> pl.DataFrame:
-        """The stored HARP <-> NOAA map (``harpnum``, ``noaa_ar``); empty if none."""
-        files = self._files("harp_map")
-        if not files:
-            return pl.DataFrame(schema={"harpnum": pl.Int64, "noaa_ar": pl.Int64})
-        return pl.read_parquet(files)
+    def read_harp_map(self, series: str | None = None) -> pl.DataFrame:
+        """The stored HARP <-> NOAA map of ``series`` (``harpnum``, ``noaa_ar``, ``series``);
+        empty if none. Default: the one map stored; `StoreError` if maps of several series
+        are stored."""
+        def read(manifest: dict) -> pl.DataFrame:
+            files = self._files("harp_map", manifest)
+            if not files:
+                return pl.DataFrame(schema=_MAP_SCHEMA)
+            hm = _conform_map(self._read_files(files))
+            names = hm["series"].unique().sort().to_list()
+            if series is None and len(names) > 1:
+                raise StoreError(f"{self.root}: HARP maps of several series are stored "
+                                 f"{names}; pass series=")
+            return hm if series is None else hm.filter(pl.col("series") == series)
+
+        return self._read_consistent(read)
 
     # ------------------------------------------------------------------ inspection
 
     def duckdb(self):
-        """A DuckDB connection with views ``sharp``, ``flares`` and ``harp_map`` over the
-        committed files (empty tables are absent)."""
+        """A DuckDB connection with views ``sharp``, ``sharp_revisions``, ``flares`` and
+        ``harp_map`` over the committed files (empty tables are absent; files of a format-1
+        store lack ``series``)."""
         import duckdb
 
         con = duckdb.connect()
         m = self.manifest()
-        for table in ("sharp", "flares", "harp_map"):
+        for table in _TABLES:
             files = [str(p) for p in self._files(table, m)]
             if files:
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r})")
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r}, "
+                            "union_by_name = true)")
         return con
 
     def info(self) -> dict:
         """Summary of the committed store: generation, per-table rows, partitions, time
-        ranges (UTC ISO strings), distinct HARPs, and bytes on disk."""
+        ranges (UTC ISO strings), distinct HARPs, rows per series (``series``), and bytes
+        on disk."""
         m = self.manifest()
         out: dict = {"root": str(self.root), "generation": m["generation"],
                      "updated_utc": m.get("updated_utc"), "tables": {}}
         if not m["tables"]:
             return out
         con = self.duckdb()
-        for table in ("sharp", "flares", "harp_map"):
+        for table in _TABLES:
             files = self._files(table, m)
             if not files:
                 continue
@@ -454,14 +710,21 @@ class Store:
                     "SELECT count(*), count(DISTINCT harpnum), min(t_rec), max(t_rec) FROM sharp"
                 ).fetchone()
                 t.update(rows=n, harps=h, partitions=len(m["tables"]["sharp"]["partitions"]),
-                         t_rec_min=_iso(t0), t_rec_max=_iso(t1))
+                         t_rec_min=_iso(t0), t_rec_max=_iso(t1),
+                         series=self._series_counts(m))
             elif table == "flares":
                 n, t0, t1, nh = con.execute(
                     "SELECT count(*), min(peak_time), max(peak_time), count(harpnum) FROM flares"
                 ).fetchone()
-                t.update(rows=n, peak_min=_iso(t0), peak_max=_iso(t1), with_harpnum=nh)
+                if (len(self._series_counts(m)) <= 1
+                        and self._flare_series(m, None) is not None):  # as read_flares gives
+                    nh = self.read_flares()["harpnum"].is_not_null().sum()
+                t.update(rows=n, peak_min=_iso(t0), peak_max=_iso(t1), with_harpnum=int(nh))
             else:
-                t["rows"] = con.execute("SELECT count(*) FROM harp_map").fetchone()[0]
+                t["rows"] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                if table == "harp_map":
+                    t["series"] = dict(_conform_map(self._read_files(files))
+                                       .group_by("series").len().sort("series").iter_rows())
             out["tables"][table] = t
         con.close()
         return out
@@ -476,7 +739,36 @@ def _iso(t) -> str | None:
     return to_utc(t).isoformat() if isinstance(t, datetime) else str(t)
 
 
-def _prepare_sharp(df: pl.DataFrame) -> pl.DataFrame:
+def _listed(manifest: dict) -> set[str]:
+    """Every file (relative path) the manifest's tables list."""
+    out: set[str] = set()
+    for t in manifest.get("tables", {}).values():
+        if "partitions" in t:
+            out.update(f for files in t["partitions"].values() for f in files)
+        else:
+            out.update(t.get("files", []))
+    return out
+
+
+def _conform_map(df: pl.DataFrame) -> pl.DataFrame:
+    """A stored map frame; a format-1 map (no ``series``) is the definitive one."""
+    if "series" not in df.columns:
+        df = df.with_columns(pl.lit(SERIES_DEFINITIVE_CEA).alias("series"))
+    return df.select([pl.col(c).cast(t) for c, t in _MAP_SCHEMA.items()])
+
+
+def _with_default_series(df: pl.DataFrame, series: str | None) -> pl.DataFrame:
+    """Null ``series`` filled: ``series`` if given, else by ``source`` (``_nrt`` -> NRT CEA,
+    otherwise definitive CEA)."""
+    by_source = (pl.when(pl.col("source").str.ends_with("_nrt")).then(pl.lit(SERIES_NRT_CEA))
+                 .otherwise(pl.lit(SERIES_DEFINITIVE_CEA)))
+    fill = pl.lit(series) if series is not None else by_source
+    if "series" not in df.columns:
+        return df.with_columns(fill.alias("series"))
+    return df.with_columns(pl.coalesce(pl.col("series"), fill).alias("series"))
+
+
+def _prepare_sharp(df: pl.DataFrame, series: str | None) -> pl.DataFrame:
     try:
         out = conform_sharp(df)
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as e:
@@ -484,7 +776,90 @@ def _prepare_sharp(df: pl.DataFrame) -> pl.DataFrame:
     n_bad = out.select(pl.col("harpnum").is_null() | pl.col("t_rec").is_null()).sum().item()
     if n_bad:
         raise StoreError(f"SHARP frame has {n_bad} rows with null harpnum or t_rec")
+    if series is not None:
+        other = out.filter(pl.col("series").is_not_null() & (pl.col("series") != series))
+        if other.height:
+            raise StoreError(f"write_sharp(series={series!r}): {other.height} rows carry "
+                             f"another series {other['series'].unique().to_list()[:3]}")
+    out = _with_default_series(out, series)
+    if out.select((pl.col("series").str.strip_chars() == "").any()).item():
+        raise StoreError("SHARP frame has rows with an empty series")
     return out.with_columns(pl.col("t_rec").dt.strftime("%Y-%m-%d").alias("_day"))
+
+
+def _row_filter(series: str, t0: datetime | None, t1: datetime | None,
+                harpnums: list[int] | None) -> pl.Expr:
+    keep = pl.col("series") == series
+    if t0 is not None:
+        keep &= pl.col("t_rec") >= t0
+    if t1 is not None:
+        keep &= pl.col("t_rec") <= t1
+    if harpnums is not None:
+        keep &= pl.col("harpnum").is_in([int(h) for h in harpnums])
+    return keep
+
+
+@dataclass
+class _SharpMerge:
+    current: pl.DataFrame  # one row per key of old + new: the newest version (with _day)
+    added: pl.DataFrame  # current rows of keys new to the store
+    n_updated: int  # existing keys whose current version changed
+    superseded: pl.DataFrame  # versions replaced by a newer one, for sharp_revisions
+    changed_days: set[str]
+
+
+def _merge_sharp(old: pl.DataFrame | None, new: pl.DataFrame) -> _SharpMerge:
+    """Merge the ``new`` rows into the ``old`` rows of the touched days, by `SHARP_KEY`.
+
+    Versions of a key are ordered by (available_at, unknown first; old before new; input
+    order); consecutive versions with equal values collapse into the first (a re-delivery
+    of the same value changes nothing and keeps the earliest ``available_at``); the last
+    version is current, the earlier distinct ones are superseded.
+    """
+    keys = list(SHARP_KEY)
+    cols = [*SHARP_SCHEMA, "_day"]
+    values = [c for c in cols if c not in (*keys, "available_at", "_day")]
+    frames = [new.select(cols).with_columns(pl.lit(1, pl.Int8).alias("_src"))]
+    if old is not None:
+        frames.insert(0, old.select(cols).with_columns(pl.lit(0, pl.Int8).alias("_src")))
+    both = (pl.concat(frames).with_row_index("_ord")
+            .sort([*keys, "available_at", "_src", "_ord"], nulls_last=False))
+    same_key = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys]).fill_null(
+        False)
+    same_values = pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in values])
+    versions = both.filter(~(same_key & same_values))
+    last = ~pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys]).fill_null(False)
+    versions = versions.with_columns(last.alias("_last"))
+    current = versions.filter(pl.col("_last"))
+    superseded = versions.filter(~pl.col("_last")).drop("_ord", "_src", "_last", "_day")
+    changed = current.filter(pl.col("_src") == 1)
+    if old is not None:
+        added = changed.join(old.select(keys), on=keys, how="anti")
+        n_updated = changed.height - added.height
+    else:
+        added, n_updated = changed, 0
+    changed_days = set(changed.get_column("_day").unique().to_list())
+    current = current.drop("_ord", "_src", "_last")
+    return _SharpMerge(current, added.drop("_ord", "_src", "_last"), n_updated, superseded,
+                       changed_days)
+
+
+def _as_served(main: pl.DataFrame, revisions: pl.DataFrame | None, t: datetime,
+               latency: timedelta) -> pl.DataFrame:
+    """The records served by ``t``, each with the version current at ``t``."""
+    keys = list(SHARP_KEY)
+    frames = [main.with_columns(pl.lit(1, pl.Int8).alias("_main"))]
+    if revisions is not None and revisions.height:
+        frames.append(revisions.select(main.columns)
+                      .with_columns(pl.lit(0, pl.Int8).alias("_main")))
+    versions = pl.concat(frames).with_columns(
+        pl.coalesce("available_at", pl.col("t_rec") + pl.lit(latency)).alias("_eff"))
+    first = (versions.group_by(keys).agg(pl.col("_eff").min().alias("available_at")))
+    served = with_served_at(first, latency).filter(pl.col("served_at") <= t).select(keys)
+    return (versions.filter(pl.col("_eff") <= t).join(served, on=keys, how="semi")
+            .sort([*keys, "_eff", "_main"])
+            .unique(keys, keep="last", maintain_order=True)
+            .drop("_eff", "_main"))
 
 
 def _priority(df: pl.DataFrame) -> pl.Expr:
@@ -492,7 +867,7 @@ def _priority(df: pl.DataFrame) -> pl.Expr:
 
 
 def _dedupe(df: pl.DataFrame, key: tuple[str, ...]) -> pl.DataFrame:
-    """Keep one row per key: definitive over NRT, later rows over earlier ones."""
+    """Keep one flare row per key: definitive over NRT, later rows over earlier ones."""
     return (df.with_row_index("_ord").with_columns(_priority(df).alias("_prio"))
             .sort([*key, "_prio", "_ord"], nulls_last=True)
             .unique(subset=list(key), keep="last", maintain_order=True)
@@ -500,9 +875,9 @@ def _dedupe(df: pl.DataFrame, key: tuple[str, ...]) -> pl.DataFrame:
 
 
 def _merge(old: pl.DataFrame, new: pl.DataFrame, key: tuple[str, ...],
-           part_col: str | None) -> tuple[pl.DataFrame, int, int, set]:
-    """Merge ``new`` into ``old`` on ``key``; returns (merged rows of the touched partitions,
-    #added keys, #changed existing keys, set of partitions whose content changed)."""
+           ) -> tuple[pl.DataFrame, int, int, bool]:
+    """Merge flare rows ``new`` into ``old`` on ``key``; returns (merged rows, #added keys,
+    #changed existing keys, whether anything changed)."""
     cols = new.columns
     old = old.select(cols)
     keys = list(key)
@@ -520,9 +895,5 @@ def _merge(old: pl.DataFrame, new: pl.DataFrame, key: tuple[str, ...],
     updated_rows = candidates.join(unchanged.select(keys), on=keys, how="anti",
                                    nulls_equal=True)
     merged = merged.drop("_ord", "_prio", "_src")
-    if part_col is None:
-        changed = {None} if added_rows.height or updated_rows.height else set()
-    else:
-        changed = set(added_rows.get_column(part_col).unique().to_list()) | set(
-            updated_rows.get_column(part_col).unique().to_list())
-    return merged, added_rows.height, updated_rows.height, changed
+    return merged, added_rows.height, updated_rows.height, bool(
+        added_rows.height or updated_rows.height)

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from flare_core.errors import StoreError
+from flare_core.schema import SERIES_DEFINITIVE_CEA, SERIES_NRT_CEA
 from flare_core.sources import read_harp_noaa_map, read_ncei_goes_flares, read_sun2022
 from flare_core.store import Store
 
@@ -26,7 +27,8 @@ NCEI = "flares/ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"
 
 @pytest.fixture(scope="module")
 def fold0(data_dir) -> pl.DataFrame:
-    df = read_sun2022(data_dir / FOLD0)
+    df = read_sun2022(data_dir / FOLD0).with_columns(  # sun2022 is definitive CEA
+        pl.col("series").fill_null(SERIES_DEFINITIVE_CEA))
     return df.filter(pl.col("t_rec") < datetime(2012, 1, 1, tzinfo=UTC))  # a real slice
 
 
@@ -98,10 +100,15 @@ def test_update_and_nrt_priority(store_root, fold0):
     assert rep.rows_updated == 1 and rep.partitions_written == 1
     key = (pl.col("harpnum") == row["harpnum"][0]) & (pl.col("t_rec") == row["t_rec"][0])
     assert st.read_sharp().filter(key)["usflux"][0] == row["usflux"][0]
-    nrt = row.with_columns(pl.col("usflux") * 3, pl.lit("jsoc_nrt").alias("source"))
+    # an NRT row with the same HARP number is another region (another series): it is
+    # added beside the definitive row and never replaces it
+    nrt = row.with_columns(pl.col("usflux") * 3, pl.lit("jsoc_nrt").alias("source"),
+                           pl.lit(None, dtype=pl.Utf8).alias("series"))
     rep = st.write_sharp(nrt)
-    assert rep.rows_updated == 0
-    assert st.read_sharp().filter(key)["usflux"][0] == row["usflux"][0]
+    assert rep.rows_updated == 0 and rep.rows_added == 1
+    assert st.read_sharp(series=SERIES_DEFINITIVE_CEA).filter(key)["usflux"][0] == \
+        row["usflux"][0]
+    assert st.read_sharp(series=SERIES_NRT_CEA)["usflux"].to_list() == [nrt["usflux"][0]]
 
 
 def test_bad_frames_rejected(store_root, fold0):

@@ -6,6 +6,14 @@ JSOC publishes ``all_harps_with_noaa_ars.txt`` at `HARP_NOAA_MAP_URL`: a header 
 can appear under several HARPs (a region split, or a patch re-identified), so the map is
 many-to-many; `attach_harpnum` resolves that with the SHARP records when given.
 
+**A map belongs to one HARP numbering.** The near-real-time series number their regions
+independently of the definitive ones and the ranges overlap (`flare_core.schema.SHARP_SERIES`),
+so every map frame carries a ``series`` column and a HARP of one numbering is never looked
+up in the other's map (`attach_harpnum` refuses). The file format is the same for both;
+`read_harp_noaa_map` takes the series from its ``series`` argument, else from the file name
+(a name containing ``nrt``, like ``harp_noaa_nrt.txt``, is the NRT map, any other the
+definitive one).
+
 Example
 -------
 >>> harp_map = read_harp_noaa_map("data/harp_noaa/all_harps_with_noaa_ars.txt")  # doctest: +SKIP
@@ -22,11 +30,13 @@ from pathlib import Path
 
 import polars as pl
 
-from ..errors import ParseError, SourceUnavailable
+from ..errors import ConfigError, ParseError, SourceUnavailable
+from ..schema import SERIES_DEFINITIVE_CEA, SERIES_NRT_CEA, harp_numbering
 
 __all__ = [
     "HARP_NOAA_MAP_URL",
     "HARP_MAP_SCHEMA",
+    "harp_map_series",
     "read_harp_noaa_map",
     "parse_harp_noaa_map",
     "attach_harpnum",
@@ -36,11 +46,22 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 HARP_NOAA_MAP_URL = "http://jsoc.stanford.edu/doc/data/hmi/harpnum_to_noaa/all_harps_with_noaa_ars.txt"
-HARP_MAP_SCHEMA: dict[str, pl.DataType] = {"harpnum": pl.Int64, "noaa_ar": pl.Int64}
+HARP_MAP_SCHEMA: dict[str, pl.DataType] = {"harpnum": pl.Int64, "noaa_ar": pl.Int64,
+                                           "series": pl.Utf8}
 
 
-def parse_harp_noaa_map(text: str, *, where: str = "HARP map") -> pl.DataFrame:
-    """Parse the text of ``all_harps_with_noaa_ars.txt`` (see `read_harp_noaa_map`).
+def harp_map_series(path: str | Path, series: str | None = None) -> str:
+    """The SHARP series of a map file: ``series`` when given, else `SERIES_NRT_CEA` when the
+    file name contains ``nrt`` (case-insensitive) and `SERIES_DEFINITIVE_CEA` otherwise."""
+    if series is not None:
+        return series
+    return SERIES_NRT_CEA if "nrt" in Path(path).name.lower() else SERIES_DEFINITIVE_CEA
+
+
+def parse_harp_noaa_map(text: str, *, where: str = "HARP map",
+                        series: str = SERIES_DEFINITIVE_CEA) -> pl.DataFrame:
+    """Parse the text of ``all_harps_with_noaa_ars.txt`` (see `read_harp_noaa_map`); every
+    row gets ``series``.
 
     Raises `ParseError` naming ``where`` and the line for a malformed line.
     """
@@ -66,26 +87,33 @@ def parse_harp_noaa_map(text: str, *, where: str = "HARP map") -> pl.DataFrame:
         harps.extend([harp] * len(ars))
         noaas.extend(ars)
     return (
-        pl.DataFrame({"harpnum": harps, "noaa_ar": noaas}, schema=HARP_MAP_SCHEMA)
+        pl.DataFrame({"harpnum": harps, "noaa_ar": noaas, "series": [series] * len(harps)},
+                     schema=HARP_MAP_SCHEMA)
         .unique(maintain_order=True)
         .sort(["harpnum", "noaa_ar"])
     )
 
 
-def read_harp_noaa_map(path: str | Path) -> pl.DataFrame:
-    """Read the JSOC HARP <-> NOAA map file (plain or ``.gz``).
+def read_harp_noaa_map(path: str | Path, series: str | None = None) -> pl.DataFrame:
+    """Read a JSOC HARP <-> NOAA map file (plain or ``.gz``).
 
     Parameters
     ----------
     path
-        ``all_harps_with_noaa_ars.txt`` as published by JSOC (CRLF or LF line endings; the
-        last line may lack a newline).
+        ``all_harps_with_noaa_ars.txt`` as published by JSOC, or its NRT counterpart
+        ``harp_noaa_nrt.txt`` (same format; CRLF or LF line endings; the last line may lack
+        a newline).
+    series
+        The SHARP series whose HARP numbers the file lists. Default: inferred from the file
+        name (`harp_map_series`: ``nrt`` in the name -> `SERIES_NRT_CEA`, else
+        `SERIES_DEFINITIVE_CEA`); pass it to override.
 
     Returns
     -------
     polars.DataFrame
-        Columns ``harpnum`` (Int64), ``noaa_ar`` (Int64); one row per (HARP, NOAA) pair,
-        sorted. Raises `ParseError` naming the file and line for a malformed line.
+        Columns ``harpnum`` (Int64), ``noaa_ar`` (Int64), ``series`` (Utf8); one row per
+        (HARP, NOAA) pair, sorted. Raises `ParseError` naming the file and line for a
+        malformed line.
     """
     path = Path(path)
     try:
@@ -94,7 +122,8 @@ def read_harp_noaa_map(path: str | Path) -> pl.DataFrame:
         raise ParseError(f"{path}: cannot read HARP map: {e}") from e
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    return parse_harp_noaa_map(raw.decode("utf-8", errors="strict"), where=str(path))
+    return parse_harp_noaa_map(raw.decode("utf-8", errors="strict"), where=str(path),
+                               series=harp_map_series(path, series))
 
 
 def download_harp_noaa_map(cache_dir: str | Path, *, url: str = HARP_NOAA_MAP_URL,
@@ -133,8 +162,20 @@ def download_harp_noaa_map(cache_dir: str | Path, *, url: str = HARP_NOAA_MAP_UR
 
 
 def attach_harpnum(flares: pl.DataFrame, harp_map: pl.DataFrame, *,
-                   records: pl.DataFrame | None = None) -> pl.DataFrame:
+                   records: pl.DataFrame | None = None,
+                   series: str | None = None) -> pl.DataFrame:
     """Fill ``harpnum`` of a flare frame from its ``noaa_ar`` via the HARP map.
+
+    Flares carry NOAA numbers; the HARP numbers they get are those of the map's series,
+    so pass the map of the series being forecast.
+
+    **One NOAA region on several HARPs.** Each flare is attributed to exactly one HARP
+    (the flare frame keeps its rows): among the HARPs the map lists for its NOAA region,
+    the one whose record span [first t_rec, last t_rec] in ``records`` contains the peak,
+    else the one whose span is nearest to it; when several spans contain the peak, or
+    without ``records``, the smallest HARP number (the patch that carried the region
+    first). Real case: NOAA 13514 is on NRT HARPs 9334 and 9338, whose spans both contain
+    its December 2023 flares; they go to 9334, and 9338 sees none of them.
 
     Parameters
     ----------
@@ -142,18 +183,28 @@ def attach_harpnum(flares: pl.DataFrame, harp_map: pl.DataFrame, *,
         Canonical flare frame (`flare_core.schema.FLARE_SCHEMA`). Rows whose ``harpnum`` is
         already set keep it.
     harp_map
-        Output of `read_harp_noaa_map` (``harpnum``, ``noaa_ar``).
+        Output of `read_harp_noaa_map` (``harpnum``, ``noaa_ar`` and, optionally,
+        ``series``), all of one HARP numbering.
     records
-        Optional SHARP frame (``harpnum``, ``t_rec``). When a NOAA region maps to several
-        HARPs, the HARP whose record span [first t_rec, last t_rec] contains the flare peak
-        (or is nearest to it) wins. Without records, or on ties, the smallest HARP number.
+        Optional SHARP frame (``harpnum``, ``t_rec``, optional ``series``) of the map's
+        HARP numbering, used to resolve a NOAA region on several HARPs (above).
+    series
+        The series being forecast, optional: checked against the map's series.
 
     Returns
     -------
     polars.DataFrame
         The flare frame, same rows and order, with ``harpnum`` filled where the NOAA region
         is in the map (null otherwise, and always null when ``noaa_ar`` is null).
+
+    Raises
+    ------
+    ConfigError
+        If the map mixes HARP numberings (definitive and NRT), or its series, the records'
+        series or ``series`` belong to different numberings: a HARP of one series is never
+        looked up in another series' map.
     """
+    _check_same_numbering(harp_map, records, series)
     if flares.height == 0:
         return flares
     idx = "_flare_idx"
@@ -190,3 +241,25 @@ def attach_harpnum(flares: pl.DataFrame, harp_map: pl.DataFrame, *,
     return out.with_columns(
         pl.coalesce("harpnum", "_harp").cast(pl.Int64).alias("harpnum")
     ).drop(idx, "_harp")
+
+
+def _numberings(frame: pl.DataFrame | None) -> set[str]:
+    if frame is None or "series" not in frame.columns:
+        return set()
+    return {harp_numbering(s) for s in frame.get_column("series").drop_nulls().unique()}
+
+
+def _check_same_numbering(harp_map: pl.DataFrame, records: pl.DataFrame | None,
+                          series: str | None) -> None:
+    """Raise `ConfigError` unless the map, the records and ``series`` share one numbering."""
+    in_map = _numberings(harp_map)
+    if len(in_map) > 1:
+        raise ConfigError("the HARP map mixes definitive and NRT HARP numbers "
+                          f"({sorted(harp_map['series'].drop_nulls().unique())}); "
+                          "pass the map of one series")
+    others = _numberings(records) | ({harp_numbering(series)} if series is not None else set())
+    if in_map and others - in_map:
+        map_series = sorted(harp_map["series"].drop_nulls().unique())
+        raise ConfigError(f"HARPs of the {sorted(others - in_map)} numbering cannot be looked "
+                          f"up in the HARP map of series {map_series}: HARP numbers are "
+                          "per series; pass the map of the series being forecast")

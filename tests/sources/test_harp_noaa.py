@@ -18,7 +18,8 @@ def test_read_map_real(data_dir):
     m = read_harp_noaa_map(data_dir / MAP)
     lines = (data_dir / MAP).read_text().splitlines()[1:]
     n_pairs = sum(len(line.split()[1].split(",")) for line in lines)
-    assert m.schema == pl.Schema({"harpnum": pl.Int64, "noaa_ar": pl.Int64})
+    assert m.schema == pl.Schema({"harpnum": pl.Int64, "noaa_ar": pl.Int64, "series": pl.Utf8})
+    assert m["series"].unique().to_list() == ["hmi.sharp_cea_720s"]  # not "nrt" in the name
     assert m.height == n_pairs
     assert m["harpnum"].n_unique() == len(lines)
     assert m.filter(pl.col("harpnum") == 1)["noaa_ar"].to_list() == [11067]
