@@ -61,6 +61,7 @@ __all__ = [
     "predict_records",
     "forecast_at",
     "forecast_many",
+    "survival_probabilities",
 ]
 
 logger = logging.getLogger(__name__)
@@ -553,6 +554,40 @@ def _published_rows(bundle: ModelBundle, preds: pl.DataFrame) -> pl.DataFrame:
     if not frames:
         raise ModelError("the bundle has no model that publishes forecasts")
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def survival_probabilities(preds: pl.DataFrame, horizons_h: Iterable[float]) -> pl.DataFrame:
+    """``p_m{h}_survival = 1 - S(h)`` of every record for each horizon ``h`` (hours).
+
+    ``S`` is the record's right-continuous step curve (``survival_grid_h``,
+    ``survival_curve`` of `predict_records`; 1 before the first grid point), so
+    ``1 - S(h)`` is the probability of a >=M flare peaking in ``(t_rec, t_rec + h]``.
+    Null where a record has no curve or ``h`` lies beyond the curve's last point (the
+    follow-up ``tmax_h``). Column names print ``h`` without a trailing ``.0``
+    (``p_m6_survival``, ``p_m24_survival``, ``p_m1.5_survival``).
+
+    Raises
+    ------
+    ConfigError
+        If a horizon is not positive, or ``preds`` lacks the survival curve columns.
+    """
+    hs = [float(h) for h in horizons_h]
+    if not hs or any(not np.isfinite(h) or h <= 0 for h in hs):
+        raise ConfigError(f"horizons must be positive hours, got {hs}")
+    for col in ("survival_grid_h", "survival_curve"):
+        if col not in preds.columns:
+            raise ConfigError(f"no survival curves to read horizons from ({col!r} missing: "
+                              "the model directory has no cox_time model)")
+    grid, curve = pl.col("survival_grid_h"), pl.col("survival_curve")
+    out = []
+    for h in hs:
+        j = grid.list.eval(pl.element() <= h).list.sum().cast(pl.Int64) - 1
+        s_h = pl.when(j < 0).then(pl.lit(1.0)).otherwise(curve.list.get(j, null_on_oob=True))
+        beyond = grid.list.last() < h
+        name = f"p_m{h:g}_survival"
+        out.append(pl.when(grid.is_null() | curve.is_null() | beyond).then(None)
+                   .otherwise((1.0 - s_h).clip(0.0, 1.0)).alias(name))
+    return preds.select(out)
 
 
 def _step_at(grid: np.ndarray, curve: np.ndarray, t_h: float) -> float:

@@ -69,6 +69,15 @@ def test_train_predict_evaluate(files: dict[str, Path]) -> None:
                 "mean_lifetime_h", "warning_24h"):
         assert col in frame.columns
     assert frame["p_m24_defn"].is_between(0, 1).all()
+    # --horizons reads the survival curves: this MODEL_DIR has none, and says so
+    res = runner.invoke(app, ["predict", "--model", str(model), "--data", str(files["fold1"]),
+                              "--flares", str(files["flares"]), "--out", str(tmp / "h.csv"),
+                              "--horizons", "6,24"])
+    assert res.exit_code == 1 and "cox_time" in res.output
+    res = runner.invoke(app, ["predict", "--model", str(model), "--data", str(files["fold1"]),
+                              "--flares", str(files["flares"]), "--out", str(tmp / "h.csv"),
+                              "--horizons", "6,x"])
+    assert res.exit_code == 2 and "--horizons" in res.output
 
     report = tmp / "report"
     res = runner.invoke(app, ["evaluate", "--model", str(model), "--data", str(files["fold1"]),

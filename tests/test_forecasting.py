@@ -16,6 +16,7 @@ from flare_core.forecasting import (
     forecast_at,
     forecast_many,
     predict_records,
+    survival_probabilities,
 )
 from flare_core.training import ALL_MODELS, TrainConfig, build_model_dataset, read_inputs, train_all
 
@@ -366,3 +367,31 @@ def test_forecast_many_equals_forecast_at_per_issue_time(bundle: ModelBundle, in
 
 FLOAT_COLUMNS = ["p_c24", "p_m24", "p_x24", "mean_lifetime_h", "survival_grid_h",
                  "survival_curve"]
+
+
+def test_survival_probabilities_by_horizon(record_preds: pl.DataFrame) -> None:
+    """p_m{h}_survival = 1 - S(h) on the record's step curve: equal to p_m24_survival at 24 h,
+    non-decreasing in h, null beyond the follow-up; bad horizons are refused."""
+    from flare_core.errors import ConfigError
+
+    hs = [6, 12, 24, 48, 72, 1.5]
+    probs = survival_probabilities(record_preds, hs)
+    assert probs.columns == ["p_m6_survival", "p_m12_survival", "p_m24_survival",
+                             "p_m48_survival", "p_m72_survival", "p_m1.5_survival"]
+    np.testing.assert_allclose(probs["p_m24_survival"].to_numpy(),
+                               record_preds["p_m24_survival"].to_numpy(), atol=1e-6)
+    for r, row in zip(record_preds.head(50).iter_rows(named=True),
+                      probs.head(50).iter_rows(named=True), strict=True):
+        s = np.asarray(r["survival_curve"])
+        for h in hs:
+            assert row[f"p_m{h:g}_survival"] == pytest.approx(1 - _step_survival(s, h),
+                                                               abs=1e-9)
+    m = probs.select("p_m6_survival", "p_m12_survival", "p_m24_survival", "p_m48_survival",
+                     "p_m72_survival").to_numpy()
+    assert (np.diff(m, axis=1) >= -1e-12).all()
+    tmax = record_preds["survival_grid_h"][0][-1]
+    assert survival_probabilities(record_preds, [tmax + 1])[0, 0] is None
+    with pytest.raises(ConfigError, match="positive"):
+        survival_probabilities(record_preds, [0])
+    with pytest.raises(ConfigError, match="cox_time"):
+        survival_probabilities(record_preds.drop("survival_curve"), [6])

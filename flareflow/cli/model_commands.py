@@ -77,6 +77,21 @@ def _load_bundle_and_dataset(
     return bundle, dataset
 
 
+def _horizons(text: str | None) -> list[float]:
+    """``--horizons 6,12,24`` -> [6.0, 12.0, 24.0] (empty when not given)."""
+    if not text:
+        return []
+    try:
+        hours = [float(h) for h in text.split(",") if h.strip()]
+    except ValueError as e:
+        raise typer.BadParameter(f"expected comma-separated hours, got {text!r}",
+                                 param_hint="--horizons") from e
+    if not hours or any(h <= 0 for h in hours):
+        raise typer.BadParameter(f"horizons must be positive hours, got {text!r}",
+                                 param_hint="--horizons")
+    return hours
+
+
 def _fail(e: Exception) -> typer.Exit:
     typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
@@ -130,19 +145,31 @@ def predict(
     flares: list[Path] = typer.Option(..., "--flares", exists=True, help=_FLARES_HELP),
     out: Path = typer.Option(..., "--out", help="CSV file to write (one row per record)"),
     harp_map: Path | None = typer.Option(None, "--harp-map", exists=True, help=_HARP_HELP),
+    horizons: str | None = typer.Option(
+        None, "--horizons",
+        help="comma-separated hours, e.g. 6,12,24,48,72: adds p_m{h}_survival = 1 - S(h), "
+             "the survival model's probability of a >=M flare peaking within h hours"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Forecast every input record (inputs after a record's time are never used)."""
+    """Forecast every input record (inputs after a record's time are never used).
+
+    One row per input record: ``harpnum``, ``t_rec`` (UTC ISO) and ``p_m24_<model>`` for
+    every model that forecasts >=M within 24 h (``p_m24_survival`` included).
+    """
     _setup_logging(verbose)
     from flare_core.errors import FlareflowError
-    from flare_core.forecasting import predict_records
+    from flare_core.forecasting import predict_records, survival_probabilities
 
     files = _data_files(ctx, data)
     try:
+        hours = _horizons(horizons)
         bundle, dataset = _load_bundle_and_dataset(
             model, files, flares, harp_map, with_labels=False
         )
         preds = predict_records(bundle, dataset)
+        if hours:
+            extra = survival_probabilities(preds, hours)
+            preds = preds.with_columns(extra.get_columns())
     except FlareflowError as e:
         raise _fail(e) from e
     import polars as pl
