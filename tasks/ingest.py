@@ -1,13 +1,17 @@
 """Prefect tasks that put data into the local store: bundled files, JSOC SHARP, HEK flares.
 
 Thin wrappers: the reading, parsing and merging live in `flare_core.sources` and
-`flare_core.store`. Network tasks retry with back-off, but only on `SourceUnavailable`
-(`tasks.common.retry_on_source_unavailable`); every task returns a small JSON-able summary.
-All times are tz-aware UTC.
+`flare_core.store`. Network tasks make one attempt per call inside (``retries=0`` on the
+clients) and retry on the decorator with the numbers of
+`flare_core.sources.retry.NETWORK_RETRY` (10 s, 1 min, 5 min), only on `SourceUnavailable`
+(`retry_transient`); after JSOC's rate-limit reply the retry waits
+``RETRY_POLICY.rate_limit_delay_s`` (10 min) instead, with a WARNING saying so. Every task
+returns a small JSON-able summary. All times are tz-aware UTC.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +19,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
-from .common import (
-    NETWORK_RETRY_DELAYS_S,
-    file_sha256,
-    retry_on_source_unavailable,
-    run_logger,
-)
+from flare_core.errors import SourceRateLimited, SourceUnavailable
+from flare_core.sources.retry import NETWORK_RETRY, RetryPolicy, log_rate_limit_backoff
+
+from .common import file_sha256, run_logger
 
 __all__ = [
     "ingest_file",
@@ -30,7 +32,40 @@ __all__ = [
     "fetch_region_sharp",
     "file_ref_of",
     "ensure_harp_map",
+    "retry_transient",
+    "RETRY_POLICY",
 ]
+
+#: The retry numbers of the network tasks (read when a task fails, so a test can swap it).
+RETRY_POLICY: RetryPolicy = NETWORK_RETRY
+_RETRIES = len(NETWORK_RETRY.delays_s)
+_DELAYS_S = list(NETWORK_RETRY.delays_s)
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry only a `SourceUnavailable` failure.
+
+    A `flare_core.errors.SourceError` (the archive refused) or a parsing error would fail
+    the same way again. After a `SourceRateLimited` failure the retry is held back until
+    ``RETRY_POLICY.rate_limit_delay_s`` has passed in all (the decorator's scheduled delay
+    is waited by Prefect afterwards and counted), with a WARNING.
+    """
+    try:
+        state.result()
+    except SourceRateLimited:
+        delays = task.retry_delay_seconds or [0]
+        delays = delays if isinstance(delays, list) else [delays]
+        i = max(0, min(int(getattr(task_run, "run_count", 1)) - 1, len(delays) - 1))
+        scheduled = float(delays[i])
+        wait = max(scheduled, RETRY_POLICY.rate_limit_delay_s)
+        log_rate_limit_backoff(f"task {task.name}", wait, scheduled)
+        time.sleep(wait - scheduled)
+        return True
+    except SourceUnavailable:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
 
 _KIND_ORDER = {"harp_map": 0, "sharp": 1, "flares": 2}
 
@@ -82,15 +117,15 @@ def ingest_file(path: str, sha256: str, store_root: str) -> dict[str, Any]:
     return out
 
 
-@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
-      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE,
+@task(retries=_RETRIES, retry_delay_seconds=_DELAYS_S, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE,
       tags=["jsoc", "store-write"])
 def fetch_sharp_range(start: datetime, end: datetime, store_root: str, *, nrt: bool = False,
                       harpnums: list[int] | None = None, jsoc_url: str | None = None
                       ) -> dict[str, Any]:
     """SHARP keywords with ``start <= t_rec <= end`` (UTC) from JSOC into the store.
 
-    Definitive series by default, ``nrt=True`` for ``hmi.sharp_cea_720s_nrt``.
+    Definitive series by default, ``nrt=True`` for ``hmi.sharp_720s_nrt``.
     """
     from flare_core.sources.jsoc import JsocConfig, fetch_sharp
     from flare_core.store import Store
@@ -105,8 +140,8 @@ def fetch_sharp_range(start: datetime, end: datetime, store_root: str, *, nrt: b
             **(_report(rep) if rep is not None else {})}
 
 
-@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
-      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE,
+@task(retries=_RETRIES, retry_delay_seconds=_DELAYS_S, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE,
       tags=["hek", "store-write"])
 def fetch_flares_range(start: datetime, end: datetime, store_root: str, *,
                        hek_url: str | None = None) -> dict[str, Any]:
@@ -121,8 +156,8 @@ def fetch_flares_range(start: datetime, end: datetime, store_root: str, *,
     return {"source": "hek", "flares": df.height, **(_report(rep) if rep is not None else {})}
 
 
-@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
-      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE, tags=["jsoc"])
+@task(retries=_RETRIES, retry_delay_seconds=_DELAYS_S, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE, tags=["jsoc"])
 def list_regions_on_disk(issue_time: datetime, store_root: str, *, freshness_h: float = 6.0,
                          nrt: bool = True, jsoc_url: str | None = None) -> list[int]:
     """HARP numbers with a SHARP record in ``(issue_time - freshness_h, issue_time]``.
@@ -142,8 +177,8 @@ def list_regions_on_disk(issue_time: datetime, store_root: str, *, freshness_h: 
     return harps
 
 
-@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
-      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE,
+@task(retries=_RETRIES, retry_delay_seconds=_DELAYS_S, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE,
       tags=["jsoc", "store-write"])
 def fetch_region_sharp(harpnum: int, start: datetime, end: datetime, store_root: str, *,
                        nrt: bool = True, jsoc_url: str | None = None) -> int:
@@ -160,8 +195,8 @@ def fetch_region_sharp(harpnum: int, start: datetime, end: datetime, store_root:
     return df.height
 
 
-@task(retries=len(NETWORK_RETRY_DELAYS_S), retry_delay_seconds=NETWORK_RETRY_DELAYS_S,
-      retry_condition_fn=retry_on_source_unavailable, cache_policy=NO_CACHE,
+@task(retries=_RETRIES, retry_delay_seconds=_DELAYS_S, retry_condition_fn=retry_transient,
+      cache_policy=NO_CACHE,
       tags=["jsoc", "store-write"])
 def ensure_harp_map(store_root: str, *, download: bool = False) -> dict[str, Any]:
     """Make sure the store holds a HARP <-> NOAA map (flares get their HARP from it).

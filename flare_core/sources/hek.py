@@ -5,8 +5,9 @@
 ``event_endtime <= end``-ish (HEK's own overlap rule) and returns the canonical flare
 frame (UTC times, class -> W m^-2, ``noaa_ar`` 0 -> null, ``source`` = ``"hek"``).
 Events whose class is empty or unknown, or whose times do not parse, are dropped and
-counted (WARNING). Connection errors and undecodable answers become `SourceUnavailable`
-after ``retries`` attempts with back-off.
+counted (WARNING). Connection errors and undecodable answers are `SourceUnavailable`,
+retried by `flare_core.sources.retry.retry_call` with ``HekConfig.retry_policy``
+(``retries=0``: one attempt, for the Prefect tasks that retry on the decorator).
 
 ``HekConfig.url`` (``FLAREFLOW_HEK_URL``) points the client at another server (tests use a
 local replay server serving the real NCEI GOES list in HEK's JSON shape).
@@ -15,7 +16,6 @@ local replay server serving the real NCEI GOES list in HEK's JSON shape).
 from __future__ import annotations
 
 import logging
-import time
 import urllib.error
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,7 @@ from ..errors import ConfigError, SourceUnavailable
 from ..schema import conform_flares, empty_flare_frame
 from ..timeutil import to_utc
 from . import _parse as P
+from .retry import NETWORK_RETRY, RetryPolicy, doubling_delays_s, retry_call
 
 __all__ = ["HekConfig", "fetch_flares", "HEK_URL"]
 
@@ -37,17 +38,30 @@ HEK_URL = "https://www.lmsal.com/hek/her?"
 
 @dataclass(frozen=True)
 class HekConfig:
-    """HEK server (``url``: None = LMSAL), retries and the first back-off in seconds."""
+    """HEK server (``url``: None = LMSAL), retries and the first back-off in seconds.
+
+    ``backoff_s=None`` takes `NETWORK_RETRY`'s delays (10 s, 1 min, 5 min); a number is
+    doubled at each retry.
+    """
 
     url: str | None = None
     retries: int = 3
-    backoff_s: float = 2.0
+    backoff_s: float | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.retries, int) and self.retries >= 0):
             raise ConfigError(f"retries must be an integer >= 0, got {self.retries!r}")
         if self.backoff_s:
             check_positive("backoff_s", self.backoff_s)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """`RetryPolicy` of ``retries`` and ``backoff_s``."""
+        if self.backoff_s is None:
+            base = NETWORK_RETRY.delays_s
+            return RetryPolicy(delays_s=tuple(base[min(i, len(base) - 1)]
+                                              for i in range(self.retries)))
+        return RetryPolicy(delays_s=doubling_delays_s(self.retries, float(self.backoff_s)))
 
 
 def _search(client, start: datetime, end: datetime):
@@ -83,20 +97,14 @@ def fetch_flares(start: datetime | str, end: datetime | str, *,
     cfg = config or HekConfig()
     start, end = to_utc(start), to_utc(end)
     client = HEKClient(url=cfg.url) if cfg.url else HEKClient()
-    delay = cfg.backoff_s
-    for attempt in range(cfg.retries + 1):
+
+    def attempt():
         try:
-            table = _search(client, start, end)
-            break
+            return _search(client, start, end)
         except (OSError, urllib.error.URLError, ValueError) as e:
-            err = e
-            if attempt == cfg.retries:
-                raise SourceUnavailable(f"HEK search failed after {cfg.retries + 1} attempts:"
-                                        f" {type(e).__name__}: {e}") from err
-            logger.warning("HEK search failed (%s); retry %d/%d in %.1f s", e, attempt + 1,
-                           cfg.retries, delay)
-            time.sleep(delay)
-            delay *= 2
+            raise SourceUnavailable(f"HEK search: {type(e).__name__}: {e}") from e
+
+    table = retry_call(attempt, policy=cfg.retry_policy, what="HEK search")
     if len(table) == 0:
         logger.warning("HEK: no GOES flares for %s .. %s UTC", start.isoformat(),
                        end.isoformat())

@@ -1,16 +1,26 @@
-"""SHARP keywords from JSOC with `drms`: ``hmi.sharp_cea_720s`` and its NRT twin.
+"""SHARP keywords from JSOC with `drms`: definitive and near-real-time (NRT) series.
 
 `fetch_sharp` asks JSOC's ``jsoc_info`` CGI (``op=series_struct`` once per series, then
 ``op=rs_list`` per chunk) for the keywords of the SHARP records with ``start <= T_REC <=
-end`` and returns the canonical SHARP frame.
+end`` and returns the canonical SHARP frame; `fetch_region_listing` asks for the regions of
+the newest NRT record (``hmi.mharp_720s_nrt[][$]``).
 
+* **Series.** ``hmi.sharp_cea_720s`` by default; ``nrt=True`` gives ``hmi.sharp_720s_nrt``
+  (the series the operational stream was recorded from, `flare_core.schema.SERIES_NRT`);
+  ``cea=True``/``False`` picks the CEA or the CCD twin of either. Every row carries its
+  ``series`` (HARP numbers are per series) and ``available_at``: the time of the reply that
+  brought it, on the client's clock (``clock``; the replay clock in tests).
 * **Chunking.** A query covers at most ``chunk_h`` hours of T_REC and ``harps_per_chunk``
   HARP numbers, which keeps each answer well under JSOC's record limits (a day of all
   HARPs at 12 min is ~10^4 records).
-* **Retries.** HTTP 5xx, connection errors, time-outs and truncated/undecodable JSON are
-  transient: retried ``retries`` times with back-off ``backoff_s`` (seconds, doubled each
-  time), then `SourceUnavailable`. A JSOC error status (bad query, unknown series) is
-  `SourceError` and is not retried.
+* **Failures.** `JsocClient` makes one attempt per query and classifies what went wrong:
+  connection errors, time-outs, HTTP 5xx, an empty or truncated body and JSOC ``status 6``
+  (busy/unavailable) or ``status 5`` (its data base unreachable) are `SourceUnavailable`;
+  the ``STOP - Use of JSOC from your IP address is overworking our system`` reply is
+  `SourceRateLimited`; any other JSOC error status (``status 4`` command failure: bad
+  query, unknown series) is `SourceError`. Retrying is one layer above:
+  `flare_core.sources.retry.retry_call` with ``JsocConfig.retry_policy`` (the CLI path;
+  ``retries=0`` turns it off), or Prefect's task retries (`tasks.ingest`).
 * **Empty answers.** A chunk with no records is normal (no region on disk, or a gap); it
   is logged at INFO. An answer without the requested keywords is a `SourceError`.
 * **QUALITY.** JSOC writes QUALITY as a hex string (``0x00000000``); it becomes the Int64
@@ -23,7 +33,8 @@ end`` and returns the canonical SHARP frame.
   the ``start``/``end`` arguments are UTC and are converted to TAI for the query.
 
 The server is JSOC unless ``JsocConfig.url`` (``FLAREFLOW_JSOC_URL``) names another
-``cgi-bin/ajax/`` base: tests point it at a local replay server.
+``cgi-bin/ajax/`` base: tests and the offline demo point it at
+`flare_core.sources.jsoc_replay.JsocReplay`.
 
 Example
 -------
@@ -36,35 +47,52 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import socket
 import threading
-import time
 import urllib.error
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from ..config import check_positive
-from ..errors import ConfigError, SourceError, SourceUnavailable
-from ..schema import SHARP_KEYWORDS, conform_sharp, empty_sharp_frame
+from ..errors import ConfigError, SourceError, SourceRateLimited, SourceUnavailable
+from ..schema import (
+    SERIES_DEFINITIVE,
+    SERIES_DEFINITIVE_CEA,
+    SERIES_NRT,
+    SERIES_NRT_CEA,
+    SHARP_KEYWORDS,
+    conform_sharp,
+    empty_sharp_frame,
+)
 from ..timeutil import format_t_rec, to_utc
 from . import _parse as P
+from .jsoc_keywords import parse_rs_list
+from .retry import NETWORK_RETRY, RetryPolicy, doubling_delays_s, retry_call
 
-__all__ = ["JsocConfig", "JsocClient", "fetch_sharp", "SHARP_SERIES", "SHARP_NRT_SERIES",
-           "META_KEYS"]
+__all__ = ["JsocConfig", "JsocClient", "fetch_sharp", "fetch_region_listing", "SHARP_SERIES",
+           "SHARP_NRT_SERIES", "LISTING_SERIES", "META_KEYS"]
 
 logger = logging.getLogger(__name__)
 
-SHARP_SERIES = "hmi.sharp_cea_720s"
-SHARP_NRT_SERIES = "hmi.sharp_cea_720s_nrt"
+#: default series of `JsocConfig` (definitive) and of ``nrt=True``
+SHARP_SERIES = SERIES_DEFINITIVE_CEA
+SHARP_NRT_SERIES = SERIES_NRT
+#: the region listing (HARP patches) of each SHARP series
+LISTING_SERIES = {False: "hmi.mharp_720s", True: "hmi.mharp_720s_nrt"}
 #: JSOC keyword -> canonical column, for the non-keyword metadata
 META_KEYS: dict[str, str] = {
     "HARPNUM": "harpnum", "T_REC": "t_rec", "NOAA_ARS": "noaa_ars", "QUALITY": "quality",
     "LAT_FWT": "lat_fwt", "LON_FWT": "lon_fwt", "CRVAL1": "crval1", "CRLN_OBS": "crln_obs",
 }
 _TIMEOUT_LOCK = threading.Lock()
+_STATUS_RE = re.compile(r"\[status=(\d+)\]\s*$")
+#: JSOC status codes of a server that is down or overloaded (retry may help)
+_TRANSIENT_STATUS = {5, 6}
+_RATE_LIMIT_TEXT = "STOP - Use of JSOC"
 
 
 @dataclass(frozen=True)
@@ -74,8 +102,11 @@ class JsocConfig:
     Parameters
     ----------
     nrt
-        Use ``hmi.sharp_cea_720s_nrt`` (near-real-time, available within ~hours, values
-        revised later) instead of the definitive series.
+        Use the near-real-time series (``hmi.sharp_720s_nrt``: served ~1.5 h after T_REC,
+        values revised later) instead of the definitive one.
+    cea
+        CEA (``hmi.sharp_cea_720s[_nrt]``) or CCD (``hmi.sharp_720s[_nrt]``) series; None =
+        CEA for definitive, CCD for NRT.
     url
         Base URL of the ``cgi-bin/ajax/`` CGIs; None = the public JSOC server.
     email
@@ -85,7 +116,11 @@ class JsocConfig:
     harps_per_chunk
         Largest number of HARP numbers in one query.
     retries, backoff_s
-        Transient-error retries per query and the first back-off (doubled each time).
+        Transient-error retries per query and their delays: `NETWORK_RETRY`'s 10 s, 1 min,
+        5 min (``backoff_s=None``) or ``backoff_s`` doubled each time. 0 = one attempt
+        (the Prefect tasks, which retry on the decorator).
+    rate_limit_delay_s
+        Wait after JSOC's rate-limit (STOP) reply instead, seconds.
     timeout_s
         Socket time-out of one HTTP request, seconds.
     drop_bad_quality
@@ -93,12 +128,14 @@ class JsocConfig:
     """
 
     nrt: bool = False
+    cea: bool | None = None
     url: str | None = None
     email: str | None = None
     chunk_h: float = 24.0
     harps_per_chunk: int = 50
     retries: int = 3
-    backoff_s: float = 2.0
+    backoff_s: float | None = None
+    rate_limit_delay_s: float = NETWORK_RETRY.rate_limit_delay_s
     timeout_s: float = 60.0
     drop_bad_quality: bool = False
 
@@ -108,34 +145,72 @@ class JsocConfig:
         check_positive("timeout_s", self.timeout_s)
         if not (isinstance(self.retries, int) and self.retries >= 0):
             raise ConfigError(f"retries must be an integer >= 0, got {self.retries!r}")
-        if not (isinstance(self.backoff_s, int | float) and self.backoff_s >= 0):
+        if self.backoff_s is not None and not (
+                isinstance(self.backoff_s, int | float) and self.backoff_s >= 0):
             raise ConfigError(f"backoff_s must be >= 0, got {self.backoff_s!r}")
         if self.url is not None and not str(self.url).startswith(("http://", "https://")):
             raise ConfigError(f"url must be an http(s) URL, got {self.url!r}")
+        self.retry_policy  # noqa: B018 - validates rate_limit_delay_s
 
     @property
     def series(self) -> str:
-        return SHARP_NRT_SERIES if self.nrt else SHARP_SERIES
+        """The SHARP series queried, e.g. ``hmi.sharp_720s_nrt``."""
+        cea = (not self.nrt) if self.cea is None else self.cea
+        if self.nrt:
+            return SERIES_NRT_CEA if cea else SERIES_NRT
+        return SERIES_DEFINITIVE_CEA if cea else SERIES_DEFINITIVE
+
+    @property
+    def listing_series(self) -> str:
+        """The region listing of the series (``hmi.mharp_720s[_nrt]``)."""
+        return LISTING_SERIES[self.nrt]
 
     @property
     def source(self) -> str:
         """Value of the ``source`` column: ``jsoc`` or ``jsoc_nrt``."""
         return "jsoc_nrt" if self.nrt else "jsoc"
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The `RetryPolicy` of ``retries``/``backoff_s``/``rate_limit_delay_s``."""
+        if self.backoff_s is None:
+            base = NETWORK_RETRY.delays_s
+            delays = tuple(base[min(i, len(base) - 1)] for i in range(self.retries))
+        else:
+            delays = doubling_delays_s(self.retries, float(self.backoff_s))
+        return RetryPolicy(delays_s=delays, rate_limit_delay_s=self.rate_limit_delay_s)
+
+
+def _status_error(what: str, e: Exception) -> SourceError | SourceUnavailable:
+    """A drms status error as the flareflow exception that says whether to retry."""
+    msg = str(e)
+    m = _STATUS_RE.search(msg)
+    status = int(m.group(1)) if m else None
+    if _RATE_LIMIT_TEXT in msg:
+        return SourceRateLimited(f"JSOC rate limit on {what}: {msg}")
+    if status in _TRANSIENT_STATUS:
+        return SourceUnavailable(f"JSOC busy or unavailable on {what} (status {status}): {msg}")
+    return SourceError(f"JSOC refused {what}: {msg}")
+
 
 class JsocClient:
-    """A thin layer over `drms.Client` that adds chunking, retries and parsing.
+    """A thin layer over `drms.Client` that adds chunking, error classification and parsing.
 
     Parameters
     ----------
     config
-        `JsocConfig`; its ``url`` selects the server.
+        `JsocConfig`; its ``url`` selects the server, its ``retry_policy`` the retries.
+    clock
+        Returns the current tz-aware UTC time; stamps ``available_at`` (default: the
+        system clock; tests pass the replay server's clock).
     """
 
-    def __init__(self, config: JsocConfig | None = None) -> None:
+    def __init__(self, config: JsocConfig | None = None, *,
+                 clock: Callable[[], datetime] | None = None) -> None:
         import drms
 
         self.config = config or JsocConfig()
+        self.clock = clock or (lambda: datetime.now(UTC))
         if self.config.url:
             base = self.config.url.rstrip("/") + "/"
             server = drms.ServerConfig(
@@ -149,38 +224,34 @@ class JsocClient:
 
     # ------------------------------------------------------------------ transport
 
-    def _call(self, what: str, fn, *args, **kwargs):
-        """Run one drms call with the socket time-out and transient-error retries."""
+    def _attempt(self, what: str, fn, *args, **kwargs):
+        """One drms call with the socket time-out; failures become flareflow errors."""
         import drms
 
-        cfg = self.config
-        delay = cfg.backoff_s
-        for attempt in range(cfg.retries + 1):
-            try:
-                with _TIMEOUT_LOCK:  # drms reads socket.getdefaulttimeout() per request
-                    old = socket.getdefaulttimeout()
-                    socket.setdefaulttimeout(cfg.timeout_s)
-                    try:
-                        return fn(*args, **kwargs)
-                    finally:
-                        socket.setdefaulttimeout(old)
-            except drms.DrmsQueryError as e:
-                raise SourceError(f"JSOC refused {what}: {e}") from e
-            except urllib.error.HTTPError as e:
-                if e.code < 500:
-                    raise SourceError(f"JSOC {what}: HTTP {e.code} {e.reason}") from e
-                err: Exception = e
-            except (urllib.error.URLError, TimeoutError, ConnectionError,
-                    http.client.HTTPException, json.JSONDecodeError, UnicodeDecodeError) as e:
-                err = e
-            if attempt < cfg.retries:
-                logger.warning("JSOC %s failed (%s: %s); retry %d/%d in %.1f s", what,
-                               type(err).__name__, err, attempt + 1, cfg.retries, delay)
-                time.sleep(delay)
-                delay *= 2
-        raise SourceUnavailable(
-            f"JSOC {what} failed after {cfg.retries + 1} attempts: {type(err).__name__}: {err}"
-        ) from err
+        try:
+            with _TIMEOUT_LOCK:  # drms reads socket.getdefaulttimeout() per request
+                old = socket.getdefaulttimeout()
+                socket.setdefaulttimeout(self.config.timeout_s)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    socket.setdefaulttimeout(old)
+        except drms.DrmsQueryError as e:
+            raise _status_error(what, e) from e
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                raise SourceError(f"JSOC {what}: HTTP {e.code} {e.reason}") from e
+            raise SourceUnavailable(f"JSOC {what}: HTTP {e.code} {e.reason}") from e
+        except (urllib.error.URLError, TimeoutError, ConnectionError,
+                http.client.HTTPException, json.JSONDecodeError, UnicodeDecodeError) as e:
+            kind = ("empty or truncated reply" if isinstance(e, json.JSONDecodeError)
+                    else type(e).__name__)
+            raise SourceUnavailable(f"JSOC {what}: {kind}: {e}") from e
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """`_attempt` under ``config.retry_policy`` (`retry_call`)."""
+        return retry_call(lambda: self._attempt(what, fn, *args, **kwargs),
+                          policy=self.config.retry_policy, what=f"JSOC {what}")
 
     def series_keywords(self) -> list[str]:
         """Names of the series' keywords (``op=series_struct``, cached)."""
@@ -227,9 +298,9 @@ class JsocClient:
                 break
             t = t_next
 
-    def fetch_raw(self, ds: str) -> pl.DataFrame:
+    def fetch_raw(self, ds: str, keys: Sequence[str] | None = None) -> pl.DataFrame:
         """One ``rs_list`` query: a frame of strings, one column per keyword."""
-        keys = self.query_keys()
+        keys = list(keys) if keys is not None else self.query_keys()
         pdf = self._call(f"rs_list {ds}", self._drms.query, ds, key=keys,
                          convert_numeric=False)
         if len(pdf) == 0:
@@ -241,13 +312,25 @@ class JsocClient:
         return pl.DataFrame({k: [None if v is None else str(v) for v in pdf[k].tolist()]
                              for k in keys}, schema={k: pl.Utf8 for k in keys})
 
+    def _stamp(self, df: pl.DataFrame, available_at: datetime) -> pl.DataFrame:
+        return conform_sharp(df.with_columns(
+            pl.lit(self.config.series).alias("series"),
+            pl.lit(to_utc(available_at)).cast(pl.Datetime("us", "UTC")).alias("available_at")))
+
     def fetch(self, start: datetime, end: datetime,
               harpnums: Sequence[int] | None = None) -> pl.DataFrame:
-        """SHARP records with ``start <= t_rec <= end`` (UTC), canonical frame."""
+        """SHARP records with ``start <= t_rec <= end`` (UTC), canonical frame.
+
+        ``series`` is the queried series; ``available_at`` the client's clock when the
+        reply of the record's chunk arrived.
+        """
         start, end = to_utc(start), to_utc(end)
         if end < start:
             raise ConfigError(f"end {end.isoformat()} is before start {start.isoformat()}")
-        frames = [self.fetch_raw(ds) for ds in self.chunks(start, end, harpnums)]
+        frames = []
+        for ds in self.chunks(start, end, harpnums):
+            raw = self.fetch_raw(ds)
+            frames.append(raw.with_columns(pl.lit(self.clock().isoformat()).alias("_reply_at")))
         raw = pl.concat(frames) if frames else pl.DataFrame()
         if raw.height == 0:
             logger.warning("JSOC %s: no records for %s .. %s UTC%s", self.config.series,
@@ -255,58 +338,48 @@ class JsocClient:
                            f" HARPs {list(harpnums)}" if harpnums else "")
             return empty_sharp_frame()
         drops = P.Drops()
-        df = parse_rs_list(raw, source=self.config.source, drops=drops,
-                           drop_bad_quality=self.config.drop_bad_quality,
-                           where=f"JSOC {self.config.series}")
+        parts = []
+        for (reply_at,), part in raw.group_by("_reply_at", maintain_order=True):
+            df = parse_rs_list(part.drop("_reply_at"), series=self.config.series,
+                               source=self.config.source, drops=drops,
+                               drop_bad_quality=self.config.drop_bad_quality,
+                               where=f"JSOC {self.config.series}")
+            parts.append(self._stamp(df, datetime.fromisoformat(reply_at)))
         drops.log(f"JSOC {self.config.series}")
-        return df
+        return pl.concat(parts).sort("harpnum", "t_rec")
 
+    def list_regions(self) -> pl.DataFrame:
+        """The regions of the newest record of the listing series (``[][$]``).
 
-def parse_rs_list(raw: pl.DataFrame, *, source: str, drops: P.Drops,
-                  drop_bad_quality: bool = False, where: str = "JSOC") -> pl.DataFrame:
-    """Strings from ``rs_list`` (JSOC keyword names) -> canonical SHARP frame."""
-    present = {k: v for k, v in META_KEYS.items() if k in raw.columns}
-    kw = {c: c.lower() for c in raw.columns if c.lower() in SHARP_KEYWORDS}
-    floats = {**{k: v for k, v in present.items()
-                 if k in ("LAT_FWT", "LON_FWT", "CRVAL1", "CRLN_OBS")}, **kw}
-    s = {c: pl.col(c).str.strip_chars() for c in raw.columns}
-    q = s["QUALITY"] if "QUALITY" in raw.columns else pl.lit(None, dtype=pl.Utf8)
-    quality = (pl.when(q.str.starts_with("0x") | q.str.starts_with("0X"))
-               .then(q.str.slice(2).str.to_integer(base=16, strict=False))
-               .otherwise(q.cast(pl.Int64, strict=False)))
-    df = raw.with_row_index(P.ROW).with_columns(
-        s["HARPNUM"].cast(pl.Int64, strict=False).alias("harpnum"),
-        P.tai_to_utc_expr(s["T_REC"].str.strptime(pl.Datetime("us"), "%Y.%m.%d_%H:%M:%S_TAI",
-                                                  strict=False)).alias("t_rec"),
-        quality.alias("quality"),
-        *[s[c].cast(pl.Float64, strict=False).alias(v) for c, v in floats.items()],
-        (P.normalise_noaa_list(s["NOAA_ARS"]) if "NOAA_ARS" in raw.columns
-         else pl.lit(None, dtype=pl.Utf8)).alias("noaa_ars"),
-        pl.lit(source).alias("source"),
-    )
-    path = where  # used in messages only
-    df = P.drop_bad(df, pl.col("harpnum").is_null(), reason="unparseable HARPNUM",
-                    raw_col="HARPNUM", path=path, drops=drops, strict=False, line_offset=1)
-    df = P.drop_bad(df, pl.col("t_rec").is_null(), reason="unparseable T_REC",
-                    raw_col="T_REC", path=path, drops=drops, strict=False, line_offset=1)
-    for c, v in floats.items():
-        bad = pl.col(v).is_null() & ~(s[c].is_null() | s[c].str.to_lowercase().is_in(
-            ["", "nan", "missing"]))
-        df = P.drop_bad(df, bad, reason=f"non-numeric {c}", raw_col=c, path=path,
-                        drops=drops, strict=False, line_offset=1)
-    n_badq = df.select((pl.col("quality").fill_null(0) != 0).sum()).item()
-    if drop_bad_quality:
-        df = P.drop_bad(df, pl.col("quality").fill_null(0) != 0, reason="QUALITY != 0",
-                        raw_col="QUALITY", path=path, drops=drops, strict=False,
-                        line_offset=1)
-    else:
-        drops.note("QUALITY != 0 (kept)", n_badq)
-    return conform_sharp(P.clean_sharp(df, path=path, drops=drops))
+        Returns
+        -------
+        polars.DataFrame
+            ``series`` (the SHARP series), ``harpnum`` Int64, ``t_rec`` UTC, ``noaa_ars``
+            (null when JSOC writes ``MISSING``), ``available_at`` (the reply's time).
+        """
+        ds = f"{self.config.listing_series}[][$]"
+        raw = self.fetch_raw(ds, keys=["T_REC", "HARPNUM", "NOAA_ARS"])
+        at = to_utc(self.clock())
+        s = {c: pl.col(c).str.strip_chars() for c in raw.columns}
+        df = raw.select(
+            pl.lit(self.config.series).alias("series"),
+            s["HARPNUM"].cast(pl.Int64, strict=False).alias("harpnum"),
+            P.tai_to_utc_expr(s["T_REC"].str.strptime(pl.Datetime("us"),
+                                                      "%Y.%m.%d_%H:%M:%S_TAI", strict=False)
+                              ).alias("t_rec"),
+            P.normalise_noaa_list(s["NOAA_ARS"]).alias("noaa_ars"),
+            pl.lit(at).cast(pl.Datetime("us", "UTC")).alias("available_at"),
+        )
+        bad = df.filter(pl.col("harpnum").is_null() | pl.col("t_rec").is_null()).height
+        if bad:
+            raise SourceError(f"JSOC {ds}: {bad} rows with unparseable HARPNUM or T_REC")
+        return df.sort("harpnum")
 
 
 def fetch_sharp(start: datetime | str, end: datetime | str, *,
                 harpnums: Sequence[int] | None = None,
-                config: JsocConfig | None = None) -> pl.DataFrame:
+                config: JsocConfig | None = None,
+                clock: Callable[[], datetime] | None = None) -> pl.DataFrame:
     """Fetch SHARP keywords for ``start <= T_REC <= end`` (UTC) from JSOC.
 
     Parameters
@@ -317,18 +390,31 @@ def fetch_sharp(start: datetime | str, end: datetime | str, *,
         Restrict to these HARP numbers (default: every HARP).
     config
         `JsocConfig` (series, server, chunking, retries, QUALITY policy).
+    clock
+        Stamps ``available_at`` (UTC now by default).
 
     Returns
     -------
     polars.DataFrame
         Canonical SHARP frame, sorted by (harpnum, t_rec), ``source`` = ``"jsoc"`` or
-        ``"jsoc_nrt"``; zero rows (and a WARNING) when JSOC has no records.
+        ``"jsoc_nrt"``, ``series`` the queried series, ``available_at`` the time of the
+        reply; zero rows (and a WARNING) when JSOC has no records.
 
     Raises
     ------
     SourceUnavailable
-        JSOC unreachable or failing transiently after all retries (a caller may retry).
+        JSOC unreachable or failing transiently after all retries (a caller may retry);
+        `SourceRateLimited` when the last failure was JSOC's rate limit.
     SourceError
         JSOC answered with an error status or an unusable payload.
     """
-    return JsocClient(config).fetch(to_utc(start), to_utc(end), harpnums)
+    return JsocClient(config, clock=clock).fetch(to_utc(start), to_utc(end), harpnums)
+
+
+def fetch_region_listing(*, config: JsocConfig | None = None,
+                         clock: Callable[[], datetime] | None = None) -> pl.DataFrame:
+    """The regions JSOC lists for its newest record (``hmi.mharp_720s_nrt[][$]`` for NRT).
+
+    See `JsocClient.list_regions` for the columns; raises as `fetch_sharp`.
+    """
+    return JsocClient(config or JsocConfig(nrt=True), clock=clock).list_regions()

@@ -48,7 +48,8 @@ Fault names: ``empty_body``, ``truncated_body`` (the real 1-byte body), ``status
 (drms_parser command failure), ``status_5`` (show_series data-base failure), ``status_6``
 (busy/unavailable), ``rate_limit`` (the STOP reply), and three not recorded byte for byte:
 ``http_500``, ``timeout`` (answers after ``slow_s``), ``no_records`` (a valid empty reply).
-``replay.requests`` logs every query (with the clock time it was answered at).
+``replay.requests`` logs every query: its parameters plus ``clock`` (the replay time it was
+answered at, ISO; empty without a clock) and ``fault`` (the fault served, or empty).
 
 Example
 -------
@@ -220,7 +221,8 @@ class JsocReplay:
         Series name of the listing (``hmi.mharp_720s_nrt``).
     keyword_table
         The real keyword table CSV (``hmi.sharp_cea_720s_keywords.csv``) for
-        ``series_struct``; None: keywords typed from the data (``string``/``double``).
+        ``series_struct``: record columns it lacks are not served (not JSOC keywords).
+        None: every column, typed ``string`` (T_REC, NOAA_ARS, QUALITY) or ``double``.
     outages
         ``(start, end, fault)`` clock intervals [start, end) answered with ``fault``.
     error_dir
@@ -327,7 +329,8 @@ class JsocReplay:
                                           "recscope": "variable", "defval": "", "units": "",
                                           "note": "", "linkinfo": ""}) for n in names]
 
-        rec_keys = [c for c in self.records.columns if not c.startswith("_")]
+        rec_keys = [c for c in self.records.columns if not c.startswith("_")
+                    and (not table or c.upper() in table or c in _PRIME)]
         out = {s: rows(rec_keys) for s in self.series}
         if self.listing is not None:
             out[self.listing_series] = rows(["T_REC", "HARPNUM", "NOAA_ARS"])
@@ -384,7 +387,8 @@ class JsocReplay:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.replay = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -404,7 +408,7 @@ class JsocReplay:
         fault = None
         with self.lock:
             if self.faults:
-                fault = self.faults.pop(0)
+                fault = self._check_fault(self.faults.pop(0))
         if fault is None and t is not None:
             fault = next((f for a, b, f in self.outages if a <= t < b), None)
         if fault is None and op == "rs_list" and self.harp_faults:
@@ -498,12 +502,14 @@ class _Handler(BaseHTTPRequestHandler):
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         hdr = self.headers.get("X-Replay-Time")
         t = _utc(hdr) if hdr else replay.now()
+        entry = {**q, "clock": "" if t is None else t.isoformat(), "fault": ""}
         with replay.lock:
-            replay.requests.append({**q, "clock": "" if t is None else t.isoformat()})
+            replay.requests.append(entry)
         if not url.path.endswith("/jsoc_info"):
             self._send(404, b"not found", "text/plain")
             return
         fault, body = replay.answer(q, t)
+        entry["fault"] = fault or ""
         if fault == "http_500":
             self._send(500, b"Internal Server Error", "text/plain")
             return

@@ -1,8 +1,8 @@
 """Faults: one region's JSOC failure, a publish killed half-way, an hourly run racing a backfill.
 
 The live forecast runs against the JSOC and HEK replay servers of `tests.replay`, serving
-real sun2022 SHARP records and the real NCEI flare list; the replay answers HTTP 500 to every
-query naming one chosen region.
+real sun2022 SHARP records and the real NCEI flare list; the replay answers JSOC's real
+``status 6`` reply to every query naming one chosen region.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from flare_core.publish.forecast_store import FORECAST_KEY, ForecastStore
 from flows.layout import Layout
 from tests.flows.conftest import ISSUE
-from tests.replay.jsoc_server import JsocReplayServer, _Handler
+from tests.replay.jsoc_server import JsocReplayServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,18 +42,6 @@ def _jsoc_records(store_root: Path, start, end) -> list[dict[str, str]]:
     return out
 
 
-def _failing_handler(bad_harp: int):
-    class Handler(_Handler):
-        def do_GET(self):  # noqa: N802
-            if f"[{bad_harp}]" in self.path.replace("%5B", "[").replace("%5D", "]"):
-                with self.server.lock:
-                    self.server.requests.append({"failed": self.path})
-                self._send(500, b"Internal Server Error", "text/plain")
-                return
-            super().do_GET()
-    return Handler
-
-
 def test_jsoc_failure_of_one_region_fails_only_that_region(installation, tmp_path):
     from prefect.artifacts import Artifact
 
@@ -67,10 +55,10 @@ def test_jsoc_failure_of_one_region_fails_only_that_region(installation, tmp_pat
     bad = fresh[0]
     live = tmp_path / "live"
     with JsocReplayServer(records) as jsoc, HekReplayServer() as hek:
-        jsoc.RequestHandlerClass = _failing_handler(bad)
+        jsoc.fail_harp(bad, "status_6")
         res = forecast(ISSUE, str(live), installation["model_dir"], fetch=True,
                        jsoc_url=jsoc.url, hek_url=hek.url, retry_delays_s=[0.1, 0.1])
-        n_failed_requests = sum("failed" in q for q in jsoc.requests)
+        n_failed_requests = sum(q["fault"] == "status_6" for q in jsoc.requests)
     assert list(res["failed_regions"]) == [bad]
     assert "SourceUnavailable" in res["failed_regions"][bad]
     assert n_failed_requests == 3  # first attempt + 2 Prefect retries, then given up

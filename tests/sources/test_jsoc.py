@@ -1,4 +1,5 @@
-"""The drms-based JSOC client against the local replay server (real SWAN-SF records)."""
+"""The drms-based JSOC client against `JsocReplay` serving real SWAN-SF records (definitive
+series, no replay clock); the NRT stream as served is in ``test_jsoc_nrt.py``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def _cfg(srv, **kw) -> JsocConfig:
     return JsocConfig(url=srv.url, backoff_s=0.01, timeout_s=0.5, **kw)
 
 
+def _clock() -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC)
+
+
 def _rs_lists(srv) -> list[dict]:
     return [q for q in srv.requests if q.get("op") == "rs_list"]
 
@@ -36,23 +41,24 @@ def test_fetch_matches_the_files(jsoc_replay, data_dir):
         assert df[c].to_list() == pytest.approx(ref[c].to_list(), nan_ok=True)
     assert (df["quality"] == ref["quality"]).all()
     assert (df["source"] == "jsoc").all()
+    assert (df["series"] == "hmi.sharp_cea_720s").all()
     assert df["noaa_ars"].to_list() == ref["noaa_ars"].to_list()
     assert df["totbsq"].null_count() == df.height  # not a JSOC keyword
 
 
 def test_chunking_by_time_and_harps(jsoc_replay):
     cfg = _cfg(jsoc_replay, chunk_h=6.0, harps_per_chunk=1)
-    df = fetch_sharp(T0, T1, harpnums=[3686, 3688], config=cfg)
+    df = fetch_sharp(T0, T1, harpnums=[3686, 3688], config=cfg, clock=_clock)
     queries = _rs_lists(jsoc_replay)
     assert len(queries) == 8 * 2  # 48 h / 6 h x two single-HARP groups
-    ref = fetch_sharp(T0, T1, harpnums=[3686, 3688], config=_cfg(jsoc_replay))
+    ref = fetch_sharp(T0, T1, harpnums=[3686, 3688], config=_cfg(jsoc_replay), clock=_clock)
     assert df.equals(ref)  # no record lost or doubled at chunk edges
     assert all("[3686]" in q["ds"] or "[3688]" in q["ds"] for q in queries)
 
 
 def test_all_harps_and_nrt(jsoc_replay):
     df = fetch_sharp(datetime(2013, 10, 11, tzinfo=UTC), datetime(2013, 10, 12, 6, tzinfo=UTC),
-                     config=_cfg(jsoc_replay, nrt=True))
+                     config=_cfg(jsoc_replay, nrt=True, cea=True))
     assert df["harpnum"].unique().to_list() == [3272]
     assert (df["source"] == "jsoc_nrt").all()
     assert all(q["ds"].startswith("hmi.sharp_cea_720s_nrt[]") for q in _rs_lists(jsoc_replay))
@@ -60,11 +66,11 @@ def test_all_harps_and_nrt(jsoc_replay):
 
 @pytest.mark.parametrize("faults", [["500"], ["truncated"], ["timeout"], ["500", "truncated"]])
 def test_transient_faults_are_retried(jsoc_replay, faults):
-    client = JsocClient(_cfg(jsoc_replay, retries=3))
+    client = JsocClient(_cfg(jsoc_replay, retries=3), clock=_clock)
     client.series_keywords()  # the faults hit the rs_list call
     jsoc_replay.faults.extend(faults)
     df = client.fetch(T0, T1, harpnums=[3686])
-    ref = JsocClient(_cfg(jsoc_replay)).fetch(T0, T1, harpnums=[3686])
+    ref = JsocClient(_cfg(jsoc_replay), clock=_clock).fetch(T0, T1, harpnums=[3686])
     assert df.equals(ref) and df.height > 0
     assert len(jsoc_replay.requests) >= len(faults) + 2
 
@@ -80,7 +86,7 @@ def test_error_status_is_not_retried(jsoc_replay):
     client.series_keywords()
     n = len(jsoc_replay.requests)
     jsoc_replay.faults.append("status")
-    with pytest.raises(SourceError, match="simulated DRMS failure"):
+    with pytest.raises(SourceError, match="drms_parserecset"):
         client.fetch(T0, T1, harpnums=[3686])
     assert len(jsoc_replay.requests) == n + 1
 
