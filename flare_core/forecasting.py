@@ -9,8 +9,10 @@ Time conventions: datetimes are tz-aware UTC. In `predict_records` ``p_*24`` is 
 probability that a flare of at least that class peaks in ``(t_rec, t_rec + 24 h]`` and
 ``mean_lifetime_h`` and survival-curve times are hours after ``t_rec``.
 
-At an issue time ``t_i`` (`forecast_at`) each region's newest record at ``t_rec <= t_i``
-is used, with lead ``L = t_i - t_rec`` (``0 <= L < freshness_h``):
+At an issue time ``t_i`` (`forecast_at`) each region's newest record *served* by ``t_i``
+(``served_at <= t_i``, `flare_core.schema.served_at_expr`: when JSOC served it, not its
+``t_rec``) is used, with lead ``L = t_i - t_rec`` (``0 <= L < freshness_h``; freshness is
+measured from ``t_rec``):
 
 * the survival model is *re-based* to the issue time, conditioned on no >=M flare in
   ``(t_rec, t_i]``: ``S_i(u) = S(L + u) / S(L)`` for hours ``u`` after ``t_i``, where ``S`` is
@@ -44,6 +46,7 @@ import polars as pl
 
 from .errors import ConfigError, DataGapError, DataQualityWarning, ModelError
 from .models.calibration import PlattCalibration
+from .schema import DEFAULT_NRT_LATENCY, with_served_at
 from .training import (
     ALL_MODELS,
     MODEL_FORMAT_VERSION,
@@ -319,6 +322,15 @@ def _to_utc(t: datetime) -> datetime:
     return to_utc(t)
 
 
+def _with_served_at(sharp: pl.DataFrame, default_latency: timedelta) -> pl.DataFrame:
+    """``sharp`` with ``served_at`` (`flare_core.schema.with_served_at`); one series only."""
+    if "series" in sharp.columns and sharp["series"].drop_nulls().n_unique() > 1:
+        found = sorted(sharp["series"].drop_nulls().unique())
+        raise ConfigError(f"the SHARP frame mixes series {found}: HARP numbers are per "
+                          "series; forecast one at a time")
+    return with_served_at(sharp, default_latency)
+
+
 def forecast_at(
     bundle: ModelBundle,
     sharp: pl.DataFrame,
@@ -326,13 +338,15 @@ def forecast_at(
     issue_time: datetime,
     *,
     freshness_h: float | None = None,
+    default_latency: timedelta = DEFAULT_NRT_LATENCY,
 ) -> pl.DataFrame:
     """Forecasts issued at ``issue_time`` for every region with a fresh SHARP record.
 
-    Strictly no look-ahead: only SHARP rows with ``t_rec <= issue_time`` and flares with
-    ``peak_time < issue_time`` are read, so the result is the same whatever later data the
-    frames hold. Each region's newest record at or before ``issue_time`` is used if it is at
-    most ``freshness_h`` old.
+    Strictly no look-ahead: only SHARP rows served by ``issue_time`` (``served_at <=
+    issue_time``, `flare_core.schema.served_at_expr`; hence ``t_rec <= issue_time``) and
+    flares with ``peak_time < issue_time`` are read, so the result is the same whatever
+    later data the frames hold. Each region's newest served record is used if its
+    ``t_rec`` is less than ``freshness_h`` before ``issue_time``.
 
     Parameters
     ----------
@@ -346,7 +360,11 @@ def forecast_at(
         ``(issue_time, issue_time + 24 h]``; the binary models' window is
         ``(t_rec, t_rec + 24 h]`` (module docstring).
     freshness_h : float, optional
-        Largest age (hours) of the record used; default ``bundle.config.freshness_h``.
+        Largest age (hours, from ``t_rec``) of the record used; default
+        ``bundle.config.freshness_h``.
+    default_latency : timedelta
+        ``available_at`` assumed as ``t_rec + default_latency`` where unknown (null or no
+        such column); default `flare_core.schema.DEFAULT_NRT_LATENCY`.
 
     Returns
     -------
@@ -371,7 +389,8 @@ def forecast_at(
     issue = _to_utc(issue_time)
     fresh_h = bundle.config.freshness_h if freshness_h is None else float(freshness_h)
     fresh_start = issue - timedelta(hours=fresh_h)
-    past = sharp.filter(pl.col("t_rec") <= issue)
+    past = (_with_served_at(sharp, default_latency)
+            .filter(pl.col("served_at") <= issue).drop("served_at"))
     latest = (
         past.filter(pl.col("t_rec") > fresh_start)
         .sort("t_rec")
@@ -416,11 +435,14 @@ def forecast_many(
     issue_times: Iterable[datetime],
     *,
     freshness_h: float | None = None,
+    default_latency: timedelta = DEFAULT_NRT_LATENCY,
 ) -> pl.DataFrame:
     """`forecast_at` for many issue times, predicting each SHARP record once.
 
-    Every issue time uses, per region, the same record as `forecast_at` (newest
-    ``t_rec <= issue_time``, less than ``freshness_h`` old); each distinct (harpnum, t_rec)
+    Every issue time uses, per region, the same record as `forecast_at` (the newest served
+    by ``issue_time``, less than ``freshness_h`` old): a record is usable from its
+    ``served_at`` until the next record of its region is served or it is ``freshness_h``
+    old, whichever comes first; each distinct (harpnum, t_rec)
     record is predicted once and every issue time's rows are derived from it (the survival
     model re-based to that issue time, module docstring). Equal to concatenating
     `forecast_at` over the sorted distinct issue times, except that issue times without a
@@ -437,7 +459,7 @@ def forecast_many(
         flares that peaked before its ``t_rec``.
     issue_times : iterable of datetime
         Issue times (tz-aware; converted to UTC; duplicates dropped).
-    freshness_h : float, optional
+    freshness_h, default_latency
         As in `forecast_at`.
 
     Returns
@@ -463,19 +485,24 @@ def forecast_many(
     fresh = timedelta(hours=fresh_h)
     issue_s = pl.Series("issue_time", issues, dtype=pl.Datetime("us", "UTC"))
     iss_us = issue_s.dt.epoch("us").to_numpy()
-    past = sharp.filter((pl.col("t_rec") <= issues[-1]) & (pl.col("t_rec") > issues[0] - fresh))
+    past = _with_served_at(sharp, default_latency).filter(
+        (pl.col("served_at") <= issues[-1]) & (pl.col("t_rec") > issues[0] - fresh))
     noaa = pl.col("noaa_ars") if "noaa_ars" in past.columns else pl.lit(None, pl.Utf8)
     # per region and t_rec the last row (forecast_at: stable sort by t_rec, then .last())
     recs = (
-        past.select("harpnum", "t_rec", noaa.alias("noaa_ars"))
+        past.select("harpnum", "t_rec", noaa.alias("noaa_ars"), "served_at")
         .with_row_index("_i").sort("harpnum", "t_rec", "_i")
         .unique(["harpnum", "t_rec"], keep="last", maintain_order=True).drop("_i")
     )
     t_us = recs["t_rec"].dt.epoch("us").to_numpy()
+    served_us = recs["served_at"].dt.epoch("us").to_numpy()
+    recs = recs.drop("served_at")
     same_next = np.r_[recs["harpnum"].to_numpy()[1:] == recs["harpnum"].to_numpy()[:-1], False]
-    next_us = np.where(same_next, np.r_[t_us[1:], 0], np.iinfo(np.int64).max)
+    # served_at is non-decreasing in t_rec within a region: the next record, once served,
+    # replaces this one
+    next_us = np.where(same_next, np.r_[served_us[1:], 0], np.iinfo(np.int64).max)
     end_us = np.minimum(next_us, t_us + fresh // timedelta(microseconds=1))
-    lo = np.searchsorted(iss_us, t_us, side="left")  # first issue time >= t_rec
+    lo = np.searchsorted(iss_us, served_us, side="left")  # first issue time >= served_at
     hi = np.searchsorted(iss_us, end_us, side="left")  # issue times before the next record
     counts = np.maximum(hi - lo, 0)
     rec_idx = np.repeat(np.arange(recs.height), counts)
