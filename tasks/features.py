@@ -8,7 +8,10 @@ content changes. `build_dataset_file` computes running statistics, flare history
 configuration and the task's source.
 
 No look-ahead: a snapshot cut at ``end`` holds only SHARP records with ``t_rec <= end`` and,
-with ``flares_before_end=True``, only flares that peaked strictly before ``end``.
+with ``flares_before_end=True``, only flares that peaked strictly before ``end``. The snapshot
+keeps ``series`` and ``available_at``: the forecast functions select the records served by
+each issue time themselves (`flare_core.schema.served_at_expr`); ``as_of`` also freezes the
+values as they were served then (revisions after it left out).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ WORK_DIR = "work"
 @task(cache_policy=INPUTS + TASK_SOURCE)
 def snapshot_store(store_root: str, store_hash: str, start: datetime | None, end: datetime,
                    *, flares_until: datetime | None = None,
-                   flares_before_end: bool = True) -> tuple[FileRef, FileRef]:
+                   flares_before_end: bool = True, series: str | None = None,
+                   as_of: datetime | None = None) -> tuple[FileRef, FileRef]:
     """SHARP records with ``start <= t_rec <= end`` and the flares known at ``end``.
 
     Parameters
@@ -46,6 +50,14 @@ def snapshot_store(store_root: str, store_hash: str, start: datetime | None, end
         each record; forecasting never passes it).
     flares_before_end
         Keep only flares with ``peak_time < end`` (strict) when ``flares_until`` is None.
+    series
+        SHARP series to read (`flare_core.store.Store.read_sharp`; default: the store's one
+        series); the flares get the HARP numbers of that series.
+    as_of
+        Read the store as served at this time (`Store.read_sharp` ``as_of``): only records
+        served by then, with the values current then. Default: every record with
+        ``t_rec <= end`` and its newest values (rows not yet served at an issue time are
+        left to the forecast functions, which drop them).
 
     Returns
     -------
@@ -55,8 +67,8 @@ def snapshot_store(store_root: str, store_hash: str, start: datetime | None, end
     from flare_core.store import Store
 
     store = Store(store_root)
-    sharp = store.read_sharp(start=start, end=end)
-    flares = store.read_flares(end=flares_until or end)
+    sharp = store.read_sharp(start=start, end=end, series=series, as_of=as_of)
+    flares = store.read_flares(end=flares_until or end, series=series)
     if flares_until is None and flares_before_end:
         flares = flares.filter(pl.col("peak_time") < end)
     out = Path(store_root) / WORK_DIR / "snapshots"
