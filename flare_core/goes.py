@@ -13,7 +13,8 @@ import numpy as np
 
 from .errors import ParseError
 
-__all__ = ["CLASS_DECADE_WM2", "class_to_flux", "flux_to_class", "class_letter", "classes_to_flux"]
+__all__ = ["CLASS_DECADE_WM2", "canonical_class", "class_to_flux", "flux_to_class", "class_letter",
+           "classes_to_flux"]
 
 CLASS_DECADE_WM2: dict[str, float] = {"A": 1e-8, "B": 1e-7, "C": 1e-6, "M": 1e-5, "X": 1e-4}
 _CLASS_RE = re.compile(r"^\s*([ABCMX])\s*(\d+(?:\.\d*)?|\.\d+)?\s*$", re.IGNORECASE)
@@ -40,6 +41,29 @@ def class_to_flux(goes_class: str) -> float:
     if not value > 0:
         raise ParseError(f"GOES class {goes_class!r} has a non-positive multiplier")
     return float(f"{value * CLASS_DECADE_WM2[letter]:.6g}")
+
+
+def canonical_class(goes_class: str) -> str:
+    """The one spelling of a GOES class: upper-case letter, multiplier with at least one
+    decimal and no trailing zeros beyond it.
+
+    ``"M1.5"``, ``"M1.50"``, ``"M 1.5"``, ``"m1.5"`` -> ``"M1.5"``; ``"X22"`` -> ``"X22.0"``;
+    ``"M"`` -> ``"M1.0"``; ``"C1.25"`` -> ``"C1.25"``. Every flare reader uses it, so one
+    flare has one class string and duplicates are found. Raises `ParseError` like
+    `class_to_flux`.
+
+    Examples
+    --------
+    >>> canonical_class(" m 1.50 ")
+    'M1.5'
+    """
+    class_to_flux(goes_class)  # validates, raises ParseError naming the string
+    m = _CLASS_RE.match(goes_class)
+    letter, number = m.group(1).upper(), m.group(2)
+    text = f"{float(number) if number else 1.0:.6g}"
+    if "e" in text:  # a multiplier >= 1e6 is not a GOES class anyone writes
+        raise ParseError(f"GOES class {goes_class!r} has an absurd multiplier")
+    return f"{letter}{text if '.' in text else text + '.0'}"
 
 
 def flux_to_class(flux_wm2: float, *, digits: int = 1) -> str:

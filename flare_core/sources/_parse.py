@@ -7,21 +7,23 @@ Vectorised polars versions of the scalar helpers in `flare_core.timeutil` and
 
 from __future__ import annotations
 
+import gzip
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from ..errors import ParseError
-from ..goes import class_to_flux
+from ..goes import canonical_class, class_to_flux
 from ..schema import SHARP_KEYWORDS
-from ..timeutil import TAI_MINUS_UTC_S
+from ..timeutil import LEAP_SECOND_CLAMP_US, TAI_MINUS_UTC_S
 
 logger = logging.getLogger("flare_core.sources")
 
 ROW = "_row"  # 0-based data-row index column added by readers (dropped before returning)
+_BAD_UTF8 = "\ufffd"  # a non-UTF-8 byte after polars' utf8-lossy decoding
 
 
 @dataclass
@@ -36,11 +38,18 @@ class Drops:
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)
     notes: dict[str, int] = field(default_factory=dict)  # fixes that keep the row
+    nulled: set[str] = field(default_factory=set)  # the notes that replaced a value by null
 
-    def note(self, reason: str, n: int) -> None:
-        """Count a repair that keeps the row (NaN -> null, re-sorting, midnight crossing)."""
+    def note(self, reason: str, n: int, *, nulled: bool = False) -> None:
+        """Count a repair that keeps the row (NaN -> null, re-sorting, midnight crossing).
+
+        ``nulled`` marks repairs that lost a value (NaN or a missing marker -> null): they
+        are logged at WARNING and listed by `summary` like drops.
+        """
         if n > 0:
             self.notes[reason] = self.notes.get(reason, 0) + int(n)
+            if nulled:
+                self.nulled.add(reason)
 
     def add(self, reason: str, n: int, example: str = "") -> None:
         if n <= 0:
@@ -53,37 +62,72 @@ class Drops:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def summary(self) -> str:
+        """One line for people: every drop, then every nulled value; ``"none"`` if neither.
+
+        ``"2 implausible USFLUX (record dropped), 1 NaN keyword value -> null (value
+        nulled)"``. Repairs that lose nothing (re-sorting) are left out; see ``notes``.
+        """
+        parts = [f"{n} {r} (record dropped)" for r, n in self.counts.items()]
+        parts += [f"{n} {r} (value nulled)" for r, n in self.notes.items() if r in self.nulled]
+        return ", ".join(parts) or "none"
+
     def log(self, path: str | Path) -> None:
-        """Log one WARNING line per reason (count and first example)."""
+        """Log one WARNING line per drop reason (count and first example) and per nulled
+        value; other repairs at INFO."""
         for reason, n in self.counts.items():
             ex = self.examples.get(reason, "")
             logger.warning("%s: dropped %d x %s%s", path, n, reason,
                            f" (first: {ex})" if ex else "")
         for reason, n in self.notes.items():
-            logger.info("%s: %d x %s", path, n, reason)
+            if reason in self.nulled:
+                logger.warning("%s: %d x %s", path, n, reason)
+            else:
+                logger.info("%s: %d x %s", path, n, reason)
+
+
+#: TAI instants (naive, microseconds since 1970) at which each offset of `TAI_MINUS_UTC_S`
+#: starts, and the offsets (s): the UTC start of an offset plus the offset itself.
+_TAI_THRESHOLDS_US = pl.Series(
+    [int((t.replace(tzinfo=None) - datetime(1970, 1, 1)) / timedelta(microseconds=1))
+     + v * 1_000_000 for t, v in TAI_MINUS_UTC_S], dtype=pl.Int64)
+_TAI_OFFSETS_US = pl.Series([v * 1_000_000 for _, v in TAI_MINUS_UTC_S], dtype=pl.Int64)
 
 
 def tai_to_utc_expr(tai: pl.Expr) -> pl.Expr:
     """Naive TAI ``Datetime`` expression -> ``Datetime("us", "UTC")``, vectorised.
 
-    Same rule as `flare_core.timeutil.tai_to_utc` (IERS table `TAI_MINUS_UTC_S`); times
-    before the first table entry give null (the caller reports them).
+    Same table as `flare_core.timeutil.tai_to_utc` (`TAI_MINUS_UTC_S`, from ERFA): a
+    sorted search of each time among the TAI instants at which an offset starts, so the
+    cost does not grow with the number of leap seconds. Times before 1972-01-01 (no
+    integer offset) give null; the caller reports them. The second of a leap (TAI
+    ``2017-01-01 00:00:36``) maps to the same UTC instant as the next one.
     """
-    first_start = TAI_MINUS_UTC_S[0][0].replace(tzinfo=None)
-    offset = pl.when(tai < pl.lit(first_start)).then(pl.lit(None, dtype=pl.Int64))
-    for start, value in reversed(TAI_MINUS_UTC_S[1:]):
-        threshold = start.replace(tzinfo=None) + timedelta(seconds=value)
-        offset = offset.when(tai >= pl.lit(threshold)).then(pl.lit(value, dtype=pl.Int64))
-    offset = offset.otherwise(pl.lit(TAI_MINUS_UTC_S[0][1], dtype=pl.Int64))
-    return (tai.cast(pl.Datetime("us")) - pl.duration(seconds=offset)).dt.replace_time_zone("UTC")
+    tai_us = tai.cast(pl.Datetime("us")).dt.epoch("us")
+    idx = pl.lit(_TAI_THRESHOLDS_US).search_sorted(tai_us, side="right").cast(pl.Int64) - 1
+    offset = pl.when(idx >= 0).then(pl.lit(_TAI_OFFSETS_US).gather(idx.clip(0)))
+    return (tai_us - offset).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+_LEAP_RE = r"23:59:60(?:\.0*)?"  # a UTC leap second, written as the 61st second
 
 
 def strptime_any(col: str, formats: list[str]) -> pl.Expr:
-    """Parse a string column trying each ``strftime`` format in turn; unparseable -> null."""
+    """Parse a UTC string column trying each ``strftime`` format in turn; unparseable -> null.
+
+    A leap second ``23:59:60`` becomes ``23:59:59.999999`` of the same day (polars alone
+    would roll it to 00:00 of the next day); second 60 at any other time -> null.
+    """
     s = pl.col(col).str.strip_chars()
-    return pl.coalesce(
-        [s.str.strptime(pl.Datetime("us"), f, strict=False, exact=True) for f in formats]
+    leap = s.str.contains(_LEAP_RE)
+    sixty = s.str.contains(r"\d:\d\d:60")
+    fixed = s.str.replace(_LEAP_RE, "23:59:59")
+    parsed = pl.coalesce(
+        [fixed.str.strptime(pl.Datetime("us"), f, strict=False, exact=True) for f in formats]
     )
+    return (pl.when(leap).then(parsed + pl.duration(microseconds=LEAP_SECOND_CLAMP_US))
+            .when(sixty).then(pl.lit(None, dtype=pl.Datetime("us")))
+            .otherwise(parsed))
 
 
 def utc(expr: pl.Expr) -> pl.Expr:
@@ -91,9 +135,44 @@ def utc(expr: pl.Expr) -> pl.Expr:
     return expr.dt.replace_time_zone("UTC")
 
 
+def first_bytes(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of a file, gunzipped when it is gzip."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rb") as fh:
+            return fh.read(n)
+    except OSError as e:
+        raise ParseError(f"{path}: cannot read: {e}") from e
+
+
+def first_lines(path: Path, n: int) -> list[str]:
+    """The first ``n`` text lines (gzip or plain), undecodable bytes replaced."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        out: list[str] = []
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                out.append(line.rstrip("\r\n"))
+                if len(out) >= n:
+                    break
+    except OSError as e:
+        raise ParseError(f"{path}: cannot read: {e}") from e
+    return out
+
+
 def read_text_table(path: Path, *, separator: str = ",", has_header: bool = True,
-                    new_columns: list[str] | None = None, skip_rows: int = 0) -> pl.DataFrame:
-    """Read a delimited text file (gzip or plain) with every column as a string."""
+                    new_columns: list[str] | None = None, skip_rows: int = 0,
+                    drops: Drops | None = None, strict: bool = False) -> pl.DataFrame:
+    """Read a delimited text file (gzip or plain) with every column as a string.
+
+    A line with bytes that are not UTF-8 is dropped and counted (``"non-UTF-8 bytes"``)
+    when ``drops`` is given and not ``strict``; otherwise `ParseError` names its line.
+    The rest of the file is read either way.
+    """
     try:
         df = pl.read_csv(
             path.read_bytes(),  # bytes: file names like 'lab[M]1.5@..' are not globs
@@ -104,19 +183,29 @@ def read_text_table(path: Path, *, separator: str = ",", has_header: bool = True
             skip_rows=skip_rows,
             truncate_ragged_lines=False,
             quote_char='"',
+            encoding="utf8-lossy",
         )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as e:
         raise ParseError(f"{path}: cannot read as a {separator!r}-separated table: {e}") from e
-    return df.with_row_index(ROW)
+    df = df.with_row_index(ROW)
+    if df.height and df.width > 1:
+        bad = pl.any_horizontal([pl.col(c).str.contains(_BAD_UTF8, literal=True).fill_null(False)
+                                 for c in df.columns if c != ROW])
+        offset = 1 + int(has_header) + skip_rows
+        df = drop_bad(df, bad, reason="non-UTF-8 bytes", raw_col=None, path=path,
+                      drops=drops if drops is not None else Drops(),
+                      strict=strict or drops is None, line_offset=offset)
+    return df
 
 
-def require_columns(df: pl.DataFrame, cols: list[str], path: Path) -> None:
+def require_columns(df: pl.DataFrame, cols: list[str], path: str | Path) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ParseError(f"{path}: missing column(s) {missing}; found {df.columns}")
 
 
-def drop_bad(df: pl.DataFrame, bad: pl.Expr, *, reason: str, raw_col: str | None, path: Path,
+def drop_bad(df: pl.DataFrame, bad: pl.Expr, *, reason: str, raw_col: str | None,
+             path: str | Path,
              drops: Drops, strict: bool, line_offset: int = 2) -> pl.DataFrame:
     """Drop rows where ``bad`` holds; raise `ParseError` instead when ``strict``.
 
@@ -127,33 +216,36 @@ def drop_bad(df: pl.DataFrame, bad: pl.Expr, *, reason: str, raw_col: str | None
     if flagged.height == 0:
         return df
     first = flagged.row(0, named=True)
-    line = first[ROW] + line_offset
+    row = first.get(ROW)
+    where = f"{path}" if row is None else f"{path}, line {row + line_offset}"
     value = first.get(raw_col) if raw_col else None
-    example = f"{path}:{line}" + (f" value {value!r}" if raw_col else "")
+    example = (f"{path}" if row is None else f"{path}:{row + line_offset}") + (
+        f" value {value!r}" if raw_col else "")
     if strict:
-        raise ParseError(f"{path}, line {line}: {reason}" + (f": {value!r}" if raw_col else ""))
+        raise ParseError(f"{where}: {reason}" + (f": {value!r}" if raw_col else ""))
     drops.add(reason, flagged.height, example)
     return df.filter(~bad)
 
 
 def parse_classes(df: pl.DataFrame, raw_col: str, *, path: Path, drops: Drops,
                   strict: bool, line_offset: int = 2) -> pl.DataFrame:
-    """Add ``goes_class`` (normalised, e.g. ``"M1.5"``) and ``peak_flux_wm2`` (W m^-2).
+    """Add ``goes_class`` (`flare_core.goes.canonical_class`: ``"m 1.50"`` -> ``"M1.5"``)
+    and ``peak_flux_wm2`` (W m^-2).
 
     Unknown class strings are dropped (counted) or, when ``strict``, raise `ParseError`.
     The flux comes from `flare_core.goes.class_to_flux` applied to each distinct class.
     """
-    df = df.with_columns(
-        pl.col(raw_col).str.strip_chars().str.to_uppercase().fill_null("").alias("goes_class")
-    )
-    flux: dict[str, float] = {}
-    for c in df.get_column("goes_class").unique().to_list():
+    raw = pl.col(raw_col).fill_null("")
+    canon: dict[str, str] = {}
+    for c in df.get_column(raw_col).fill_null("").unique().to_list():
         try:
-            flux[c] = class_to_flux(c)
+            canon[c] = canonical_class(c)
         except ParseError:
             pass  # e.g. '', 'A0.0', 'Z1.0': dropped or raised below with file and line
-    df = drop_bad(df, ~pl.col("goes_class").is_in(list(flux)), reason="unknown GOES class",
+    df = drop_bad(df, ~raw.is_in(list(canon)), reason="unknown GOES class",
                   raw_col=raw_col, path=path, drops=drops, strict=strict, line_offset=line_offset)
+    flux = {c: class_to_flux(c) for c in set(canon.values())}
+    df = df.with_columns(raw.replace_strict(canon, return_dtype=pl.Utf8).alias("goes_class"))
     return df.with_columns(
         pl.col("goes_class").replace_strict(flux, return_dtype=pl.Float64).alias("peak_flux_wm2")
     )
@@ -187,19 +279,26 @@ def normalise_noaa_list(expr: pl.Expr) -> pl.Expr:
 
 
 def clean_sharp(df: pl.DataFrame, *, path: str | Path, drops: Drops,
-                key: tuple[str, ...] = ("harpnum", "t_rec")) -> pl.DataFrame:
-    """NaN keyword values -> null (counted); duplicate (harpnum, t_rec) dropped (counted);
-    rows sorted by (harpnum, t_rec) (out-of-order rows counted).
+                key: tuple[str, ...] = ("harpnum", "t_rec"), strict: bool = False,
+                line_offset: int = 2) -> pl.DataFrame:
+    """Records with a non-finite or implausible keyword dropped
+    (`flare_core.sources.plausibility.check_plausible`, counted, or `ParseError` when
+    ``strict``); NaN keyword values -> null (counted as nulled values); duplicate
+    (harpnum, t_rec) dropped (counted); rows sorted by (harpnum, t_rec) (out-of-order rows
+    counted).
 
     ``key`` names the record identity for the duplicate check and the sort; readers whose
     ``harpnum`` may be null (NOAA-keyed files without a HARP map) pass a key that includes
     the NOAA region, so records of different regions at one time are not merged.
     """
+    from .plausibility import check_plausible
+
+    df = check_plausible(df, path=path, drops=drops, strict=strict, line_offset=line_offset)
     kw = [c for c in SHARP_KEYWORDS if c in df.columns and df.schema[c] == pl.Float64]
     if kw and df.height:
         n_nan = df.select(pl.sum_horizontal([pl.col(c).is_nan().sum() for c in kw])).item()
         if n_nan:
-            drops.note("NaN keyword value -> null", n_nan)
+            drops.note("NaN keyword value -> null", n_nan, nulled=True)
             df = df.with_columns([pl.col(c).fill_nan(None) for c in kw])
     if df.height:
         diffs = df.select(

@@ -46,7 +46,6 @@ counts with the frame.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -56,12 +55,15 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import ParseError
-from ..schema import SHARP_KEYWORDS, conform_flares, conform_sharp
+from ..schema import SERIES_DEFINITIVE_CEA, SHARP_KEYWORDS, conform_flares, conform_sharp
 from . import _parse as P
+from . import jsoc_keywords as J
 from .harp_noaa import read_harp_noaa_map
+from .plausibility import check_plausible
 
 __all__ = [
     "FORMATS",
+    "JSOC_FORMATS",
     "ReadResult",
     "detect_format",
     "load_file",
@@ -87,24 +89,29 @@ logger = logging.getLogger(__name__)
 
 PathLike = str | Path
 _ISO = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"]
+#: Every research data set (sun2022, SWAN-SF, Hollanda, FlareML) is built from the
+#: definitive CEA series, so its HARP numbers are those of ``hmi.sharp_cea_720s``.
+_RESEARCH_SERIES = pl.lit(SERIES_DEFINITIVE_CEA).alias("series")
 
 
 @dataclass
 class ReadResult:
-    """What `load_file` read: the format, the frame kind, the frame and the drop counts."""
+    """What `load_file` read: the format, the frame kind, the frame, the drop counts and,
+    for SHARP records and region listings, the JSOC series."""
 
     path: Path
     fmt: str
     kind: str  # "sharp" | "flares" | "harp_map" | "window_stats"
     frame: pl.DataFrame
     drops: P.Drops = field(default_factory=P.Drops)
+    series: str | None = None  # JSOC series of SHARP frames / region listings
 
 
 # --------------------------------------------------------------------------- SHARP readers
 
 
 def _read_sun2022(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
-    df = P.read_text_table(path)
+    df = P.read_text_table(path, drops=drops, strict=strict)
     kw_cols = ["AREA", "USFLUX", "MEANGBZ", "R_VALUE"]
     P.require_columns(df, ["arpnum", "t_end", *kw_cols], path)
     df = df.with_columns(
@@ -123,8 +130,8 @@ def _read_sun2022(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
         df = P.drop_bad(df, pl.col(c.lower()).is_null() & raw.is_not_null() & (raw != ""),
                         reason=f"non-numeric {c}", raw_col=c, path=path, drops=drops,
                         strict=strict)
-    df = df.with_columns(pl.lit("sun2022").alias("source"))
-    return conform_sharp(P.clean_sharp(df, path=path, drops=drops))
+    df = df.with_columns(pl.lit("sun2022").alias("source"), _RESEARCH_SERIES)
+    return conform_sharp(P.clean_sharp(df, path=path, drops=drops, strict=strict))
 
 
 def read_sun2022(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
@@ -187,7 +194,7 @@ def _read_swan_one(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
     m = _SWAN_ID_RE.search(path.name)
     if m is None:
         raise ParseError(f"{path}: SWAN-SF file name lacks the HARP number '_id[<harpnum>]'")
-    df = P.read_text_table(path, separator="\t")
+    df = P.read_text_table(path, separator="\t", drops=drops, strict=strict)
     P.require_columns(df, ["Timestamp", "QUALITY", "NOAA_AR"], path)
     kw = {c: c.lower() for c in df.columns if c.lower() in SHARP_KEYWORDS}
     num_cols = {**kw, **{c: v for c, v in _SWAN_META.items() if c in df.columns}}
@@ -207,10 +214,11 @@ def _read_swan_one(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
         df = P.drop_bad(df, pl.col(v).is_null() & ~missing,
                         reason=f"non-numeric {c}", raw_col=c, path=path, drops=drops,
                         strict=strict)
-    return df.with_columns(
+    df = df.with_columns(
         pl.col("_q").fill_nan(None).cast(pl.Int64).alias("quality"),
-        pl.lit("swan_sf").alias("source"),
+        pl.lit("swan_sf").alias("source"), _RESEARCH_SERIES,
     )
+    return check_plausible(df, path=path, drops=drops, strict=strict)  # here: lines known
 
 
 def read_swan_sf_mvts(paths: PathLike | Iterable[PathLike], *,
@@ -241,7 +249,7 @@ def read_swan_sf_mvts(paths: PathLike | Iterable[PathLike], *,
 
 def _read_swan_many(files: list[Path], strict: bool, drops: P.Drops) -> pl.DataFrame:
     frames = [conform_sharp(_read_swan_one(f, strict, drops)) for f in files]
-    return P.clean_sharp(pl.concat(frames), path=files[0].parent, drops=drops)
+    return P.clean_sharp(pl.concat(frames), path=files[0].parent, drops=drops, strict=strict)
 
 
 # --------------------------------------------------------------------------- NOAA-keyed SHARP
@@ -328,14 +336,14 @@ def _finish_noaa_keyed(df: pl.DataFrame, keywords: Sequence[str], source: str, *
     df = _parse_numeric(df, {c: c.lower() for c in keywords}, path=path, drops=drops,
                         strict=strict)
     df = _attach_harp_by_noaa(df, harp_map, path=path, drops=drops)
-    return P.clean_sharp(df.with_columns(pl.lit(source).alias("source")), path=path,
-                         drops=drops, key=_NOAA_KEY)
+    return P.clean_sharp(df.with_columns(pl.lit(source).alias("source"), _RESEARCH_SERIES),
+                         path=path, drops=drops, key=_NOAA_KEY, strict=strict)
 
 
 def _hollanda_frame(path: Path, strict: bool, drops: P.Drops,
                     harp_map: pl.DataFrame | None) -> pl.DataFrame:
     """Parsed Hollanda records, still carrying the raw ``FlareNumber`` label column."""
-    df = P.read_text_table(path, separator=";")
+    df = P.read_text_table(path, separator=";", drops=drops, strict=strict)
     P.require_columns(df, ["FlareNumber", "T_REC", "NOAA_AR", "QUALITY", *_HOLLANDA_KEYWORDS],
                       path)
     df = df.with_columns(P.tai_to_utc_expr(P.strptime_any("T_REC", _ISO)).alias("t_rec"))
@@ -413,7 +421,7 @@ def read_hollanda_labels(path: PathLike, *, harp_map: pl.DataFrame | None = None
 def _flareml_frame(path: Path, strict: bool, drops: P.Drops,
                    harp_map: pl.DataFrame | None) -> pl.DataFrame:
     """Parsed FlareML snapshots, still carrying the ``Flare Class`` label column."""
-    df = P.read_text_table(path)
+    df = P.read_text_table(path, drops=drops, strict=strict)
     P.require_columns(df, ["Flare Class", "Flare Date", "AR", *_FLAREML_KEYWORDS], path)
     df = df.with_columns(P.utc(P.strptime_any("Flare Date", ["%m/%d/%Y %H:%M",
                                                              "%m/%d/%Y %H:%M:%S"])).alias("t_rec"))
@@ -571,22 +579,41 @@ def _finish_flares(df: pl.DataFrame, source: str, path: Path, drops: P.Drops) ->
     return conform_flares(P.dedupe_flares(conform_flares(df), path=path, drops=drops))
 
 
+#: Longest step a midnight repair may create (start -> peak, peak -> end), hours.
+_MAX_CROSSING_STEP_H = 12.0
+
+
 def _repair_midnight(df: pl.DataFrame, path: Path, drops: P.Drops) -> pl.DataFrame:
-    """Lists that store each time on the start date: a peak before the start (or an end
-    before the peak) crossed midnight and moves one day later (counted)."""
+    """A peak before the start (or an end before the peak) crossed midnight only if the
+    list wrote every time of the event on its start date: it moves one day later (counted
+    as a repair) when that leaves a step of at most `_MAX_CROSSING_STEP_H` hours (start at
+    23:56, peak "00:06" -> 00:06 next day). Otherwise the times contradict each other
+    (end 10:27 before peak 10:36 of the same day: +1 day would invent a 24-h flare):
+    a contradictory peak drops the row, a contradictory end becomes null (the peak, which
+    labels and histories use, is still trusted); both counted.
+
+    The real lists need the repair: of the NCEI GOES rows with a time before its
+    predecessor, 82 of 88 start at 23 h (Hayes 128/140, NCEI solar events 453/519); the
+    rest are mid-day contradictions.
+    """
     day = pl.duration(days=1)
-    n_peak = df.select((pl.col("peak_time") < pl.col("start_time")).sum()).item()
-    df = df.with_columns(
-        pl.when(pl.col("peak_time") < pl.col("start_time")).then(pl.col("peak_time") + day)
-        .otherwise(pl.col("peak_time")).alias("peak_time"))
-    n_end = df.select((pl.col("end_time") < pl.col("peak_time")).sum()).item()
-    df = df.with_columns(
-        pl.when(pl.col("end_time") < pl.col("peak_time")).then(pl.col("end_time") + day)
-        .otherwise(pl.col("end_time")).alias("end_time"))
-    drops.note("peak/end past midnight moved +1 day", (n_peak or 0) + (n_end or 0))
-    bad = pl.col("end_time") < pl.col("peak_time")
-    return P.drop_bad(df, bad, reason="end before peak after midnight repair", raw_col=None,
-                      path=path, drops=drops, strict=False)
+    max_step = pl.duration(seconds=int(_MAX_CROSSING_STEP_H * 3600))
+    moved = 0
+    for t, before in (("peak_time", "start_time"), ("end_time", "peak_time")):
+        early = pl.col(t) < pl.col(before)
+        fixable = early & (pl.col(t) + day - pl.col(before) <= max_step)
+        reason = f"{t} before {before} (not a midnight crossing)"
+        if t == "peak_time":
+            df = P.drop_bad(df, early & ~fixable, reason=reason, raw_col=None, path=path,
+                            drops=drops, strict=False)
+        else:
+            drops.note(f"{reason} -> null", df.select((early & ~fixable).sum()).item() or 0,
+                       nulled=True)
+        moved += df.select(fixable.sum()).item() or 0
+        df = df.with_columns(pl.when(fixable).then(pl.col(t) + day)
+                             .when(early).then(None).otherwise(pl.col(t)).alias(t))
+    drops.note("peak/end past midnight moved +1 day", moved)
+    return df
 
 
 def _parse_times(df: pl.DataFrame, cols: dict[str, str], formats: list[str], *, path: Path,
@@ -604,7 +631,7 @@ def _parse_times(df: pl.DataFrame, cols: dict[str, str], formats: list[str], *, 
 
 
 def _read_ncei_goes(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
-    df = P.read_text_table(path)
+    df = P.read_text_table(path, drops=drops, strict=strict)
     P.require_columns(df, ["start_time", "peak_time", "end_time", "label", "noaa_ar"], path)
     fmts = ["%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S"]
     df = df.rename({"start_time": "start_raw", "peak_time": "peak_raw", "end_time": "end_raw"})
@@ -630,7 +657,7 @@ def read_ncei_goes_flares(path: PathLike, *, strict: bool = False) -> pl.DataFra
 
 def _read_leading_index_table(path: Path, separator: str = ",") -> pl.DataFrame:
     """Read a pandas-written CSV whose header lacks the name of the leading index column."""
-    head = _first_lines(path, 2)
+    head = P.first_lines(path, 2)
     if len(head) < 2:
         raise ParseError(f"{path}: no data rows")
     names = head[0].split(separator)
@@ -711,7 +738,7 @@ def read_hayes_flares(path: PathLike, *, strict: bool = False) -> pl.DataFrame:
 
 
 def _read_ncei_events(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
-    df = P.read_text_table(path)
+    df = P.read_text_table(path, drops=drops, strict=strict)
     P.require_columns(df, ["Flare Class", "Start Time", "Peak Time", "End Time",
                            "Active Region Number"], path)
     fmts = ["%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ", *_ISO]
@@ -809,7 +836,8 @@ def _run(reader: Callable[..., pl.DataFrame], target, strict: bool, *,
 
 
 #: format name -> (frame kind, reader(path, strict, drops)); the NOAA-keyed formats in
-#: `NOAA_KEYED_FORMATS` also take ``harp_map=``.
+#: `NOAA_KEYED_FORMATS` also take ``harp_map=``, the JSOC formats in `JSOC_FORMATS`
+#: ``series=``.
 FORMATS: dict[str, tuple[str, Callable[..., pl.DataFrame]]] = {
     "sun2022": ("sharp", _read_sun2022),
     "swan_sf_mvts": ("sharp", lambda p, s, d: _read_swan_many(_swan_paths(p), s, d)),
@@ -826,25 +854,26 @@ FORMATS: dict[str, tuple[str, Callable[..., pl.DataFrame]]] = {
         _flareml_frame(p, s, d, harp_map))),
     "swan_sf_window_stats": ("window_stats", _read_window_stats),
     "harp_map": ("harp_map", lambda p, s, d: read_harp_noaa_map(p)),
+    "jsoc_keywords_csv": ("sharp", lambda p, s, d, series=None: J.read_jsoc_keywords_csv(
+        p, series=series, strict=s, drops=d)),
+    "jsoc_rs_list_json": ("sharp", lambda p, s, d, series=None: J.read_rs_list_json(
+        p, series=series, strict=s, drops=d)),
+    "jsoc_region_listing_json": ("harp_map", lambda p, s, d, series=None:
+                                 J.read_region_listing(p, series=series, strict=s, drops=d)),
+    "jsoc_region_listing_csv": ("harp_map", lambda p, s, d, series=None:
+                                J.read_region_listing(p, series=series, strict=s, drops=d)),
 }
 
 
 #: Formats without HARP numbers: `load_file` passes them its ``harp_map``.
 NOAA_KEYED_FORMATS: frozenset[str] = frozenset({"hollanda", "flareml"})
-
-
-def _first_lines(path: Path, n: int) -> list[str]:
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
-    out: list[str] = []
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                out.append(line.rstrip("\r\n"))
-                if len(out) >= n:
-                    break
-    except OSError as e:
-        raise ParseError(f"{path}: cannot read: {e}") from e
-    return out
+#: Formats read as JSOC names keywords (`flare_core.sources.jsoc_keywords`): they take
+#: ``series=`` (default: from the file name).
+JSOC_FORMATS: frozenset[str] = frozenset({"jsoc_keywords_csv", "jsoc_rs_list_json",
+                                          "jsoc_region_listing_json",
+                                          "jsoc_region_listing_csv"})
+#: SHARP formats of research data sets: always ``hmi.sharp_cea_720s``.
+_RESEARCH_SHARP_FORMATS = frozenset({"sun2022", "swan_sf_mvts", "hollanda", "flareml"})
 
 
 def detect_format(path: PathLike) -> str:
@@ -861,11 +890,18 @@ def detect_format(path: PathLike) -> str:
         raise ParseError(f"{path}: directory holds no known file layout")
     if not path.exists():
         raise ParseError(f"{path}: no such file")
-    lines = _first_lines(path, 1)
+    if path.suffix.lower() == ".json" or P.first_bytes(path, 1) == b"{":
+        raw = J.read_rs_list_reply(path)  # ParseError for error replies, empty, truncated
+        return "jsoc_region_listing_json" if J.is_region_listing(raw.columns) \
+            else "jsoc_rs_list_json"
+    lines = P.first_lines(path, 1)
     head = lines[0] if lines else ""
     cols = {c.strip() for c in re.split(r"[,\t;]", head)}
     if head.split()[:2] == ["HARPNUM", "NOAA_ARS"]:
         return "harp_map"
+    if {"T_REC", "HARPNUM"} <= cols:
+        return "jsoc_region_listing_csv" if J.is_region_listing(sorted(cols)) \
+            else "jsoc_keywords_csv"
     rules = [
         ({"arpnum", "t_end"}, "sun2022"),
         ({"Timestamp", "QUALITY"}, "swan_sf_mvts"),
@@ -888,15 +924,33 @@ def detect_format(path: PathLike) -> str:
 
 
 def load_file(path: PathLike, fmt: str | None = None, *, strict: bool = False,
-              harp_map: pl.DataFrame | None = None) -> ReadResult:
+              harp_map: pl.DataFrame | None = None, series: str | None = None) -> ReadResult:
     """Read any supported file (format auto-detected unless ``fmt``), with drop counts.
 
-    ``harp_map`` (`read_harp_noaa_map`) fills ``harpnum`` of the NOAA-keyed formats
-    (`NOAA_KEYED_FORMATS`); it is ignored by the others.
+    Parameters
+    ----------
+    path
+        A file, or a directory (SWAN-SF windows, Liu 2019 class files).
+    fmt
+        A `FORMATS` name; default `detect_format`.
+    strict
+        Raise `ParseError` (file, line, value) on the first bad row instead of dropping it.
+    harp_map
+        `read_harp_noaa_map` output: fills ``harpnum`` of the NOAA-keyed formats
+        (`NOAA_KEYED_FORMATS`); ignored by the others.
+    series
+        JSOC series of a JSOC export (`JSOC_FORMATS`, one of
+        `flare_core.schema.SHARP_SERIES`); default from the file name, and a `ParseError`
+        asking for it when the name does not tell. Research SHARP formats are always
+        ``hmi.sharp_cea_720s``: another ``series`` for them is a `ParseError`.
 
-    Returns a `ReadResult` whose ``kind`` is ``"sharp"``, ``"flares"``, ``"harp_map"`` or
-    ``"window_stats"`` (`read_swan_sf_window_stats`: per-window features + label, not a
-    SHARP frame).
+    Returns
+    -------
+    ReadResult
+        ``kind`` is ``"sharp"``, ``"flares"``, ``"harp_map"`` or ``"window_stats"``
+        (`read_swan_sf_window_stats`: per-window features + label, not a SHARP frame);
+        ``series`` the JSOC series of SHARP frames and region listings (None otherwise);
+        ``drops`` the counts (``drops.summary()`` for people).
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
@@ -904,16 +958,28 @@ def load_file(path: PathLike, fmt: str | None = None, *, strict: bool = False,
         raise ParseError(f"unknown format {fmt!r}; known: {sorted(FORMATS)}")
     kind, reader = FORMATS[fmt]
     drops = P.Drops()
-    if fmt in NOAA_KEYED_FORMATS:
-        frame = reader(path, strict, drops, harp_map=harp_map)
+    out_series: str | None = None
+    if fmt in JSOC_FORMATS:
+        out_series = J.infer_series(path, series)
+        frame = reader(path, strict, drops, series=out_series)
     else:
-        frame = reader(path, strict, drops)
+        if fmt in _RESEARCH_SHARP_FORMATS:
+            out_series = SERIES_DEFINITIVE_CEA
+        if series is not None and series != out_series:
+            raise ParseError(f"{path}: series= applies to JSOC exports; {fmt} files are "
+                             f"{out_series or 'not SHARP records'}, not {series!r}")
+        if fmt in NOAA_KEYED_FORMATS:
+            frame = reader(path, strict, drops, harp_map=harp_map)
+        else:
+            frame = reader(path, strict, drops)
     drops.log(path)
-    return ReadResult(path=path, fmt=fmt, kind=kind, frame=frame, drops=drops)
+    return ReadResult(path=path, fmt=fmt, kind=kind, frame=frame, drops=drops,
+                      series=out_series)
 
 
 def read_file(path: PathLike, fmt: str | None = None, *, strict: bool = False,
-              harp_map: pl.DataFrame | None = None) -> tuple[str, pl.DataFrame]:
-    """Read any supported file: ``(kind, frame)``, kind as in `load_file`."""
-    res = load_file(path, fmt, strict=strict, harp_map=harp_map)
+              harp_map: pl.DataFrame | None = None,
+              series: str | None = None) -> tuple[str, pl.DataFrame]:
+    """Read any supported file: ``(kind, frame)``, arguments and kind as in `load_file`."""
+    res = load_file(path, fmt, strict=strict, harp_map=harp_map, series=series)
     return res.kind, res.frame
