@@ -89,6 +89,12 @@ class CoxTimeConfig:
     input_noise : float
         Standard deviation of Gaussian noise added to the (standardised) continuous inputs in
         training mode only (a regulariser; 0 disables).
+    input_clip : float or None
+        Standardised continuous inputs are clipped to ``[-input_clip, input_clip]`` (training
+        and prediction). A ReLU net extrapolates linearly, so a record far outside the
+        training cloud (e.g. 3 B flares in 4 h: 50 standard deviations of a mostly-zero
+        count) gets an extreme log-risk ``g`` that one such record can make dominate the
+        Breslow risk sets; None disables.
     batch_size : int
         Cases per batch (paper: 150).
     epochs : int
@@ -128,6 +134,7 @@ class CoxTimeConfig:
     batch_norm: bool = True
     dropout: float = 0.1
     input_noise: float = 0.0
+    input_clip: float | None = 5.0
     batch_size: int = 150
     epochs: int = 256
     patience: int = 16
@@ -154,6 +161,8 @@ class CoxTimeConfig:
                 f"{self.time_layer!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.input_clip is not None and not self.input_clip > 0.0:
+            raise ConfigError(f"input_clip must be > 0 or None, got {self.input_clip!r}")
         if not self.input_noise >= 0.0:
             raise ConfigError(f"input_noise must be >= 0, got {self.input_noise!r}")
         if self.weight_decay < 0 or self.shrink < 0:
@@ -376,7 +385,10 @@ class CoxTimeModel:
             raise ModelError("CoxTimeModel is not fitted: call fit() or load() first")
 
     def _scale_x(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.x_mean_) / self.x_scale_).astype(np.float32)
+        xs = (x - self.x_mean_) / self.x_scale_
+        if self.config.input_clip is not None:
+            xs = np.clip(xs, -self.config.input_clip, self.config.input_clip)
+        return xs.astype(np.float32)
 
     def _clip_cat(self, x_cat: np.ndarray) -> np.ndarray:
         if not self.cardinalities_:
@@ -624,7 +636,8 @@ class CoxTimeModel:
         meta = read_json(d / "model.json")
         if meta.get("kind") != "cox_time" or meta.get("format_version") != _FORMAT_VERSION:
             raise ModelError(f"{d} is not a Cox-Time model directory of format {_FORMAT_VERSION}")
-        self = cls(CoxTimeConfig(**meta["config"]))
+        # models saved before input_clip existed were trained (and must predict) unclipped
+        self = cls(CoxTimeConfig(**{"input_clip": None, **meta["config"]}))
         cfg = self.config
         self.n_features_ = int(meta["n_features"])
         self.cardinalities_ = tuple(int(c) for c in meta["cardinalities"])

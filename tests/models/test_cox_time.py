@@ -149,3 +149,18 @@ def test_end_to_end_real_sun2022_slice(data_dir):
         validation=SurvivalArrays(x[va], d[va], ev[va], oof[va]) if ev[va].sum() else None)
     p = model.predict_event_probability(x[va], oof[va], horizon_h=24.0)
     assert p.shape == (va.size,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_inputs_far_outside_training_are_clipped(fitted):
+    """A record 1000 standard deviations out predicts as one at input_clip (no extrapolation)."""
+    model, (x, xc, *_r) = fitted
+    clip = model.config.input_clip
+    assert clip == 5.0
+    far = x[:3].copy()
+    far[:, 0] = model.x_mean_[0] + 1000.0 * model.x_scale_[0]
+    edge = far.copy()
+    edge[:, 0] = model.x_mean_[0] + clip * model.x_scale_[0]
+    np.testing.assert_allclose(model.predict_survival(far, xc[:3])[1],
+                               model.predict_survival(edge, xc[:3])[1], rtol=1e-6)
+    with pytest.raises(ConfigError, match="input_clip"):
+        CoxTimeConfig(input_clip=0.0)
