@@ -42,3 +42,23 @@ def test_ingest_does_not_retry_a_jsoc_error(tmp_path):
                    jsoc_url=jsoc.url, retry_delays_s=[0.1, 0.1])
         assert len(jsoc.requests) == 1
     assert "sharp" not in Store(tmp_path).info()["tables"]
+
+
+def test_ingest_backs_off_longer_after_the_jsoc_rate_limit(tmp_path, monkeypatch, caplog):
+    import logging
+    import time
+
+    import tasks.ingest
+    from flare_core.sources.retry import RetryPolicy
+    from flows.ingest import ingest
+
+    monkeypatch.setattr(tasks.ingest, "RETRY_POLICY", RetryPolicy((0.1, 0.1), 1.0))
+    with JsocReplayServer() as jsoc:
+        jsoc.inject("rate_limit")
+        t = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            out = ingest(START, END, str(tmp_path), harp_map=False, flares=False,
+                         jsoc_url=jsoc.url, retry_delays_s=[0.1, 0.1])
+        took = time.monotonic() - t
+    assert out["sharp"]["records"] > 0 and took >= 1.0
+    assert "backing off 1.0 s, longer than the usual 0.1 s" in caplog.text
