@@ -306,7 +306,7 @@ def read_jsoc_keywords_csv(path: str | Path, *, series: str | None = None,
         # a non-numeric value somewhere: read as strings so the bad line can be named
         logger.info("%s: typed read failed (%s); reading as strings", path,
                     str(e).splitlines()[0])
-        raw = P.read_text_table(path)
+        raw = P.read_text_table(path, drops=drops, strict=strict)
     except pl.exceptions.NoDataError as e:
         raise ParseError(f"{path}: no data: {e}") from e
     return parse_rs_list(raw, series=series, drops=drops, where=path, strict=strict,
@@ -393,7 +393,8 @@ def read_region_listing(path: str | Path, *, series: str | None = None, strict: 
     series = infer_series(path, series)
     drops = drops if drops is not None else P.Drops()
     is_json = path.suffix.lower() == ".json" or P.first_bytes(path, 1) == b"{"
-    raw = read_rs_list_reply(path) if is_json else P.read_text_table(path)
+    raw = read_rs_list_reply(path) if is_json else P.read_text_table(path, drops=drops,
+                                                                     strict=strict)
     offset = 1 if is_json else 2
     P.require_columns(raw, ["HARPNUM", "NOAA_ARS"], path)
     df = raw if P.ROW in raw.columns else raw.with_row_index(P.ROW)
