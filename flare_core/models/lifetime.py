@@ -1,8 +1,11 @@
-"""Mean lifetime of a survival curve and per-region smoothed mean-lifetime tracks.
+"""Restricted mean lifetime of a survival curve and per-region smoothed lifetime tracks.
 
-The *mean lifetime* of a record is the restricted mean time to the next >=M flare,
-``mu = integral_0^Tmax S(t) dt`` in hours (survival paper, A&A 703, A99, 2025, Sect. 4): a
-region that will flare soon has a short mean lifetime, a quiet one approaches ``Tmax``.
+The *mean lifetime* of a record is the RESTRICTED mean time to the next >=M flare,
+``mu = integral_0^Tmax S(t) dt`` in hours (survival paper, A&A 703, A99, 2025, Sect. 4),
+i.e. the mean of ``min(T, Tmax)``, not of ``T``: a region that will flare soon has a short
+value, a quiet one approaches the cap ``Tmax`` (144 h = 6 d). Near the cap it is not a
+forecast of *when* the region flares; `lifetime_label` words it for the page ("no >=M flare
+expected within 6 d" when ``S(Tmax)`` is high).
 Along a region's sequence of records the mean lifetime forms a *track* that is smoothed in
 time with a Gaussian kernel before its slopes feed the warning SVM (`flare_core.models.warning`).
 
@@ -20,11 +23,15 @@ from scipy.ndimage import gaussian_filter1d
 from ..config import check_positive
 from ..errors import ConfigError
 
-__all__ = ["restricted_mean_lifetime", "smooth_lifetime_track"]
+__all__ = ["QUIET_S_TMAX", "lifetime_label", "restricted_mean_lifetime",
+           "smooth_lifetime_track"]
 
 logger = logging.getLogger(__name__)
 
 _US_PER_H = 3_600_000_000
+
+#: ``S(Tmax)`` at or above which `lifetime_label` says "no flare expected" instead of a time.
+QUIET_S_TMAX = 0.5
 
 
 def restricted_mean_lifetime(times_h: np.ndarray, survival: np.ndarray, tmax_h: float) -> np.ndarray:
@@ -43,7 +50,8 @@ def restricted_mean_lifetime(times_h: np.ndarray, survival: np.ndarray, tmax_h: 
     Returns
     -------
     ndarray of shape (n,)
-        Mean lifetime in hours, in ``[0, tmax_h]``.
+        Restricted mean lifetime in hours, in ``[0, tmax_h]`` (the mean of
+        ``min(T, tmax_h)``; a quiet region sits near the cap, see `lifetime_label`).
     """
     check_positive("tmax_h", tmax_h)
     times_h = np.asarray(times_h, dtype=np.float64)
@@ -56,6 +64,47 @@ def restricted_mean_lifetime(times_h: np.ndarray, survival: np.ndarray, tmax_h: 
     t = np.concatenate([[0.0], np.clip(times_h[keep], 0.0, None), [tmax_h]])
     s = np.concatenate([np.ones((survival.shape[0], 1)), survival[:, keep]], axis=1)
     return s @ np.diff(t)
+
+
+def lifetime_label(mean_h: float | None, s_tmax: float | None, *, tmax_h: float = 144.0,
+                   quiet_s_tmax: float = QUIET_S_TMAX) -> str:
+    """Plain-words label of a restricted mean lifetime for the forecast page.
+
+    Parameters
+    ----------
+    mean_h : float or None
+        Restricted mean lifetime ``integral_0^tmax_h S(t) dt``, hours.
+    s_tmax : float or None
+        ``S(tmax_h)``: probability of no >=M flare within ``tmax_h`` hours.
+    tmax_h : float
+        The restriction (cap) of the mean, hours.
+    quiet_s_tmax : float
+        From this ``S(tmax_h)`` on the region is more likely than not to stay quiet for the
+        whole window, and the label says so instead of quoting a time near the cap.
+
+    Returns
+    -------
+    str
+        ``"no >=M flare expected within 6 d (P = 12 %)"`` when ``s_tmax >= quiet_s_tmax``,
+        else ``"restricted mean time to >=M flare: 31 h (of 144 h)"``; ``"n/a"`` when either
+        value is missing or not finite.
+
+    Examples
+    --------
+    >>> lifetime_label(140.2, 0.93)
+    'no >=M flare expected within 6 d (P = 7 %)'
+    >>> lifetime_label(30.6, 0.05)
+    'restricted mean time to >=M flare: 31 h (of 144 h)'
+    """
+    check_positive("tmax_h", tmax_h)
+    if not 0.0 < quiet_s_tmax <= 1.0:
+        raise ConfigError(f"quiet_s_tmax must be in (0, 1], got {quiet_s_tmax!r}")
+    if mean_h is None or s_tmax is None or not (np.isfinite(mean_h) and np.isfinite(s_tmax)):
+        return "n/a"
+    if s_tmax >= quiet_s_tmax:
+        window = f"{tmax_h / 24:g} d" if tmax_h % 24 == 0 else f"{tmax_h:g} h"
+        return f"no >=M flare expected within {window} (P = {100 * (1 - s_tmax):.0f} %)"
+    return f"restricted mean time to >=M flare: {mean_h:.0f} h (of {tmax_h:g} h)"
 
 
 def _segments(t_us: np.ndarray, max_gap_h: float) -> np.ndarray:

@@ -9,7 +9,11 @@ import polars as pl
 import pytest
 
 from flare_core.errors import ConfigError
-from flare_core.models.lifetime import restricted_mean_lifetime, smooth_lifetime_track
+from flare_core.models.lifetime import (
+    lifetime_label,
+    restricted_mean_lifetime,
+    smooth_lifetime_track,
+)
 
 
 def test_restricted_mean_lifetime_exact_step_integral():
@@ -20,6 +24,16 @@ def test_restricted_mean_lifetime_exact_step_integral():
     np.testing.assert_allclose(mu, [10 + 5 + 31, 144.0])
     with pytest.raises(ConfigError):
         restricted_mean_lifetime(times, surv[:, :2], 144.0)
+
+
+def test_lifetime_label_says_quiet_near_the_cap():
+    # a quiet region: S(144 h) = 0.93 -> its restricted mean sits at the cap, not a prediction
+    assert lifetime_label(140.2, 0.93) == "no >=M flare expected within 6 d (P = 7 %)"
+    assert lifetime_label(30.6, 0.05) == "restricted mean time to >=M flare: 31 h (of 144 h)"
+    assert lifetime_label(50.0, 0.5, tmax_h=72.0).endswith("within 3 d (P = 50 %)")
+    assert lifetime_label(None, 0.9) == "n/a" and lifetime_label(10.0, float("nan")) == "n/a"
+    with pytest.raises(ConfigError):
+        lifetime_label(10.0, 0.1, quiet_s_tmax=0.0)
 
 
 def _track():
