@@ -29,3 +29,19 @@ def test_round_trip_and_letter():
     assert class_letter(" x2.1 ") == "X"
     with pytest.raises(ParseError):
         flux_to_class(float("nan"))
+
+
+@pytest.mark.parametrize("spelling", ["M1.5", "M1.50", "M 1.5", "m1.5", " m 1.50 "])
+def test_canonical_class_one_spelling(spelling):
+    from flare_core.goes import canonical_class
+
+    assert canonical_class(spelling) == "M1.5"
+
+
+def test_canonical_class_other_cases():
+    from flare_core.goes import canonical_class
+
+    assert [canonical_class(c) for c in ["X22", "M", "C1.25", "x10"]] == \
+        ["X22.0", "M1.0", "C1.25", "X10.0"]
+    with pytest.raises(ParseError):
+        canonical_class("Q1.0")

@@ -36,3 +36,35 @@ def test_to_utc():
     assert to_utc(datetime(2014, 2, 4, 3)).tzinfo is UTC
     with pytest.raises(ParseError):
         to_utc("yesterday")
+
+
+def test_leap_table_comes_from_erfa_and_matches_the_vector_form():
+    from datetime import timedelta
+
+    import erfa
+    import polars as pl
+
+    from flare_core.sources._parse import tai_to_utc_expr
+    from flare_core.timeutil import TAI_MINUS_UTC_S, tai_to_utc
+
+    assert TAI_MINUS_UTC_S[-1] == (datetime(2017, 1, 1, tzinfo=UTC), 37)
+    assert len(TAI_MINUS_UTC_S) == sum(1 for r in erfa.leap_seconds.get() if r["year"] >= 1972)
+    # every 6 h from 1995 to 2025 (crosses eight leap seconds), plus the leap instants
+    ts = [datetime(1995, 1, 1) + timedelta(hours=6 * i) for i in range(4 * 365 * 30)]
+    ts += [t.replace(tzinfo=None) + timedelta(seconds=v + d)
+           for t, v in TAI_MINUS_UTC_S if t.year >= 1995 for d in (-2, -1, 0, 1)]
+    got = pl.DataFrame({"t": ts}).select(tai_to_utc_expr(pl.col("t")))["t"].to_list()
+    assert got == [tai_to_utc(t) for t in ts]
+    assert pl.DataFrame({"t": [datetime(1960, 1, 1)]}).select(
+        tai_to_utc_expr(pl.col("t"))).item() is None  # before 1972: no offset
+
+
+def test_utc_leap_second_keeps_its_day():
+    end = datetime(2016, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert to_utc("2016-12-31T23:59:60Z") == end
+    assert to_utc("2016-12-31 23:59:60") == end
+    assert parse_t_rec("2016.12.31_23:59:60_UTC") == end
+    with pytest.raises(ParseError):
+        parse_t_rec("2016.12.31_23:59:60_TAI")  # TAI has no leap seconds
+    with pytest.raises(ParseError):
+        to_utc("2016-12-31T12:00:60Z")  # second 60 only at 23:59
