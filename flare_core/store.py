@@ -364,7 +364,7 @@ class Store:
         if sup.height == 0:
             return None
         table = sup if old is None else pl.concat([old, sup])
-        return table.sort(list(SHARP_KEY), "available_at", nulls_last=False), sup.height
+        return table.sort([*SHARP_KEY, "available_at"], nulls_last=False), sup.height
 
     def _series_counts(self, manifest: dict) -> dict[str, int]:
         """SHARP rows per series (a format-1 store is scanned once)."""
