@@ -11,7 +11,7 @@ from scipy.stats import ks_2samp
 
 from flare_core.errors import ConfigError
 from flare_core.goes import classes_to_flux
-from flare_core.sampling import NON_FLARE, flare_class_of, kde_resample
+from flare_core.sampling import NON_FLARE, flare_class_of, kde_resample, thin_records
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +131,31 @@ def test_kde_resample_invariants(values, seed):
     cls = frame.select(flare_class_of(pl.col("f"))).to_series().to_numpy()
     out_cls = out.select(flare_class_of(pl.col("f"))).to_series().to_numpy()
     np.testing.assert_array_equal(out_cls, cls[rep.indices])
+
+
+def test_thin_records_keeps_one_real_nrt_record_per_region_hour(data_dir) -> None:
+    """On the real 12-min NRT stream: one record per region and hour, the first of each
+    hour, in input order; a step below the cadence keeps everything."""
+    import gzip
+    from datetime import datetime
+
+    path = data_dir / "sharp_nrt" / "hmi_sharp_720s_nrt_2023-06_2023-12-17.csv.gz"
+    with gzip.open(path, "rt") as f:
+        lines = [next(f) for _ in range(3001)]
+    raw = pl.read_csv("".join(lines).encode())
+    frame = raw.select(
+        pl.col("HARPNUM").alias("harpnum"),
+        pl.col("T_REC").str.strptime(pl.Datetime("us"), "%Y.%m.%d_%H:%M:%S_TAI").alias("t_rec"),
+    ).with_row_index("i")
+    hourly = thin_records(frame, 1.0)
+    hours = frame.with_columns(pl.col("t_rec").dt.truncate("1h").alias("h"))
+    assert hourly.height == hours.select(["harpnum", "h"]).n_unique() < frame.height / 4
+    first = hours.sort("t_rec").group_by(["harpnum", "h"]).first()["i"].sort()
+    assert hourly["i"].to_list() == first.to_list()  # the first of each hour, input order
+    assert thin_records(frame, 0.1).height == frame.height
+    assert thin_records(frame.reverse(), 1.0)["i"].sort().to_list() == first.to_list()
+    assert isinstance(hourly["t_rec"][0], datetime)
+    with pytest.raises(ConfigError, match="step_h"):
+        thin_records(frame, 0)
+    with pytest.raises(ConfigError, match="lacks"):
+        thin_records(frame.drop("harpnum"), 1.0)

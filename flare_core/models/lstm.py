@@ -49,8 +49,15 @@ def build_sequences(
     features: Sequence[str] | None = None,
     n_steps: int = 10,
     max_lookback_h: float | None = None,
+    step_h: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per record, the sequence of its region's last ``n_steps`` records up to and including it.
+
+    With ``step_h`` the steps are hours, not records: step ``k`` (``k = 0`` the record
+    itself) is the region's newest record at or before ``t_rec - k * step_h``, so the
+    sequence spans the same time whatever the cadence of the input (12-min NRT records,
+    hourly training subsets, 96-min research sets). Across a data gap a step repeats the
+    last record before it (the value known then).
 
     Parameters
     ----------
@@ -65,6 +72,8 @@ def build_sequences(
         Maximum sequence length (records).
     max_lookback_h : float, optional
         Leave out records more than this many hours before the sample's ``t_rec``.
+    step_h : float, optional
+        Hours between steps (see above); default one record per step.
 
     Returns
     -------
@@ -84,6 +93,8 @@ def build_sequences(
         raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
     if max_lookback_h is not None:
         check_positive("max_lookback_h", max_lookback_h)
+    if step_h is not None:
+        check_positive("step_h", step_h)
     for col in ("harpnum", "t_rec"):
         if col not in frame.columns:
             raise ModelError(f"sequence frame lacks the column {col!r}")
@@ -109,7 +120,19 @@ def build_sequences(
     region_start = np.repeat(starts, np.diff(np.r_[starts, n]))
     rows = np.arange(n)
     # k = 0 is the record itself, k = n_steps - 1 the oldest candidate
-    back = rows[:, None] - np.arange(n_steps)[None, :]
+    if step_h is None:
+        back = rows[:, None] - np.arange(n_steps)[None, :]
+    else:
+        # newest row of the same region at or before t - k step: search on (region, time)
+        # pairs encoded as one sorted key (region rank * span + time offset)
+        rank = np.cumsum(np.r_[False, ~same_region]) if n else np.empty(0, np.int64)
+        t0 = t_us.min() if n else 0
+        span = (t_us.max() - t0 + 1) if n else 1
+        offsets = np.arange(n_steps, dtype=np.int64) * int(round(step_h * 3_600e6))
+        targets = (t_us - t0)[:, None] - offsets[None, :]
+        key = rank * span + (t_us - t0)
+        back = np.searchsorted(key, rank[:, None] * span + targets, side="right") - 1
+        back[targets < 0] = -1  # before the region's (and the frame's) first record
     valid = back >= region_start[:, None]
     if max_lookback_h is not None:
         age_us = t_us[:, None] - t_us[np.clip(back, 0, None)]
@@ -121,7 +144,7 @@ def build_sequences(
         # step k of the output (oldest first) is back-offset lengths - 1 - k
         offset = lengths - 1 - k
         has = offset >= 0
-        sequences[has, k] = values[rows[has] - offset[has]]
+        sequences[has, k] = values[back[rows[has], offset[has]]]
     return sequences, lengths
 
 
@@ -135,6 +158,9 @@ class LSTMConfig:
         Records per sequence (the sample's own record and up to ``n_steps - 1`` earlier ones).
     max_lookback_h : float or None, default None
         Ignore records older than this many hours before the sample time.
+    step_h : float or None, default None
+        Hours between sequence steps (`build_sequences`): a cadence-independent sequence.
+        None: one record per step.
     hidden : int, default 64
         LSTM state size (also the width of the dense head).
     num_layers : int, default 1
@@ -149,6 +175,7 @@ class LSTMConfig:
 
     n_steps: int = 10
     max_lookback_h: float | None = None
+    step_h: float | None = None
     hidden: int = 64
     num_layers: int = 1
     dropout: float = 0.0
@@ -176,6 +203,8 @@ class LSTMConfig:
         check_positive("learning_rate", self.learning_rate)
         if self.max_lookback_h is not None:
             check_positive("max_lookback_h", self.max_lookback_h)
+        if self.step_h is not None:
+            check_positive("step_h", self.step_h)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         check_common_settings(self)
@@ -249,7 +278,8 @@ class LSTMForecaster(TorchBinaryClassifier[LSTMConfig]):
         x = as_feature_matrix(frame, self.feature_names_in_, self.n_features_in_)
         z = self.scaler_.transform(x)
         seq, lengths = build_sequences(
-            frame, z, n_steps=self.config.n_steps, max_lookback_h=self.config.max_lookback_h
+            frame, z, n_steps=self.config.n_steps, max_lookback_h=self.config.max_lookback_h,
+            step_h=self.config.step_h,
         )
         return seq.astype(np.float32), lengths
 

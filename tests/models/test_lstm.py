@@ -38,6 +38,29 @@ def test_build_sequences_exact():
     assert not np.any(seq[4:, :, 0][mask[4:]] < 20)
 
 
+def test_build_sequences_in_hours_are_cadence_independent():
+    """step_h: step k is the newest record at or before t - k step_h, so 12-min records and
+    their hourly subset give the same sequences; a gap repeats the last record before it."""
+    minutes = np.arange(0, 6 * 60, 12)  # 6 h at 12-min cadence
+    a = (minutes / 60.0).tolist()  # value = hours since start
+    fine = _records([7] * minutes.size, (minutes / 60.0).tolist(), a=a)
+    seq, lengths = build_sequences(fine, features=["a"], n_steps=4, step_h=1.0)
+    last = fine.height - 1  # t = 5.8 h: steps at 2.8, 3.8, 4.8, 5.8 h (oldest first)
+    assert lengths[last] == 4
+    np.testing.assert_allclose(seq[last, :, 0], [2.8, 3.8, 4.8, 5.8])
+    hourly = fine.filter(pl.int_range(pl.len()) % 5 == 4)  # records at x.8 h
+    seq_h, _ = build_sequences(hourly, features=["a"], n_steps=4, step_h=1.0)
+    np.testing.assert_allclose(seq_h[-1, :, 0], seq[last, :, 0])
+    np.testing.assert_array_equal(lengths[:5], [1, 1, 1, 1, 1])  # nothing an hour before
+    gap = _records([7, 7, 7], [0.0, 1.0, 4.0], a=[0.0, 1.0, 4.0])
+    seq_g, len_g = build_sequences(gap, features=["a"], n_steps=4, step_h=1.0)
+    np.testing.assert_allclose(seq_g[2, :, 0], [1.0, 1.0, 1.0, 4.0])  # 3 h and 2 h: the 1 h
+    assert len_g[2] == 4
+    two = _records([1, 2], [0.0, 5.0], a=[1.0, 2.0])
+    seq_2, len_2 = build_sequences(two, features=["a"], n_steps=3, step_h=1.0)
+    np.testing.assert_array_equal(len_2, [1, 1])  # region 2 never reaches into region 1
+
+
 def test_build_sequences_lookback_and_nulls():
     frame = _records([5, 5, 5, 5], [0, 1, 30, 31], a=[1.0, None, 3.0, 4.0])
     seq, lengths = build_sequences(frame, features=["a"], n_steps=4, max_lookback_h=24.0)
