@@ -306,9 +306,14 @@ def clean_sharp(df: pl.DataFrame, *, path: str | Path, drops: Drops,
         ).item()
         drops.note("out-of-order T_REC (re-sorted)", int(diffs or 0))
     n0 = df.height
-    df = df.unique(subset=list(key), keep="first", maintain_order=True)
+    # stable sort, then drop each row equal to its predecessor on the key: keeps the first
+    # occurrence like unique(keep="first"), at the cost of the sort alone
+    df = df.sort(list(key), nulls_last=True, maintain_order=True)
+    if df.height > 1:
+        same = pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in key])
+        df = df.filter(~same.fill_null(False))
     drops.add(f"duplicate ({', '.join(k.lstrip('_') for k in key)})", n0 - df.height, str(path))
-    return df.sort(list(key), nulls_last=True)
+    return df
 
 
 def dedupe_flares(df: pl.DataFrame, *, path: str | Path, drops: Drops) -> pl.DataFrame:
