@@ -1,7 +1,7 @@
 """Thin test wrapper: `flare_core.sources.jsoc_replay.JsocReplay` serving given records.
 
 `JsocReplayServer(records)` replays a list of JSOC keyword dicts (strings, T_REC in TAI)
-for the definitive and NRT CEA series with no replay clock (everything served) and no
+for the definitive CEA and both NRT series names with no replay clock (everything served) and no
 outage schedule: the SWAN-SF sample (`load_swan_records`) or records a test builds from a
 store. Faults are `JsocReplay`'s (``server.inject(name)`` / ``server.faults``; the old names
 ``"500"``, ``"status"``, ``"empty"``, ``"truncated"`` still work). The NRT stream as JSOC
@@ -22,7 +22,9 @@ from flare_core.sources.jsoc_replay import JsocReplay
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
 KEYWORDS_CSV = DATA / "jsoc/hmi.sharp_cea_720s_keywords.csv"
-SERIES = ("hmi.sharp_cea_720s", "hmi.sharp_cea_720s_nrt")
+#: the records answer to the definitive CEA name and both NRT names (the live flows ask for
+#: ``hmi.sharp_720s_nrt``): a stand-in archive, not a claim about which series they are from
+SERIES = ("hmi.sharp_cea_720s", "hmi.sharp_cea_720s_nrt", "hmi.sharp_720s_nrt")
 _TAI_FMT = "%Y.%m.%d_%H:%M:%S_TAI"
 
 
