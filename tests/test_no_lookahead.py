@@ -129,3 +129,83 @@ def test_real_fold_future_perturbation(data_dir):
     assert la.height > 1000
     assert (la["time_to_event_h"] != lb["time_to_event_h"]).sum() > 0
     assert (la["m_within_24h"] != lb["m_within_24h"]).sum() > 0
+
+
+# ------------------------------------------------------------------ as served (NRT stream)
+
+
+@pytest.fixture(scope="module")
+def nrt_world(data_dir, tmp_path_factory):
+    """A model trained on real NRT regions of 2023-06..08 and the NRT stream of 2023-11 with
+    its measured serving times, NCEI flares with NRT HARP numbers (the NRT map)."""
+    from flare_core.forecasting import ModelBundle
+    from flare_core.schema import SERIES_NRT_CEA
+    from flare_core.sources import read_harp_noaa_map, read_ncei_goes_flares
+    from flare_core.sources.harp_noaa import attach_harpnum
+    from flare_core.training import TrainConfig, build_model_dataset, train_all
+    from tests.test_store_series import nrt_sharp
+
+    sharp = nrt_sharp(data_dir)
+    nrt_map = read_harp_noaa_map(data_dir / "sharp_nrt" / "harp_noaa_nrt.txt")
+    flares = attach_harpnum(read_ncei_goes_flares(
+        data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz").filter(
+        pl.col("peak_time") >= datetime(2023, 5, 1, tzinfo=T0.tzinfo)), nrt_map,
+        records=sharp.select("series", "harpnum", "t_rec"), series=SERIES_NRT_CEA)
+    spans = sharp.group_by("harpnum").agg(pl.col("t_rec").min().alias("t0"),
+                                          pl.col("t_rec").max().alias("t1"))
+    early = spans.filter(pl.col("t1") < datetime(2023, 9, 1, tzinfo=T0.tzinfo))["harpnum"]
+    flaring = flares.filter(pl.col("goes_class").str.starts_with("M"))["harpnum"].drop_nulls()
+    train = (early.filter(early.is_in(flaring.implode())).sort().head(15).to_list()
+             + early.filter(~early.is_in(flaring.implode())).sort().head(25).to_list())
+    cfg = TrainConfig.quick(models=("climatology", "persistence", "logistic"))
+    ds = build_model_dataset(sharp.filter(pl.col("harpnum").is_in(train)), flares, cfg)
+    bundle = ModelBundle.load(train_all(ds, tmp_path_factory.mktemp("nrt_model"), cfg))
+    issue = datetime(2023, 11, 13, 12, 5, tzinfo=T0.tzinfo)
+    live = sharp.filter(pl.col("t_rec").is_between(issue - timedelta(days=3),
+                                                   issue + timedelta(days=1)))
+    return bundle, live, flares, issue
+
+
+def test_forecast_from_the_as_served_store_equals_the_full_store(nrt_world, tmp_path):
+    """forecast(t) from a store filled only with what JSOC had served by t equals forecast(t)
+    from a store holding everything, later records and revisions included."""
+    import warnings
+
+    from flare_core.errors import DataQualityWarning
+    from flare_core.forecasting import forecast_at
+    from flare_core.schema import with_served_at
+    from flare_core.store import Store
+
+    bundle, live, flares, t = nrt_world
+    assert live.filter(pl.col("harpnum") == 9222)["available_at"].null_count() == 0  # measured
+    # revisions of region 9222: 3 % larger values re-delivered 1 h after first delivery,
+    # for 10 records 4-6 h before t (revised by t) and 10 from 2 h before t (revised later)
+    region = live.filter(pl.col("harpnum") == 9222).sort("t_rec")
+    before = region.filter(pl.col("t_rec") <= t - timedelta(hours=4)).tail(10)
+    after = region.filter(pl.col("t_rec") > t - timedelta(hours=2)).head(10)
+    revised = pl.concat([before, after]).with_columns(
+        pl.col(k) * 1.03 for k in ("usflux", "totusjh", "totusjz", "totpot", "absnjzh",
+                                   "savncpp")).with_columns(
+        pl.col("available_at") + timedelta(hours=1))
+    full = Store(tmp_path / "full")
+    full.write_sharp(live)
+    assert full.write_sharp(revised).rows_revised == 20
+    served = with_served_at(live).filter(pl.col("served_at") <= t).drop("served_at")
+    partial = Store(tmp_path / "partial")
+    partial.write_sharp(served)
+    in_time = revised.filter(pl.col("available_at") <= t)
+    assert in_time.height == 10
+    partial.write_sharp(in_time)
+    assert partial.read_sharp()["t_rec"].max() < t
+    known = flares.filter(pl.col("peak_time") < t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        a = forecast_at(bundle, full.read_sharp(as_of=t), flares, t)
+        b = forecast_at(bundle, partial.read_sharp(), known, t)
+        first_delivery = forecast_at(bundle, served, known, t)
+    assert a.height > 0 and a.equals(b)
+    # sensitivity: the revisions served by t reach the forecast of their region
+    assert not a.filter(pl.col("harpnum") == 9222).equals(
+        first_delivery.filter(pl.col("harpnum") == 9222))
+    assert a.filter(pl.col("harpnum") != 9222).equals(
+        first_delivery.filter(pl.col("harpnum") != 9222))
