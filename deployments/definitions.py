@@ -158,6 +158,7 @@ def serve_all(store: str | Path | None = None, *, port: int = 4200, ui: bool = T
     with the schedules paused, the runs ended and the server stopped.
     """
     configure_logging_env()
+    _stop_on_sigint_and_sigterm()
     from flows.layout import Layout
 
     from .server import API_AUTH_ENV, load_api_auth, local_server
@@ -179,6 +180,18 @@ def serve_all(store: str | Path | None = None, *, port: int = 4200, ui: bool = T
         _end_children()
 
 
+def _sigterm_as_sigint(*_: Any) -> None:
+    signal.raise_signal(signal.SIGINT)
+
+
+def _stop_on_sigint_and_sigterm() -> None:
+    """SIGTERM takes the Ctrl-C path, and Ctrl-C is Python's default even where a shell's
+    ``cmd &`` started us with SIGINT ignored (asyncio.run takes SIGINT over only from the
+    default handler, and then cancels the runner gracefully)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm_as_sigint)
+
+
 def _run_runner(deployments: list[Any], limit: int | None) -> None:
     from prefect.runner import Runner
 
@@ -187,7 +200,13 @@ def _run_runner(deployments: list[Any], limit: int | None) -> None:
             # Prefect's handler calls the loop-thread `stop` from inside that thread and
             # hangs; take the Ctrl-C path instead (asyncio cancels the main task, the
             # runner's exit pauses the schedules while the server still answers)
-            signal.raise_signal(signal.SIGINT)
+            _sigterm_as_sigint()
+
+        async def __aenter__(self) -> Any:
+            entered = await super().__aenter__()
+            # from here on a stop pauses the schedules (the tests wait for this line)
+            print(f"runner started: {', '.join(d.name for d in deployments)}", flush=True)
+            return entered
 
     runner = _Runner(pause_on_shutdown=True, limit=limit)
     for dep in deployments:

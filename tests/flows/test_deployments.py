@@ -1,20 +1,31 @@
 """The deployments against a real local Prefect server, started by ``flareflow serve``.
 
-The test starts ``python -m flareflow serve`` (which starts ``prefect server`` on
+The first test starts ``python -m flareflow serve`` (which starts ``prefect server`` on
 127.0.0.1 and serves the four deployments), checks that they are registered with their
 schedules, triggers the backfill deployment with parameters as the UI would, waits for the
 run, and checks its result and that flare_core INFO lines reached the run log.
+
+The stop tests send SIGINT, SIGTERM or SIGKILL to a serving ``flareflow serve`` and check
+that it and every process it started are gone within 15 s and the port is free again.
+`start_serve` is shared with ``test_serve_schedule.py`` and ``test_serve_security.py``.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 
 from deployments.server import free_port, wait_healthy
@@ -27,30 +38,115 @@ EXPECTED = {"forecast/hourly-forecast": "5 * * * *", "ingest/daily-ingest": "30 
             "train/weekly-retrain": "0 3 * * 1", "backfill/backfill": None}
 
 
+#: Credentials the tests give ``flareflow serve`` (FLAREFLOW_API_AUTH).
+AUTH = "tester:not-a-real-secret"
+
+
+@dataclass
+class Served:
+    """A running ``flareflow serve`` subprocess (in its own session)."""
+
+    proc: subprocess.Popen
+    port: int
+    root: Path
+    log_path: Path
+    auth: str | None
+    seen: list[psutil.Process] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def headers(self, auth: str | None = None) -> dict[str, str]:
+        token = base64.b64encode((auth or self.auth or "").encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def tree(self) -> list[psutil.Process]:
+        """The CLI process and all its descendants now (remembered for the clean-up)."""
+        root = psutil.Process(self.proc.pid)
+        procs = [root, *root.children(recursive=True)]
+        self.seen.extend(p for p in procs if p not in self.seen)
+        return procs
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_serve(root: Path, tmp: Path, *args: str, auth: str | None = AUTH,
+                env: dict[str, str] | None = None) -> Served:
+    """``python -m flareflow serve --store root --no-ui ARGS`` on a free port, healthy."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("PREFECT_API") and k != "FLAREFLOW_API_AUTH"}
+    environ.update(PREFECT_HOME=str(tmp / f"prefect-home-{port}"), PYTHONPATH=str(REPO),
+                   PREFECT_RUNNER_POLL_FREQUENCY="1", PREFECT_LOGGING_LEVEL="INFO",
+                   PREFECT_SERVER_ANALYTICS_ENABLED="false", **(env or {}))
+    if auth:
+        environ["FLAREFLOW_API_AUTH"] = auth
+    log_path = tmp / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flareflow", "serve", "--store", str(root), "--port",
+             str(port), "--no-ui", *args],
+            cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    served = Served(proc, port, root, log_path, auth)
+    try:
+        wait_healthy(served.api, timeout_s=120, proc=proc)
+    except BaseException:
+        stop_serve(served)
+        raise
+    return served
+
+
+def wait_deployments(served: Served, n: int, timeout_s: float = 90.0) -> list[dict]:
+    """The served deployments once ``n`` are registered and the runner has started."""
+    if served.auth is None:
+        served.auth = (served.root / "api_auth").read_text().strip()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = httpx.post(f"{served.api}/deployments/filter", json={},
+                       headers=served.headers(), timeout=10)
+        if r.status_code == 200 and len(r.json()) >= n and "runner started" in served.log():
+            served.tree()
+            return r.json()
+        assert time.monotonic() < deadline, (r.status_code, r.text, served.log())
+        time.sleep(0.5)
+
+
+def stop_serve(served: Served) -> None:
+    """SIGTERM, then SIGKILL, to the CLI and every process it was seen to start."""
+    with contextlib.suppress(psutil.Error):
+        served.tree()
+    for p in served.seen:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(served.seen, timeout=20)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        served.proc.wait(timeout=5)
+
+
+def port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port (closed connections in TIME_WAIT do not count)."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @pytest.fixture
 def served(installation, tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(REPO),
-               PREFECT_RUNNER_POLL_FREQUENCY="1", PREFECT_LOGGING_LEVEL="INFO",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flareflow", "serve", "--store", str(installation["root"]),
-         "--port", str(port), "--no-ui", "--no-fetch"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{port}/api"
+    s = start_serve(installation["root"], tmp_path, "--no-fetch")
     try:
-        wait_healthy(api, timeout_s=120, proc=proc)
-        yield api
+        yield s.api
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_serve(s)
 
 
 def _deployments(client, deadline_s: float = 90.0) -> dict:
@@ -69,9 +165,9 @@ def test_served_deployments_run_with_parameters(served, installation):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: served}):
+    with temporary_settings({PREFECT_API_URL: served, PREFECT_API_AUTH_STRING: AUTH}):
         with get_client(sync_client=True) as client:
             deps = _deployments(client)
             for name, cron in EXPECTED.items():
@@ -93,3 +189,27 @@ def test_served_deployments_run_with_parameters(served, installation):
     assert got["issue_time"].n_unique() == 4
     assert any(rec.name.startswith("flare_core") and rec.level == 20 for rec in logs), \
         sorted({rec.name for rec in logs})
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_serve_stops_with_its_children(sig, tmp_path):
+    """Each signal ends the CLI, the server (SIGKILL: by parent-death signal), the runner
+    and uvicorn within 15 s; nothing keeps listening on the port."""
+    s = start_serve(tmp_path / "store", tmp_path, "--only", "backfill")
+    try:
+        wait_deployments(s, 1)
+        procs = s.tree()
+        assert len(procs) >= 2, "no server child"  # the CLI and its Prefect server
+        began = time.monotonic()
+        s.proc.send_signal(sig)
+        gone, alive = psutil.wait_procs(procs, timeout=15)
+        took = time.monotonic() - began
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, (sig, [p.cmdline() for p in alive], s.log())
+        assert port_free(s.port), (sig, took, s.log())
+        if sig != signal.SIGKILL:
+            assert s.proc.wait(timeout=5) == 0, s.log()
+            assert "All deployments have been paused" in s.log()
+    finally:
+        stop_serve(s)
