@@ -14,20 +14,25 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import polars as pl
 
 from ..config import check_positive
-from ..errors import DataGapError, ParseError
+from ..errors import ConfigError, DataGapError, FlareflowError, ParseError
+from ..models.lifetime import lifetime_label
+from ..store import Store
 from ..timeutil import to_utc
-from . import plots
-from .forecast_store import ForecastStore, conform_forecasts
-from .full_disk import full_disk_probabilities
+from . import plots, verification
+from .forecast_store import RECORD_WINDOW_MODELS, ForecastStore, conform_forecasts
+from .full_disk import data_gaps, disk_coverage, full_disk_probabilities
 from .summary import rank_regions
 
 __all__ = ["render_forecast_page", "publish_latest_page"]
@@ -47,6 +52,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.
        max-width: 75em; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+h3 { font-size: 1.0em; margin: 1em 0 0.3em; }
 table { border-collapse: collapse; margin: 0.6em 0; }
 th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #e3e3e3; text-align: right; }
 th { background: #f3f3f3; }
@@ -54,9 +60,14 @@ td.text, th.text { text-align: left; }
 .meta td { text-align: left; }
 .risk-high { background: #f8c9c4; } .risk-mid { background: #fde5bf; }
 .risk-low { background: #eef5e6; }
-.stale { color: #a00; font-weight: bold; }
-.plots img { max-width: 48%; min-width: 18em; margin: 0.2em; border: 1px solid #ddd; }
-.fulldisk img { max-width: 100%; }
+.legend span { display: inline-block; padding: 0.15em 0.6em; margin-right: 0.4em;
+               border: 1px solid #ddd; }
+.stale, .warn { color: #a00; font-weight: bold; }
+.note { color: #555; font-size: 0.9em; margin: 0.2em 0 0.6em; }
+ul.gaps { margin: 0.3em 0; }
+.plots img { max-width: 48%; min-width: 18em; margin: 0.2em; border: 1px solid #ddd;
+             vertical-align: top; }
+.wide img { max-width: 100%; border: 1px solid #ddd; }
 footer { margin-top: 2em; font-size: 0.85em; color: #666; }
 </style>
 </head>
@@ -68,50 +79,96 @@ footer { margin-top: 2em; font-size: 0.85em; color: #666; }
 <tr><th class="text">Newest SHARP data</th><td{% if stale %} class="stale"{% endif %}>
 {{ newest_data }}{% if data_age_h is not none %} ({{ data_age_h }} h before issue{% if stale %},
  older than {{ stale_after_h }} h: stale{% endif %}){% endif %}</td></tr>
+<tr><th class="text">Coverage</th><td id="coverage"{% if coverage_warn %} class="warn"{% endif %}>
+{{ coverage }}</td></tr>
+<tr><th class="text">Data gaps</th><td id="gaps"{% if gaps %} class="warn"{% endif %}>
+{% if gaps %}{{ gaps | length }} in the published period ({{ period }}): see below{% else %}
+none in the published period ({{ period }}){% endif %}</td></tr>
+<tr><th class="text">Observed flares, last 24 h</th><td id="recent-flares">{{ recent_flares }}</td></tr>
 <tr><th class="text">Page generated</th><td>{{ generated_at }}</td></tr>
-<tr><th class="text">Regions</th><td>{{ n_regions }}</td></tr>
 </table>
+{% if gaps %}
+<ul class="gaps">
+{% for g in gaps %}<li>{{ g }}</li>
+{% endfor %}
+</ul>
+{% endif %}
+{% for n in notes %}<p class="note">{{ n }}</p>
+{% endfor %}
+<p class="legend" id="risk-legend">Risk colours:
+<span class="risk-high">high: P(C+) &ge; 80 %, P(M+) &ge; 50 %, P(X+) &ge; 20 %</span>
+<span class="risk-mid">elevated: P(C+) &ge; 50 %, P(M+) &ge; 20 %, P(X+) &ge; 5 %</span>
+<span class="risk-low">low: below those</span>
+&mdash; = not forecast by that model.</p>
 
 <h2>Full-disk probability</h2>
 <table>
 <tr><th class="text">model</th><th>C+</th><th>M+</th><th>X+</th><th>regions</th></tr>
 {% for fd in full_disk %}
-<tr><td class="text">{{ fd.model }} {{ fd.model_version }}</td><td>{{ fd.p_c24 }}</td>
-<td>{{ fd.p_m24 }}</td><td>{{ fd.p_x24 }}</td><td>{{ fd.n_regions }}</td></tr>
+<tr><td class="text">{{ fd.model }} {{ fd.model_version }}</td>
+<td class="{{ fd.c_class }}">{{ fd.p_c24 }}</td><td class="{{ fd.m_class }}">{{ fd.p_m24 }}</td>
+<td class="{{ fd.x_class }}">{{ fd.p_x24 }}</td><td>{{ fd.n_regions }}</td></tr>
 {% endfor %}
 </table>
+<p class="note">Full disk = 1 &minus; &prod;(1 &minus; p<sub>region</sub>) over the
+{{ n_regions }} region{{ "s" if n_regions != 1 }} forecast at this issue time{{ disk_note }}:
+flares from other regions (behind the limb, unnumbered, without fresh data) are not counted,
+so it is a lower bound.</p>
 {% if full_disk_plot %}
-<p class="fulldisk"><img src="{{ full_disk_plot }}" alt="full-disk probability time series"></p>
+<div class="wide" id="full-disk-history"><img src="{{ full_disk_plot }}"
+ alt="full-disk probability over the published period, observed flares marked"></div>
 {% endif %}
 
 {% for m in models %}
-<h2>Regions by risk &mdash; {{ m.model }} {{ m.model_version }}</h2>
+<h2 id="table-{{ m.anchor }}">Regions by risk &mdash; {{ m.model }} {{ m.model_version }}</h2>
+{% if m.note %}<p class="note">{{ m.note }}</p>{% endif %}
 <table>
 <tr><th>#</th><th>HARP</th><th class="text">NOAA AR</th><th>P(C+)</th><th>P(M+)</th>
-<th>P(X+)</th><th>mean lifetime (h)</th><th class="text">warning</th>
-<th class="text">data time</th><th class="text">plots</th></tr>
+<th>P(X+)</th><th>mean time to &ge;M flare (h, capped at {{ cap_h }})</th>
+<th class="text">warning</th><th class="text">data time</th><th class="text">plots</th></tr>
 {% for r in m.regions %}
 <tr data-harpnum="{{ r.harpnum }}"><td>{{ loop.index }}</td><td>{{ r.harpnum }}</td>
 <td class="text">{{ r.noaa_ars }}</td><td class="{{ r.c_class }}">{{ r.p_c24 }}</td>
 <td class="{{ r.m_class }}">{{ r.p_m24 }}</td><td class="{{ r.x_class }}">{{ r.p_x24 }}</td>
-<td>{{ r.mean_lifetime_h }}</td><td class="text">{{ r.warning_class }}</td>
+<td title="{{ r.lifetime_text }}">{{ r.mean_lifetime_h }}</td>
+<td class="text">{{ r.warning_class }}</td>
 <td class="text">{{ r.t_rec }}</td>
-<td class="text">{% for p in r.plots %}<a href="#plots-{{ r.harpnum }}">{{ p.label }}</a>
+<td class="text">{% for p in r.plots %}<a href="#{{ p.anchor }}">{{ p.label }}</a>
 {% endfor %}</td></tr>
 {% endfor %}
 </table>
 {% endfor %}
 
-{% if region_plots %}
-<h2>Region plots{% if plot_model %} &mdash; {{ plot_model }} model{% endif %}</h2>
-{% for harpnum, items in region_plots %}
-<div class="plots" id="plots-{{ harpnum }}">
-<h3>HARP {{ harpnum }}</h3>
-{% for p in items %}<img src="{{ p.src }}" alt="{{ p.label }}, HARP {{ harpnum }}">
+<h2 id="verification">Verification: the last {{ verification_days }} days</h2>
+<p class="note">{{ verification_note }}</p>
+{% if verification %}
+<table>
+<tr><th class="text">model</th><th>forecasts</th><th>&ge;M events</th><th>Brier score</th>
+<th>BSS</th><th>ROC AUC</th><th>TSS (P(M+) &ge; {{ threshold }})</th><th>TSS (warning)</th></tr>
+{% for v in verification %}
+<tr><td class="text">{{ v.model }}</td><td>{{ v.n }}</td><td>{{ v.events }}</td>
+<td>{{ v.brier }}</td><td>{{ v.bss }}</td><td>{{ v.roc_auc }}</td><td>{{ v.tss }}</td>
+<td>{{ v.tss_warning }}</td></tr>
+{% endfor %}
+</table>
+{% endif %}
+{% if verification_plot %}
+<div class="wide"><img src="{{ verification_plot }}"
+ alt="reliability diagram and ROC curves of every model"></div>
+{% endif %}
+
+{% for m in plot_sections %}
+<h2 id="plots-{{ m.anchor }}">Plots &mdash; {{ m.model }} model</h2>
+{% for p in m.overview %}<div class="wide"><img src="{{ p.src }}" alt="{{ p.label }}, {{ m.model }}"></div>
+{% endfor %}
+{% for harpnum, items in m.regions %}
+<div class="plots" id="plots-{{ m.anchor }}-{{ harpnum }}">
+<h3>HARP {{ harpnum }} &mdash; {{ m.model }}</h3>
+{% for p in items %}<img src="{{ p.src }}" alt="{{ p.label }}, HARP {{ harpnum }}, {{ m.model }}">
 {% endfor %}
 </div>
 {% endfor %}
-{% endif %}
+{% endfor %}
 <footer>flareflow &middot; probabilities are for a flare of the class or above peaking in
 the window; full disk = 1 &minus; &prod;(1 &minus; p<sub>region</sub>) over the forecast
 regions. Times are UTC.</footer>
@@ -140,12 +197,45 @@ def _img_src(path: Path, page_dir: Path, embed: bool) -> str:
     return Path(os.path.relpath(path, page_dir)).as_posix()
 
 
+def _anchor(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
+#: Page label of a plot, from the last ``_`` part of its file name.
+_PLOT_LABELS = {"survival": "survival curves", "lifetime": "lifetime track",
+                "regions": "probability history"}
+
+
+def _plot_label(path: Path) -> str:
+    kind = path.stem.rsplit("_", 1)[-1]
+    return _PLOT_LABELS.get(kind, kind)
+
+
+def _fmt_score(v: float | None, digits: int = 3) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _fmt_flare(row: Mapping[str, Any]) -> str:
+    ar = f" AR {row['noaa_ar']}" if row.get("noaa_ar") is not None else ""
+    return f"{row['goes_class']}{ar} {row['peak_time']:%m-%d %H:%M}"
+
+
 def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
                          region_plots: Mapping[int, Sequence[str | Path]] | None = None,
                          full_disk_plot: str | Path | None = None,
                          generated_at: datetime | None = None, horizon_h: float = 24.0,
                          stale_after_h: float = 3.0, embed_images: bool = False,
-                         plot_model: str | None = None) -> Path:
+                         plot_model: str | None = None,
+                         model_plots: Mapping[str, Mapping[int | None, Sequence[str | Path]]]
+                         | None = None,
+                         coverage: Mapping[str, Any] | None = None,
+                         gaps: Sequence[str] = (), period: str | None = None,
+                         recent_flares: pl.DataFrame | None = None,
+                         verification: pl.DataFrame | None = None,
+                         verification_plot: str | Path | None = None,
+                         verification_note: str | None = None,
+                         verification_days: float = 30.0, threshold: float = 0.5,
+                         cap_h: float = 144.0, notes: Sequence[str] = ()) -> Path:
     """Write the HTML page of one issue time.
 
     Parameters
@@ -156,7 +246,8 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
     out_path : str or Path
         The HTML file (parent folders are created).
     region_plots : mapping harpnum -> sequence of PNG paths, optional
-        Plots shown for each region (labels come from the file names).
+        Plots of ``plot_model`` (or of the first model) for each region; shorthand for
+        ``model_plots={plot_model: region_plots}``.
     full_disk_plot : str or Path, optional
         A PNG of the full-disk probability series.
     generated_at : datetime, optional
@@ -169,8 +260,33 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
         Inline the PNGs as base64 ``data:`` URIs (one portable file) instead of linking
         them relative to the page.
     plot_model : str, optional
-        The model whose forecasts the region plots show: its table comes first and the
-        plots section names it.
+        The headline model: its table comes first.
+    model_plots : mapping model -> (mapping harpnum or None -> sequence of PNG paths)
+        Each model's own plots: per region (harpnum) and model-wide (key None). A model's
+        table links to its own plots only. Labels come from the file names' last ``_``
+        part (``survival``, ``lifetime``, ``regions``).
+    coverage : mapping, optional
+        ``n_forecast`` and ``n_on_disk`` (None when unknown) and ``freshness_h``: the
+        coverage line ("N regions with fresh data of M on the disk").
+    gaps : sequence of str, optional
+        One sentence per data gap of the published period (`full_disk.data_gaps`).
+    period : str, optional
+        The published period, as shown with the gaps.
+    recent_flares : pl.DataFrame, optional
+        Flares (peak_time, goes_class, noaa_ar) of the 24 h before the issue time, listed
+        in the header (None: the flare list was not available).
+    verification : pl.DataFrame, optional
+        `flare_core.publish.verification.score_forecasts` of the window.
+    verification_plot : str or Path, optional
+        Its reliability/ROC figure.
+    verification_note : str, optional
+        What was verified (period, outcome) or why nothing could be.
+    verification_days, threshold : float, optional
+        The window length (days) and probability threshold of the TSS, as shown.
+    cap_h : float, optional
+        The restriction of the mean lifetime, hours (default 144), as shown.
+    notes : sequence of str, optional
+        Further lines shown under the header (e.g. what the page could not read).
 
     Returns
     -------
@@ -192,13 +308,25 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
     issue_time = df["issue_time"][0]
     newest = df["t_rec"].max()
     age_h = None if newest is None else (issue_time - newest).total_seconds() / 3600
+    all_plots: dict[str, dict[int | None, list[Path]]] = {
+        m: {h: [Path(p) for p in ps] for h, ps in per.items()}
+        for m, per in (model_plots or {}).items()}
+    if region_plots:
+        owner = plot_model or sorted(df["model"].unique())[0]
+        all_plots.setdefault(owner, {}).update(
+            {int(h): [Path(p) for p in ps] for h, ps in region_plots.items()})
     models = []
     tables = rank_regions(df).partition_by(["model", "model_version"], maintain_order=True)
-    tables.sort(key=lambda t: t["model"][0] != plot_model)  # stable: the plotted model first
+    tables.sort(key=lambda t: t["model"][0] != plot_model)  # stable: the headline model first
     for ranked in tables:
-        part = ranked
+        model = ranked["model"][0]
+        anchor = _anchor(model)
+        own = all_plots.get(model, {})
         models.append({
-            "model": part["model"][0], "model_version": part["model_version"][0],
+            "model": model, "model_version": ranked["model_version"][0], "anchor": anchor,
+            "note": (f"{model} forecasts the {horizon_h:g} h after its data time (column "
+                     "'data time'), not after the issue time."
+                     if model in RECORD_WINDOW_MODELS else ""),
             "regions": [{
                 "harpnum": r["harpnum"], "noaa_ars": r["noaa_ars"] or "—",
                 "p_c24": _fmt_p(r["p_c24"]), "p_m24": _fmt_p(r["p_m24"]),
@@ -206,19 +334,61 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
                 "c_class": _risk(r["p_c24"], 0.8, 0.5), "m_class": _risk(r["p_m24"], 0.5, 0.2),
                 "x_class": _risk(r["p_x24"], 0.2, 0.05),
                 "mean_lifetime_h": ("—" if r["mean_lifetime_h"] is None
-                                    else f"{r['mean_lifetime_h']:.1f}"),
+                                    else f"{r['mean_lifetime_h']:.0f}"),
+                "lifetime_text": lifetime_label(
+                    r["mean_lifetime_h"],
+                    r["survival_curve"][-1] if r["survival_curve"] else None, tmax_h=cap_h),
                 "warning_class": r["warning_class"] or "—", "t_rec": _fmt_time(r["t_rec"]),
-                "plots": [{"label": Path(p).stem.split("_", 1)[-1]}
-                          for p in (region_plots or {}).get(r["harpnum"], [])],
+                "plots": ([{"anchor": f"plots-{anchor}-{r['harpnum']}", "label": _plot_label(p)}
+                           for p in own.get(r["harpnum"], [])]
+                          + [{"anchor": f"plots-{anchor}", "label": _plot_label(p)}
+                             for p in own.get(None, [])]),
             } for r in ranked.iter_rows(named=True)],
         })
     full_disk = [{**fd, "p_c24": _fmt_p(fd["p_c24"]), "p_m24": _fmt_p(fd["p_m24"]),
-                  "p_x24": _fmt_p(fd["p_x24"])}
+                  "p_x24": _fmt_p(fd["p_x24"]), "c_class": _risk(fd["p_c24"], 0.8, 0.5),
+                  "m_class": _risk(fd["p_m24"], 0.5, 0.2),
+                  "x_class": _risk(fd["p_x24"], 0.2, 0.05)}
                  for fd in full_disk_probabilities(df).iter_rows(named=True)]
     shown = sorted(int(h) for h in df["harpnum"].unique())
-    plot_items = [(h, [{"src": _img_src(Path(p), out.parent, embed_images),
-                        "label": Path(p).stem.split("_", 1)[-1]}
-                       for p in (region_plots or {}).get(h, [])]) for h in shown]
+    order = [m["model"] for m in models]
+    plot_sections = []
+    for model in sorted(all_plots, key=lambda m: order.index(m) if m in order else len(order)):
+        per = all_plots[model]
+        regions = [(h, [{"src": _img_src(p, out.parent, embed_images), "label": _plot_label(p)}
+                        for p in per[h]]) for h in shown if per.get(h)]
+        overview = [{"src": _img_src(p, out.parent, embed_images), "label": _plot_label(p)}
+                    for p in per.get(None, [])]
+        if regions or overview:
+            plot_sections.append({"model": model, "anchor": _anchor(model),
+                                  "regions": regions, "overview": overview})
+    cov = dict(coverage or {})
+    n_on_disk = cov.get("n_on_disk")
+    fresh_h = cov.get("freshness_h", 6.0)
+    if n_on_disk is None:
+        coverage_text = (f"{len(shown)} region{'s' * (len(shown) != 1)} forecast; the number "
+                         "on the disk is unknown (no SHARP records available to the page)")
+    else:
+        coverage_text = (f"{len(shown)} region{'s' * (len(shown) != 1)} with fresh data of "
+                         f"{n_on_disk} on the disk (a SHARP record served in the {fresh_h:g} h "
+                         "before issue)")
+        if cov.get("not_forecast"):
+            coverage_text += "; not forecast: " + ", ".join(
+                f"HARP {h}" for h in cov["not_forecast"])
+    if recent_flares is None:
+        recent = "unknown (no flare list available to the page)"
+    elif recent_flares.is_empty():
+        recent = "none of class C or above"
+    else:
+        big = recent_flares.filter(pl.col("goes_class").str.slice(0, 1).is_in(["M", "X"]))
+        n_c = recent_flares.height - big.height
+        recent = (", ".join(_fmt_flare(r) for r in big.iter_rows(named=True)) or "no M or X")
+        recent += f"; {n_c} C-class" if n_c else ""
+    ver_rows = [] if verification is None else [{
+        "model": v["model"], "n": v["n"], "events": v["events"],
+        "brier": _fmt_score(v["brier"]), "bss": _fmt_score(v["bss"], 2),
+        "roc_auc": _fmt_score(v["roc_auc"]), "tss": _fmt_score(v["tss"], 2),
+        "tss_warning": _fmt_score(v["tss_warning"], 2)} for v in verification.iter_rows(named=True)]
     html = _TEMPLATE.render(
         issue_time=_fmt_time(issue_time),
         window_end=_fmt_time(issue_time + timedelta(hours=horizon_h)),
@@ -227,10 +397,18 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
         stale=age_h is not None and age_h > stale_after_h, stale_after_h=f"{stale_after_h:g}",
         generated_at=_fmt_time(generated_at or datetime.now(UTC)),
         n_regions=len(shown), full_disk=full_disk,
+        disk_note=("" if n_on_disk is None else f" (of {n_on_disk} on the disk with fresh data)"),
         full_disk_plot=(None if full_disk_plot is None
                         else _img_src(Path(full_disk_plot), out.parent, embed_images)),
-        models=models, region_plots=[(h, items) for h, items in plot_items if items],
-        plot_model=plot_model,
+        models=models, plot_sections=plot_sections, cap_h=f"{cap_h:g} h",
+        coverage=coverage_text,
+        coverage_warn=n_on_disk is not None and n_on_disk > len(shown),
+        gaps=list(gaps), period=period or _fmt_time(issue_time), recent_flares=recent,
+        notes=list(notes), verification=ver_rows,
+        verification_plot=(None if verification_plot is None
+                           else _img_src(Path(verification_plot), out.parent, embed_images)),
+        verification_note=verification_note or "No verification data.",
+        verification_days=f"{verification_days:g}", threshold=f"{threshold:g}",
     )
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
@@ -240,20 +418,104 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
     return out
 
 
+# -- publish_latest_page: read everything the page needs, draw the plots ----------------------
+
+
+def _open_data_store(store: ForecastStore, data_store: str | Path | Store | None
+                     ) -> Store | None:
+    """The data store given, else the one at the installation root (``<root>/published/
+    forecasts.duckdb`` -> ``<root>``, `flows.layout.Layout`), else None."""
+    if isinstance(data_store, Store):
+        return data_store
+    if data_store is not None:
+        return Store(data_store)
+    root = Path(store.path).resolve().parent.parent
+    return Store(root) if (root / "MANIFEST.json").is_file() else None
+
+
+def _read_history(store: ForecastStore, start: datetime, end: datetime, *,
+                  chunk_d: float = 31.0) -> pl.DataFrame:
+    """Every forecast issued in [start, end] without the survival curves, read a month
+    at a time so a long published period never holds all curves in memory."""
+    parts = []
+    t = start
+    stop = end + timedelta(microseconds=1)
+    while t < stop:
+        nxt = min(t + timedelta(days=chunk_d), stop)
+        parts.append(store.read(start=t, end=nxt).drop("survival_grid_h", "survival_curve"))
+        t = nxt
+    return pl.concat(parts)
+
+
+def _pick_curves(part: pl.DataFrame, latest: datetime, offsets_h: Sequence[float]
+                 ) -> pl.DataFrame:
+    """The latest forecast and, per offset, the one issued nearest ``latest - offset``
+    (at most half the offset away); each issue time once, newest first."""
+    times = part["issue_time"].to_list()
+    chosen = [max(times)]
+    for off in offsets_h:
+        target = latest - timedelta(hours=off)
+        best = min(times, key=lambda t: abs((t - target).total_seconds()))
+        if abs((best - target).total_seconds()) <= off * 1800 and best not in chosen:
+            chosen.append(best)
+    return part.filter(pl.col("issue_time").is_in(chosen)).sort("issue_time", descending=True)
+
+
 def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
                         model: str | None = None, history_h: float = 72.0,
                         embed_images: bool = False,
-                        generated_at: datetime | None = None) -> Path:
-    """Plots and ``index.html`` for the newest issue time in ``store``.
+                        generated_at: datetime | None = None,
+                        data_store: str | Path | Store | None = None,
+                        flares: pl.DataFrame | None = None, freshness_h: float = 6.0,
+                        verification_days: float = 30.0, cap_h: float = 144.0,
+                        curve_offsets_h: Sequence[float] = (6.0, 24.0, 48.0, 72.0)) -> Path:
+    """Plots and ``index.html`` for the newest issue time ``T`` in ``store``.
 
-    Draws, into ``out_dir``, per region: the survival curves of the forecasts issued in the
-    last ``history_h`` hours coloured by issue time, each on its own time grid
-    (``<harpnum>_survival.png``) and the
-    mean-lifetime track over the same period (``<harpnum>_lifetime.png``; the line breaks
-    where the region went without forecasts for more than a few issue cadences); and the
-    full-disk probability series (``full_disk.png``). Regions without curves or lifetimes
-    skip that plot. With several models, the plots use ``model`` (default: the first model
-    of the latest issue time, alphabetically); the tables show every model.
+    Reads the forecast store and, for the observed flares and the regions on the disk, the
+    data store (`flare_core.store.Store`; default: the installation root holding the
+    forecast store, ``<root>/published/forecasts.duckdb``, when it has a ``MANIFEST.json``).
+    Only flares peaking before ``T`` are used. Draws, into ``out_dir``:
+
+    - ``full_disk.png``: full-disk P(C+/M+/X+) of the headline model over the WHOLE
+      published period, with the observed C/M/X flares (class, peak, NOAA region), the
+      number of regions forecast and the data gaps (`full_disk.data_gaps`) shaded;
+    - ``<model>_regions.png`` per model: each current region's probabilities over the
+      published period, its own flares marked;
+    - for models with survival curves, per region ``<model>_<harpnum>_survival.png``: the
+      latest curve and those issued ``curve_offsets_h`` hours earlier (within
+      ``history_h``), labelled by issue time;
+    - for models with mean lifetimes, per region ``<model>_<harpnum>_lifetime.png``: the
+      restricted mean time to the next >=M flare (capped at ``cap_h``) over the period;
+    - ``verification.png``: reliability and ROC of every model over the forecasts issued
+      in the last ``verification_days`` whose window closed by ``T``
+      (`flare_core.publish.verification`), with a table of Brier score, BSS, AUC, TSS.
+
+    Parameters
+    ----------
+    store : ForecastStore
+    out_dir : str or Path
+    model : str, optional
+        The headline model (its table first, its full-disk history drawn; default: the
+        first model of the latest issue time, alphabetically). Every model's table links
+        to that model's own plots.
+    history_h : float, optional
+        How far back the earlier survival curves may go, hours (default 72).
+    embed_images : bool, optional
+        Inline the PNGs in the page.
+    generated_at : datetime, optional
+    data_store : path or Store, optional
+        The data store to read flares and SHARP records from (see above).
+    flares : pl.DataFrame, optional
+        Observed flares (canonical, ``harpnum`` attached) instead of the data store's.
+    freshness_h : float, optional
+        Hours a SHARP record stays fresh, for the coverage (default 6, the forecasting
+        default).
+    verification_days : float, optional
+        Length of the rolling verification window, days (default 30).
+    cap_h : float, optional
+        The restriction of the mean lifetime, hours (default 144).
+    curve_offsets_h : sequence of float, optional
+        Hours before ``T`` of the earlier survival curves drawn (default 6, 24, 48, 72).
 
     Returns
     -------
@@ -266,45 +528,155 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         If the store holds no forecast (of ``model``).
     """
     check_positive("history_h", history_h)
+    check_positive("freshness_h", freshness_h)
     latest = store.latest_issue_time(model=model)
     if latest is None:
         raise DataGapError(f"forecast store {store.path} holds no forecast"
                            + (f" of model {model!r}" if model else ""))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
     current = store.read(issue_time=latest)
     model = model or sorted(current["model"].unique())[0]
     version = current.filter(pl.col("model") == model)["model_version"].max()
-    recent = store.read(start=latest - timedelta(hours=history_h), end=latest + timedelta(
-        microseconds=1), model=model).filter(pl.col("model_version") == version)
-    region_plots: dict[int, list[Path]] = {}
-    for (harpnum,), part in recent.group_by(["harpnum"], maintain_order=True):
-        harpnum = int(harpnum)
-        if harpnum not in set(current["harpnum"]):
+    first = store.issue_times()[0]
+    history = _read_history(store, first, latest)
+    head = history.filter(pl.col("model") == model, pl.col("model_version") == version)
+    period = f"{_fmt_time(first)} \u2013 {_fmt_time(latest)}"
+
+    data = _open_data_store(store, data_store)
+    records = None
+    if data is not None:
+        try:
+            if flares is None:
+                flares = data.read_flares(end=latest)
+            records = data.read_sharp(start=first - timedelta(hours=freshness_h), end=latest)
+        except (FlareflowError, OSError) as e:
+            notes.append(f"The data store {data.root} could not be read ({e}): no observed "
+                         "flares or coverage.")
+            logger.warning("page: data store %s unreadable: %s", data.root, e)
+    else:
+        notes.append("No data store next to the forecast store: observed flares and the "
+                     "regions on the disk are not shown.")
+    if flares is not None:
+        flares = flares.filter(pl.col("peak_time") < latest)
+
+    coverage = disk_coverage(head, records, freshness_h=freshness_h)
+    gaps = data_gaps(coverage)
+    gap_text = _gap_sentences(gaps, records)
+    now = coverage.filter(pl.col("issue_time") == latest).row(0, named=True)
+
+    current_regions = set(current["harpnum"])
+    model_plots: dict[str, dict[int | None, list[Path]]] = {}
+    for (m, v), part in history.group_by(["model", "model_version"], maintain_order=True):
+        if m not in set(current["model"]) or v != current.filter(
+                pl.col("model") == m)["model_version"].max():
             continue
-        title = f"HARP {harpnum}" + (f" (AR {part['noaa_ars'][-1]})"
-                                     if part["noaa_ars"][-1] else "") + f", {model} model"
-        paths = region_plots.setdefault(harpnum, [])
-        # each curve on its own grid (hours after its issue time; re-based forecasts differ)
+        mine = part.filter(pl.col("harpnum").is_in(list(current_regions)))
+        try:
+            model_plots.setdefault(m, {})[None] = [plots.plot_region_probability_tracks(
+                mine.sort("harpnum", "issue_time"), out / f"{m}_regions.png", flares=flares,
+                gaps=gaps, title=f"{m}: P(flare in the next 24 h) by region")]
+        except ConfigError:  # no probabilities at all (a lifetime-only model)
+            pass
+    recent = store.read(start=latest - timedelta(hours=history_h), end=latest + timedelta(
+        microseconds=1))
+    for (m, harpnum), part in recent.group_by(["model", "harpnum"], maintain_order=True):
+        harpnum = int(harpnum)
+        if harpnum not in current_regions or m not in model_plots and m not in set(
+                current["model"]):
+            continue
+        v = current.filter(pl.col("model") == m)["model_version"].max()
+        part = part.filter(pl.col("model_version") == v)
+        ars = part["noaa_ars"].drop_nulls()
+        title = f"HARP {harpnum}" + (f" (AR {ars[-1]})" if len(ars) else "") + f", {m} model"
+        paths = model_plots.setdefault(m, {}).setdefault(harpnum, [])
         curves = part.filter(pl.col("survival_curve").list.len() > 0,
                              pl.col("survival_grid_h").list.len()
                              == pl.col("survival_curve").list.len())
         if curves.height:
+            picked = _pick_curves(curves, latest, [o for o in curve_offsets_h
+                                                   if o <= history_h])
+            labels = [f"{t:%m-%d %H:%M}" + (" (latest)" if t == latest else
+                                            f" ({(t - latest).total_seconds() / 3600:+.0f} h)")
+                      for t in picked["issue_time"]]
             paths.append(plots.plot_survival_curves(
-                curves["survival_grid_h"].to_list(), curves["survival_curve"].to_list(),
-                curves["issue_time"], out / f"{harpnum}_survival.png", title=title))
-        life = part.filter(pl.col("mean_lifetime_h").is_not_null())
+                picked["survival_grid_h"].to_list(), picked["survival_curve"].to_list(),
+                picked["issue_time"], out / f"{m}_{harpnum}_survival.png", title=title,
+                labels=labels, horizon_h=24.0))
+        life = history.filter(pl.col("model") == m, pl.col("model_version") == v,
+                              pl.col("harpnum") == harpnum,
+                              pl.col("mean_lifetime_h").is_not_null())
         if life.height:
+            own = (None if flares is None else flares.filter(pl.col("harpnum") == harpnum,
+                                                           pl.col("goes_class").str.slice(0, 1)
+                                                           .is_in(["M", "X"])))
             paths.append(plots.plot_mean_lifetime_track(
-                life["issue_time"], life["mean_lifetime_h"], out / f"{harpnum}_lifetime.png",
-                title=title))
-    full_disk = full_disk_probabilities(recent)
+                life["issue_time"], life["mean_lifetime_h"], out / f"{m}_{harpnum}_lifetime.png",
+                title=title, cap_h=cap_h, gaps=gaps, harpnum=harpnum,
+                flare_times=None if own is None else own["peak_time"],
+                flare_classes=None if own is None else own["goes_class"].to_list()))
+    full_disk = full_disk_probabilities(head).join(
+        coverage.select("issue_time", "n_on_disk"), on="issue_time", how="left")
     fd_plot = None
     if full_disk.height and any(full_disk[c].null_count() < full_disk.height
                                 for c in ("p_c24", "p_m24", "p_x24")):
         fd_plot = plots.plot_full_disk_probability(
-            full_disk, out / "full_disk.png",
-            title=f"Full-disk flare probability, {model} {version}")
-    return render_forecast_page(current, out / "index.html", region_plots=region_plots,
-                                full_disk_plot=fd_plot, embed_images=embed_images,
-                                generated_at=generated_at, plot_model=model)
+            full_disk, out / "full_disk.png", flares=flares, gaps=gaps, n_regions=True,
+            title=f"Full-disk flare probability ({model} model, regions forecast)")
+    ver, ver_plot, ver_note = _verify(history, flares, latest, out,
+                                      window_d=verification_days)
+    recent_flares = (None if flares is None else flares.filter(
+        pl.col("peak_time") >= latest - timedelta(hours=24)).sort("peak_time"))
+    return render_forecast_page(
+        current, out / "index.html", full_disk_plot=fd_plot, embed_images=embed_images,
+        generated_at=generated_at, plot_model=model, model_plots=model_plots,
+        coverage={"n_forecast": now["n_forecast"], "n_on_disk": now["n_on_disk"],
+                  "not_forecast": now["not_forecast"], "freshness_h": freshness_h},
+        gaps=gap_text, period=period, recent_flares=recent_flares, verification=ver,
+        verification_plot=ver_plot, verification_note=ver_note,
+        verification_days=verification_days, cap_h=cap_h, notes=notes)
+
+
+def _gap_sentences(gaps: pl.DataFrame, records: pl.DataFrame | None) -> list[str]:
+    """The page's line per gap; a region that dropped out gets its last SHARP record."""
+    last = ({} if records is None else dict(
+        records.group_by("harpnum").agg(pl.col("t_rec").max()).iter_rows()))
+    out = []
+    for g in gaps.iter_rows(named=True):
+        text = g["detail"]
+        if g["kind"] == "fewer_regions" and last:
+            seen = [f"HARP {h} {_fmt_time(last[h])}" for h in g["harpnums"] if h in last]
+            if seen:
+                text += "; last SHARP record: " + ", ".join(seen)
+        out.append(text)
+    return out
+
+
+def _verify(history: pl.DataFrame, flares: pl.DataFrame | None, latest: datetime, out: Path,
+            *, window_d: float) -> tuple[pl.DataFrame | None, Path | None, str]:
+    """Scores, figure and note of the rolling verification (None where it cannot be done)."""
+    start, end = verification.verification_window(latest, window_d=window_d)
+    if flares is None:
+        return None, None, "Not verified: no flare list available to the page."
+    labelled = verification.label_forecasts(history, flares, issue_time=latest,
+                                            window_d=window_d)
+    if labelled.is_empty():
+        return None, None, (f"Not verified yet: no forecast issued {_fmt_time(start)} \u2013 "
+                            f"{_fmt_time(end)} (a forecast is verified once its 24-h window "
+                            "has closed).")
+    first, last = labelled["issue_time"].min(), labelled["issue_time"].max()
+    scores = verification.score_forecasts(labelled)
+    fig = plots.plot_verification(verification.reliability_table(labelled),
+                                  verification.roc_table(labelled), out / "verification.png",
+                                  scores=scores,
+                                  title=f"P(M+ in 24 h), forecasts issued "
+                                        f"{first:%Y-%m-%d %H:%M} \u2013 {last:%Y-%m-%d %H:%M} UTC")
+    events = int(labelled.filter(pl.col("model") == labelled["model"][0])["observed"].sum())
+    note = (f"Forecasts issued {_fmt_time(first)} \u2013 {_fmt_time(last)} (every issue time "
+            f"of the last {window_d:g} days whose 24-h window closed by this issue time), "
+            "scored against the >=M flares of their region peaking in (issue time, issue "
+            f"time + 24 h]; {events} region-hours with a flare. BSS is against the window's "
+            "own event rate; TSS counts P(M+) >= 0.5 as a yes, and the warning TSS the "
+            "model's own warning.")
+    return scores, fig, note

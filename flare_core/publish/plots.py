@@ -9,9 +9,11 @@ Forecast figures
     `plot_survival_curves` (S(t) of one region, coloured by issue/record time or lead time),
     `plot_mean_lifetime_track` (mean lifetime vs time with the observed flares, as in the
     survival-analysis flare papers' lifetime tracks), `plot_full_disk_probability`
-    (full-disk C+/M+/X+ probability time series, observed flares marked).
+    (full-disk C+/M+/X+ probability time series, observed flares and data gaps marked),
+    `plot_region_probability_tracks` (one model's probabilities, one panel per region).
 Evaluation figures
-    `plot_roc_curves`, `plot_reliability_diagram`, `plot_auc_vs_time` (cumulative/dynamic
+    `plot_verification` (reliability + ROC of several models, from
+    `flare_core.publish.verification`), `plot_roc_curves`, `plot_reliability_diagram`, `plot_auc_vs_time` (cumulative/dynamic
     AUC(t)), `plot_tss_vs_threshold`.
 
 Several models can share one evaluation figure: pass a mapping ``{name: values}``; a bare
@@ -46,6 +48,8 @@ __all__ = [
     "plot_survival_curves",
     "plot_mean_lifetime_track",
     "plot_full_disk_probability",
+    "plot_region_probability_tracks",
+    "plot_verification",
     "plot_roc_curves",
     "plot_reliability_diagram",
     "plot_auc_vs_time",
@@ -110,6 +114,12 @@ def _named(values: Any, name: str) -> dict[str, Any]:
     return {"": values}
 
 
+def _time_xlim(ax: Any, start: datetime, end: datetime) -> None:
+    """Limit the time axis to [start, end] (left to matplotlib for a single instant)."""
+    if end > start:
+        ax.set_xlim(start, end)
+
+
 def _time_axis(ax: Any) -> None:
     locator = mdates.AutoDateLocator(tz="UTC")
     ax.xaxis.set_major_locator(locator)
@@ -169,12 +179,74 @@ def _curves(grid_h: Any, curves: Any) -> tuple[list[np.ndarray], list[np.ndarray
 def _is_nested(values: Any) -> bool:
     return len(values) > 0 and isinstance(values[0], (Sequence, np.ndarray, pl.Series))
 
+
+#: How `_shade_gaps` draws each kind of `flare_core.publish.full_disk.data_gaps` band.
+_GAP_STYLE = {
+    "no_forecast": {"color": "0.55", "alpha": 0.35, "label": "no forecast (no fresh data)"},
+    "fewer_regions": {"color": "tab:purple", "alpha": 0.25,
+                      "label": "a region dropped out"},
+    "not_forecast": {"color": "tab:purple", "alpha": 0.12, "hatch": "//",
+                     "label": "region with data not forecast"},
+}
+
+
+def _shade_gaps(ax: Any, gaps: pl.DataFrame | None, *, harpnum: int | None = None) -> None:
+    """Shade the bands of a `data_gaps` frame (start, end, kind); one legend entry per kind.
+    With ``harpnum``, only the gaps without any forecast and those of that region."""
+    if gaps is None or gaps.is_empty():
+        return
+    if harpnum is not None:
+        gaps = gaps.filter((pl.col("kind") == "no_forecast")
+                           | pl.col("harpnums").list.contains(harpnum))
+    seen: set[str] = set()
+    for start, end, kind in gaps.select("start", "end", "kind").iter_rows():
+        style = dict(_GAP_STYLE.get(kind, _GAP_STYLE["no_forecast"]))
+        label = style.pop("label")
+        ax.axvspan(start, end, lw=0, zorder=0, label=None if kind in seen else label, **style)
+        seen.add(kind)
+
+
+def _flare_class_letter(goes_class: pl.Expr) -> pl.Expr:
+    return goes_class.str.to_uppercase().str.slice(0, 1)
+
+
+def _mark_flares(ax: Any, flares: pl.DataFrame | None, start: datetime, end: datetime, *,
+                 label_region: bool = True, c_rug: bool = True) -> None:
+    """Observed flares peaking in [start, end]: M and X as vertical lines labelled with
+    class (and NOAA region), C as short ticks along the bottom."""
+    if flares is None or flares.is_empty():
+        return
+    inside = flares.filter(pl.col("peak_time").is_between(start, end))
+    letter = _flare_class_letter(pl.col("goes_class"))
+    big = inside.filter(letter.is_in(["M", "X"])).sort("peak_time")
+    has_ar = "noaa_ar" in big.columns
+    for row in big.iter_rows(named=True):
+        x_class = row["goes_class"].upper().startswith("X")
+        colour = "tab:red" if x_class else "tab:orange"
+        ax.axvline(row["peak_time"], color=colour, lw=1.0 if x_class else 0.7, alpha=0.6,
+                   zorder=1)
+        text = row["goes_class"]
+        if label_region and has_ar and row["noaa_ar"] is not None:
+            text += f" AR{row['noaa_ar']}"
+        ax.text(row["peak_time"], 0.99, text + " ", color=colour, fontsize=6.5, rotation=90,
+                va="top", ha="right", transform=ax.get_xaxis_transform(),
+                fontweight="bold" if x_class else "normal")
+    if big.height:
+        ax.plot([], [], color="tab:red", lw=1.0, label="observed X flare (peak)")
+        ax.plot([], [], color="tab:orange", lw=0.7, label="observed M flare (peak)")
+    small = inside.filter(letter == "C")
+    if c_rug and small.height:
+        ax.plot(small["peak_time"].to_list(), np.full(small.height, 0.012), "|",
+                color="tab:olive", ms=7, mew=1.0, transform=ax.get_xaxis_transform(),
+                label="observed C flare (peak)")
+
 # -- forecast figures ------------------------------------------------------------------------
 
 
 def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | Path, *,
                          flare_time: datetime | None = None, title: str | None = None,
-                         cmap: str = "viridis") -> Path:
+                         cmap: str = "viridis", labels: Sequence[str] | None = None,
+                         horizon_h: float | None = None) -> Path:
     """Survival curves S(t) of one region, one line per forecast, coloured by time.
 
     Parameters
@@ -195,6 +267,12 @@ def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | P
         moment; otherwise colours show hours since the first curve.
     title : str, optional
         Figure title (e.g. ``"HARP 4698 (AR 12192)"``).
+    labels : sequence of n str, optional
+        One legend label per curve (e.g. its issue time). With labels, a few curves are
+        drawn as distinct lines with a legend instead of a colour bar; the newest (latest
+        time) is drawn thickest, in black.
+    horizon_h : float, optional
+        Mark the forecast window (e.g. 24 h) with a dotted vertical line.
 
     Returns
     -------
@@ -203,6 +281,9 @@ def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | P
     grids, s = _curves(grid_h, curves)
     when = _times(times, "times")
     _same_length(curves=s, times=when)
+    if labels is not None:
+        return _plot_labelled_curves(grids, s, when, list(labels), out_path, title=title,
+                                     horizon_h=horizon_h)
     if flare_time is not None:
         flare = to_utc(flare_time)
         colour_value = np.array([_hours(flare, t) for t in when])
@@ -226,8 +307,35 @@ def plot_survival_curves(grid_h: Any, curves: Any, times: Any, out_path: str | P
            xlabel="hours after issue time",
            ylabel="S(t) = P(no flare by t)", title=title or "Survival curves")
     ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    if horizon_h is not None:
+        ax.axvline(horizon_h, color="0.4", lw=0.8, ls=":")
     ax.grid(alpha=0.3)
     fig.colorbar(ScalarMappable(norm=norm, cmap=colours), ax=ax, label=label)
+    return _save(fig, out_path)
+
+
+def _plot_labelled_curves(grids: list[np.ndarray], s: list[np.ndarray], when: list[datetime],
+                          labels: list[str], out_path: str | Path, *, title: str | None,
+                          horizon_h: float | None) -> Path:
+    if len(labels) != len(s):
+        raise ConfigError(f"{len(labels)} labels for {len(s)} curves")
+    order = np.argsort([t.timestamp() for t in when], kind="stable")
+    shades = colormaps["Blues"](np.linspace(0.35, 0.8, max(len(s) - 1, 1)))
+    fig = _figure(8.0, 4.2)
+    ax = fig.add_subplot()
+    for rank, k in enumerate(order):
+        newest = rank == len(order) - 1
+        ax.step(grids[k], s[k], where="post", lw=2.4 if newest else 1.3,
+                color="black" if newest else shades[rank], label=labels[k], zorder=3 + rank)
+    if horizon_h is not None:
+        ax.axvline(horizon_h, color="tab:red", lw=0.9, ls="--",
+                   label=f"end of the {horizon_h:g}-h window")
+    ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    ax.set(xlim=(0, max(float(g[-1]) for g in grids)), ylim=(0, 1.02),
+           xlabel="hours after the forecast's issue time",
+           ylabel="S(t) = P(no \u2265M flare by t)", title=title or "Survival curves")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize=8, title="issued (UTC)", title_fontsize=8)
     return _save(fig, out_path)
 
 
@@ -235,7 +343,9 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
                              flare_times: Any = None, flare_classes: Sequence[str] | None = None,
                              observed_time_to_event_h: Any = None,
                              title: str | None = None,
-                             max_gap_cadences: float = 3.0) -> Path:
+                             max_gap_cadences: float = 3.0, cap_h: float | None = None,
+                             gaps: pl.DataFrame | None = None,
+                             harpnum: int | None = None) -> Path:
     """Predicted mean lifetime (expected hours to the next flare) of one region vs time.
 
     Parameters
@@ -258,12 +368,22 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
         The line breaks where consecutive times are more than this many typical spacings
         (the median step) apart, so a region's days without forecasts stay visible
         (default 3).
+    cap_h : float, optional
+        The restriction of the mean (e.g. 144 h: ``integral_0^cap S(t) dt``): drawn as a
+        dotted line and named on the axis.
+    gaps : pl.DataFrame, optional
+        Bands to shade (`flare_core.publish.full_disk.data_gaps`).
+    harpnum : int, optional
+        The region shown: only its own gaps (and those without any forecast) are shaded.
 
     Returns
     -------
     Path
+        The time axis spans ``times``; flares outside it are not drawn.
     """
     check_positive("max_gap_cadences", max_gap_cadences)
+    if cap_h is not None:
+        check_positive("cap_h", cap_h)
     when = _times(times, "times")
     life = _array(mean_lifetime_h, "mean_lifetime_h")
     _same_length(times=when, mean_lifetime_h=life)
@@ -275,7 +395,9 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
                                          max_gap_cadences=max_gap_cadences)
     fig = _figure(7.0, 4.2)
     ax = fig.add_subplot()
-    ax.plot(when, life, color="tab:blue", lw=1.6, marker=".", ms=3, label="predicted mean lifetime")
+    _shade_gaps(ax, gaps, harpnum=harpnum)
+    ax.plot(when, life, color="tab:blue", lw=1.6, marker=".", ms=3,
+            label="predicted mean lifetime")
     if obs is not None:
         ax.plot(when, rest[0], color="0.3", lw=1.0, ls="--", label="observed time to next flare")
     if flare_times is not None:
@@ -283,16 +405,24 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
         classes = list(flare_classes) if flare_classes is not None else [""] * len(peaks)
         if len(classes) != len(peaks):
             raise ConfigError(f"{len(classes)} flare_classes for {len(peaks)} flare_times")
-        top = np.nanmax(life) if np.isfinite(life).any() else 1.0
-        for i, (t, c) in enumerate(zip(peaks, classes, strict=True)):
-            ax.axvline(t, color="tab:red", lw=1.0, alpha=0.7,
+        lo, hi = min(when), max(when)
+        inside = [(t, c) for t, c in zip(peaks, classes, strict=True) if lo <= t <= hi]
+        for i, (t, c) in enumerate(inside):
+            ax.axvline(t, color="tab:red", lw=1.0, alpha=0.6,
                        label="observed flare peak" if i == 0 else None)
             if c:
-                ax.text(t, top, f" {c}", color="tab:red", fontsize=8, va="top")
-    ax.set(ylabel="hours", title=title or "Mean lifetime track")
+                ax.text(t, 0.99, f"{c} ", color="tab:red", fontsize=6.5, rotation=90,
+                        va="top", ha="right", transform=ax.get_xaxis_transform())
+    ylabel = ("restricted mean time to next \u2265M flare, h"
+              + (f"\n(capped at {cap_h:g} h)" if cap_h is not None else ""))
+    ax.set(ylabel=ylabel, title=title or "Mean lifetime track")
     shown = np.concatenate([life, *rest])
     top = float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0
+    if cap_h is not None:
+        ax.axhline(cap_h, color="0.4", lw=0.8, ls=":", label=f"cap ({cap_h:g} h)")
+        top = max(top, cap_h)
     ax.set_ylim(0, max(top, 1.0) * 1.08)
+    _time_xlim(ax, min(when), max(when))
     _time_axis(ax)
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", fontsize=8, ncols=3)
@@ -302,7 +432,9 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
 def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
                                flares: pl.DataFrame | None = None,
                                title: str | None = None,
-                               max_gap_cadences: float = 3.0) -> Path:
+                               max_gap_cadences: float = 3.0,
+                               gaps: pl.DataFrame | None = None,
+                               n_regions: bool = False) -> Path:
     """Full-disk probability of a C+, M+ and X+ flare in the next 24 h vs issue time.
 
     Parameters
@@ -314,12 +446,18 @@ def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
     out_path : str or Path
         PNG file to write.
     flares : pl.DataFrame, optional
-        Observed flares (canonical flare frame: peak_time, goes_class); those of class M
-        and X inside the plotted period are marked along the top.
+        Observed flares (canonical flare frame: peak_time, goes_class, optional noaa_ar)
+        peaking inside the plotted period: M and X as labelled vertical lines (class and
+        NOAA region), C as ticks along the bottom.
     title : str, optional
     max_gap_cadences : float, optional
         Lines break where consecutive issue times are more than this many typical spacings
         apart (default 3).
+    gaps : pl.DataFrame, optional
+        Bands to shade (`flare_core.publish.full_disk.data_gaps`).
+    n_regions : bool, optional
+        Also draw the number of regions forecast (``n_regions`` column; first model) as a
+        step line on a right-hand axis.
 
     Returns
     -------
@@ -337,8 +475,9 @@ def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
     models = (full_disk["model"].unique(maintain_order=True).to_list()
               if "model" in full_disk.columns else [None])
     styles = ["-", "--", ":", "-."]
-    fig = _figure(8.0, 4.2)
+    fig = _figure(10.0, 4.6)
     ax = fig.add_subplot()
+    _shade_gaps(ax, gaps)
     for m_i, model in enumerate(models):
         part = full_disk if model is None else full_disk.filter(pl.col("model") == model)
         part = part.sort("issue_time")
@@ -351,24 +490,170 @@ def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
             label = name if model is None or len(models) == 1 else f"{name} {model}"
             ax.plot(when, p, color=colour, ls=styles[m_i % len(styles)], lw=1.4, label=label)
     start, end = full_disk["issue_time"].min(), full_disk["issue_time"].max()
-    if flares is not None and not flares.is_empty():
-        big = flares.filter(pl.col("peak_time").is_between(start, end)
-                            & pl.col("goes_class").str.to_uppercase().str.slice(0, 1)
-                            .is_in(["M", "X"]))
-        for t, c in big.select("peak_time", "goes_class").iter_rows():
-            colour = "tab:red" if c.upper().startswith("X") else "tab:orange"
-            ax.axvline(t, color=colour, lw=0.8, alpha=0.5)
-            ax.text(t, 0.99, f"{c} ", color=colour, fontsize=7, rotation=90, va="top",
-                    ha="right", transform=ax.get_xaxis_transform())
+    _mark_flares(ax, flares, start, end)
+    _time_xlim(ax, start, end)
     ax.set(ylim=(0, 1.03), ylabel="P(flare in next 24 h), full disk",
            title=title or "Full-disk flare probability")
+    if n_regions and "n_regions" in full_disk.columns:
+        first = full_disk if models == [None] else full_disk.filter(
+            pl.col("model") == models[0])
+        first = first.sort("issue_time")
+        right = ax.twinx()
+        right.step(first["issue_time"].to_list(), first["n_regions"].to_numpy(), where="mid",
+                   color="0.35", lw=0.9, ls="-", alpha=0.8, label="regions forecast (right)")
+        right.set(ylim=(0, max(float(first["n_regions"].max() or 1), 1.0) * 2.2),
+                  ylabel="regions forecast")
+        right.yaxis.get_major_locator().set_params(integer=True)
     _time_axis(ax)
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", fontsize=8, ncols=len(present) * len(models))
+    handles, labels = [], []
+    for a in fig.axes:
+        h, lab = a.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    fig.legend(handles, labels, loc="outside lower center", fontsize=8,
+               ncols=min(len(labels), 5))
+    return _save(fig, out_path)
+
+
+def plot_region_probability_tracks(forecasts: pl.DataFrame, out_path: str | Path, *,
+                                   flares: pl.DataFrame | None = None,
+                                   gaps: pl.DataFrame | None = None,
+                                   title: str | None = None,
+                                   max_gap_cadences: float = 3.0) -> Path:
+    """One model's P(C+), P(M+), P(X+) in the next 24 h vs issue time, one panel per region.
+
+    Parameters
+    ----------
+    forecasts : pl.DataFrame
+        Forecast rows of ONE model (issue_time, harpnum, noaa_ars and any of p_c24, p_m24,
+        p_x24); panels in ``harpnum`` order of first appearance.
+    out_path : str or Path
+    flares : pl.DataFrame, optional
+        Observed flares with ``harpnum``: each panel marks its region's flares (M and X as
+        labelled lines, C as ticks).
+    gaps : pl.DataFrame, optional
+        Bands to shade in every panel (`flare_core.publish.full_disk.data_gaps`).
+    title : str, optional
+    max_gap_cadences : float, optional
+        Lines break at gaps of more than this many typical spacings (default 3).
+
+    Returns
+    -------
+    Path
+    """
+    if forecasts.is_empty() or "issue_time" not in forecasts.columns:
+        raise ConfigError("forecasts needs rows and an issue_time column")
+    present = [c for c in PROBABILITY_COLUMNS if c in forecasts.columns
+               and forecasts[c].null_count() < forecasts.height]
+    if not present:
+        raise ConfigError(f"forecasts have no values in any of {PROBABILITY_COLUMNS}")
+    regions = forecasts["harpnum"].unique(maintain_order=True).to_list()
+    start, end = forecasts["issue_time"].min(), forecasts["issue_time"].max()
+    fig = _figure(10.0, 1.1 + 1.9 * len(regions))
+    axes = fig.subplots(len(regions), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, harpnum in zip(axes, regions, strict=True):
+        part = forecasts.filter(pl.col("harpnum") == harpnum).sort("issue_time")
+        _shade_gaps(ax, gaps, harpnum=harpnum)
+        when, series = _break_at_gaps(
+            _times(part["issue_time"], "issue_time"),
+            *(part[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in present),
+            max_gap_cadences=max_gap_cadences)
+        for col, p in zip(present, series, strict=True):
+            name, colour = _CLASS_STYLE[col]
+            ax.plot(when, p, color=colour, lw=1.3, label=name)
+        own = (flares.filter(pl.col("harpnum") == harpnum)
+               if flares is not None and "harpnum" in flares.columns else None)
+        _mark_flares(ax, own, start, end, label_region=False)
+        ars = part["noaa_ars"].drop_nulls()
+        _time_xlim(ax, start, end)
+        ax.set(ylim=(0, 1.03),
+               ylabel=f"HARP {harpnum}" + (f"\nAR {ars[-1]}" if len(ars) else ""))
+        ax.grid(alpha=0.3)
+    axes[0].set_title(title or "Probability of a flare in the next 24 h, by region")
+    _time_axis(axes[-1])
+    handles, labels = {}, {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+            labels.setdefault(lab, lab)
+    fig.legend(list(handles.values()), list(labels), loc="outside lower center", fontsize=8,
+               ncols=min(len(labels), 6))
     return _save(fig, out_path)
 
 
 # -- evaluation figures ----------------------------------------------------------------------
+
+
+def plot_verification(reliability: pl.DataFrame, roc: pl.DataFrame, out_path: str | Path, *,
+                      scores: pl.DataFrame | None = None,
+                      title: str | None = None) -> Path:
+    """Reliability diagram and ROC curves of several models side by side.
+
+    Parameters
+    ----------
+    reliability : pl.DataFrame
+        `flare_core.publish.verification.reliability_table`: model, mean_prob,
+        event_rate, n.
+    roc : pl.DataFrame
+        `flare_core.publish.verification.roc_table`: model, fpr, tpr (may be empty when
+        no window held both outcomes).
+    out_path : str or Path
+    scores : pl.DataFrame, optional
+        `flare_core.publish.verification.score_forecasts`: the legend then gives each
+        model's Brier score and ROC AUC, and the reliability panel the event rate.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+        Left: observed frequency vs forecast probability (marker area ~ forecasts per
+        bin), with the diagonal; right: probability of detection vs false detection.
+    """
+    if reliability.is_empty():
+        raise ConfigError("nothing to plot: the reliability table is empty")
+    models = reliability["model"].unique(maintain_order=True).to_list()
+    by_model = ({r["model"]: r for r in scores.iter_rows(named=True)}
+                if scores is not None else {})
+    fig = _figure(10.0, 4.8)
+    rel_ax, roc_ax = fig.subplots(1, 2)
+    colours = colormaps["tab10"]
+    biggest = float(reliability["n"].max() or 1)
+    for k, model in enumerate(models):
+        colour = colours(k % 10)
+        part = reliability.filter(pl.col("model") == model).sort("mean_prob")
+        sc = by_model.get(model, {})
+        label = model
+        if sc.get("brier") is not None:
+            label += f"  BS {sc['brier']:.3f}"
+        rel_ax.plot(part["mean_prob"], part["event_rate"], color=colour, lw=1.2, label=label)
+        rel_ax.scatter(part["mean_prob"], part["event_rate"], color=colour, zorder=3,
+                       s=12 + 120 * part["n"].to_numpy() / biggest, alpha=0.8)
+        curve = roc.filter(pl.col("model") == model) if roc.height else roc
+        if curve.height:
+            auc = sc.get("roc_auc")
+            roc_ax.plot(curve["fpr"], curve["tpr"], color=colour, lw=1.5,
+                        label=model + (f"  AUC {auc:.3f}" if auc is not None else ""))
+    rel_ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1, label="perfect reliability")
+    rates = {round(r["event_rate"], 6) for r in by_model.values()
+             if r.get("event_rate") is not None}
+    if len(rates) == 1:
+        rel_ax.axhline(rates.pop(), color="0.7", ls="--", lw=1, label="observed event rate")
+    rel_ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="forecast probability",
+               ylabel="observed frequency", title="Reliability (marker size: forecasts)")
+    rel_ax.grid(alpha=0.3)
+    rel_ax.legend(loc="upper left", fontsize=7)
+    roc_ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1, label="no skill")
+    roc_ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="probability of false detection (FPR)",
+               ylabel="probability of detection (TPR)", title="ROC")
+    if not roc.height:
+        roc_ax.text(0.5, 0.5, "no ROC: the window holds one outcome only", ha="center",
+                    va="center", fontsize=9, color="0.3")
+    roc_ax.grid(alpha=0.3)
+    roc_ax.legend(loc="lower right", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, out_path)
 
 
 def plot_roc_curves(y_true: Any, scores: Any, out_path: str | Path, *,

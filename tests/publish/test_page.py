@@ -83,22 +83,34 @@ def test_page_with_plots_links_and_embeds(tmp_path):
     html = page.read_text()
     c = _parse(html)
     _assert_self_contained(html, c)
-    assert len(c.imgs) == 3 * 2 + 1  # survival + lifetime per region, and the full disk
+    # survival + lifetime per region (cox_ph), lifetime per region (the factory's defn rows
+    # carry lifetimes, no curves), a probability history per model, full disk; no flare list
+    # next to this bare forecast store: no verification figure, and the page says so
+    assert len(c.imgs) == 3 * 2 + 3 + 2 + 1
+    assert "Not verified: no flare list" in html and "No data store next to" in html
     for src in c.imgs:
         assert not src.startswith(("/", "data:"))
         assert (page.parent / src).is_file()
     for anchor in c.links:
         assert anchor.startswith("#plots-") and f'id="{anchor[1:]}"' in html
     assert html.count("Regions by risk") == 2  # one table per model
-    # the plotted model (default: the first alphabetically, cox_ph) is named and listed first
-    assert "Region plots &mdash; cox_ph model" in html
+    # each model's table links to that model's own plots only
+    tables = re.split(r"<h2 id=\"table-", html)[1:]
+    for table in tables:
+        model = table.split('"', 1)[0]
+        body = table.split("</table>", 1)[0]
+        links = re.findall(r'href="#plots-([A-Za-z0-9_-]+?)(?:-\d+)?"', body)
+        assert links and set(links) == {model}, (model, set(links))
+    assert "defn_regions.png" in html and "cox_ph_4698_survival.png" in html
+    # the headline model (default: the first alphabetically, cox_ph) is listed first
+    assert "Plots &mdash; cox_ph model" in html
     assert html.index("Regions by risk &mdash; cox_ph") < html.index("Regions by risk &mdash; defn")
     defn_first = publish_latest_page(store, tmp_path / "defn", model="defn").read_text()
     assert (defn_first.index("Regions by risk &mdash; defn")
             < defn_first.index("Regions by risk &mdash; cox_ph"))
     embedded = publish_latest_page(store, tmp_path / "single", history_h=24, embed_images=True)
     c2 = _parse(embedded.read_text())
-    assert len(c2.imgs) == 7 and all(s.startswith("data:image/png;base64,") for s in c2.imgs)
+    assert len(c2.imgs) == 12 and all(s.startswith("data:image/png;base64,") for s in c2.imgs)
 
 
 def test_survival_plots_with_curves_on_different_grids(tmp_path):
@@ -119,8 +131,8 @@ def test_survival_plots_with_curves_on_different_grids(tmp_path):
     page = publish_latest_page(store_with(store, fc), tmp_path / "site", history_h=24)
     html = page.read_text()
     for h in fc["harpnum"].unique():
-        assert (page.parent / f"{h}_survival.png").is_file()
-        assert f'src="{h}_survival.png"' in html
+        assert (page.parent / f"cox_ph_{h}_survival.png").is_file()
+        assert f'src="cox_ph_{h}_survival.png"' in html
 
 
 def store_with(store: ForecastStore, fc: pl.DataFrame) -> ForecastStore:
