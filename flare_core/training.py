@@ -59,6 +59,7 @@ __all__ = [
     "LifetimeWarning",
     "MODEL_SPECS",
     "DEFAULT_HARP_MAP",
+    "NRT_HARP_MAP",
     "read_inputs",
     "build_model_dataset",
     "split_validation",
@@ -340,6 +341,8 @@ _QUICK: dict[str, Any] = {
 DEFAULT_HARP_MAP = Path(__file__).resolve().parents[1] / "data" / "harp_noaa" / (
     "all_harps_with_noaa_ars.txt"
 )
+#: The JSOC HARP<->NOAA map of the near-real-time series (data/sharp_nrt), used for NRT data.
+NRT_HARP_MAP = Path(__file__).resolve().parents[1] / "data" / "sharp_nrt" / "harp_noaa_nrt.txt"
 
 
 def read_inputs(
@@ -358,8 +361,12 @@ def read_inputs(
     flares : sequence of path-like
         Flare lists of kind ``"flares"``.
     harp_map : path-like, optional
-        HARP<->NOAA map; default `DEFAULT_HARP_MAP`. Flares whose ``harpnum`` is unset get it
-        from their ``noaa_ar`` (`flare_core.sources.attach_harpnum`).
+        HARP<->NOAA map of the data's HARP numbering; default the bundled map of that
+        numbering: `NRT_HARP_MAP` for near-real-time data, else `DEFAULT_HARP_MAP`. Flares
+        whose ``harpnum`` is unset get it from their ``noaa_ar``
+        (`flare_core.sources.attach_harpnum`). Raises `ConfigError` when the data mix both
+        numberings or the map is of the other one (a HARP number of one series is never
+        looked up in the other series' map).
 
     Returns
     -------
@@ -374,13 +381,30 @@ def read_inputs(
         raise ConfigError("no SHARP data file given")
     if not flares:
         raise ConfigError("no flare list given")
-    map_path = Path(harp_map) if harp_map is not None else DEFAULT_HARP_MAP
+    from .schema import SERIES_DEFINITIVE_CEA, harp_numbering
+    from .sources.harp_noaa import harp_map_series
+
+    numbering: dict[str, str] = {}  # "nrt" / "definitive" -> the first file of it
+
+    def map_path() -> Path:
+        kind = next(iter(numbering), "definitive")
+        if harp_map is None:
+            return NRT_HARP_MAP if kind == "nrt" else DEFAULT_HARP_MAP
+        given = Path(harp_map)
+        if harp_numbering(harp_map_series(given)) != kind:
+            raise ConfigError(
+                f"--harp-map {given} lists {harp_numbering(harp_map_series(given))} HARP "
+                f"numbers, but {numbering.get(kind, 'the data')} holds {kind} SHARP records: "
+                f"HARP numbers differ between the series; pass the {kind} map "
+                f"({NRT_HARP_MAP if kind == 'nrt' else DEFAULT_HARP_MAP})")
+        return given
 
     @functools.cache
     def the_map() -> pl.DataFrame:  # read once, and only if some input needs it
-        if not map_path.is_file():
-            raise ConfigError(f"HARP<->NOAA map not found: {map_path} (pass --harp-map)")
-        return read_harp_noaa_map(map_path)
+        path = map_path()
+        if not path.is_file():
+            raise ConfigError(f"HARP<->NOAA map not found: {path} (pass --harp-map)")
+        return read_harp_noaa_map(path)
 
     sharp_frames, flare_frames = [], []
     for path in data:
@@ -390,7 +414,15 @@ def read_inputs(
                                 else None)
         if kind != "sharp":
             raise ConfigError(f"{path}: expected SHARP keyword data, found a {kind!r} file")
-        sharp_frames.append(conform_sharp(frame))
+        frame = conform_sharp(frame)
+        for series in (frame["series"].unique().to_list() if "series" in frame.columns
+                       else []):
+            numbering.setdefault(harp_numbering(series or SERIES_DEFINITIVE_CEA), str(path))
+        if len(numbering) > 1:
+            raise ConfigError(f"the SHARP data mix near-real-time ({numbering['nrt']}) and "
+                              f"definitive ({numbering['definitive']}) records, whose HARP "
+                              "numbers differ: train and forecast on one of them")
+        sharp_frames.append(frame)
     for path in flares:
         kind, frame = read_file(path)
         if kind != "flares":

@@ -107,3 +107,74 @@ def test_bad_inputs_fail_with_a_message(files: dict[str, Path]) -> None:
     res = runner.invoke(app, ["predict", "--model", str(tmp), "--data", str(files["fold1"]),
                               "--flares", str(files["flares"]), "--out", str(tmp / "x.csv")])
     assert res.exit_code != 0
+
+
+def _nrt_subset(data_dir: Path, dst_dir: Path, n: int = 3000) -> Path:
+    """The header and the first ``n`` records of the bundled NRT export (name kept, so the
+    series is still inferred from it)."""
+    src = data_dir / "sharp_nrt" / "hmi_sharp_720s_nrt_2023-06_2023-12-17.csv.gz"
+    dst = dst_dir / src.name
+    with gzip.open(src, "rt") as fin, gzip.open(dst, "wt") as fout:
+        for i, line in enumerate(fin):
+            if i > n:
+                break
+            fout.write(line)
+    return dst
+
+
+@pytest.mark.parametrize("content", ["", "harpnum,t_rec,USFLUX\n"], ids=["empty", "header"])
+def test_empty_or_header_only_input_is_one_line(files: dict[str, Path], content: str) -> None:
+    tmp = files["tmp"]
+    bad = tmp / "nothing.csv"
+    bad.write_text(content)
+    common = ["--flares", str(files["flares"])]
+    for args in (["train", "--data", str(bad), *common, "--out", str(tmp / "m_empty")],
+                 ["predict", "--model", str(tmp), "--data", str(bad), *common,
+                  "--out", str(tmp / "e.csv")],
+                 ["evaluate", "--model", str(tmp), "--data", str(bad), *common,
+                  "--report", str(tmp / "rep_empty")]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args[0], res.output)
+        assert res.stderr.count("\n") == 1 and res.stderr.startswith(f"error: {bad}: ")
+        assert "Traceback" not in res.output and "RandomForest" not in res.output
+    res = runner.invoke(app, ["train", "--data", str(files["fold0"]), "--flares", str(bad),
+                              "--out", str(tmp / "m_empty")])
+    assert res.exit_code == 2 and res.stderr.startswith(f"error: {bad}: ")
+
+
+def test_unknown_layout_names_no_format_option(files: dict[str, Path]) -> None:
+    tmp = files["tmp"]
+    bad = tmp / "odd.csv"
+    bad.write_text("what,is,this\n1,2,3\n")
+    res = runner.invoke(app, ["predict", "--model", str(tmp), "--data", str(bad), "--flares",
+                              str(files["flares"]), "--out", str(tmp / "o.csv")])
+    assert res.exit_code == 2 and "unknown file layout" in res.stderr
+    assert "pass a format" not in res.stderr
+
+
+def test_train_config_help_shows_params_tables() -> None:
+    res = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert "[params.<model>]" in res.stdout
+    assert "harp_noaa_nrt.txt" in res.stdout
+
+
+def test_nrt_data_take_the_nrt_map_and_refuse_the_definitive_one(
+        data_dir: Path, files: dict[str, Path]) -> None:
+    from flare_core.errors import ConfigError
+    from flare_core.training import DEFAULT_HARP_MAP, NRT_HARP_MAP, read_inputs
+
+    nrt = _nrt_subset(data_dir, files["tmp"])
+    sharp, flares = read_inputs([nrt], [files["flares"]])  # default: the NRT map
+    assert sharp["series"].unique().to_list() == ["hmi.sharp_720s_nrt"]
+    assert flares["harpnum"].is_not_null().sum() > 0
+    same = read_inputs([nrt], [files["flares"]], harp_map=NRT_HARP_MAP)[1]
+    assert same.equals(flares)
+    with pytest.raises(ConfigError, match="HARP numbers differ"):
+        read_inputs([nrt], [files["flares"]], harp_map=DEFAULT_HARP_MAP)
+    res = runner.invoke(app, ["train", "--data", str(nrt), "--flares", str(files["flares"]),
+                              "--out", str(files["tmp"] / "m_nrt"), "--harp-map",
+                              str(DEFAULT_HARP_MAP)])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "HARP numbers differ" in res.stderr
+    with pytest.raises(ConfigError, match="mix near-real-time"):
+        read_inputs([nrt, files["fold0"]], [files["flares"]])

@@ -1,8 +1,9 @@
 """``flareflow ingest ...`` and ``flareflow store ...``: fill and inspect the local store.
 
 Every command takes ``--store PATH`` (default: ``FLAREFLOW_STORE`` or the per-user default
-of `flare_core.config.Settings`). Bad input ends the command with exit code 2 and a
-message naming the file or record; counted drops are printed per file.
+of `flare_core.config.Settings`). Bad input ends the command with exit code 2 and one
+``error:`` line naming the file or record (`flareflow.cli.errors`); drops and nulled values
+are printed per file (`flare_core.sources._parse.Drops.summary`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from .app import app, ingest_app, store_app  # noqa: F401
+from .errors import EXIT_USAGE, fail, handled
 
 if TYPE_CHECKING:  # heavy imports stay inside the commands at run time
     from collections.abc import Callable
@@ -39,23 +41,58 @@ def _store(path: Path | None):
 
 
 def _fail(msg: str) -> typer.Exit:
-    typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=2)
+    """``raise _fail(msg)``: the one error line, exit 2 (bad input)."""
+    fail(msg, EXIT_USAGE)
 
 
 def _print_report(rep) -> None:
     typer.echo(
         f"  {rep.table}: {rep.rows_in} rows in, +{rep.rows_added} new, {rep.rows_updated} updated,"
+        f" {getattr(rep, 'rows_revised', 0)} revised (old values kept),"
         f" {rep.duplicates_in} duplicate, {rep.partitions_written} partition(s) written,"
         f" {rep.partitions_unchanged} unchanged (generation {rep.generation})"
     )
 
 
+def check_not_empty(path: Path) -> None:
+    """Exit 2 with one line naming ``path`` if it is an empty file or a text table with a
+    header and no record (plain, ``.gz`` or ``.bz2``); folders and binary files pass."""
+    import bz2
+    import gzip
+
+    if not path.is_file():
+        return
+    if path.stat().st_size == 0:
+        fail(f"{path}: empty file (0 bytes): no records to read", EXIT_USAGE)
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return  # not what its name says: the reader names the problem
+    if b"\0" in head[:4096] or head[:4] == b"PAR1":
+        return  # binary (Parquet): the reader counts its rows
+    lines = [ln for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith(b"#")]
+    if not lines:
+        fail(f"{path}: empty file (no lines): no records to read", EXIT_USAGE)
+    if len(lines) == 1 and len(head) < (1 << 16):
+        fail(f"{path}: header only ({lines[0][:60].decode(errors='replace')!r}): no records "
+             "to read", EXIT_USAGE)
+
+
 @ingest_app.command("file")
+@handled
 def ingest_file(
     paths: Annotated[list[Path], typer.Argument(help="Files (or SWAN-SF / Liu2019 folders).")],
     fmt: Annotated[str | None, typer.Option("--format", help="Force a format (see below).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on the first malformed row.")] = False,
+    series: Annotated[str | None, typer.Option(
+        "--series", help="JSOC series of JSOC keyword exports (hmi.sharp_720s_nrt, "
+                         "hmi.sharp_cea_720s, ...); default from the file name.")] = None,
+    harp_map_file: Annotated[Path | None, typer.Option(
+        "--harp-map", exists=True, dir_okay=False,
+        help="HARP<->NOAA map for NOAA-keyed SHARP formats (Hollanda, FlareML); default a "
+             "map given among PATH..., else the one in the store.")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Read bundled/archived files (format auto-detected) into the store.
@@ -66,8 +103,10 @@ def ingest_file(
     import polars as pl
 
     from flare_core.errors import FlareflowError
-    from flare_core.sources import detect_format, load_file
+    from flare_core.sources import detect_format, load_file, read_harp_noaa_map
 
+    for p in paths:
+        check_not_empty(p)
     st = _store(store)
     results = {"harp_map": [], "sharp": [], "flares": []}
     try:
@@ -76,16 +115,24 @@ def ingest_file(
                   if (fmt or detect_format(p)) == "harp_map"}
         for res in loaded.values():
             results["harp_map"].append(res.frame)
-        harp_map = (pl.concat(results["harp_map"]) if results["harp_map"]
-                    else st.read_harp_map())
+        if harp_map_file is not None:
+            harp_map = read_harp_noaa_map(harp_map_file)
+        elif results["harp_map"]:
+            harp_map = pl.concat(results["harp_map"])
+        else:
+            harp_map = st.read_harp_map(series)
         for p in paths:
             if p not in loaded:
-                loaded[p] = load_file(p, fmt, strict=strict, harp_map=harp_map)
+                loaded[p] = load_file(p, fmt, strict=strict, harp_map=harp_map, series=series)
     except FlareflowError as e:
         raise _fail(str(e)) from e
     for p, res in loaded.items():
-        dropped = ", ".join(f"{n} {r}" for r, n in res.drops.counts.items()) or "none"
-        typer.echo(f"{p}: {res.fmt} -> {res.frame.height} {res.kind} rows (dropped: {dropped})")
+        where = f" [{res.series}]" if getattr(res, "series", None) else ""
+        typer.echo(f"{p}: {res.fmt}{where} -> {res.frame.height} {res.kind} rows "
+                   f"(dropped or nulled: {res.drops.summary()})")
+        if res.frame.height == 0:
+            raise _fail(f"{p}: no records read ({res.fmt}; dropped or nulled: "
+                        f"{res.drops.summary()})")
         if res.kind not in results:
             raise _fail(f"{p}: {res.fmt} files hold {res.kind} (ready-made window features "
                         "and labels), which the store does not keep; read them with "
@@ -140,6 +187,7 @@ def _fetch_into_store(
 
 
 @ingest_app.command("sharp")
+@handled
 def ingest_sharp(
     start: Annotated[str, typer.Option(help="UTC start, ISO 8601 (inclusive).")],
     end: Annotated[str, typer.Option(help="UTC end, ISO 8601 (inclusive).")],
@@ -162,6 +210,7 @@ def ingest_sharp(
 
 
 @ingest_app.command("flares")
+@handled
 def ingest_flares(
     start: Annotated[str, typer.Option(help="UTC start, ISO 8601 (inclusive).")],
     end: Annotated[str, typer.Option(help="UTC end, ISO 8601 (inclusive).")],
@@ -179,6 +228,7 @@ def ingest_flares(
 
 
 @store_app.command("info")
+@handled
 def store_info(
     store: StoreOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

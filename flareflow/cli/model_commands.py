@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from .app import app, ingest_app, store_app  # noqa: F401
+from .data_commands import check_not_empty
+from .errors import handled, set_verbose
 
 if TYPE_CHECKING:  # heavy imports stay inside the commands at run time
     import polars as pl
@@ -32,10 +34,16 @@ _DATA_HELP = (
     "(repeat --data or list several files after it)"
 )
 _FLARES_HELP = "GOES flare list(s) in any supported format"
-_HARP_HELP = "HARP<->NOAA map (default: data/harp_noaa/all_harps_with_noaa_ars.txt)"
+_HARP_HELP = (
+    "HARP<->NOAA map of the data's series (default: the bundled map of that series: "
+    "data/sharp_nrt/harp_noaa_nrt.txt for NRT data, data/harp_noaa/all_harps_with_noaa_ars.txt "
+    "for definitive data; a map of the other series is refused)"
+)
 
 
 def _setup_logging(verbose: bool) -> None:
+    if verbose:
+        set_verbose(True)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -55,6 +63,28 @@ def _data_files(ctx: typer.Context, data: list[Path]) -> list[Path]:
     return files
 
 
+def _read_inputs(files: list[Path], flares: list[Path], harp_map: Path | None):
+    """`flare_core.training.read_inputs`; an undetected layout says these commands take no
+    --format (the formats they read are detected)."""
+    from flare_core.errors import ParseError
+    from flare_core.training import read_inputs
+
+    try:
+        return read_inputs(files, flares, harp_map=harp_map)
+    except ParseError as e:
+        if "pass a format" not in str(e):
+            raise
+        raise ParseError(str(e).replace("pass a format, one of",
+                                        "this command detects the format; it is none of")
+                         ) from e
+
+
+def _check_inputs(files: list[Path], flares: list[Path]) -> None:
+    """Exit 2 naming the first empty or header-only input file."""
+    for p in [*files, *flares]:
+        check_not_empty(p)
+
+
 def _load_bundle_and_dataset(
     model: Path,
     files: list[Path],
@@ -66,13 +96,14 @@ def _load_bundle_and_dataset(
     """Load MODEL_DIR and build its model dataset from the input files.
 
     Returns ``(bundle, dataset)``; the dataset uses the bundle's own training config.
-    Raises the library's ``FlareflowError`` subclasses; the caller turns them into exit 1.
+    Raises the library's ``FlareflowError`` subclasses (`errors.handled` turns them into
+    exit 2 for bad input, else 1).
     """
     from flare_core.forecasting import ModelBundle
-    from flare_core.training import build_model_dataset, read_inputs
+    from flare_core.training import build_model_dataset
 
     bundle = ModelBundle.load(model)
-    sharp, flare_frame = read_inputs(files, flares, harp_map=harp_map)
+    sharp, flare_frame = _read_inputs(files, flares, harp_map)
     dataset = build_model_dataset(sharp, flare_frame, bundle.config, with_labels=with_labels)
     return bundle, dataset
 
@@ -92,12 +123,8 @@ def _horizons(text: str | None) -> list[float]:
     return hours
 
 
-def _fail(e: Exception) -> typer.Exit:
-    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
-
-
 @app.command(context_settings=_EXTRA_ARGS)
+@handled
 def train(
     ctx: typer.Context,
     data: list[Path] = typer.Option(..., "--data", help=_DATA_HELP),
@@ -105,38 +132,35 @@ def train(
     out: Path = typer.Option(..., "--out", help="model directory to write (MODEL_DIR)"),
     harp_map: Path | None = typer.Option(None, "--harp-map", exists=True, help=_HARP_HELP),
     config: Path | None = typer.Option(
-        None, "--config", exists=True, help="TrainConfig TOML (fields and [params.<model>] tables; see TrainConfig.from_toml)"
+        None, "--config", exists=True, help="TrainConfig TOML (fields and \\[params.<model>] tables; see TrainConfig.from_toml)"
     ),
     quick: bool = typer.Option(False, "--quick", help="tiny config (TrainConfig.quick())"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train every model on the given data and write a versioned MODEL_DIR."""
     _setup_logging(verbose)
-    from flare_core.errors import FlareflowError
     from flare_core.training import (
         TrainConfig,
         build_model_dataset,
         hash_files,
-        read_inputs,
         train_all,
     )
 
     files = _data_files(ctx, data)
-    try:
-        if config is not None and quick:
-            raise typer.BadParameter("give --config or --quick, not both")
-        cfg = (TrainConfig.from_toml(config) if config is not None
-               else TrainConfig.quick() if quick else TrainConfig())
-        sharp, flare_frame = read_inputs(files, flares, harp_map=harp_map)
-        dataset = build_model_dataset(sharp, flare_frame, cfg, with_labels=True)
-        digest = hash_files([*files, *flares, *([harp_map] if harp_map else [])])
-        model_dir = train_all(dataset, out, cfg, data_hash=digest)
-    except FlareflowError as e:
-        raise _fail(e) from e
+    _check_inputs(files, flares)
+    if config is not None and quick:
+        raise typer.BadParameter("give --config or --quick, not both")
+    cfg = (TrainConfig.from_toml(config) if config is not None
+           else TrainConfig.quick() if quick else TrainConfig())
+    sharp, flare_frame = _read_inputs(files, flares, harp_map)
+    dataset = build_model_dataset(sharp, flare_frame, cfg, with_labels=True)
+    digest = hash_files([*files, *flares, *([harp_map] if harp_map else [])])
+    model_dir = train_all(dataset, out, cfg, data_hash=digest)
     typer.echo(f"model directory: {model_dir}")
 
 
 @app.command(context_settings=_EXTRA_ARGS)
+@handled
 def predict(
     ctx: typer.Context,
     model: Path = typer.Option(..., "--model", exists=True, file_okay=False,
@@ -157,21 +181,18 @@ def predict(
     every model that forecasts >=M within 24 h (``p_m24_survival`` included).
     """
     _setup_logging(verbose)
-    from flare_core.errors import FlareflowError
     from flare_core.forecasting import predict_records, survival_probabilities
 
     files = _data_files(ctx, data)
-    try:
-        hours = _horizons(horizons)
-        bundle, dataset = _load_bundle_and_dataset(
-            model, files, flares, harp_map, with_labels=False
-        )
-        preds = predict_records(bundle, dataset)
-        if hours:
-            extra = survival_probabilities(preds, hours)
-            preds = preds.with_columns(extra.get_columns())
-    except FlareflowError as e:
-        raise _fail(e) from e
+    _check_inputs(files, flares)
+    hours = _horizons(horizons)
+    bundle, dataset = _load_bundle_and_dataset(
+        model, files, flares, harp_map, with_labels=False
+    )
+    preds = predict_records(bundle, dataset)
+    if hours:
+        extra = survival_probabilities(preds, hours)
+        preds = preds.with_columns(extra.get_columns())
     import polars as pl
 
     lists = [c for c, t in preds.schema.items() if isinstance(t, pl.List)]
@@ -184,6 +205,7 @@ def predict(
 
 
 @app.command(context_settings=_EXTRA_ARGS)
+@handled
 def evaluate(
     ctx: typer.Context,
     model: Path = typer.Option(..., "--model", exists=True, file_okay=False,
@@ -196,17 +218,14 @@ def evaluate(
 ) -> None:
     """Score every model on labelled data: metrics.json and plots in --report."""
     _setup_logging(verbose)
-    from flare_core.errors import FlareflowError
     from flare_core.evaluation import evaluate as evaluate_bundle
 
     files = _data_files(ctx, data)
-    try:
-        bundle, dataset = _load_bundle_and_dataset(
-            model, files, flares, harp_map, with_labels=True
-        )
-        metrics = evaluate_bundle(bundle, dataset, report)
-    except FlareflowError as e:
-        raise _fail(e) from e
+    _check_inputs(files, flares)
+    bundle, dataset = _load_bundle_and_dataset(
+        model, files, flares, harp_map, with_labels=True
+    )
+    metrics = evaluate_bundle(bundle, dataset, report)
     for name, m in metrics.get("models", {}).items():
         scores = ", ".join(f"{k}={m[k]:.3f}" for k in ("tss", "hss", "bss", "auc")
                            if isinstance(m.get(k), float))

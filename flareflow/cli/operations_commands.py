@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
+from .errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, handled
 
 __all__ = ["forecast_cmd", "backfill_cmd", "show_cmd", "score_cmd", "serve_cmd", "demo_cmd"]
 
@@ -46,6 +47,7 @@ def _prepare_env() -> None:
 
 
 def _time(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 UTC time (naive = UTC; ``now``); a bad value is a usage error (exit 2)."""
     if value is None:
         return None
     from tasks.common import parse_utc
@@ -53,12 +55,34 @@ def _time(value: str | None, name: str) -> datetime | None:
     try:
         return parse_utc(value)
     except ValueError as e:
-        raise typer.BadParameter(f"{name}: not an ISO 8601 time: {value!r}") from e
+        fail(f"{name}: not an ISO 8601 time: {value!r}", EXIT_USAGE)
+        raise AssertionError from e  # unreachable: fail raises
 
 
-def _fail(e: Exception) -> typer.Exit:
-    typer.secho(f"error: {type(e).__name__}: {e}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
+def _not_future(t: datetime, name: str) -> None:
+    """A forecast is issued for a past or the current hour: a later one is a usage error."""
+    from datetime import UTC
+
+    now = datetime.now(UTC)
+    if t > now:
+        fail(f"{name} {t.isoformat()} is in the future (now {now:%Y-%m-%dT%H:%M} UTC): "
+             "forecasts are issued for the current or a past hour", EXIT_USAGE)
+
+
+def _run_note(url: str | None) -> str:
+    return (f"run: Prefect flow (API {url})" if url else
+            "run: in-process (no Prefect server configured; set PREFECT_API_URL or run "
+            "`flareflow serve` to record runs in Prefect)")
+
+
+def _exit_partial(res: dict[str, Any]) -> None:
+    """Exit 3 when some regions failed (``failed_regions`` or ``status == "partial"``)."""
+    failed = res.get("failed_regions") or {}
+    if failed or res.get("status") == "partial":
+        fail(f"partial: {len(failed)} region(s) not forecast: "
+             + "; ".join(f"HARP {h}: {why}" for h, why in sorted(failed.items(),
+                                                                  key=lambda kv: str(kv[0]))),
+             EXIT_PARTIAL)
 
 
 @contextmanager
@@ -97,57 +121,143 @@ def _progress(label: str, forecast_store: Path, wanted: list[datetime]):
                 pass
 
 
+def _fail(e: Exception) -> typer.Exit:
+    """``raise _fail(e)``: the one error line of `errors.fail` (exit 2 for bad input, else 1)."""
+    from .errors import exit_code_of
+
+    fail(str(e), exit_code_of(e))
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _echo_result(title: str, res: dict[str, Any], keys: tuple[str, ...], url: str | None,
+                 as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({**res, "run": "flow" if url else "in-process"}, indent=1,
+                              default=str))
+        return
+    typer.echo(title)
+    for k in keys:
+        if res.get(k) is not None:
+            typer.echo(f"  {k:15s} {res[k]}")
+    for t, why in sorted((res.get("gaps") or {}).items())[:5]:
+        typer.echo(f"  gap {t}: {why}")
+    typer.echo(_run_note(url))
+
+
 @app.command("forecast")
+@handled
 def forecast_cmd(
-    at: Annotated[str | None, typer.Option("--at", help="Issue time (UTC); default now, "
-                                                          "rounded down to the hour.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Issue time (UTC, not in the future); "
+                                                          "default now, rounded down to the "
+                                                          "hour.")] = None,
     store: StoreOpt = None,
     model: ModelOpt = None,
     fetch: Annotated[bool, typer.Option(help="Fetch NRT SHARP (JSOC) and flares (HEK) "
-                                             "first.")] = False,
+                                             "first (runs the Prefect flow).")] = False,
+    page: Annotated[bool, typer.Option(help="Draw the plots and the page.")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Issue and publish the forecast of one hour (store, scoreboard JSON, plots, page)."""
-    _prepare_env()
-    from flows.forecast import forecast
+    """Issue and publish the forecast of one hour (store, scoreboard JSON, plots, page).
 
-    try:
-        res = forecast(_time(at, "--at"), str(store) if store else None,
-                       str(model) if model else None, fetch=fetch)
-    except Exception as e:
-        raise _fail(e) from e
-    typer.echo(json.dumps(res, indent=1, default=str))
+    With a Prefect server configured (PREFECT_API_URL, as under `flareflow serve`) this runs
+    the `forecast` flow; otherwise the same steps run in this process, in about a second.
+    Exit 3 when some regions failed (the others are published).
+    """
+    _prepare_env()
+    from flows.layout import Layout
+    from tasks.common import floor_hour
+
+    from .local import forecast_local, server_url
+
+    issue = floor_hour(_time(at, "--at")) if at else floor_hour(None)
+    _not_future(issue, "--at")
+    layout = Layout.of(store)
+    url = server_url()
+    if url or fetch:  # fetching needs the flow's retried network tasks
+        from flows.forecast import forecast
+
+        res = forecast(issue, str(layout.root), str(model) if model else None, fetch=fetch,
+                       page=page)
+    else:
+        res = forecast_local(issue, layout, model, page=page)
+    _echo_result(f"forecast issued {issue:%Y-%m-%d %H:%M} UTC: {res['regions']} regions, "
+                 f"{res['rows']} rows ({res.get('model_seconds', 0):.2f} s of model time)",
+                 res, ("forecast_store", "page", "model_dir"), url, as_json)
+    if res["rows"] == 0 and not res.get("failed_regions"):
+        why = "; ".join(sorted(set((res.get("gaps") or {}).values()))) or "no rows"
+        fail(f"nothing forecast at {issue.isoformat()}: {why} (store {layout.store})",
+             EXIT_FAILED)
+    _exit_partial(res)
 
 
 @app.command("backfill")
+@handled
 def backfill_cmd(
     start: Annotated[str, typer.Option(help="First issue time (UTC).")],
-    end: Annotated[str, typer.Option(help="Last issue time (UTC, inclusive).")],
+    end: Annotated[str, typer.Option(help="Last issue time (UTC, inclusive, not in the "
+                                          "future).")],
     cadence: Annotated[float, typer.Option(help="Hours between issue times.")] = 1.0,
     dask_address: Annotated[str | None, typer.Option(
-        help="Existing Dask scheduler (tcp://host:8786); default a local cluster.")] = None,
-    workers: Annotated[int, typer.Option(help="Workers of the local Dask cluster.")] = 2,
-    batch_size: Annotated[int, typer.Option(help="Issue times per task.")] = 24,
+        help="Existing Dask scheduler (tcp://host:8786; runs the Prefect flow).")] = None,
+    workers: Annotated[int, typer.Option(help="Workers of the local Dask cluster (flow "
+                                              "only).")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Issue times per batch.")] = 24,
     store: StoreOpt = None,
     model: ModelOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Forecasts for every issue time from START to END on Dask, published as they finish."""
-    _prepare_env()
-    from deployments.server import local_server
-    from flows.backfill import backfill, issue_times
-    from flows.layout import Layout
+    """Forecasts for every issue time from START to END, published batch by batch.
 
-    t0, t1 = _time(start, "--start"), _time(end, "--end")
+    With a Prefect server configured (PREFECT_API_URL) or --dask-address this runs the
+    `backfill` flow on Dask; otherwise the batches run in this process.
+    """
+    _prepare_env()
+    from flows.layout import Layout
+    from tasks.common import floor_hour
+
+    from .local import backfill_local, issue_times, server_url
+
+    t0, t1 = floor_hour(_time(start, "--start")), floor_hour(_time(end, "--end"))
+    _not_future(t1, "--end")
+    if t1 < t0:
+        fail(f"--end {t1.isoformat()} is before --start {t0.isoformat()}", EXIT_USAGE)
+    times = issue_times(t0, t1, cadence)
     layout = Layout.of(store)
-    try:
-        with local_server(), _progress("backfill", layout.forecasts,
-                                       issue_times(t0, t1, cadence)):
+    url = server_url()
+    if url or dask_address:
+        from deployments.server import local_server
+        from flows.backfill import backfill
+
+        with local_server(), _progress("backfill", layout.forecasts, times):
             res = backfill(t0, t1, str(layout.root), str(model) if model else None,
                            cadence_h=cadence, batch_size=batch_size,
                            dask_address=dask_address, n_workers=workers)
-    except Exception as e:
-        raise _fail(e) from e
-    typer.echo(json.dumps({k: v for k, v in res.items() if k != "gaps"}, indent=1,
-                          default=str))
+    else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TimeElapsedColumn,
+        )
+
+        with Progress(SpinnerColumn(), "[progress.description]{task.description}",
+                      BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+            tid = bar.add_task("backfill", total=len(times))
+            res = backfill_local(times, layout, model, batch_size=batch_size,
+                                 on_batch=lambda n: bar.advance(tid, n))
+    shown = {k: v for k, v in res.items() if k != "gaps"}
+    _echo_result(f"backfill {res['start'][:16]} .. {res['end'][:16]} UTC: "
+                 f"{res['issue_times']} of {res['requested']} issue times, {res['rows']} rows, "
+                 f"{len(res.get('gaps') or {})} without data",
+                 shown if as_json else res, ("forecast_store", "page", "model_dir"), url,
+                 as_json)
+    if res["rows"] == 0:
+        fail(f"nothing forecast from {t0.isoformat()} to {t1.isoformat()}: no fresh SHARP "
+             f"record (store {layout.store})", EXIT_FAILED)
+    _exit_partial(res)
 
 
 def _risk_table(rows: Any, title: str):
@@ -174,7 +284,13 @@ def _risk_table(rows: Any, title: str):
     return table
 
 
+def _where_hint(layout: Any) -> str:
+    return (f"looked in {layout.forecasts} (store {layout.root}); point at another store "
+            "with --store or FLAREFLOW_STORE")
+
+
 @app.command("show")
+@handled
 def show_cmd(
     at: Annotated[str | None, typer.Option("--at", help="Issue time (UTC); default the "
                                                           "latest published.")] = None,
@@ -192,15 +308,23 @@ def show_cmd(
     from tasks.common import floor_hour
 
     layout = Layout.of(store)
+    t_at = floor_hour(_time(at, "--at")) if at else None
+    if not layout.forecasts.is_file():
+        fail(f"no forecast published: {_where_hint(layout)}", EXIT_FAILED)
     fs = ForecastStore(layout.forecasts)
-    t = floor_hour(_time(at, "--at")) if at else fs.latest_issue_time()
-    if t is None:
-        raise _fail(FileNotFoundError(f"no forecast published in {layout.forecasts}"))
+    latest = fs.latest_issue_time()
+    if latest is None:
+        fail(f"no forecast published: {_where_hint(layout)}", EXIT_FAILED)
+    t = t_at or latest
     rows = fs.read(issue_time=t)
     if model:
+        known = sorted(set(rows["model"]) | set(fs.read(issue_time=latest)["model"]))
+        if model not in known and fs.latest_issue_time(model=model) is None:
+            fail(f"unknown model {model!r}; known: {', '.join(known)}", EXIT_USAGE)
         rows = rows.filter(pl.col("model") == model)
     if rows.height == 0:
-        raise _fail(LookupError(f"no forecast issued at {t.isoformat()} in {layout.forecasts}"))
+        fail(f"no forecast{f' of {model}' if model else ''} issued at {t.isoformat()}; the "
+             f"latest is {latest.isoformat()} ({_where_hint(layout)})", EXIT_FAILED)
     ranked = rank_regions(rows)
     console = Console()
     if not console.is_terminal:
@@ -210,22 +334,52 @@ def show_cmd(
 
 
 @app.command("score")
+@handled
 def score_cmd(
     start: Annotated[str, typer.Option(help="First issue time (UTC).")],
     end: Annotated[str, typer.Option(help="Last issue time (UTC, inclusive).")],
     store: StoreOpt = None,
     model: ModelOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Score the forecasts published from START to END against the flares that happened."""
-    _prepare_env()
-    from flows.evaluate import evaluate
+    """Score the forecasts published from START to END against the flares that happened.
 
-    try:
-        res = evaluate(_time(start, "--start"), _time(end, "--end"),
-                       str(store) if store else None, str(model) if model else None)
-    except Exception as e:
-        raise _fail(e) from e
-    typer.echo(json.dumps(res, indent=1, default=str))
+    A table per model and target (P(M+), P(C+)); --json prints the whole result. With a
+    Prefect server configured (PREFECT_API_URL) this runs the `evaluate` flow.
+    """
+    _prepare_env()
+    from rich.console import Console
+
+    from flows.layout import Layout
+
+    from .local import score_local, server_url
+
+    t0, t1 = _time(start, "--start"), _time(end, "--end")
+    if t1 < t0:
+        fail(f"--end {t1.isoformat()} is before --start {t0.isoformat()}", EXIT_USAGE)
+    layout = Layout.of(store)
+    url = server_url()
+    if url:
+        from flows.evaluate import evaluate
+
+        res = evaluate(t0, t1, str(layout.root), str(model) if model else None)
+    else:
+        res = score_local(t0, t1, layout, model)
+    if as_json:
+        typer.echo(json.dumps(res, indent=1, default=str))
+        return
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)
+    if not res.get("models"):
+        fail(f"nothing to score from {t0.isoformat()} to {t1.isoformat()}: {res['rows']} "
+             f"forecast rows, {res['not_yet_verifiable']} not yet verifiable "
+             f"({_where_hint(layout)})", EXIT_FAILED)
+    _print_scores(console, res, targets=("p_m24", "p_c24"))
+    console.print(f"{res['rows']} forecast rows of {res['issue_times']} issue times; "
+                  f"{res['not_yet_verifiable']} not yet verifiable (flare list ends before "
+                  "their window)")
+    console.print(_run_note(url))
 
 
 @app.command("serve")
@@ -275,7 +429,87 @@ def _interval_s(value: str | None) -> float | None:
     return seconds
 
 
+#: flow name -> the demo phase it starts (the CLI watches Prefect's flow-run log records)
+_DEMO_PHASES = {"ingest-files": "ingest the bundled files", "train": "train the models",
+                "backfill": "forecast + publish", "evaluate": "score the published forecasts"}
+
+
+class _PhaseWatcher:
+    """A rich progress display of the demo's phases: a spinner line per phase, started when
+    Prefect logs the phase's flow run beginning, and a bar of the published issue times.
+
+    Between training and the forecasts the demo replays JSOC hour by hour: that line starts
+    when the train flow finishes.
+    """
+
+    def __init__(self, progress: Any, forecast_store: Path, wanted: list[datetime]) -> None:
+        import logging
+
+        self.progress, self.forecast_store, self.want = progress, forecast_store, set(wanted)
+        self.current: Any = None
+        self.forecast_task: Any = None
+        self.stop = threading.Event()
+        watcher = self
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                try:
+                    watcher.on_record(record)
+                except Exception:  # noqa: BLE001 - the display must never break the run
+                    pass
+
+        self.handler = _Handler(level=logging.INFO)
+        self.logger = logging.getLogger("prefect.flow_runs")
+
+    def phase(self, name: str, total: int | None = None) -> Any:
+        if self.current is not None:
+            task = self.progress.tasks[self.current]
+            self.progress.update(self.current, total=task.total or 1,
+                                 completed=task.total or 1)
+        self.current = self.progress.add_task(name, total=total)
+        return self.current
+
+    def on_record(self, record: Any) -> None:
+        msg = record.getMessage()
+        flow_name = getattr(record, "flow_name", None)
+        if msg.startswith("Beginning") and flow_name in _DEMO_PHASES:
+            if flow_name == "backfill":
+                self.forecast_task = self.phase(_DEMO_PHASES[flow_name], len(self.want))
+            else:
+                self.phase(_DEMO_PHASES[flow_name])
+        elif msg.startswith("Finished in state") and flow_name == "train":
+            self.phase("replay JSOC hour by hour into the store")
+
+    def poll(self) -> None:
+        from flare_core.publish.forecast_store import ForecastStore
+
+        while not self.stop.wait(2.0):
+            if self.forecast_task is None or not self.forecast_store.is_file():
+                continue
+            try:
+                done = len(self.want.intersection(
+                    ForecastStore(self.forecast_store, lock_timeout_s=30.0).issue_times()))
+            except Exception:  # noqa: BLE001 - the display must never break the run
+                continue
+            self.progress.update(self.forecast_task, completed=done)
+
+    def __enter__(self) -> _PhaseWatcher:
+        self.logger.addHandler(self.handler)
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.logger.removeHandler(self.handler)
+        if exc[0] is None and self.current is not None:
+            self.phase("done")
+            self.progress.update(self.current, total=1, completed=1)
+
+
 @app.command("demo")
+@handled
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Output directory (created).")],
     start: Annotated[str | None, typer.Option(help="First issue time (UTC).")] = None,
@@ -284,16 +518,24 @@ def demo_cmd(
 ) -> None:
     """The offline main job: bundled real data to published, scored forecasts.
 
-    Store -> features -> models -> hourly backfill of a week with M flares -> forecast
-    store, scoreboard JSON, plots, page, scores; no network, no external server.
+    Phases, each shown with a spinner: start a local Prefect server, ingest, train, replay,
+    forecast + publish (a bar of issue times), score; no network, no external server.
     """
     _prepare_env()
     from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TimeElapsedColumn,
+    )
 
     from deployments.server import local_server
-    from flows.backfill import issue_times
     from flows.demo import DEMO_END, DEMO_START, demo
     from flows.layout import Layout
+
+    from .local import issue_times
 
     console = Console()
     t0 = _time(start, "--start") or DEMO_START
@@ -301,38 +543,46 @@ def demo_cmd(
     out = out.resolve()
     layout = Layout.of(out / "store")
     began = time.perf_counter()
-    try:
+    with Progress(SpinnerColumn(finished_text="[green]done"),
+                  "[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        watcher = _PhaseWatcher(bar, layout.forecasts, issue_times(t0, t1))
+        watcher.phase("start a local Prefect server")
         with local_server() as api:
-            console.print(f"[bold]flareflow demo[/]: Prefect API {api}; output {out}")
-            with _progress("forecasts published", layout.forecasts, issue_times(t0, t1)):
+            bar.console.print(f"[bold]flareflow demo[/]: Prefect API {api}; output {out}")
+            with watcher:
                 res = demo(str(out), t0, t1, n_workers=workers)
-    except Exception as e:
-        raise _fail(e) from e
     (out / "demo_summary.json").write_text(json.dumps(res, indent=1, default=str))
     bf = res["backfill"]
     console.print(f"\n[bold green]done[/] in {time.perf_counter() - began:.0f} s: "
                   f"{bf['issue_times']} of {bf['requested']} issue times, {bf['rows']} rows")
     for name in ("store", "model_dir", "forecast_store", "scoreboard", "page", "evaluation"):
-        console.print(f"  {name:15s} {res[name]}")
+        if res.get(name) is not None:
+            console.print(f"  {name:15s} {res[name]}")
     console.print(f"  {'summary':15s} {out / 'demo_summary.json'}")
     _print_scores(console, res["scores"])
 
 
-def _print_scores(console: Any, scores: dict[str, Any]) -> None:
-    """The skill of the published P(M+) forecasts against the flares that happened."""
+def _print_scores(console: Any, scores: dict[str, Any],
+                  targets: tuple[str, ...] = ("p_m24",)) -> None:
+    """The skill of the published forecasts (P(M+), optionally P(C+)) against the flares
+    that happened: one row per model and target."""
     from rich.table import Table
 
-    table = Table(title=f"P(M+ in 24 h) forecasts {scores['start'][:16]} .. "
-                        f"{scores['end'][:16]} UTC vs. observed flares")
-    for col in ("model", "n", "events", "Brier", "BSS", "ROC AUC"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    names = {"p_m24": "P(M+)", "p_c24": "P(C+)"}
+    table = Table(title=f"{'/'.join(names[t] for t in targets)} in 24 h, forecasts "
+                        f"{scores['start'][:16]} .. {scores['end'][:16]} UTC vs. observed "
+                        "flares")
+    for col in ("model", "target", "n", "events", "Brier", "BSS", "ROC AUC", "TSS@0.5"):
+        table.add_column(col, justify="left" if col in ("model", "target") else "right")
 
     def f(v: Any) -> str:
         return "-" if v is None else f"{v:.3f}"
 
     for model, per in sorted(scores.get("models", {}).items()):
-        m = per.get("p_m24")
-        if m:
-            table.add_row(model, str(m["n"]), str(m["events"]), f(m["brier"]), f(m["bss"]),
-                          f(m["auc"]))
+        for t in targets:
+            m = per.get(t)
+            if m:
+                table.add_row(model, names[t], str(m["n"]), str(m["events"]), f(m["brier"]),
+                              f(m["bss"]), f(m["auc"]), f((m.get("at_0.5") or {}).get("tss")))
     console.print(table)
