@@ -65,6 +65,11 @@ __all__ = [
     "forecast_at",
     "forecast_many",
     "survival_probabilities",
+    "isolate_invalid_regions",
+    "project_class_probabilities",
+    "HeadlineRule",
+    "headline_rule",
+    "MAX_FEATURE_MAGNITUDE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -339,7 +344,9 @@ def forecast_at(
     *,
     freshness_h: float | None = None,
     default_latency: timedelta = DEFAULT_NRT_LATENCY,
-) -> pl.DataFrame:
+    headline: bool = False,
+    return_failed: bool = False,
+) -> pl.DataFrame | tuple[pl.DataFrame, pl.DataFrame]:
     """Forecasts issued at ``issue_time`` for every region with a fresh SHARP record.
 
     Strictly no look-ahead: only SHARP rows served by ``issue_time`` (``served_at <=
@@ -389,6 +396,7 @@ def forecast_at(
     issue = _to_utc(issue_time)
     fresh_h = bundle.config.freshness_h if freshness_h is None else float(freshness_h)
     fresh_start = issue - timedelta(hours=fresh_h)
+    series = _series_of(sharp)
     past = (_with_served_at(sharp, default_latency)
             .filter(pl.col("served_at") <= issue).drop("served_at"))
     latest = (
@@ -411,21 +419,31 @@ def forecast_at(
         & (pl.col("t_rec") > issue - lookback)
     )
     known_flares = flares.filter(pl.col("peak_time") < issue)
+    window, bad_raw = _screen_records(window)
     dataset = build_model_dataset(window, known_flares, bundle.config, with_labels=False)
+    dataset, bad_records = _screen_inputs(bundle, dataset)
+    bad_records = pl.concat([bad_raw, bad_records])
     # every record of the window is predicted, not only the newest: the sequence model and
     # the lifetime warning read a region's earlier records among those predicted
+    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"))
     preds = (
-        predict_records(bundle, dataset.sort("harpnum", "t_rec"))
+        predicted
         .join(latest, on="harpnum")
         .filter(pl.col("t_rec") == pl.col("_latest"))
         .drop("_latest")
         .unique(["harpnum"], keep="last", maintain_order=True)
         .with_columns(pl.lit(issue).alias("issue_time"))
     )
-    rows = _published_rows(bundle, preds)
-    logger.info("forecast at %s: %d regions, %d rows in %.2f s", issue.isoformat(),
-                preds.height, rows.height, time.perf_counter() - t0)
-    return conform_forecasts(rows)
+    expected = latest.select("harpnum", pl.col("_latest").alias("t_rec"),
+                             pl.lit(issue).alias("issue_time"))
+    rows, failed = _published_rows(bundle, preds, headline=headline)
+    failed = _failures(bundle, expected, preds, bad_records, raised, failed, series)
+    rows = rows.with_columns(pl.lit(series, pl.Utf8).alias("series"))
+    logger.info("forecast at %s: %d regions, %d rows, %d regions left out in %.2f s",
+                issue.isoformat(), preds.height - failed.height, rows.height, failed.height,
+                time.perf_counter() - t0)
+    rows = conform_forecasts(rows)
+    return (rows, failed) if return_failed else rows
 
 
 def forecast_many(
@@ -436,7 +454,9 @@ def forecast_many(
     *,
     freshness_h: float | None = None,
     default_latency: timedelta = DEFAULT_NRT_LATENCY,
-) -> pl.DataFrame:
+    headline: bool = False,
+    return_failed: bool = False,
+) -> pl.DataFrame | tuple[pl.DataFrame, pl.DataFrame]:
     """`forecast_at` for many issue times, predicting each SHARP record once.
 
     Every issue time uses, per region, the same record as `forecast_at` (the newest served
@@ -485,6 +505,7 @@ def forecast_many(
     fresh = timedelta(hours=fresh_h)
     issue_s = pl.Series("issue_time", issues, dtype=pl.Datetime("us", "UTC"))
     iss_us = issue_s.dt.epoch("us").to_numpy()
+    series = _series_of(sharp)
     past = _with_served_at(sharp, default_latency).filter(
         (pl.col("served_at") <= issues[-1]) & (pl.col("t_rec") > issues[0] - fresh))
     noaa = pl.col("noaa_ars") if "noaa_ars" in past.columns else pl.lit(None, pl.Utf8)
@@ -523,30 +544,150 @@ def forecast_many(
         & (pl.col("t_rec") > issues[0] - lookback) & (pl.col("t_rec") <= issues[-1])
     )
     known_flares = flares.filter(pl.col("peak_time") < issues[-1])
+    window, bad_raw = _screen_records(window)
     dataset = build_model_dataset(window, known_flares, bundle.config, with_labels=False)
+    dataset, bad_records = _screen_inputs(bundle, dataset)
+    bad_records = pl.concat([bad_raw, bad_records])
     # as in forecast_at, all records of the window are predicted (sequences, warning track)
-    preds = predict_records(bundle, dataset.sort("harpnum", "t_rec")).unique(
+    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"))
+    expected = recs.with_row_index("_rec").join(
+        pairs.with_columns(pl.col("_rec").cast(pl.UInt32)), on="_rec").drop("_rec")
+    preds = predicted.unique(
         ["harpnum", "t_rec"], keep="last", maintain_order=True
-    ).join(
-        recs.with_row_index("_rec").join(pairs.with_columns(pl.col("_rec").cast(pl.UInt32)),
-                                         on="_rec").drop("_rec"),
-        on=["harpnum", "t_rec"],
-    ).sort("issue_time", "harpnum")
-    rows = _published_rows(bundle, preds).sort("issue_time", maintain_order=True)
-    logger.info("forecasts at %d issue times: %d records predicted, %d rows in %.2f s",
-                len(issues) - n_empty, dataset.height,
-                rows.height, time.perf_counter() - t0)
-    return conform_forecasts(rows)
+    ).join(expected, on=["harpnum", "t_rec"]).sort("issue_time", "harpnum")
+    rows, failed = _published_rows(bundle, preds, headline=headline)
+    rows = rows.sort("issue_time", maintain_order=True)
+    failed = _failures(bundle, expected.select("harpnum", "t_rec", "issue_time"), preds,
+                       bad_records, raised, failed, series)
+    rows = rows.with_columns(pl.lit(series, pl.Utf8).alias("series"))
+    logger.info("forecasts at %d issue times: %d records predicted, %d rows, %d region "
+                "forecasts left out in %.2f s", len(issues) - n_empty, dataset.height,
+                rows.height, failed.height, time.perf_counter() - t0)
+    rows = conform_forecasts(rows)
+    return (rows, failed) if return_failed else rows
 
 
-def _published_rows(bundle: ModelBundle, preds: pl.DataFrame) -> pl.DataFrame:
+def _series_of(sharp: pl.DataFrame) -> str | None:
+    """The one SHARP series of ``sharp`` (`_with_served_at` refuses several), or None."""
+    if "series" not in sharp.columns:
+        return None
+    found = sharp["series"].drop_nulls().unique()
+    return found[0] if found.len() == 1 else None
+
+
+#: Largest feature magnitude a model can take: the networks and the forests compute in
+#: float32, and a larger value raises (scikit-learn) or overflows to inf (torch).
+MAX_FEATURE_MAGNITUDE = float(np.finfo(np.float32).max)
+
+
+def _absurd(frame: pl.DataFrame, cols: list[str], what: str
+            ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split off the rows with a value of ``cols`` beyond `MAX_FEATURE_MAGNITUDE` (or
+    +-inf); returns (kept rows, ``harpnum, t_rec, reason`` of those split off)."""
+    empty = pl.DataFrame(schema={"harpnum": pl.Int64, "t_rec": frame.schema["t_rec"],
+                                 "reason": pl.Utf8})
+    if not cols or frame.height == 0:
+        return frame, empty
+    absurd = [pl.col(c).cast(pl.Float64).abs() > MAX_FEATURE_MAGNITUDE for c in cols]
+    mask = frame.select(pl.any_horizontal(absurd).fill_null(False)).to_series()
+    if not mask.any():
+        return frame, empty
+    bad = frame.filter(mask)
+    reasons = []
+    for row in bad.select("harpnum", "t_rec", *cols).iter_rows(named=True):
+        over = [f"{c} = {row[c]:.3g}" for c in cols
+                if row[c] is not None and abs(row[c]) > MAX_FEATURE_MAGNITUDE]
+        reasons.append(f"input: record {row['t_rec'].isoformat()} has {len(over)} {what} "
+                       f"beyond the float32 range the models compute in ({', '.join(over[:3])}"
+                       f"{' ...' if len(over) > 3 else ''})")
+    logger.warning("%d record(s) with absurd %s left out", bad.height, what)
+    out = bad.select(pl.col("harpnum").cast(pl.Int64), "t_rec").with_columns(
+        pl.Series("reason", reasons, dtype=pl.Utf8))
+    return frame.filter(~mask), out
+
+
+def _screen_records(sharp: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drop SHARP records with a keyword value beyond `MAX_FEATURE_MAGNITUDE` (or +-inf)
+    before features are computed, so that one absurd record (the readers' plausibility
+    ranges let it through, or it was written to the store directly) spoils only the issue
+    times at which it is its region's newest record, not every feature window holding it."""
+    cols = [c for c, dt in sharp.schema.items() if dt.is_float()]
+    return _absurd(sharp, cols, "keyword value(s)")
+
+
+def _screen_inputs(bundle: ModelBundle, dataset: pl.DataFrame
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drop records with a feature beyond `MAX_FEATURE_MAGNITUDE` (or +-inf); name them.
+
+    NaN features are normal (the models impute them). Returns the remaining records and
+    ``harpnum, t_rec, reason`` of those dropped.
+    """
+    cols = [c for c in bundle.features if c in dataset.columns
+            and dataset.schema[c].is_numeric()]
+    return _absurd(dataset, cols, "feature(s)")
+
+
+def _predict_isolated(bundle: ModelBundle, dataset: pl.DataFrame
+                      ) -> tuple[pl.DataFrame, dict[int, str]]:
+    """`predict_records`; if a model raises on the batch, region by region, so that a region
+    whose rows make a model raise is left out (HARP -> reason) and the others predicted."""
+    try:
+        return predict_records(bundle, dataset), {}
+    except Exception as e:  # noqa: BLE001 - any model failure; re-tried region by region
+        logger.warning("prediction of %d records failed (%s: %s); predicting region by region",
+                       dataset.height, type(e).__name__, e)
+    parts, raised = [], {}
+    for (harpnum,), part in dataset.partition_by("harpnum", as_dict=True,
+                                                  maintain_order=True).items():
+        try:
+            parts.append(predict_records(bundle, part))
+        except Exception as e:  # noqa: BLE001 - reported as the region's reason
+            raised[int(harpnum)] = f"model: {type(e).__name__}: {e}"
+    if not parts:
+        return predict_records(bundle, dataset.clear()), raised
+    return pl.concat(parts, how="diagonal_relaxed"), raised
+
+
+def _failures(bundle: ModelBundle, expected: pl.DataFrame, preds: pl.DataFrame,
+              bad_records: pl.DataFrame, raised: dict[int, str], invalid: pl.DataFrame,
+              series: str | None) -> pl.DataFrame:
+    """Every (issue_time, harpnum) of ``expected`` left out, with its reason
+    (`flare_core.publish.forecast_store.FAILED_SCHEMA`)."""
+    from .publish.forecast_store import FAILED_SCHEMA
+
+    missing = expected.join(preds.select("harpnum", "t_rec", "issue_time"),
+                            on=["harpnum", "t_rec", "issue_time"], how="anti")
+    missing = missing.join(bad_records, on=["harpnum", "t_rec"], how="left").with_columns(
+        pl.coalesce(pl.col("reason"), pl.col("harpnum").replace_strict(
+            raised, default=None, return_dtype=pl.Utf8)).alias("reason"))
+    if missing["reason"].null_count():
+        logger.warning("%d region forecast(s) have no prediction (no feature row)",
+                       missing["reason"].null_count())
+        missing = missing.with_columns(pl.col("reason").fill_null(
+            "input: no feature row for the record"))
+    both = pl.concat([missing.select("issue_time", "harpnum", "reason"),
+                      invalid.select("issue_time", "harpnum", "reason")])
+    return both.with_columns(pl.lit(bundle.version).alias("model_version"),
+                             pl.lit(series, pl.Utf8).alias("series")).select(
+        [pl.col(c).cast(dt) for c, dt in FAILED_SCHEMA.items()]).sort("issue_time", "harpnum")
+
+
+def _published_rows(bundle: ModelBundle, preds: pl.DataFrame, *, headline: bool = False
+                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Forecast-store rows of ``preds`` (`predict_records` columns plus ``issue_time`` and
-    ``noaa_ars``), one per (row, published model); the survival model re-based to the row's
-    issue time (module docstring)."""
+    ``noaa_ars``), one per (row, published model), and the regions left out.
+
+    Each model's values are taken as predicted (the survival model re-based to the row's
+    issue time; ``p_x24`` of a binary model from the flare-class forest, module docstring),
+    with the ``headline`` rows when asked; `isolate_invalid_regions` then leaves out every
+    (issue_time, harpnum) with an invalid value of any model, and
+    `project_class_probabilities` makes the remaining rows' classes nested."""
     frames: list[pl.DataFrame] = []
     rebased: pl.DataFrame | None = None
     if "cox_time" in bundle.models and "survival_curve" in preds.columns:
         rebased = _rebased_survival(preds)
+    x_given_m = (pl.col("p_x_given_m_forest").cast(pl.Float64)
+                 if "p_x_given_m_forest" in preds.columns else None)
     for model_name, needs, cmap in _PUBLISHED:
         if needs not in bundle.models:
             continue
@@ -559,9 +700,13 @@ def _published_rows(bundle: ModelBundle, preds: pl.DataFrame) -> pl.DataFrame:
             src = cmap.get(target)
             if src is not None and src in preds.columns:
                 cols.append(pl.col(src).cast(pl.Float64).alias(target))
+            elif target == "p_x24" and x_given_m is not None and cmap["p_m24"] in preds.columns:
+                # no X head: P(X | M) of the flare-class forest times the model's P(M+)
+                cols.append((pl.col(cmap["p_m24"]).cast(pl.Float64) * x_given_m).alias(target))
             else:
                 cols.append(pl.lit(None, dtype=pl.Float64).alias(target))
         if model_name == "survival" and "warning_24h" in preds.columns:
+            # the lifetime-track SVM's own decision (not a threshold on p_m24)
             cols.append(
                 pl.when(pl.col("warning_24h")).then(pl.lit("M")).otherwise(pl.lit(None))
                 .cast(pl.Utf8).alias("warning_class")
@@ -572,15 +717,272 @@ def _published_rows(bundle: ModelBundle, preds: pl.DataFrame) -> pl.DataFrame:
         if model_name == "survival" and rebased is not None:
             # re-based to the issue time: replaces the record-time values (hours after t_rec)
             frame = frame.with_columns(rebased.get_column(c) for c in rebased.columns)
-        if frame["p_c24"].null_count() < frame.height:
-            # P(>=C) >= P(>=M) >= P(>=X) by definition; separately trained heads may disagree
-            frame = frame.with_columns(
-                pl.max_horizontal("p_m24", "p_x24").alias("p_m24")
-            ).with_columns(pl.max_horizontal("p_c24", "p_m24").alias("p_c24"))
         frames.append(frame)
     if not frames:
         raise ModelError("the bundle has no model that publishes forecasts")
-    return pl.concat(frames, how="diagonal_relaxed")
+    rule = headline_rule(bundle) if headline else None
+    if rule is not None:
+        frames.append(_headline_frame(rule, frames, preds, x_given_m))
+    rows, failed = isolate_invalid_regions(pl.concat(frames, how="diagonal_relaxed"))
+    rows = project_class_probabilities(rows)
+    if rule is not None:
+        rows = _with_headline_warning(rows, rule)
+    return rows, failed
+
+
+# ---------------------------------------------------------------- validity, coherence, headline
+
+
+def isolate_invalid_regions(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Leave out every region whose forecast (any model) is invalid at an issue time.
+
+    A row is invalid when a probability (``p_c24``, ``p_m24``, ``p_x24``) is NaN, infinite
+    or outside [0, 1], ``mean_lifetime_h`` is NaN, infinite or negative, it has no value at
+    all (every probability, the lifetime and the curve null), or its survival curve is
+    malformed (`flare_core.publish.forecast_store.curve_problem`: lengths, NaN, grid not
+    increasing, S(t) outside [0, 1] or increasing). One invalid row removes all rows of that
+    (issue_time, harpnum), so that every model and the headline describe the same regions;
+    the other regions are untouched.
+
+    Parameters
+    ----------
+    rows : pl.DataFrame
+        Forecast rows (`flare_core.publish.forecast_store.FORECAST_SCHEMA` columns; values
+        as the models gave them, before `project_class_probabilities`).
+
+    Returns
+    -------
+    (valid, failed) : tuple of pl.DataFrame
+        ``rows`` without the invalid regions (order kept) and one row per region left out:
+        ``issue_time``, ``harpnum``, ``reason`` (every problem, ``"<model>: <what>"``,
+        joined by "; ").
+    """
+    from .publish.forecast_store import PROBABILITY_COLUMNS, curve_problem
+
+    problems: list[pl.Expr] = []
+    for col in PROBABILITY_COLUMNS:
+        if col not in rows.columns:
+            continue
+        v = pl.col(col)
+        bad = v.is_not_null() & (v.is_nan() | ~v.is_between(0.0, 1.0))
+        problems.append(pl.when(bad).then(pl.format("{}: " + col + " = {} is not a "
+                                                    "probability in [0, 1]",
+                                                    pl.col("model"), v)))
+    if "mean_lifetime_h" in rows.columns:
+        v = pl.col("mean_lifetime_h")
+        bad = v.is_not_null() & (v.is_nan() | v.is_infinite() | (v < 0))
+        problems.append(pl.when(bad).then(pl.format("{}: mean_lifetime_h = {} h is not a "
+                                                    "lifetime", pl.col("model"), v)))
+    values = [c for c in (*PROBABILITY_COLUMNS, "mean_lifetime_h", "survival_curve")
+              if c in rows.columns]
+    problems.append(pl.when(pl.all_horizontal(pl.col(c).is_null() for c in values))
+                    .then(pl.format("{}: no forecast value", pl.col("model"))))
+    checked = rows.with_row_index("_i").with_columns(
+        pl.concat_str(problems, separator="; ", ignore_nulls=True).alias("_why"))
+    if "survival_curve" in rows.columns:
+        curves = checked.filter(pl.col("survival_curve").is_not_null()
+                                | pl.col("survival_grid_h").is_not_null())
+        extra = {i: f"{m}: {why}" for i, m, g, s in curves.select(
+                     "_i", "model", "survival_grid_h", "survival_curve").iter_rows()
+                 if (why := curve_problem(g, s)) is not None}
+        if extra:
+            checked = checked.with_columns(
+                pl.concat_str([pl.col("_why").replace("", None),
+                               pl.col("_i").replace_strict(extra, default=None,
+                                                           return_dtype=pl.Utf8)],
+                              separator="; ", ignore_nulls=True).alias("_why"))
+    bad_rows = checked.filter(pl.col("_why").is_not_null() & (pl.col("_why") != ""))
+    failed = (bad_rows.group_by("issue_time", "harpnum", maintain_order=True)
+              .agg(pl.col("_why").unique(maintain_order=True).str.join("; ").alias("reason"))
+              .sort("issue_time", "harpnum"))
+    if failed.height:
+        for r in failed.iter_rows(named=True):
+            logger.warning("HARP %d left out at %s: %s", r["harpnum"],
+                           r["issue_time"].isoformat(), r["reason"])
+    valid = rows.join(failed.select("issue_time", "harpnum"), on=["issue_time", "harpnum"],
+                      how="anti", maintain_order="left")
+    return valid, failed
+
+
+def _nested_projection(values: list[float]) -> list[float]:
+    """Pool-adjacent-violators for a non-increasing sequence, equal weights."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for v in values:
+        blocks.append([v, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            (m2, n2), (m1, n1) = blocks.pop(), blocks.pop()
+            blocks.append([(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2])
+    return [m for m, n in blocks for _ in range(int(n))]
+
+
+def project_class_probabilities(rows: pl.DataFrame) -> pl.DataFrame:
+    """Make every row's class probabilities nested: ``p_c24 >= p_m24 >= p_x24``.
+
+    A flare of X1.0 or above is one of M1.0 or above, which is one of C1.0 or above, so
+    ``P(C+) >= P(M+) >= P(X+)`` for any forecast of one window; separately trained heads
+    (DeFN's two nets, a C head and an M head) need not agree. Each row's present values (a
+    null class stays null) are replaced by their Euclidean projection onto the ordered set
+    ``{c >= m >= x}``: the isotonic (non-increasing) regression of the ordered triple with
+    equal weights, computed by pool-adjacent-violators. Values already in order are left
+    exactly as they are; a violating pair becomes its mean (``p_c = p_m = (p_c + p_m) / 2``
+    when ``p_c < p_m``), moving both values by the least amount.
+
+    Notes
+    -----
+    Why this projection rather than a clamp (``p_c = max(p_c, p_m)``): every outcome vector
+    (1, 1, 1), (1, 1, 0), (1, 0, 0), (0, 0, 0) lies in the ordered set, which is convex, so
+    the projection never increases the summed Brier score of the three classes, whatever
+    happens (the distance to every point of a closed convex set does not grow under
+    projection onto it); a clamp trusts one head entirely and has no such guarantee. The
+    projected values stay in [0, 1] (means of values in [0, 1]).
+
+    Parameters
+    ----------
+    rows : pl.DataFrame
+        Forecast rows with ``p_c24``, ``p_m24``, ``p_x24`` (any may be null).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``rows`` with the three columns projected (same order and other columns).
+    """
+    cols = ["p_c24", "p_m24", "p_x24"]
+    arr = rows.select(pl.col(c).cast(pl.Float64) for c in cols).to_numpy().astype(np.float64)
+    present = ~np.isnan(arr)
+    filled_hi = np.where(present, arr, np.inf)
+    filled_lo = np.where(present, arr, -np.inf)
+    # a violation between any two present classes (nulls never violate)
+    bad = ((filled_lo[:, 0] < np.maximum(filled_lo[:, 1], filled_lo[:, 2]))
+           | (filled_hi[:, 1] < filled_lo[:, 2])) & (present.sum(axis=1) > 1)
+    for i in np.flatnonzero(bad):
+        keep = present[i]
+        arr[i, keep] = _nested_projection(arr[i, keep].tolist())
+    if bad.any():
+        logger.info("class probabilities of %d of %d row(s) projected onto C+ >= M+ >= X+",
+                    int(bad.sum()), rows.height)
+    return rows.with_columns(pl.Series(c, arr[:, k]).fill_nan(None) for k, c in
+                             enumerate(cols))
+
+
+@dataclass(frozen=True)
+class HeadlineRule:
+    """Which model gives each class of the ``headline`` forecast, and its warning thresholds.
+
+    Attributes
+    ----------
+    m_model : str
+        Published model whose P(M+) is the headline's: the highest validation TSS (>=M in
+        24 h, on the validation regions or period, ``model.json``) among the published
+        models of the bundle, ties broken by validation ROC AUC, then `_PUBLISHED` order.
+    m_tss, m_auc : float or None
+        Those validation scores.
+    m_threshold : float
+        The decision threshold chosen with that TSS (validation, calibrated scale).
+    c_model : str or None
+        Published model giving P(C+) (``defn``, the only >=C forecaster), or None.
+    c_threshold : float or None
+        Its validation threshold.
+    x_from_forest : bool
+        P(X+) = P(X | M) of the flare-class forest times the headline P(M+).
+    curve_model : str or None
+        ``survival`` when the bundle has it: survival curve and restricted mean lifetime.
+    """
+
+    m_model: str
+    m_tss: float | None
+    m_auc: float | None
+    m_threshold: float
+    c_model: str | None
+    c_threshold: float | None
+    x_from_forest: bool
+    curve_model: str | None
+
+    def describe(self) -> str:
+        """The rule in words, stored with every headline row (``method``) and published."""
+        score = ("" if self.m_tss is None else
+                 f" (best validation TSS {self.m_tss:.3f}"
+                 + ("" if self.m_auc is None else f", ROC AUC {self.m_auc:.3f}") + ")")
+        parts = [f"M+: {self.m_model}{score}",
+                 f"C+: {self.c_model}" if self.c_model else "C+: none",
+                 "X+: P(X|M) of flare_class_forest x headline M+" if self.x_from_forest
+                 else "X+: none",
+                 (f"survival curve and restricted mean lifetime: {self.curve_model} "
+                  "(its own M+ is 1 - S(24 h))") if self.curve_model else "no survival curve",
+                 "classes projected onto C+ >= M+ >= X+ (pool-adjacent-violators)",
+                 "warning: strongest class with P >= its validation threshold ("
+                 + ", ".join(f"{k} {v:.4g}" for k, v in (("C+", self.c_threshold),
+                                                           ("M+", self.m_threshold))
+                             if v is not None)
+                 + "; X+ has no validated threshold, never warned)"]
+        return "; ".join(parts)
+
+
+#: published model -> bundle model of its P(M+) (validation scores, threshold)
+_M_SOURCE = {"survival": "cox_time", "defn": "defn_m", "lstm": "lstm", "logistic": "logistic",
+             "persistence": "persistence", "climatology": "climatology"}
+
+
+def headline_rule(bundle: ModelBundle) -> HeadlineRule | None:
+    """The `HeadlineRule` of a bundle (None: no published model)."""
+    published = [name for name, needs, _ in _PUBLISHED if needs in bundle.models]
+    if not published:
+        return None
+    order = {n: i for i, n in enumerate(published)}
+
+    def scores(name: str) -> tuple[float | None, float | None]:
+        val = bundle.meta["models"].get(_M_SOURCE[name], {}).get("validation") or {}
+        tss, auc = val.get("tss"), val.get("auc")
+        return (None if tss is None else float(tss)), (None if auc is None else float(auc))
+
+    scored = [(n, *scores(n)) for n in published]
+    ranked = sorted((s for s in scored if s[1] is not None),
+                    key=lambda s: (-s[1], -(s[2] if s[2] is not None else -1.0), order[s[0]]))
+    m_model, tss, auc = ranked[0] if ranked else (published[0], None, None)
+    c_model = "defn" if "defn_c" in bundle.models and "defn" in published else None
+    return HeadlineRule(
+        m_model=m_model, m_tss=tss, m_auc=auc,
+        m_threshold=bundle.threshold(_M_SOURCE[m_model]),
+        c_model=c_model,
+        c_threshold=bundle.threshold("defn_c") if c_model else None,
+        x_from_forest="flare_class_forest" in bundle.models,
+        curve_model="survival" if "survival" in published else None,
+    )
+
+
+def _headline_frame(rule: HeadlineRule, frames: list[pl.DataFrame], preds: pl.DataFrame,
+                    x_given_m: pl.Expr | None) -> pl.DataFrame:
+    by_model = {f["model"][0]: f for f in frames if f.height}
+    if rule.m_model not in by_model:
+        return frames[0].clear().with_columns(pl.lit("headline").alias("model"))
+    m = by_model[rule.m_model]
+    base = m.select("issue_time", "harpnum", "noaa_ars", "model_version", "t_rec", "p_m24")
+    cols: list[pl.Series | pl.Expr] = [
+        pl.lit("headline").alias("model"),
+        (by_model[rule.c_model]["p_c24"] if rule.c_model else
+         pl.lit(None, pl.Float64)).alias("p_c24"),
+        ((pl.col("p_m24") * pl.lit(preds.select(x_given_m).to_series()))
+         if rule.x_from_forest and x_given_m is not None
+         else pl.lit(None, pl.Float64)).alias("p_x24"),
+        pl.lit(None, pl.Utf8).alias("warning_class"),
+        pl.lit(rule.describe()).alias("method"),
+    ]
+    curve = by_model.get(rule.curve_model) if rule.curve_model else None
+    for c, dtype in (("mean_lifetime_h", pl.Float64), ("survival_grid_h", pl.List(pl.Float64)),
+                     ("survival_curve", pl.List(pl.Float64))):
+        cols.append(curve[c] if curve is not None and c in curve.columns
+                    else pl.lit(None, dtype).alias(c))
+    return base.with_columns(cols)
+
+
+def _with_headline_warning(rows: pl.DataFrame, rule: HeadlineRule) -> pl.DataFrame:
+    """Headline warning class: the strongest class whose (projected) probability reaches
+    its validation threshold (X+ has none); null when none does."""
+    warn = pl.when(pl.col("p_m24") >= rule.m_threshold).then(pl.lit("M"))
+    if rule.c_threshold is not None:
+        warn = warn.when(pl.col("p_c24") >= rule.c_threshold).then(pl.lit("C"))
+    return rows.with_columns(
+        pl.when(pl.col("model") == "headline").then(warn.otherwise(pl.lit(None)))
+        .otherwise(pl.col("warning_class")).cast(pl.Utf8).alias("warning_class"))
 
 
 def survival_probabilities(preds: pl.DataFrame, horizons_h: Iterable[float]) -> pl.DataFrame:

@@ -12,25 +12,38 @@ harpnum             Int64                     HMI Active Region Patch number
 noaa_ars            Utf8 (nullable)           NOAA AR numbers, comma separated ("11967,11968")
 model               Utf8                      model name, e.g. "cox_ph" or "defn"
 model_version       Utf8                      model version / training tag
-t_rec               Datetime(us, UTC) (null)  newest SHARP record the forecast used (freshness;
-                                              start of the binary models' window)
+series              Utf8 (nullable)           SHARP series the forecast read, e.g.
+                                              "hmi.sharp_720s_nrt" (HARP numbers are per series)
+t_rec               Datetime(us, UTC) (null)  newest SHARP record the forecast used (freshness)
 p_c24               Float64 (nullable)        P(flare >= C1.0 peaks in the window), [0, 1]
 p_m24               Float64 (nullable)        P(flare >= M1.0 peaks in the window), [0, 1]
 p_x24               Float64 (nullable)        P(flare >= X1.0 peaks in the window), [0, 1]
-mean_lifetime_h     Float64 (nullable)        predicted mean time to the next flare (hours)
+mean_lifetime_h     Float64 (nullable)        restricted mean time to the next >=M flare,
+                                              hours after issue_time, capped at the curve's
+                                              last point (integral of the survival curve)
 warning_class       Utf8 (nullable)           warning issued by the model, e.g. "M"
+method              Utf8 (nullable)           how the row was made, where that is a rule
+                                              (the ``headline`` rows: which model gave each
+                                              class and the warning thresholds)
 survival_grid_h     List(Float64) (nullable)  hours after issue_time (the survival model,
                                               re-based to it), strictly increasing
 survival_curve      List(Float64) (nullable)  S(t) on ``survival_grid_h``, non-increasing
 written_at          Datetime(us, UTC)         (read only) when the row was stored
 ==================  ========================  ===============================================
 
-Prediction windows: the survival model (``survival``; `flare_core.forecasting` re-bases it
-to the issue time) forecasts ``(issue_time, issue_time + 24 h]``. The binary models
-(`RECORD_WINDOW_MODELS`: DeFN, LSTM, logistic, persistence, climatology) have no time
-structure to re-base: their ``p_*24`` are for ``(t_rec, t_rec + 24 h]``, the 24 hours after
-the record used (``t_rec`` is at most the model's freshness, 6 h by default, before
-``issue_time``).
+Prediction window: every row forecasts ``(issue_time, issue_time + 24 h]``. The survival
+model (``survival``) is re-based to the issue time (`flare_core.forecasting`). The binary
+models (`RECORD_WINDOW_MODELS`: DeFN, LSTM, logistic, persistence, climatology) were trained
+for ``(t_rec, t_rec + 24 h]``; their value is used for the issue window under a
+stationarity assumption over the lead ``issue_time - t_rec`` (less than the freshness, 6 h
+by default; `flare_core.forecasting`, "Windows"). Within a row ``p_c24 >= p_m24 >= p_x24``
+(`flare_core.forecasting.project_class_probabilities`).
+
+Failed regions: a region left out of an issue time (invalid inputs or model outputs,
+`flare_core.forecasting`, or a data fetch that failed) is a row of the ``failed_regions``
+table (`FAILED_SCHEMA`: ``issue_time, harpnum, model_version, series, reason``), written by
+`ForecastStore.upsert` (``failed=``) in the same transaction as that issue time's forecasts
+and replaced with them; read with `ForecastStore.read_failed`.
 
 Re-running an issue time *replaces* it: `upsert` first deletes every row of that issue time
 for the (model, model_version) pairs it writes, then inserts the new rows, in one
@@ -70,6 +83,11 @@ __all__ = [
     "RECORD_WINDOW_MODELS",
     "FORECAST_KEY",
     "PROBABILITY_COLUMNS",
+    "FAILED_SCHEMA",
+    "ABSENT_CLASS_REASONS",
+    "absent_class_reason",
+    "curve_problem",
+    "conform_failed",
     "ForecastStore",
     "conform_forecasts",
     "empty_forecast_frame",
@@ -84,6 +102,7 @@ FORECAST_SCHEMA: dict[str, pl.DataType] = {
     "noaa_ars": pl.Utf8,
     "model": pl.Utf8,
     "model_version": pl.Utf8,
+    "series": pl.Utf8,
     "t_rec": UTC_DATETIME,
     "p_c24": pl.Float64,
     "p_m24": pl.Float64,
@@ -92,18 +111,44 @@ FORECAST_SCHEMA: dict[str, pl.DataType] = {
     "warning_class": pl.Utf8,
     "survival_grid_h": pl.List(pl.Float64),
     "survival_curve": pl.List(pl.Float64),
+    "method": pl.Utf8,
 }
+#: Columns of the failed-regions table (one row per region left out of an issue time).
+FAILED_SCHEMA: dict[str, pl.DataType] = {
+    "issue_time": UTC_DATETIME,
+    "harpnum": pl.Int64,
+    "model_version": pl.Utf8,
+    "series": pl.Utf8,
+    "reason": pl.Utf8,
+}
+_FAILED_KEY = ("issue_time", "harpnum", "model_version")
 #: The primary key of the store.
 FORECAST_KEY: tuple[str, ...] = ("issue_time", "harpnum", "model", "model_version")
 #: Probability columns, by increasing flare-class threshold (C+, M+, X+).
 PROBABILITY_COLUMNS: tuple[str, ...] = ("p_c24", "p_m24", "p_x24")
-#: Models whose ``p_*24`` are for ``(t_rec, t_rec + 24 h]`` (the record's window), not for
-#: ``(issue_time, issue_time + 24 h]``: the binary models of `flare_core.forecasting`.
+#: Models trained for ``(t_rec, t_rec + 24 h]`` whose value is published for
+#: ``(issue_time, issue_time + 24 h]`` (stationarity over the lead; module docstring): the
+#: binary models of `flare_core.forecasting`.
 RECORD_WINDOW_MODELS: frozenset[str] = frozenset(
     {"defn", "lstm", "logistic", "persistence", "climatology"})
+_M_ONLY = "the model forecasts >=M flares only"
+#: Why a model's row has no value of a class, by (model, probability column).
+ABSENT_CLASS_REASONS: dict[tuple[str, str], str] = {
+    ("survival", "p_c24"): _M_ONLY + " (time to the next >=M flare)",
+    **{(m, "p_c24"): _M_ONLY for m in ("lstm", "logistic", "persistence", "climatology")},
+    **{(m, "p_x24"): ("no X forecast: the model directory has no flare-class forest for "
+                      "P(X | M)") for m in ("survival", "defn", "lstm", "logistic",
+                                           "persistence", "climatology", "headline")},
+    ("headline", "p_c24"): "no model of the directory forecasts >=C flares",
+}
+
+
+def absent_class_reason(model: str, column: str) -> str:
+    """Why ``model`` publishes no ``column`` (`ABSENT_CLASS_REASONS`, else a generic text)."""
+    return ABSENT_CLASS_REASONS.get((model, column), "not forecast by this model")
 _REQUIRED = FORECAST_KEY
 _VALUE_COLUMNS = (*PROBABILITY_COLUMNS, "mean_lifetime_h", "survival_curve")
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS forecasts (
     issue_time      TIMESTAMP NOT NULL,   -- UTC, stored naive
@@ -111,6 +156,7 @@ CREATE TABLE IF NOT EXISTS forecasts (
     noaa_ars        VARCHAR,
     model           VARCHAR   NOT NULL,
     model_version   VARCHAR   NOT NULL,
+    series          VARCHAR,
     t_rec           TIMESTAMP,            -- UTC, stored naive
     p_c24           DOUBLE,
     p_m24           DOUBLE,
@@ -119,10 +165,25 @@ CREATE TABLE IF NOT EXISTS forecasts (
     warning_class   VARCHAR,
     survival_grid_h DOUBLE[],
     survival_curve  DOUBLE[],
+    method          VARCHAR,
     written_at      TIMESTAMP NOT NULL,   -- UTC, stored naive
     PRIMARY KEY (issue_time, harpnum, model, model_version)
 );
+CREATE TABLE IF NOT EXISTS failed_regions (
+    issue_time      TIMESTAMP NOT NULL,   -- UTC, stored naive
+    harpnum         BIGINT    NOT NULL,
+    model_version   VARCHAR   NOT NULL,
+    series          VARCHAR,
+    reason          VARCHAR   NOT NULL,
+    written_at      TIMESTAMP NOT NULL,   -- UTC, stored naive
+    PRIMARY KEY (issue_time, harpnum, model_version)
+);
 CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+"""
+# schema 1 files (no series / method columns) are migrated on the first write
+_MIGRATE_SQL = """
+ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS series VARCHAR;
+ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS method VARCHAR;
 """
 _TOL = 1e-9
 _YIELD_S = 0.06  # > filelock's 0.05 s poll interval
@@ -137,27 +198,33 @@ def _record(row: dict) -> str:
     return f"issue_time={row['issue_time']} harpnum={row['harpnum']} model={row['model']}"
 
 
-def _check_curve(row: dict) -> None:
-    grid, curve = row["survival_grid_h"], row["survival_curve"]
+def curve_problem(grid: list[float] | None, curve: list[float] | None) -> str | None:
+    """What is wrong with a survival curve (``survival_grid_h``, ``survival_curve``), or None.
+
+    Both null is fine (no curve). Otherwise both must have the same non-zero length, hold
+    finite values, the grid must start at >= 0 and strictly increase, and S(t) must lie in
+    [0, 1] and not increase (tolerance 1e-6).
+    """
     if grid is None and curve is None:
-        return
+        return None
     if grid is None or curve is None or len(grid) != len(curve) or len(grid) == 0:
-        raise ParseError(
-            f"forecast {_record(row)}: survival_grid_h and survival_curve must both be set "
-            f"with the same non-zero length (got {grid!r} and {curve!r})"
-        )
+        return ("survival_grid_h and survival_curve must both be set with the same non-zero "
+                f"length (got {grid!r} and {curve!r})")
     if any(v is None or not math.isfinite(v) for v in (*grid, *curve)):
-        raise ParseError(f"forecast {_record(row)}: survival curve holds null/NaN values")
+        return "survival curve holds null/NaN values"
     if grid[0] < 0 or any(b <= a for a, b in zip(grid, grid[1:], strict=False)):
-        raise ParseError(
-            f"forecast {_record(row)}: survival_grid_h must be >= 0 and strictly increasing"
-        )
+        return "survival_grid_h must be >= 0 and strictly increasing"
     if any(not (-1e-6 <= s <= 1 + 1e-6) for s in curve) or any(
         b > a + 1e-6 for a, b in zip(curve, curve[1:], strict=False)
     ):
-        raise ParseError(
-            f"forecast {_record(row)}: survival_curve must lie in [0, 1] and not increase"
-        )
+        return "survival_curve must lie in [0, 1] and not increase"
+    return None
+
+
+def _check_curve(row: dict) -> None:
+    problem = curve_problem(row["survival_grid_h"], row["survival_curve"])
+    if problem is not None:
+        raise ParseError(f"forecast {_record(row)}: {problem}")
 
 
 def conform_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
@@ -229,6 +296,36 @@ def conform_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
         logger.warning("%d forecast row(s) have p_c24 < p_m24 or p_m24 < p_x24", n_unnested)
         warnings.warn(f"{n_unnested} forecast row(s) have non-nested class probabilities "
                       "(p_c24 < p_m24 or p_m24 < p_x24)", DataQualityWarning, stacklevel=2)
+    return df
+
+
+def conform_failed(failed: pl.DataFrame | None) -> pl.DataFrame:
+    """Check a failed-regions frame and cast it to `FAILED_SCHEMA` (None: zero rows).
+
+    Raises
+    ------
+    ParseError
+        If ``issue_time``, ``harpnum``, ``model_version`` or ``reason`` is absent or null,
+        ``issue_time`` is not tz-aware, or a (issue_time, harpnum, model_version) repeats.
+    """
+    if failed is None:
+        return pl.DataFrame(schema=FAILED_SCHEMA)
+    missing = [c for c in (*_FAILED_KEY, "reason") if c not in failed.columns]
+    if missing:
+        raise ParseError(f"failed-regions frame lacks required column(s) {missing}")
+    dtype = failed.schema["issue_time"]
+    if not isinstance(dtype, pl.Datetime) or dtype.time_zone is None:
+        raise ParseError(f"failed-regions column 'issue_time' must be a tz-aware datetime, "
+                         f"got {dtype}")
+    df = failed.with_columns(pl.col("issue_time").dt.convert_time_zone("UTC"))
+    if "series" not in df.columns:
+        df = df.with_columns(pl.lit(None, pl.Utf8).alias("series"))
+    df = df.select([pl.col(c).cast(dt, strict=True) for c, dt in FAILED_SCHEMA.items()])
+    for col in (*_FAILED_KEY, "reason"):
+        if df[col].null_count():
+            raise ParseError(f"failed-regions column {col!r} has null value(s)")
+    if df.select(_FAILED_KEY).is_duplicated().any():
+        raise ParseError(f"failed-regions key {_FAILED_KEY} is duplicated")
     return df
 
 
@@ -307,7 +404,8 @@ class ForecastStore:
             try:
                 if write:
                     con.execute(_TABLE_SQL)
-                    con.execute("INSERT OR IGNORE INTO store_meta VALUES ('schema_version', ?)",
+                    con.execute(_MIGRATE_SQL)
+                    con.execute("INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
                                 [str(_SCHEMA_VERSION)])
                 yield con
             finally:
@@ -334,69 +432,90 @@ class ForecastStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def upsert(self, forecasts: pl.DataFrame) -> int:
+    def upsert(self, forecasts: pl.DataFrame, *, failed: pl.DataFrame | None = None) -> int:
         """Store forecasts, replacing whatever an earlier run wrote for the same issue time.
 
-        For each issue time in ``forecasts`` (one transaction each), every
+        For each issue time in ``forecasts`` or ``failed`` (one transaction each), every
         stored row of that issue time with a (model, model_version) present in the input is
-        deleted and the input rows are inserted. Other models' rows are kept.
+        deleted and the input rows are inserted. Other models' rows are kept. The failed
+        regions of that issue time and of the input's model versions are replaced likewise.
 
         Parameters
         ----------
         forecasts : pl.DataFrame
             Columns of `FORECAST_SCHEMA` (only the key columns are required; checked by
             `conform_forecasts`).
+        failed : pl.DataFrame, optional
+            Regions left out (`FAILED_SCHEMA`; `conform_failed`). An issue time with no
+            failed row of a model version written clears that version's stored failures.
 
         Returns
         -------
         int
-            Number of rows written.
+            Number of forecast rows written.
 
         Raises
         ------
         ParseError
-            If the frame fails `conform_forecasts` (nothing is written).
+            If a frame fails `conform_forecasts` / `conform_failed` (nothing is written).
         StoreError
             If the lock or the database cannot be had, or a write fails (the issue time in
             progress is rolled back; issue times already committed stay).
         """
         df = conform_forecasts(forecasts)
-        if df.is_empty():
+        bad = conform_failed(failed)
+        if df.is_empty() and bad.is_empty():
             logger.info("forecast store %s: nothing to upsert", self.path)
             return 0
         written_at = datetime.now(UTC).replace(tzinfo=None)
-        parts = df.sort(FORECAST_KEY).partition_by("issue_time", maintain_order=True)
+        times = sorted(set(df["issue_time"].to_list()) | set(bad["issue_time"].to_list()))
+        versions = sorted(set(df["model_version"].to_list()) | set(bad["model_version"]))
+        by_time = {k[0]: v for k, v in df.sort(FORECAST_KEY).partition_by(
+            "issue_time", as_dict=True, maintain_order=True).items()}
+        bad_by_time = {k[0]: v for k, v in bad.partition_by(
+            "issue_time", as_dict=True, maintain_order=True).items()}
         n, i = 0, 0
-        while i < len(parts):
+        while i < len(times):
             # One lock hold covers several issue-time transactions, up to max_hold_s, so
             # that opening the file is amortised and a concurrent writer still gets a turn.
             with self._connect(write=True) as con:
                 assert con is not None
                 held_since = time.monotonic()
-                while i < len(parts):
-                    self._replace_issue_time(con, parts[i], written_at)
-                    n += parts[i].height
+                while i < len(times):
+                    part = by_time.get(times[i], df.clear())
+                    self._replace_issue_time(con, times[i], part,
+                                             bad_by_time.get(times[i], bad.clear()),
+                                             versions, written_at)
+                    n += part.height
                     i += 1
                     if time.monotonic() - held_since > self.max_hold_s:
                         break
-            if i < len(parts):
+            if i < len(times):
                 time.sleep(_YIELD_S)  # let a waiting process (polling the lock) get its turn
-        logger.info("forecast store %s: upserted %d row(s) for %d issue time(s)",
-                    self.path, n, df["issue_time"].n_unique())
+        logger.info("forecast store %s: upserted %d row(s) and %d failed region(s) for %d "
+                    "issue time(s)", self.path, n, bad.height, len(times))
         return n
 
-    def _replace_issue_time(self, con: duckdb.DuckDBPyConnection, part: pl.DataFrame,
+    def _replace_issue_time(self, con: duckdb.DuckDBPyConnection, issue_time: datetime,
+                            part: pl.DataFrame, failed: pl.DataFrame, versions: list[str],
                             written_at: datetime) -> None:
-        """One transaction: delete the issue time's rows of these models, insert ``part``."""
-        issue_time = part["issue_time"][0]
-        incoming = _to_naive_utc(part).with_columns(pl.lit(written_at).alias("written_at"))
+        """One transaction: delete the issue time's rows of these models and its failed
+        regions of these versions, insert ``part`` and ``failed``."""
         models = part.select("model", "model_version").unique().rows()
         it = _naive_utc(issue_time)
         try:
             con.execute("BEGIN TRANSACTION")
             for model, version in models:
                 self._delete(con, it, model, version)
-            self._insert(con, incoming)
+            for version in versions:
+                con.execute("DELETE FROM failed_regions WHERE issue_time = ? AND "
+                            "model_version = ?", [it, version])
+            if part.height:
+                self._insert(con, _to_naive_utc(part).with_columns(
+                    pl.lit(written_at).alias("written_at")))
+            if failed.height:
+                self._insert_into(con, "failed_regions", _to_naive_utc(failed).with_columns(
+                    pl.lit(written_at).alias("written_at")))
             con.execute("COMMIT")
         except BaseException as e:
             with suppress(duckdb.Error):
@@ -414,10 +533,15 @@ class ForecastStore:
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame) -> None:
+        ForecastStore._insert_into(con, "forecasts", incoming)
+
+    @staticmethod
+    def _insert_into(con: duckdb.DuckDBPyConnection, table: str,
+                     incoming: pl.DataFrame) -> None:
         con.register("_incoming", incoming.to_arrow())
         try:
             cols = ", ".join(incoming.columns)
-            con.execute(f"INSERT INTO forecasts ({cols}) SELECT {cols} FROM _incoming")
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
         finally:
             con.unregister("_incoming")
 
@@ -461,18 +585,51 @@ class ForecastStore:
         if harpnums is not None:
             where.append("list_contains(?, harpnum)")
             params.append([int(h) for h in harpnums])
-        sql = (f"SELECT {', '.join(FORECAST_SCHEMA)}, written_at FROM forecasts"
-               + (f" WHERE {' AND '.join(where)}" if where else "")
-               + f" ORDER BY {', '.join(FORECAST_KEY)}")
         schema = {**FORECAST_SCHEMA, "written_at": UTC_DATETIME}
         with self._connect(write=False) as con:
             if con is None:
                 return pl.DataFrame(schema=schema)
+            have = self._columns(con, "forecasts")
+            cols = [c if c in have else f"NULL AS {c}" for c in FORECAST_SCHEMA]
+            sql = (f"SELECT {', '.join(cols)}, written_at FROM forecasts"
+                   + (f" WHERE {' AND '.join(where)}" if where else "")
+                   + f" ORDER BY {', '.join(FORECAST_KEY)}")
             table = con.sql(sql, params=params).to_arrow_table()
         out = pl.from_arrow(table)
         assert isinstance(out, pl.DataFrame)
         return out.with_columns(
             [pl.col(c).dt.replace_time_zone("UTC") for c in ("issue_time", "t_rec", "written_at")]
+        ).cast(schema)
+
+    @staticmethod
+    def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+        rows = con.execute("SELECT column_name FROM information_schema.columns "
+                           "WHERE table_name = ?", [table]).fetchall()
+        return {r[0] for r in rows}
+
+    def read_failed(self, issue_time: datetime | str | None = None,
+                    start: datetime | str | None = None,
+                    end: datetime | str | None = None) -> pl.DataFrame:
+        """Regions left out of issue times (`FAILED_SCHEMA` plus ``written_at``), sorted by
+        (issue_time, harpnum, model_version); the bounds as in `read`. Zero rows for a store
+        that does not exist yet or was written before the table existed."""
+        where, params = [], []
+        for op, t in (("=", issue_time), (">=", start), ("<", end)):
+            if t is not None:
+                where.append(f"issue_time {op} ?")
+                params.append(_naive_utc(t))
+        schema = {**FAILED_SCHEMA, "written_at": UTC_DATETIME}
+        with self._connect(write=False) as con:
+            if con is None or not self._columns(con, "failed_regions"):
+                return pl.DataFrame(schema=schema)
+            sql = (f"SELECT {', '.join(schema)} FROM failed_regions"
+                   + (f" WHERE {' AND '.join(where)}" if where else "")
+                   + f" ORDER BY {', '.join(_FAILED_KEY)}")
+            table = con.sql(sql, params=params).to_arrow_table()
+        out = pl.from_arrow(table)
+        assert isinstance(out, pl.DataFrame)
+        return out.with_columns(
+            [pl.col(c).dt.replace_time_zone("UTC") for c in ("issue_time", "written_at")]
         ).cast(schema)
 
     def issue_times(self, *, model: str | None = None) -> list[datetime]:
