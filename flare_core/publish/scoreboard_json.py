@@ -15,6 +15,12 @@ Document layout (validated by `SCOREBOARD_SCHEMA`, JSON Schema draft 2020-12)::
                   "spase_id": "spase://CCMC/SimulationModel/flareflow_cox_ph/v1"},
         "issue_time": "2014-10-22T00:00Z",               # UTC, ISO 8601, "Z"
         "mode": "forecast",                              # or "historical" for a backfill
+        "series": "hmi.sharp_720s_nrt",                  # extra: SHARP series read (or null)
+        "prediction_window_rule": "...",                 # extra: how the window is meant
+        "method": "M+: defn (best validation ...",       # extra: the headline's rule (only
+                                                         #   where the rows carry one)
+        "failed_regions": [{"harpnum": 4711,             # extra: regions left out, and why
+                            "reason": "input: ..."}],
         "full_disk_forecasts": [{
           "prediction_window": {"start_time": "2014-10-22T00:00Z",
                                 "end_time": "2014-10-23T00:00Z"},
@@ -27,7 +33,10 @@ Document layout (validated by `SCOREBOARD_SCHEMA`, JSON Schema draft 2020-12)::
           "data_time": "2014-10-21T23:48Z",              # newest SHARP record used (or null)
           "prediction_window": {...},                    # this region's window (below)
           "flare_probabilities": [{"class": "M+", "probability": 0.31}, ...],
-          "mean_lifetime_h": 34.2,                       # extra: E[time to next flare], hours
+          "absent": {"C+": "the model forecasts >=M flares only"},  # extra: classes left out
+          "mean_lifetime_h": 34.2,                       # extra: restricted mean time to the
+                                                         #   next >=M flare, hours after issue
+          "lifetime_label": "restricted mean time ...",  # extra: its words (lifetime_label)
           "warning_class": "M",                          # extra: the model's warning, or null
           "survival_curve": {"time_h": [0, 6, ...],      # extra: S(t), t hours after issue
                              "survival_probability": [1.0, 0.93, ...]}  # (or null)
@@ -36,22 +45,20 @@ Document layout (validated by `SCOREBOARD_SCHEMA`, JSON Schema draft 2020-12)::
     }
 
 ``class`` is a threshold: "C+" means a flare of GOES class C1.0 or above peaks in the
-region's ``prediction_window``; likewise "M+" and "X+". That window is what the model
-forecasts (`flare_core.publish.forecast_store`, "Prediction windows"):
+region's ``prediction_window``; likewise "M+" and "X+". Within a region C+ >= M+ >= X+
+(`flare_core.forecasting.project_class_probabilities`). Every model, every region and the
+full disk forecast the same window, ``(issue_time, issue_time + 24 h]``
+(`flare_core.publish.forecast_store`, "Prediction window": the survival model re-based to
+the issue time, the binary models' record-time value used for it under stationarity over
+the lead, less than the freshness); ``prediction_window_rule`` says so in the document.
 
-* the survival model (re-based to the issue time): ``(issue_time, issue_time + 24 h]`` for
-  every region and the full disk;
-* the binary models (`RECORD_WINDOW_MODELS`: DeFN, LSTM, logistic, persistence,
-  climatology): ``(data_time, data_time + 24 h]``, the 24 hours after the region's record
-  (``data_time``, at most the freshness before the issue time), so regions may differ.
-
-A class the model does not forecast is left out of ``flare_probabilities``. The full-disk
-probability is ``1 - prod(1 - p_region)`` over the forecast regions
-(`full_disk_probabilities`), the probability that some region flares in its own window; the
-full-disk ``prediction_window`` is the span of the regions' windows (earliest start, latest
-end), equal to them for the survival model. It is left out when any region lacks that
-class. Probabilities are rounded to 4 decimals (the
-scoreboard's format), mean lifetimes to 0.01 h.
+A class the model does not forecast is left out of ``flare_probabilities`` and named in the
+region's ``absent`` with the reason (`flare_core.publish.forecast_store.absent_class_reason`).
+The full-disk probability is ``1 - prod(1 - p_region)`` over the forecast regions
+(`full_disk_probabilities`); it is left out when any region lacks that class. Regions left
+out of the issue time (invalid inputs or outputs, failed fetches) are listed in
+``failed_regions`` and counted in no probability. Probabilities are rounded to 4 decimals
+(the scoreboard's format), mean lifetimes to 0.01 h.
 """
 
 from __future__ import annotations
@@ -69,8 +76,14 @@ import polars as pl
 
 from ..config import check_positive
 from ..errors import ParseError
+from ..models.lifetime import lifetime_label
 from ..timeutil import to_utc
-from .forecast_store import PROBABILITY_COLUMNS, RECORD_WINDOW_MODELS, conform_forecasts
+from .forecast_store import (
+    PROBABILITY_COLUMNS,
+    absent_class_reason,
+    conform_failed,
+    conform_forecasts,
+)
 from .full_disk import full_disk_probabilities
 
 __all__ = [
@@ -82,6 +95,7 @@ __all__ = [
     "write_scoreboard_json",
     "read_scoreboard_json",
     "scoreboard_filename",
+    "PREDICTION_WINDOW_RULE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,6 +121,12 @@ _probabilities = {
         },
     },
 }
+#: What ``prediction_window`` means in every document (module docstring).
+PREDICTION_WINDOW_RULE = (
+    "(issue_time, issue_time + 24 h] for every model and region: the survival model is "
+    "re-based to the issue time (conditioned on no >=M flare since the record); the binary "
+    "models' probability for the 24 h after their record (at most the freshness before the "
+    "issue time) is used for it, assuming the flare rate stationary over that lead")
 _window = {
     "type": "object",
     "required": ["start_time", "end_time"],
@@ -141,6 +161,19 @@ SCOREBOARD_SCHEMA: dict[str, Any] = {
                 },
                 "issue_time": _time,
                 "mode": {"enum": list(MODES)},
+                "series": {"type": ["string", "null"]},
+                "prediction_window_rule": {"type": "string"},
+                "method": {"type": "string"},
+                "failed_regions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["harpnum", "reason"],
+                        "additionalProperties": False,
+                        "properties": {"harpnum": {"type": "integer", "minimum": 0},
+                                       "reason": {"type": "string", "minLength": 1}},
+                    },
+                },
                 "full_disk_forecasts": {
                     "type": "array",
                     "maxItems": 1,
@@ -183,6 +216,12 @@ SCOREBOARD_SCHEMA: dict[str, Any] = {
                             "prediction_window": _window,
                             "flare_probabilities": _probabilities,
                             "mean_lifetime_h": {"type": ["number", "null"], "minimum": 0},
+                            "lifetime_label": {"type": ["string", "null"]},
+                            "absent": {
+                                "type": "object",
+                                "propertyNames": {"enum": list(FLARE_CLASS_LABELS.values())},
+                                "additionalProperties": {"type": "string"},
+                            },
                             "warning_class": {"type": ["string", "null"]},
                             "survival_curve": {
                                 "anyOf": [
@@ -242,8 +281,16 @@ def _region_ids(harpnum: int, noaa_ars: str | None) -> list[dict]:
     return ids
 
 
+def _lifetime_label(row: dict) -> str | None:
+    if row["mean_lifetime_h"] is None or not row["survival_curve"]:
+        return None
+    return lifetime_label(row["mean_lifetime_h"], float(row["survival_curve"][-1]),
+                          tmax_h=float(row["survival_grid_h"][-1]))
+
+
 def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast",
-                              horizon_h: float = 24.0) -> dict[str, Any]:
+                              horizon_h: float = 24.0,
+                              failed: pl.DataFrame | None = None) -> dict[str, Any]:
     """The scoreboard document of one issue time of one model.
 
     Parameters
@@ -255,9 +302,11 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
         "forecast" for real-time runs, "historical" for backfills (see `MODES`).
     horizon_h : float, optional
         Prediction window length in hours (default 24, the horizon of p_c24/p_m24/p_x24).
-        The window is (issue_time, issue_time + horizon_h], or (t_rec, t_rec + horizon_h]
-        per region for the models of `RECORD_WINDOW_MODELS` (module docstring); the
-        full-disk window spans the regions' windows.
+        The window is (issue_time, issue_time + horizon_h] for every region and the full
+        disk (module docstring).
+    failed : pl.DataFrame, optional
+        Regions left out (`flare_core.publish.forecast_store.FAILED_SCHEMA`); those of this
+        issue time and model version become ``failed_regions``.
 
     Returns
     -------
@@ -279,18 +328,14 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
                          f"{groups.height} (issue_time, model, model_version) groups")
     issue_time, model, version = groups.row(0)
     horizon = timedelta(hours=horizon_h)
-
-    def window_of(start: datetime) -> dict[str, str]:
-        return {"start_time": _format_time(start), "end_time": _format_time(start + horizon)}
-
-    record_window = model in RECORD_WINDOW_MODELS
-    if record_window and df["t_rec"].null_count():
-        raise ParseError(f"model {model!r} forecasts (t_rec, t_rec + {horizon_h:g} h] but "
-                         f"{df['t_rec'].null_count()} row(s) of {issue_time} lack t_rec")
-    starts = df["t_rec"].to_list() if record_window else [issue_time]
-    window = {"start_time": _format_time(min(starts)),
-              "end_time": _format_time(max(starts) + horizon)}
+    window = {"start_time": _format_time(issue_time),
+              "end_time": _format_time(issue_time + horizon)}
     full_disk = full_disk_probabilities(df).row(0, named=True)
+    bad = conform_failed(failed).filter((pl.col("issue_time") == issue_time)
+                                        & (pl.col("model_version") == version))
+    series = df["series"].drop_nulls().unique().sort().to_list()
+    if len(series) > 1:
+        raise ParseError(f"forecast rows of {issue_time} mix SHARP series {series}")
     regions = []
     for row in df.sort("harpnum").iter_rows(named=True):
         curve = None
@@ -301,11 +346,13 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
         regions.append({
             "region_ids": _region_ids(row["harpnum"], row["noaa_ars"]),
             "data_time": None if row["t_rec"] is None else _format_time(row["t_rec"]),
-            "prediction_window": (window_of(row["t_rec"]) if record_window
-                                  else window_of(issue_time)),
+            "prediction_window": dict(window),
             "flare_probabilities": _probabilities_of(row),
+            "absent": {label: absent_class_reason(model, col)
+                       for col, label in FLARE_CLASS_LABELS.items() if row[col] is None},
             "mean_lifetime_h": (None if row["mean_lifetime_h"] is None
                                 else round(row["mean_lifetime_h"], 2)),
+            "lifetime_label": _lifetime_label(row),
             "warning_class": row["warning_class"],
             "survival_curve": curve,
         })
@@ -315,6 +362,12 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
                       "spase_id": f"spase://CCMC/SimulationModel/flareflow_{model}/{version}"},
             "issue_time": _format_time(issue_time),
             "mode": mode,
+            "series": series[0] if series else None,
+            "prediction_window_rule": PREDICTION_WINDOW_RULE,
+            **({"method": m} if (m := _method_of(df)) else {}),
+            "failed_regions": [{"harpnum": int(h), "reason": r}
+                               for h, r in bad.sort("harpnum").select("harpnum", "reason")
+                               .iter_rows()],
             "full_disk_forecasts": [{
                 "prediction_window": dict(window),
                 "flare_probabilities": _probabilities_of(full_disk),
@@ -325,6 +378,11 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
     }
     validate_scoreboard_document(doc)
     return doc
+
+
+def _method_of(df: pl.DataFrame) -> str | None:
+    methods = df["method"].drop_nulls().unique().sort().to_list()
+    return "; ".join(methods) if methods else None
 
 
 def validate_scoreboard_document(doc: Any) -> None:
@@ -395,7 +453,8 @@ def scoreboard_filename(doc: dict[str, Any]) -> str:
 
 
 def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
-                          mode: str = "forecast", horizon_h: float = 24.0) -> list[Path]:
+                          mode: str = "forecast", horizon_h: float = 24.0,
+                          failed: pl.DataFrame | None = None) -> list[Path]:
     """Write one validated scoreboard document per (issue_time, model, model_version).
 
     Each file is written atomically (temporary file, then rename), so a reader never sees a
@@ -407,8 +466,9 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
         Forecast rows, any number of issue times and models.
     out_dir : str or Path
         Folder for the files (created if absent).
-    mode, horizon_h
-        As in `build_scoreboard_document`.
+    mode, horizon_h, failed
+        As in `build_scoreboard_document` (each document gets the failed regions of its
+        issue time and model version).
 
     Returns
     -------
@@ -420,7 +480,7 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
     paths = []
     keys = ["issue_time", "model", "model_version"]
     for part in conform_forecasts(forecasts).sort(keys).partition_by(keys, maintain_order=True):
-        doc = build_scoreboard_document(part, mode=mode, horizon_h=horizon_h)
+        doc = build_scoreboard_document(part, mode=mode, horizon_h=horizon_h, failed=failed)
         path = out / scoreboard_filename(doc)
         _atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
         paths.append(path)

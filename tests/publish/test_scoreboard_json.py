@@ -79,30 +79,66 @@ def test_missing_classes_and_extras_are_left_out(forecasts):
 
 
 @pytest.mark.parametrize("model", ["defn", "lstm", "logistic", "persistence", "climatology"])
-def test_binary_models_window_starts_at_the_record_time(model):
-    """The binary models forecast (t_rec, t_rec + 24 h] of each region's record; the full
-    disk spans those windows and the survival model keeps the issue-time window."""
+def test_every_model_forecasts_the_issue_time_window(model):
+    """Issue 11 point 2 (updated from the record-time window test): every model, region and
+    the full disk forecast (issue_time, issue_time + 24 h]; data_time still names each
+    region's record, and the document states the window rule."""
     from datetime import timedelta
+
+    from flare_core.publish.scoreboard_json import PREDICTION_WINDOW_RULE
 
     fc = make_forecasts([T0], model=model, with_curves=False).with_columns(
         t_rec=pl.Series([T0 - timedelta(minutes=12), T0 - timedelta(hours=5),
                          T0 - timedelta(hours=1, minutes=36)]))
     sub = build_scoreboard_document(fc)["forecast_submission"]
+    issue_window = {"start_time": "2014-10-22T00:00Z", "end_time": "2014-10-23T00:00Z"}
     for region in sub["region_forecasts"]:
         harp = int(next(x["number"] for x in region["region_ids"] if x["type"] == "HARP"))
         t_rec = fc.filter(pl.col("harpnum") == harp)["t_rec"].item()
         assert region["data_time"] == f"{t_rec:%Y-%m-%dT%H:%M}Z"
-        assert region["prediction_window"] == {
-            "start_time": f"{t_rec:%Y-%m-%dT%H:%M}Z",
-            "end_time": f"{t_rec + timedelta(hours=24):%Y-%m-%dT%H:%M}Z"}
-    assert sub["full_disk_forecasts"][0]["prediction_window"] == {
-        "start_time": "2014-10-21T19:00Z", "end_time": "2014-10-22T23:48Z"}
+        assert region["prediction_window"] == issue_window
+    assert sub["full_disk_forecasts"][0]["prediction_window"] == issue_window
+    assert sub["prediction_window_rule"] == PREDICTION_WINDOW_RULE
     survival = build_scoreboard_document(fc.with_columns(model=pl.lit("survival")))
     windows = {(r["prediction_window"]["start_time"], r["prediction_window"]["end_time"])
                for r in survival["forecast_submission"]["region_forecasts"]}
     assert windows == {("2014-10-22T00:00Z", "2014-10-23T00:00Z")}
-    with pytest.raises(ParseError, match="lack t_rec"):
-        build_scoreboard_document(fc.with_columns(t_rec=pl.lit(None, fc["t_rec"].dtype)))
+    # a row without t_rec no longer changes the window (it used to be refused)
+    doc = build_scoreboard_document(fc.with_columns(t_rec=pl.lit(None, fc["t_rec"].dtype)))
+    assert doc["forecast_submission"]["region_forecasts"][0]["data_time"] is None
+
+
+def test_document_names_series_failed_regions_absent_classes_and_lifetime(tmp_path):
+    from datetime import timedelta
+
+    fc = make_forecasts([T0, T0 + timedelta(hours=1)], model="lstm").with_columns(
+        series=pl.lit("hmi.sharp_720s_nrt"), p_c24=pl.lit(None, pl.Float64))
+    failed = pl.DataFrame({"issue_time": [T0, T0, T0 + timedelta(hours=1)],
+                           "harpnum": [4711, 4700, 4711],
+                           "model_version": ["v1", "v1", "other"],
+                           "reason": ["input: record has usflux = 1e+308", "model: NaN", "x"]})
+    paths = write_scoreboard_json(fc, tmp_path, failed=failed)
+    first, second = (read_scoreboard_json(p)["forecast_submission"] for p in paths)
+    assert first["series"] == "hmi.sharp_720s_nrt"
+    assert first["failed_regions"] == [{"harpnum": 4700, "reason": "model: NaN"},
+                                       {"harpnum": 4711,
+                                        "reason": "input: record has usflux = 1e+308"}]
+    assert second["failed_regions"] == []  # the other failure is of another model version
+    for region in first["region_forecasts"]:
+        assert region["absent"] == {"C+": "the model forecasts >=M flares only"}
+        assert {p["class"] for p in region["flare_probabilities"]} == {"M+", "X+"}
+        # restricted mean lifetime in words, on the curve's own follow-up
+        assert region["lifetime_label"].startswith(("restricted mean time to >=M flare",
+                                                    "no >=M flare expected within"))
+        assert "of 144 h" in region["lifetime_label"] or "6 d" in region["lifetime_label"]
+    assert "method" not in first  # only rows made by a rule carry one
+    doc = build_scoreboard_document(fc.filter(pl.col("issue_time") == T0).with_columns(
+        model=pl.lit("headline"), method=pl.lit("M+: defn (best validation TSS 0.9)")))
+    assert doc["forecast_submission"]["method"] == "M+: defn (best validation TSS 0.9)"
+    mixed = fc.filter(pl.col("issue_time") == T0).with_columns(
+        series=pl.Series(["a", "b", "a"]))
+    with pytest.raises(ParseError, match="mix SHARP series"):
+        build_scoreboard_document(mixed)
 
 
 def test_one_document_per_issue_time_and_model(tmp_path, issue_times):
