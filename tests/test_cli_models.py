@@ -73,7 +73,7 @@ def test_train_predict_evaluate(files: dict[str, Path]) -> None:
     res = runner.invoke(app, ["predict", "--model", str(model), "--data", str(files["fold1"]),
                               "--flares", str(files["flares"]), "--out", str(tmp / "h.csv"),
                               "--horizons", "6,24"])
-    assert res.exit_code == 1 and "cox_time" in res.output
+    assert res.exit_code == 2 and "cox_time" in res.output  # ConfigError: bad input
     res = runner.invoke(app, ["predict", "--model", str(model), "--data", str(files["fold1"]),
                               "--flares", str(files["flares"]), "--out", str(tmp / "h.csv"),
                               "--horizons", "6,x"])
@@ -146,8 +146,8 @@ def test_unknown_layout_names_no_format_option(files: dict[str, Path]) -> None:
     tmp = files["tmp"]
     bad = tmp / "odd.csv"
     bad.write_text("what,is,this\n1,2,3\n")
-    res = runner.invoke(app, ["predict", "--model", str(tmp), "--data", str(bad), "--flares",
-                              str(files["flares"]), "--out", str(tmp / "o.csv")])
+    res = runner.invoke(app, ["train", "--data", str(bad), "--flares", str(files["flares"]),
+                              "--out", str(tmp / "m_odd")])
     assert res.exit_code == 2 and "unknown file layout" in res.stderr
     assert "pass a format" not in res.stderr
 
