@@ -160,3 +160,36 @@ def test_bad_inputs_raise(tmp_path, outcomes):
     with pytest.raises(ConfigError, match="none of"):
         plots.plot_full_disk_probability(pl.DataFrame({"issue_time": [T0]}), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_page_figures_labelled_curves_tracks_gaps(tmp_path):
+    from flare_core.publish.full_disk import data_gaps, disk_coverage
+
+    times = [T0 + timedelta(hours=h) for h in range(48) if not 20 <= h < 31]  # 11-h gap
+    fc = make_forecasts(times)
+    fc = fc.filter(~((pl.col("harpnum") == 4685) & (pl.col("issue_time") >= T0
+                                                     + timedelta(hours=40))))
+    gaps = data_gaps(disk_coverage(fc))
+    assert gaps["kind"].to_list() == ["no_forecast", "fewer_regions"]
+    assert gaps["n_issue_times"].to_list() == [11, 1] and gaps["harpnums"][1].to_list() == [4685]
+    one = fc.filter(pl.col("harpnum") == 4698).tail(5)
+    labels = [f"{t:%m-%d %H:%M}" for t in one["issue_time"]]
+    assert_png_drawn(plots.plot_survival_curves(
+        GRID_H, one["survival_curve"].to_list(), one["issue_time"], tmp_path / "s.png",
+        labels=labels, horizon_h=24))
+    with pytest.raises(ConfigError, match="2 labels for 5 curves"):
+        plots.plot_survival_curves(GRID_H, one["survival_curve"].to_list(), one["issue_time"],
+                                   tmp_path / "x.png", labels=labels[:2])
+    track = fc.filter(pl.col("harpnum") == 4698)
+    assert_png_drawn(plots.plot_mean_lifetime_track(
+        track["issue_time"], track["mean_lifetime_h"], tmp_path / "l.png", cap_h=144,
+        gaps=gaps, harpnum=4698, flare_times=FLARES["peak_time"],
+        flare_classes=FLARES["goes_class"].to_list()))
+    flares = FLARES.with_columns(harpnum=pl.lit(4698), noaa_ar=pl.lit(12192))
+    assert_png_drawn(plots.plot_region_probability_tracks(fc, tmp_path / "r.png",
+                                                          flares=flares, gaps=gaps))
+    fd = full_disk_probabilities(fc)
+    with_gaps = assert_png_drawn(plots.plot_full_disk_probability(
+        fd, tmp_path / "fd.png", flares=flares, gaps=gaps, n_regions=True))
+    plain = assert_png_drawn(plots.plot_full_disk_probability(fd, tmp_path / "fd0.png"))
+    assert not np.array_equal(with_gaps, plain)
