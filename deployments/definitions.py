@@ -9,7 +9,7 @@ daily-ingest       ``30 0 * * *``  `flows.ingest.ingest` of the last 48 h (defin
                                    HEK flares)
 weekly-retrain     ``0 3 * * 1``   `flows.train.train` on everything in the store
 backfill           none            `flows.backfill.backfill`; ``start``, ``end``,
-                                   ``cadence_h`` (and ``dask_address``) are set in the UI
+                                   ``cadence_h`` are set in the UI (a local Dask cluster)
 =================  ==============  ==========================================================
 
 ``flareflow serve`` (`serve_all`) starts a local Prefect server on 127.0.0.1 (UI included)
