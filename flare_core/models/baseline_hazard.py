@@ -143,37 +143,91 @@ class PiecewiseAffineLogRisk:
                     raise ConfigError(f"unsupported module in head: {type(m).__name__}")
         self.n_rows = z.shape[0]
         self.dtype = dtype
-        self._nudge = 1e-9  # time units: decides the pattern of a unit exactly at 0
 
-    def __call__(self, rows: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                     torch.Tensor]:
-        """``g(x_rows[k], t[k])``, ``dg/dt`` and the reach, each of shape (len(rows),).
+    def knots(self, rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every kink of ``g(x_rows[i], .)`` on ``[lo[i], hi[i]]``, with ``g`` there.
 
-        ``rows`` (int64) and ``t`` (time units of the net, dtype of this object) are 1-D
-        tensors of equal length on the device of ``z``.
+        Parameters
+        ----------
+        rows : torch.Tensor of shape (k,), int64
+            Rows of ``z``.
+        lo, hi : torch.Tensor of shape (k,), float64
+            Time range of each record (net time units), ``lo <= hi``.
+
+        Returns
+        -------
+        rec, tau, g : torch.Tensor of shape (r,)
+            Knots sorted by record (position ``i`` in ``rows``, int64) then time ``tau``
+            (float64); ``g`` (dtype of this object) is the net output at each. Each record's
+            first and last knots are ``lo`` and ``hi``, and ``g`` is affine between
+            consecutive knots of a record, so linear interpolation of the knots is ``g``
+            exactly (up to rounding).
+
+        Notes
+        -----
+        Layer by layer: the pre-activations are affine between consecutive knots, so a unit
+        whose sign differs at the two ends of a segment crosses 0 once inside it, at the
+        fraction ``f = a0 / (a0 - a1)``; a knot is inserted there with the pre-activations
+        interpolated (the crossing unit exactly 0), then the ReLU and the next ``Linear`` run
+        on all knots in one matmul. A unit exactly 0 at a knot needs no knot (the ReLU is
+        affine on both sides of it); a sign test ``a > 0`` may then insert a duplicate knot
+        at ``f = 0``, which is harmless.
         """
-        with torch.inference_mode():
-            a = torch.index_select(self.u, 0, rows).addcmul_(t[:, None], self.w_t)
-            s = self.w_t.expand_as(a)
-            reach = torch.full((a.shape[0],), torch.inf, dtype=self.dtype, device=a.device)
-            for wt, b in self.layers:
-                # ReLU pattern just *after* t (a unit exactly at 0 counts by its slope), then
-                # the nearest switch: unit k crosses 0 after a distance -a_k/s_k when s_k/a_k < 0,
-                # so the nearest is -1/min_k(s_k/a_k). a_k == 0 gives a distance 0 (or NaN when
-                # s_k == 0 too): the piece ends here and the net runs again at the next time.
-                on = torch.add(a, s, alpha=self._nudge) > 0
-                q = torch.amin(s / a, dim=1)
-                reach = torch.minimum(reach, torch.where(q < 0, -1.0 / q, torch.inf))
-                reach = torch.where(torch.isnan(q), q, reach)
-                a = torch.addmm(b, a.mul_(on), wt)
-                s = (s * on) @ wt
-            return a[:, 0], s[:, 0], reach
+        ar = torch.arange
+        dev, dt = self.u.device, self.dtype
+        n = rows.numel()
+        rec = ar(n, device=dev).repeat_interleave(2)
+        tau = torch.stack([lo, hi], 1).reshape(-1)
+        a = torch.index_select(self.u, 0, rows).repeat_interleave(2, 0)
+        a.addcmul_(tau.to(dt)[:, None], self.w_t)
+        for wt, b in self.layers:
+            width = a.shape[1]
+            pos = a > 0
+            # segments (consecutive knots of one record) where some unit changes sign;
+            # 8 units at a time through an int64 view of the bool mask
+            packed = pos.view(torch.uint8).view(torch.int64) if width % 8 == 0 else pos
+            cand = torch.logical_and((packed[1:] != packed[:-1]).any(1), rec[1:] == rec[:-1])
+            cand = cand.nonzero().squeeze(1)
+            if cand.numel():
+                ci, units = (pos[cand] != pos[cand + 1]).nonzero(as_tuple=True)
+                segs = cand[ci]
+                flat = a.view(-1)
+                a0 = flat.take(segs * width + units)
+                f = a0 / (a0 - flat.take((segs + 1) * width + units))
+                # crossings ordered by segment, then by position inside it
+                o = torch.argsort(f, stable=True)
+                o = o[torch.argsort(segs[o], stable=True)]
+                segs, units, f = segs[o], units[o], f[o].clamp_(0.0, 1.0)
+                n_new = segs.numel()
+                a_new = torch.lerp(a.index_select(0, segs), a.index_select(0, segs + 1), f[:, None])
+                a_new.view(-1)[ar(n_new, device=dev) * width + units] = 0.0
+                # merge: old knot i moves down by the new knots of the segments before it
+                r = a.shape[0]
+                c = torch.bincount(segs, minlength=r)
+                excl = torch.cumsum(c, 0) - c
+                pos_old = ar(r, device=dev) + excl
+                pos_new = pos_old[segs] + 1 + (ar(n_new, device=dev) - excl[segs])
+                tau_new = torch.lerp(tau[segs], tau[segs + 1], f.to(torch.float64))
+                a = (torch.empty((r + n_new, width), dtype=dt, device=dev)
+                     .index_copy_(0, pos_old, a).index_copy_(0, pos_new, a_new))
+                tau = (torch.empty(r + n_new, dtype=tau.dtype, device=dev)
+                       .index_copy_(0, pos_old, tau).index_copy_(0, pos_new, tau_new))
+                rec = (torch.empty(r + n_new, dtype=rec.dtype, device=dev)
+                       .index_copy_(0, pos_old, rec).index_copy_(0, pos_new, rec[segs]))
+            a = torch.addmm(b, a.clamp_(min=0.0), wt)
+        return rec, tau, a[:, 0]
 
 
 def _flatten(module: nn.Module) -> list[nn.Module]:
     if isinstance(module, nn.Sequential):
         return [m for child in module for m in _flatten(child)]
     return [module]
+
+
+def _knot_rows(chunk_pairs: int) -> int:
+    # a record has tens of knots; 1/32 of chunk_pairs records keep a batch in the CPU caches
+    return max(1, chunk_pairs // 32)
 
 
 def _check_chunk(chunk_pairs: int) -> None:
@@ -243,7 +297,8 @@ def breslow_baseline_hazards(
         return times, np.zeros(0)
     start = np.searchsorted(t_sorted, times, side="left")
     if isinstance(log_risk_at, PiecewiseAffineLogRisk):
-        at_risk = _sum_expg_piecewise(log_risk_at, order, start, times, chunk_pairs)
+        at_risk = _sum_expg_piecewise(log_risk_at, order, start, times,
+                                      _knot_rows(chunk_pairs))
         logger.debug("Breslow (piecewise affine): %d event times, %d records", m, n)
         return times, counts / at_risk
     lengths = (n - start).astype(np.int64)
@@ -298,7 +353,7 @@ def cumulative_hazards(
         return out
     if isinstance(log_risk_at, PiecewiseAffineLogRisk):
         rows = np.arange(n_rows, dtype=np.int64)
-        g = _g_on_times_piecewise(log_risk_at, rows, times[nz], chunk_pairs)
+        g = _g_on_times_piecewise(log_risk_at, rows, times[nz], _knot_rows(chunk_pairs))
         out[:, nz] = np.exp(g) * hazards[nz]
         return np.cumsum(out, axis=1, out=out)
     block = max(1, chunk_pairs // nz.size)
@@ -311,38 +366,44 @@ def cumulative_hazards(
     return np.cumsum(out, axis=1, out=out)
 
 
-def _pieces_on_grid(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
-                    stop: np.ndarray, chunk_rows: int):
-    """Yield ``(pos, j, g)`` with ``g = g(x_rows[pos], times[j])`` for every ``j < stop[pos]``.
+def _pairs_on_grid(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
+                   stop: np.ndarray, chunk_rows: int):
+    """Yield ``(pos, j, g)`` with ``g = g(x_rows[pos], times[j])`` (float64) for every
+    ``j < stop[pos]``.
 
-    Each record is followed along its own affine pieces: the net runs at the first time not
-    yet covered, ``g`` is filled in for every time up to the end of that piece, and so on, so
-    the number of forward passes per record is its number of pieces (at most ``stop[pos]``).
+    The knots of each record on ``[times[0], times[stop - 1]]`` (`PiecewiseAffineLogRisk.
+    knots`) are computed for ``chunk_rows`` records at a time; ``g`` at the times between two
+    knots is the linear interpolation of the knots (exact: ``g`` is affine there).
     """
-    dev, dt = risk.u.device, risk.dtype
-    t_all = torch.from_numpy(np.asarray(times, dtype=np.float64)).to(dev, dt)
+    dev = risk.u.device
+    t_all = torch.from_numpy(np.asarray(times, dtype=np.float64)).to(dev)
+    rows_t = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64)).to(dev)
+    stop_t = torch.from_numpy(np.asarray(stop, dtype=np.int64)).to(dev)
     for r0 in range(0, rows.size, chunk_rows):
-        pos = torch.arange(r0, min(rows.size, r0 + chunk_rows), device=dev)
-        rws = torch.from_numpy(np.ascontiguousarray(rows[r0:r0 + chunk_rows], dtype=np.int64))
-        rws = rws.to(dev)
-        end = torch.from_numpy(np.asarray(stop[r0:r0 + chunk_rows], dtype=np.int64)).to(dev)
-        j = torch.zeros_like(end)
-        live = torch.nonzero(j < end).flatten()
-        while live.numel():
-            jl, el = j[live], end[live]
-            t0 = t_all[jl]
-            g, slope, reach = risk(rws[live], t0)
-            # times covered by this piece: t0 <= t_k <= t0 + reach (NaN reach: t0 only)
-            nxt = torch.searchsorted(t_all, t0 + torch.nan_to_num(reach, nan=0.0), right=True)
-            nxt = torch.minimum(torch.maximum(nxt, jl + 1), el)
-            cnt = nxt - jl
-            first = torch.cumsum(cnt, 0) - cnt
-            which = torch.repeat_interleave(torch.arange(live.numel(), device=dev), cnt)
-            k = jl[which] + torch.arange(which.numel(), device=dev) - first[which]
-            yield pos[live][which], k, torch.addcmul(g[which], slope[which],
-                                                     t_all[k] - t0[which])
-            j[live] = nxt
-            live = live[nxt < el]
+        end = stop_t[r0:r0 + chunk_rows]
+        live = torch.nonzero(end > 0).squeeze(1)
+        if not live.numel():
+            continue
+        end = end[live]
+        lo = t_all[:1].expand(live.numel())
+        rec, tau, g = risk.knots(rows_t[r0:r0 + chunk_rows][live], lo, t_all[end - 1])
+        g = g.to(torch.float64)
+        last = torch.ones_like(rec, dtype=torch.bool)
+        last[:-1] = rec[1:] != rec[:-1]
+        jlo = torch.searchsorted(t_all, tau, side="left")
+        # knot k covers the times in [tau_k, tau_k+1); a record's last knot (times[end - 1])
+        # covers that time only
+        jhi = torch.cat([jlo[1:], jlo[-1:]])
+        jhi = torch.where(last, end[rec], jhi)
+        dtau = torch.cat([tau[1:], tau[-1:]]) - tau
+        dg = torch.cat([g[1:], g[-1:]]) - g
+        ok = ~last & (dtau > 0)
+        slope = torch.where(ok, dg / torch.where(ok, dtau, 1.0), 0.0)
+        cnt = jhi - jlo
+        seg = torch.repeat_interleave(cnt)
+        j = jlo[seg] + (torch.arange(seg.numel(), device=dev) - (torch.cumsum(cnt, 0) - cnt)[seg])
+        val = torch.addcmul(g[seg], slope[seg], t_all[j] - tau[seg])
+        yield live[rec[seg]] + r0, j, val
 
 
 def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: np.ndarray,
@@ -352,8 +413,8 @@ def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: 
     stop = np.searchsorted(start, np.arange(order.size), side="right")
     out = torch.zeros(times.size, dtype=torch.float64, device=risk.u.device)
     with torch.inference_mode():
-        for _, k, g in _pieces_on_grid(risk, order, times, stop, chunk_rows):
-            out.index_add_(0, k, torch.exp(g.to(torch.float64)))
+        for _, j, g in _pairs_on_grid(risk, order, times, stop, chunk_rows):
+            out.index_add_(0, j, torch.exp(g))
     return out.cpu().numpy()
 
 
@@ -363,8 +424,8 @@ def _g_on_times_piecewise(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times:
     out = torch.empty((rows.size, times.size), dtype=torch.float64, device=risk.u.device)
     stop = np.full(rows.size, times.size)
     with torch.inference_mode():
-        for pos, k, g in _pieces_on_grid(risk, rows, times, stop, chunk_rows):
-            out[pos, k] = g.to(torch.float64)
+        for pos, j, g in _pairs_on_grid(risk, rows, times, stop, chunk_rows):
+            out.view(-1)[pos * times.size + j] = g
     return out.cpu().numpy()
 
 
