@@ -70,6 +70,7 @@ __all__ = [
     "HeadlineRule",
     "headline_rule",
     "MAX_FEATURE_MAGNITUDE",
+    "forget_own_reply_times",
 ]
 
 logger = logging.getLogger(__name__)
@@ -565,6 +566,24 @@ def forecast_many(
                 rows.height, failed.height, time.perf_counter() - t0)
     rows = conform_forecasts(rows)
     return (rows, failed) if return_failed else rows
+
+
+def forget_own_reply_times(sharp: pl.DataFrame, fetched_since: datetime) -> pl.DataFrame:
+    """``sharp`` with the ``available_at`` stamps at or after ``fetched_since`` set to null.
+
+    A live forecast fetches the regions' records itself, after its issue time (the hourly
+    run starts a few minutes past the hour; a replay of a past hour much later), and the
+    client stamps each record with the time of that reply. The stamp bounds when JSOC served
+    the record from above but says nothing about whether it was served by the issue time;
+    as for any record whose serve time is unknown, the modelled NRT latency
+    (`flare_core.schema.served_at_expr`, ``t_rec + default_latency``) then decides. Stamps
+    from earlier fetches are kept.
+    """
+    if "available_at" not in sharp.columns:
+        return sharp
+    since = _to_utc(fetched_since)
+    return sharp.with_columns(pl.when(pl.col("available_at") >= since).then(None)
+                              .otherwise(pl.col("available_at")).alias("available_at"))
 
 
 def _series_of(sharp: pl.DataFrame) -> str | None:

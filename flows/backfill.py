@@ -7,7 +7,10 @@ batch's hours (the model and the snapshot are loaded once per worker process), m
 `prefect_dask.DaskTaskRunner`: a `LocalCluster` by default, or the scheduler at
 ``dask_address``. Each batch is upserted into the `ForecastStore` as soon as it is done, so
 an interrupted backfill keeps the finished batches and a re-run recomputes nothing it has
-already (cached on model, data and issue-time hashes).
+already (cached on model, data and issue-time hashes). A region whose inputs or outputs are
+invalid at an issue time is left out of that issue time only (named in ``failed_regions``,
+the store and the JSON; ``status`` "partial"); every hour still completes. The backfill
+reads one SHARP series: ``series``, or the store's only one.
 
 Dask worker processes talk to the Prefect API named by ``PREFECT_API_URL``; with no API
 configured (a temporary in-process server) the local cluster uses threads, so that workers
@@ -28,7 +31,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.forecast import history_h, model_ref
+from flows.forecast import history_h, model_ref, run_status
 from flows.layout import Layout
 from tasks.common import FileRef, bind_storage, floor_hour, parse_utc, store_fingerprint
 from tasks.features import snapshot_store
@@ -103,7 +106,8 @@ def _run_batches(chunks: list[list[datetime]], model: FileRef, sharp: FileRef, f
                  store_root: str) -> dict[str, Any]:
     compute = bind_storage(compute_forecasts, store_root)
     futures = compute.map(chunks, model=model, sharp=sharp, flares=flares, out_dir=work_dir)
-    totals: dict[str, Any] = {"rows": 0, "issue_times": 0, "gaps": {}, "model_seconds": 0.0}
+    totals: dict[str, Any] = {"rows": 0, "issue_times": 0, "gaps": {}, "model_seconds": 0.0,
+                              "failed_regions": []}
     published = []
     for fut in futures:
         res = fut.result()
@@ -111,9 +115,11 @@ def _run_batches(chunks: list[list[datetime]], model: FileRef, sharp: FileRef, f
         totals["issue_times"] += res["issue_times"]
         totals["gaps"].update(res["gaps"])
         totals["model_seconds"] += res["seconds"]
-        if res["forecasts"] is not None:
+        totals["failed_regions"] += res["failed"]
+        if res["forecasts"] is not None or res["failed"]:
             published.append(publish_forecasts.submit(res["forecasts"], forecast_store,
-                                                      scoreboard_dir, mode="historical"))
+                                                      scoreboard_dir, mode="historical",
+                                                      failed=res["failed"]))
     for p in published:
         p.result()
     return totals
@@ -124,7 +130,7 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
              model_dir: str | None = None, *, cadence_h: float = 1.0, batch_size: int = 24,
              dask_address: str | None = None, n_workers: int = 2,
              dask_processes: bool | None = None, scoreboard: bool = True,
-             page: bool = True) -> dict[str, Any]:
+             page: bool = True, series: str | None = None) -> dict[str, Any]:
     """Forecasts for every issue time from ``start`` to ``end`` (UTC) every ``cadence_h`` hours.
 
     Parameters
@@ -146,11 +152,15 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
         ``PREFECT_API_URL`` names a server.
     scoreboard, page
         Write the scoreboard JSON of every issue time; draw the page of the last one.
+    series
+        SHARP series to read; default the store's only one (`StoreError` if several).
 
     Returns
     -------
     dict
-        Counts (issue times, rows, gaps) and ``model_seconds`` (time inside
+        Counts (issue times, rows, gaps), ``failed_regions`` (``issue_time``, ``harpnum``,
+        ``reason``, ... per region left out of an issue time), ``status``
+        (`flows.forecast.run_status`), ``series`` and ``model_seconds`` (time inside
         `flare_core.forecasting.forecast_many`, summed over the batches).
     """
     _check_not_deployment_dask(dask_address)
@@ -160,7 +170,8 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
     times = issue_times(floor_hour(start), floor_hour(end), cadence_h)
     model = model_ref(layout, model_dir)
     sharp, flares = bind_storage(snapshot_store, root)(
-        root, store_fingerprint(root), times[0] - timedelta(hours=history_h(model)), times[-1])
+        root, store_fingerprint(root), times[0] - timedelta(hours=history_h(model)), times[-1],
+        series=series)
     chunks = batches(times, batch_size)
     runner = dask_runner(dask_address, n_workers, dask_processes)
     log.info("backfill %s .. %s: %d issue times in %d batches on %s", times[0].isoformat(),
@@ -170,10 +181,13 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
         chunks, model, sharp, flares, str(layout.work / "forecasts"), str(layout.forecasts),
         str(layout.scoreboard) if scoreboard else None, root)
     out = {"start": times[0].isoformat(), "end": times[-1].isoformat(),
-           "requested": len(times), **totals, "forecast_store": str(layout.forecasts),
+           "requested": len(times), **totals,
+           "status": run_status(totals["rows"], len(totals["failed_regions"])),
+           "series": series, "forecast_store": str(layout.forecasts),
            "model_dir": model.path}
     if page and totals["rows"]:
         out["page"] = publish_page(str(layout.forecasts), str(layout.page))["page"]
-    log.info("backfill done: %d of %d issue times published (%d rows), %d gaps",
-             totals["issue_times"], len(times), totals["rows"], len(totals["gaps"]))
+    log.info("backfill done (%s): %d of %d issue times published (%d rows), %d gaps, %d "
+             "region forecasts left out", out["status"], totals["issue_times"], len(times),
+             totals["rows"], len(totals["gaps"]), len(totals["failed_regions"]))
     return out

@@ -9,12 +9,25 @@ up to the issue time; `flare_core.forecasting.forecast_at`; upsert into the `For
 scoreboard JSON; plots and page; Prefect artifacts (regions by risk, markdown summary).
 
 No look-ahead: the snapshot holds SHARP records with ``t_rec <= issue_time`` and flares that
-peaked strictly before it, and `forecast_at` applies the same rule again.
+peaked strictly before it, and `forecast_at` applies the same rule again (records served by
+the issue time; the run's own reply stamps, which come after it, give way to the modelled
+NRT latency: `flare_core.forecasting.forget_own_reply_times`).
+
+Series: the forecast reads one SHARP series (HARP numbers are per series): the one fetched
+(`flare_core.sources.jsoc.JsocConfig.series`) in a live run, else ``series`` or the store's
+only series (`StoreError` when it holds several and none is named). Every row and document
+names it.
+
+Regions left out: a failed fetch, or invalid inputs or model outputs
+(`flare_core.forecasting.isolate_invalid_regions`), leave out that region only; the others
+publish, the reasons go to the store and the scoreboard JSON, and the result's ``status`` is
+``"partial"`` (``"complete"`` when nothing was left out, ``"empty"`` when there was nothing
+to forecast, ``"failed"`` when every region was left out).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +44,28 @@ from tasks.ingest import (
     list_regions_on_disk,
 )
 
-__all__ = ["forecast", "model_ref", "history_h"]
+__all__ = ["forecast", "model_ref", "history_h", "run_status", "resolve_series"]
+
+
+def run_status(rows: int, n_failed: int) -> str:
+    """``complete``, ``partial`` (some regions left out), ``failed`` (all) or ``empty``."""
+    if n_failed:
+        return "partial" if rows else "failed"
+    return "complete" if rows else "empty"
+
+
+def resolve_series(series: str | None, *, fetch: bool, nrt: bool) -> str | None:
+    """The SHARP series a forecast reads: the fetched one in a live run (a different
+    ``series`` is refused), else ``series`` (None: the store's only series)."""
+    if not fetch:
+        return series
+    from flare_core.errors import ConfigError
+    from flare_core.sources.jsoc import JsocConfig
+
+    fetched = JsocConfig(nrt=nrt).series
+    if series is not None and series != fetched:
+        raise ConfigError(f"series={series!r}, but the live run fetches {fetched!r}")
+    return fetched
 
 
 def model_ref(layout: Layout, model_dir: str | None) -> FileRef:
@@ -56,7 +90,8 @@ def history_h(model: FileRef) -> float:
 def forecast(issue_time: datetime | None = None, store: str | None = None,
              model_dir: str | None = None, *, fetch: bool = False, nrt: bool = True,
              jsoc_url: str | None = None, hek_url: str | None = None,
-             retry_delays_s: list[float] | None = None, page: bool = True) -> dict[str, Any]:
+             retry_delays_s: list[float] | None = None, page: bool = True,
+             series: str | None = None) -> dict[str, Any]:
     """Issue and publish the forecast of one issue time.
 
     Parameters
@@ -77,12 +112,16 @@ def forecast(issue_time: datetime | None = None, store: str | None = None,
         `tasks.common.NETWORK_RETRY_DELAYS_S`).
     page
         Draw plots and the HTML page and create the artifacts.
+    series
+        SHARP series to read (module docstring); default the fetched one (live) or the
+        store's only one.
 
     Returns
     -------
     dict
-        ``issue_time``, ``rows``, ``regions``, ``failed_regions`` (HARP -> reason),
-        ``forecast_store``, ``page``.
+        ``issue_time``, ``status`` (`run_status`), ``series``, ``rows``, ``regions``,
+        ``failed_regions`` (HARP -> reason: fetch failures and regions left out by the
+        forecast), ``forecast_store``, ``page``.
     """
     from flare_core.config import Settings
 
@@ -92,9 +131,12 @@ def forecast(issue_time: datetime | None = None, store: str | None = None,
     issue = floor_hour(issue_time) if issue_time is not None else floor_hour(None)
     model = model_ref(layout, model_dir)
     need_h = history_h(model)
+    series = resolve_series(series, fetch=fetch, nrt=nrt)
     failed: dict[int, str] = {}
     harpnums: list[int] | None = None
+    fetched_since: datetime | None = None
     if fetch:
+        fetched_since = datetime.now(UTC)
         net = {} if retry_delays_s is None else {"retries": len(retry_delays_s),
                                                   "retry_delay_seconds": list(retry_delays_s)}
         list_regions = list_regions_on_disk.with_options(**net)
@@ -125,21 +167,31 @@ def forecast(issue_time: datetime | None = None, store: str | None = None,
             log.warning("HEK flares not refreshed (%s); using the flares in the store",
                         flares_f.result(raise_on_failure=False))
     sharp, flares = bind_storage(snapshot_store, root)(
-        root, store_fingerprint(root), issue - timedelta(hours=need_h), issue)
+        root, store_fingerprint(root), issue - timedelta(hours=need_h), issue, series=series)
     res = bind_storage(compute_forecasts, root)([issue], model, sharp, flares,
                                                 str(layout.work / "forecasts"),
-                                                harpnums=harpnums)
-    out: dict[str, Any] = {"issue_time": issue.isoformat(), "rows": res["rows"],
-                           "regions": res["regions"], "failed_regions": failed,
-                           "gaps": res["gaps"], "forecast_store": str(layout.forecasts),
+                                                harpnums=harpnums, fetched_since=fetched_since)
+    version = load_bundle(model.path, model.sha256).version
+    to_publish = [*({"issue_time": issue.isoformat(), "harpnum": h, "model_version": version,
+                     "series": series, "reason": f"fetch: {why}"} for h, why in failed.items()),
+                  *res["failed"]]
+    failed.update({int(r["harpnum"]): r["reason"] for r in res["failed"]})
+    out: dict[str, Any] = {"issue_time": issue.isoformat(),
+                           "status": run_status(res["rows"], len(failed)), "series": series,
+                           "rows": res["rows"], "regions": res["regions"],
+                           "failed_regions": failed, "gaps": res["gaps"],
+                           "forecast_store": str(layout.forecasts),
                            "model_dir": model.path, "model_seconds": res["seconds"]}
     if res["forecasts"] is None:
         log.warning("nothing to publish at %s: %s", issue.isoformat(), res["gaps"])
+        if to_publish:
+            publish_forecasts(None, str(layout.forecasts), None, failed=to_publish)
         return out
-    publish_forecasts(res["forecasts"], str(layout.forecasts), str(layout.scoreboard))
+    publish_forecasts(res["forecasts"], str(layout.forecasts), str(layout.scoreboard),
+                      failed=to_publish)
     if page:
         out["page"] = publish_page(str(layout.forecasts), str(layout.page), issue,
                                    failed_regions=failed)["page"]
-    log.info("forecast %s: %d regions, %d rows, %d regions failed", issue.isoformat(),
-             res["regions"], res["rows"], len(failed))
+    log.info("forecast %s (%s): %d regions, %d rows, %d regions failed", issue.isoformat(),
+             out["status"], res["regions"], res["rows"], len(failed))
     return out
