@@ -366,14 +366,16 @@ def cumulative_hazards(
     return np.cumsum(out, axis=1, out=out)
 
 
-def _pairs_on_grid(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
-                   stop: np.ndarray, chunk_rows: int):
-    """Yield ``(pos, j, g)`` with ``g = g(x_rows[pos], times[j])`` (float64) for every
-    ``j < stop[pos]``.
+def _g_blocks(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
+              stop: np.ndarray, chunk_rows: int):
+    """Yield ``(r0, g)``: ``g[i, j] = g(x_rows[r0 + i], times[j])`` (float64) for ``j <
+    stop[r0 + i]``, one block of ``chunk_rows`` records at a time (entries at ``j >= stop``
+    are unspecified; ``g`` has ``max(stop)`` columns of the block).
 
     The knots of each record on ``[times[0], times[stop - 1]]`` (`PiecewiseAffineLogRisk.
-    knots`) are computed for ``chunk_rows`` records at a time; ``g`` at the times between two
-    knots is the linear interpolation of the knots (exact: ``g`` is affine there).
+    knots`) give ``g = alpha_k + slope_k t`` between knots ``k`` and ``k + 1``; each segment
+    holding event times writes its change of ``(alpha, slope)`` at its first time and a
+    cumulative sum along the times spreads it to the rest.
     """
     dev = risk.u.device
     t_all = torch.from_numpy(np.asarray(times, dtype=np.float64)).to(dev)
@@ -381,9 +383,10 @@ def _pairs_on_grid(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.nda
     stop_t = torch.from_numpy(np.asarray(stop, dtype=np.int64)).to(dev)
     for r0 in range(0, rows.size, chunk_rows):
         end = stop_t[r0:r0 + chunk_rows]
-        live = torch.nonzero(end > 0).squeeze(1)
-        if not live.numel():
+        m = int(end.max()) if end.numel() else 0
+        if m == 0:
             continue
+        live = torch.nonzero(end > 0).squeeze(1)
         end = end[live]
         lo = t_all[:1].expand(live.numel())
         rec, tau, g = risk.knots(rows_t[r0:r0 + chunk_rows][live], lo, t_all[end - 1])
@@ -393,17 +396,25 @@ def _pairs_on_grid(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.nda
         jlo = torch.searchsorted(t_all, tau, side="left")
         # knot k covers the times in [tau_k, tau_k+1); a record's last knot (times[end - 1])
         # covers that time only
-        jhi = torch.cat([jlo[1:], jlo[-1:]])
-        jhi = torch.where(last, end[rec], jhi)
+        jhi = torch.where(last, end[rec], torch.cat([jlo[1:], jlo[-1:]]))
         dtau = torch.cat([tau[1:], tau[-1:]]) - tau
-        dg = torch.cat([g[1:], g[-1:]]) - g
         ok = ~last & (dtau > 0)
-        slope = torch.where(ok, dg / torch.where(ok, dtau, 1.0), 0.0)
-        cnt = jhi - jlo
-        seg = torch.repeat_interleave(cnt)
-        j = jlo[seg] + (torch.arange(seg.numel(), device=dev) - (torch.cumsum(cnt, 0) - cnt)[seg])
-        val = torch.addcmul(g[seg], slope[seg], t_all[j] - tau[seg])
-        yield live[rec[seg]] + r0, j, val
+        slope = torch.where(ok, (torch.cat([g[1:], g[-1:]]) - g) / torch.where(ok, dtau, 1.0),
+                            0.0)
+        used = torch.nonzero(jhi > jlo).squeeze(1)  # segments holding event times
+        rec, jlo, slope = rec[used], jlo[used], slope[used]
+        alpha = g[used] - slope * tau[used]
+        first = torch.ones_like(rec, dtype=torch.bool)
+        first[1:] = rec[1:] != rec[:-1]
+        d_alpha = torch.where(first, alpha, alpha - torch.cat([alpha[:1], alpha[:-1]]))
+        d_slope = torch.where(first, slope, slope - torch.cat([slope[:1], slope[:-1]]))
+        cell = live[rec] * m + jlo
+        shape = (min(rows.size, r0 + chunk_rows) - r0, m)
+        a_cum = torch.zeros(shape, dtype=torch.float64, device=dev)
+        s_cum = torch.zeros(shape, dtype=torch.float64, device=dev)
+        a_cum.view(-1)[cell] = d_alpha
+        s_cum.view(-1)[cell] = d_slope
+        yield r0, torch.cumsum(a_cum, 1).addcmul_(torch.cumsum(s_cum, 1), t_all[:m])
 
 
 def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: np.ndarray,
@@ -412,9 +423,12 @@ def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: 
     # sorted record k is at risk at t_j iff start[j] <= k, i.e. for j < #{j : start[j] <= k}
     stop = np.searchsorted(start, np.arange(order.size), side="right")
     out = torch.zeros(times.size, dtype=torch.float64, device=risk.u.device)
+    stop_t = torch.from_numpy(stop).to(out.device)
     with torch.inference_mode():
-        for _, j, g in _pairs_on_grid(risk, order, times, stop, chunk_rows):
-            out.index_add_(0, j, torch.exp(g))
+        for r0, g in _g_blocks(risk, order, times, stop, chunk_rows):
+            gone = (torch.arange(g.shape[1], device=out.device)
+                    >= stop_t[r0:r0 + g.shape[0], None])
+            out[:g.shape[1]] += torch.exp_(g.masked_fill_(gone, -torch.inf)).sum(0)
     return out.cpu().numpy()
 
 
@@ -424,8 +438,8 @@ def _g_on_times_piecewise(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times:
     out = torch.empty((rows.size, times.size), dtype=torch.float64, device=risk.u.device)
     stop = np.full(rows.size, times.size)
     with torch.inference_mode():
-        for pos, j, g in _pairs_on_grid(risk, rows, times, stop, chunk_rows):
-            out.view(-1)[pos * times.size + j] = g
+        for r0, g in _g_blocks(risk, rows, times, stop, chunk_rows):
+            out[r0:r0 + g.shape[0]] = g
     return out.cpu().numpy()
 
 
