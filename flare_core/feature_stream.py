@@ -221,9 +221,12 @@ def write_running_stats(
     return StreamReport(out, tuple(writer.files), writer.rows, n_read, tuple(keywords or ()))
 
 
-def _day_counts(store, series: str | None) -> tuple[list[datetime], list[int], list[str]]:
-    """Records per UTC day (ascending) and the keywords not entirely null, via DuckDB."""
+def _day_counts(store, series: str | None, *, find_keywords: bool = True,
+                ) -> tuple[list[datetime], list[int], list[str]]:
+    """Records per UTC day (ascending) and (``find_keywords``) the keywords not entirely
+    null, via DuckDB (one scan of ``t_rec``; the second query reuses the file metadata)."""
     con = store.duckdb()
+    con.execute("SET enable_object_cache = true")
     try:
         cols = {r[0] for r in con.execute("DESCRIBE sharp").fetchall()}
     except Exception:  # noqa: BLE001 - no SHARP table yet: nothing to featurise
@@ -238,7 +241,7 @@ def _day_counts(store, series: str | None) -> tuple[list[datetime], list[int], l
             f"{where} GROUP BY d ORDER BY d", params).fetchall()
         nonnull = con.execute(
             "SELECT " + ", ".join(f"count({k})" for k in kws) + f" FROM sharp {where}",
-            params).fetchone() if kws else ()
+            params).fetchone() if kws and find_keywords else [0] * len(kws)
     finally:
         con.close()
     starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d, _ in days]
@@ -292,7 +295,7 @@ def featurize_store(
     """
     check_positive("max_records", max_records)
     out = Path(out_dir)
-    days, counts, present = _day_counts(store, series)
+    days, counts, present = _day_counts(store, series, find_keywords=not config.keywords)
     keywords = list(config.keywords) if config.keywords else present
     lookback = timedelta(hours=max(config.window_h, config.long_window_h))
     bounds: list[tuple[datetime, datetime]] = []
