@@ -177,46 +177,55 @@ class PiecewiseAffineLogRisk:
         ar = torch.arange
         dev, dt = self.u.device, self.dtype
         n = rows.numel()
+        # knots are stored in creation order (new ones appended, so a layer's matmul writes
+        # old and new rows into one buffer without moving rows); ``perm`` lists them sorted
         rec = ar(n, device=dev).repeat_interleave(2)
         tau = torch.stack([lo, hi], 1).reshape(-1)
+        perm = ar(2 * n, device=dev)
         a = torch.index_select(self.u, 0, rows).repeat_interleave(2, 0)
         a.addcmul_(tau.to(dt)[:, None], self.w_t)
         for wt, b in self.layers:
             width = a.shape[1]
             pos = a > 0
-            # segments (consecutive knots of one record) where some unit changes sign;
-            # 8 units at a time through an int64 view of the bool mask
+            # segments (consecutive sorted knots of one record) where some unit changes
+            # sign; 8 units at a time through an int64 view of the bool mask
             packed = pos.view(torch.uint8).view(torch.int64) if width % 8 == 0 else pos
-            cand = torch.logical_and((packed[1:] != packed[:-1]).any(1), rec[1:] == rec[:-1])
+            packed = packed.index_select(0, perm)
+            rec_s = rec.index_select(0, perm)
+            cand = torch.logical_and((packed[1:] != packed[:-1]).any(1), rec_s[1:] == rec_s[:-1])
             cand = cand.nonzero().squeeze(1)
+            a_new = a[:0]
             if cand.numel():
-                ci, units = (pos[cand] != pos[cand + 1]).nonzero(as_tuple=True)
-                segs = cand[ci]
+                left, right = perm[cand], perm[cand + 1]
+                ci, units = (pos.index_select(0, left) != pos.index_select(0, right)).nonzero(
+                    as_tuple=True)
+                segs, left, right = cand[ci], left[ci], right[ci]
                 flat = a.view(-1)
-                a0 = flat.take(segs * width + units)
-                f = a0 / (a0 - flat.take((segs + 1) * width + units))
-                # crossings ordered by segment, then by position inside it
-                o = torch.argsort(f, stable=True)
-                o = o[torch.argsort(segs[o], stable=True)]
-                segs, units, f = segs[o], units[o], f[o].clamp_(0.0, 1.0)
+                a0 = flat.take(left * width + units)
+                f = (a0 / (a0 - flat.take(right * width + units))).clamp_(0.0, 1.0)
+                # crossings ordered by segment, then by position inside it (f in [0, 1])
+                o = torch.argsort(segs.to(torch.float64).mul_(2.0).add_(f), stable=True)
+                segs, left, right, units, f = segs[o], left[o], right[o], units[o], f[o]
                 n_new = segs.numel()
-                a_new = torch.lerp(a.index_select(0, segs), a.index_select(0, segs + 1), f[:, None])
+                a_new = torch.lerp(a.index_select(0, left), a.index_select(0, right), f[:, None])
                 a_new.view(-1)[ar(n_new, device=dev) * width + units] = 0.0
-                # merge: old knot i moves down by the new knots of the segments before it
+                # sorted order: old knot i moves down by the new knots of the segments before it
                 r = a.shape[0]
                 c = torch.bincount(segs, minlength=r)
                 excl = torch.cumsum(c, 0) - c
                 pos_old = ar(r, device=dev) + excl
                 pos_new = pos_old[segs] + 1 + (ar(n_new, device=dev) - excl[segs])
-                tau_new = torch.lerp(tau[segs], tau[segs + 1], f.to(torch.float64))
-                a = (torch.empty((r + n_new, width), dtype=dt, device=dev)
-                     .index_copy_(0, pos_old, a).index_copy_(0, pos_new, a_new))
-                tau = (torch.empty(r + n_new, dtype=tau.dtype, device=dev)
-                       .index_copy_(0, pos_old, tau).index_copy_(0, pos_new, tau_new))
-                rec = (torch.empty(r + n_new, dtype=rec.dtype, device=dev)
-                       .index_copy_(0, pos_old, rec).index_copy_(0, pos_new, rec[segs]))
-            a = torch.addmm(b, a.clamp_(min=0.0), wt)
-        return rec, tau, a[:, 0]
+                perm = (torch.empty(r + n_new, dtype=perm.dtype, device=dev)
+                        .index_copy_(0, pos_old, perm)
+                        .index_copy_(0, pos_new, ar(r, r + n_new, device=dev)))
+                tau = torch.cat([tau, torch.lerp(tau[left], tau[right], f.to(torch.float64))])
+                rec = torch.cat([rec, rec[left]])
+            out = torch.empty((a.shape[0] + a_new.shape[0], wt.shape[1]), dtype=dt, device=dev)
+            torch.addmm(b, a.clamp_(min=0.0), wt, out=out[:a.shape[0]])
+            if a_new.shape[0]:
+                torch.addmm(b, a_new.clamp_(min=0.0), wt, out=out[a.shape[0]:])
+            a = out
+        return rec[perm], tau[perm], a[perm, 0]
 
 
 def _flatten(module: nn.Module) -> list[nn.Module]:
