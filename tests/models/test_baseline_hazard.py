@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,47 @@ def test_step_values_and_errors():
         breslow_baseline_hazards(lambda r, t: r * 0.0, np.ones(3), np.ones(3), chunk_pairs=0)
     t, h = breslow_baseline_hazards(lambda r, t: r * 0.0, np.ones(3), np.zeros(3))
     assert t.size == 0 and h.size == 0
+
+
+@pytest.mark.parametrize("time_layer", [0, 3])
+def test_knots_interpolate_the_net_exactly(time_layer):
+    """Linear interpolation of `PiecewiseAffineLogRisk.knots` equals a float64 forward pass of
+    the same (untrained, eval-mode, batch-norm) net at arbitrary times, and the knots are
+    sorted per record from ``lo`` to ``hi``; a zero-length range gives its one value."""
+    import torch
+
+    from flare_core.models.baseline_hazard import PiecewiseAffineLogRisk, _g_on_times_piecewise
+    from flare_core.models.cox_time import CoxTimeNet
+
+    torch.manual_seed(1)
+    net = CoxTimeNet(5, (3,), embedding_dim=2, n_hidden=4, hidden_nodes=16,
+                     time_layer=time_layer, batch_norm=True, dropout=0.1)
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(rng.normal(size=(60, 5)).astype(np.float32))
+    x_cat = torch.from_numpy(rng.integers(0, 3, size=(60, 1)))
+    with torch.inference_mode():
+        z = net.encode(x, x_cat)
+    risk = PiecewiseAffineLogRisk(net.head_layers, z)
+    times = np.sort(rng.uniform(-3.0, 3.0, size=97))
+    g = _g_on_times_piecewise(risk, np.arange(60), times, chunk_rows=16)
+    net64 = copy.deepcopy(net).double()
+    with torch.inference_mode():
+        ref = net64.head(z.double().repeat_interleave(times.size, 0),
+                         torch.from_numpy(np.tile(times, 60))[:, None]).reshape(60, -1)
+    assert np.abs(ref.numpy()).max() > 1.0  # not a trivial net
+    np.testing.assert_allclose(g, ref.numpy(), atol=2e-6, rtol=0)  # float32 rounding
+
+    lo = torch.tensor([-3.0, 0.5, -1.0], dtype=torch.float64)
+    hi = torch.tensor([3.0, 0.5, 2.0], dtype=torch.float64)
+    rec, tau, gk = risk.knots(torch.tensor([0, 1, 2]), lo, hi)
+    assert torch.equal(rec, torch.sort(rec, stable=True).values)
+    for i in range(3):
+        t_i = tau[rec == i]
+        assert t_i[0] == lo[i] and t_i[-1] == hi[i] and bool((t_i[1:] >= t_i[:-1]).all())
+    assert (rec == 0).sum() > 4  # the full range has kinks
