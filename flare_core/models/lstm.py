@@ -37,9 +37,14 @@ from ._inputs import (
 )
 from ._torch_classifier import EpochScore, TorchBinaryClassifier, check_common_settings
 
-__all__ = ["LSTMConfig", "LSTMNetwork", "LSTMForecaster", "build_sequences"]
+__all__ = ["LSTMConfig", "LSTMNetwork", "LSTMForecaster", "build_sequences", "sequence_index",
+           "gather_sequences"]
 
 logger = logging.getLogger(__name__)
+
+#: Records per forward pass in `LSTMForecaster.predict_proba` (sequences of 65 k records x
+#: 10 steps x 100 features are ~250 MB of float32).
+_PREDICT_CHUNK = 65_536
 
 
 def build_sequences(
@@ -108,7 +113,41 @@ def build_sequences(
     n = frame.height
     if values.ndim != 2 or values.shape[0] != n:
         raise ModelError(f"values must have shape ({n}, n_features), got {values.shape}")
+    index, lengths = sequence_index(frame, n_steps=n_steps, max_lookback_h=max_lookback_h,
+                                    step_h=step_h)
+    return gather_sequences(values, index), lengths
 
+
+def gather_sequences(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values`` rows at ``index`` (`sequence_index`), 0.0 where the index is -1 (padding)."""
+    out = np.zeros((*index.shape, values.shape[1]), dtype=values.dtype)
+    has = index >= 0
+    out[has] = values[index[has]]
+    return out
+
+
+def sequence_index(
+    frame: pl.DataFrame,
+    *,
+    n_steps: int = 10,
+    max_lookback_h: float | None = None,
+    step_h: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of `build_sequences`: ``index[i, :L_i]`` the rows of record ``i``'s
+    sequence, oldest first, ``-1`` as padding; ``lengths`` ``L_i``. Gathering rows through
+    it in chunks (`gather_sequences`) bounds the memory of predicting many records."""
+    if n_steps < 1:
+        raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
+    if max_lookback_h is not None:
+        check_positive("max_lookback_h", max_lookback_h)
+    if step_h is not None:
+        check_positive("step_h", step_h)
+    for col in ("harpnum", "t_rec"):
+        if col not in frame.columns:
+            raise ModelError(f"sequence frame lacks the column {col!r}")
+        if frame[col].null_count():
+            raise ModelError(f"sequence frame has {frame[col].null_count()} null {col!r} values")
+    n = frame.height
     harp = frame["harpnum"].to_numpy()
     t_us = frame["t_rec"].dt.epoch("us").to_numpy()
     same_region = harp[1:] == harp[:-1]
@@ -139,13 +178,11 @@ def build_sequences(
         valid &= age_us <= max_lookback_h * 3_600e6
     # valid is a prefix along k (records get older with k), so its row sum is the length
     lengths = valid.sum(axis=1).astype(np.int64)
-    sequences = np.zeros((n, n_steps, values.shape[1]), dtype=np.float64)
-    for k in range(n_steps):
-        # step k of the output (oldest first) is back-offset lengths - 1 - k
-        offset = lengths - 1 - k
-        has = offset >= 0
-        sequences[has, k] = values[back[rows[has], offset[has]]]
-    return sequences, lengths
+    # step k of the output (oldest first) is back-offset lengths - 1 - k
+    offset = lengths[:, None] - 1 - np.arange(n_steps)[None, :]
+    has = offset >= 0
+    index = np.where(has, np.take_along_axis(back, np.clip(offset, 0, None), axis=1), -1)
+    return index.astype(np.int64), lengths
 
 
 @dataclass(frozen=True)
@@ -313,5 +350,17 @@ class LSTMForecaster(TorchBinaryClassifier[LSTMConfig]):
     def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
         """P(flare of at least the target class within 24 h) per record, ``(n_records,)``."""
         check_fitted(self, "network_")
-        seq, lengths = self._sequences(X)
-        return self._event_probability(torch.as_tensor(seq), torch.as_tensor(lengths))
+        if not isinstance(X, pl.DataFrame):
+            raise ModelError("LSTMForecaster needs a polars frame with harpnum and t_rec")
+        x = as_feature_matrix(X, self.feature_names_in_, self.n_features_in_)
+        z = self.scaler_.transform(x).astype(np.float32)
+        c = self.config
+        index, lengths = sequence_index(X, n_steps=c.n_steps, max_lookback_h=c.max_lookback_h,
+                                        step_h=c.step_h)
+        out = np.empty(X.height, dtype=np.float64)
+        for lo in range(0, X.height, _PREDICT_CHUNK):  # bounded memory at 10^6 records
+            hi = min(lo + _PREDICT_CHUNK, X.height)
+            seq = gather_sequences(z, index[lo:hi])
+            out[lo:hi] = self._event_probability(torch.as_tensor(seq),
+                                                 torch.as_tensor(lengths[lo:hi]))
+        return out

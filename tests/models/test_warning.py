@@ -69,3 +69,25 @@ def test_svm_tss_sweep_and_persistence(tmp_path):
     assert set(model.predict_labels(test)) <= {"within", "after", "none"}
     with pytest.raises(ModelError):
         WarningSVM().predict(test)
+
+
+def test_max_train_caps_the_support_vectors_and_keeps_the_classes():
+    """A stratified, seeded subsample of max_train windows: the SVM's support vectors (its
+    prediction cost) stop growing with the training windows, the skill stays."""
+    train, test = _windows(6000, 0), _windows(600, 1)
+    full = WarningSVM(WarningSVMConfig(max_train=None)).fit(train)
+    capped = WarningSVM(WarningSVMConfig(max_train=1000)).fit(train)
+    again = WarningSVM(WarningSVMConfig(max_train=1000)).fit(train)
+    assert full.n_train_ == 6000 and capped.n_train_ == 1000
+    n_sv = {m: int(m.pipeline_[-1].n_support_.sum()) for m in (full, capped)}
+    assert n_sv[capped] < n_sv[full] / 3
+    np.testing.assert_array_equal(capped.predict(test), again.predict(test))  # seeded
+    y, known = warning_labels(train["time_to_event_h"].to_numpy(), train["event"].to_numpy(),
+                              lead_h=24.0)
+    share = np.bincount(y[known], minlength=3) / known.sum()
+    cls = capped.pipeline_[-1]
+    assert cls.classes_.tolist() == [0, 1, 2]
+    assert capped.score(test)["micro"] > full.score(test)["micro"] - 0.05
+    assert share.min() > 0.05  # every class is present in the synthetic windows
+    with pytest.raises(ConfigError, match="max_train"):
+        WarningSVMConfig(max_train=3)
