@@ -395,3 +395,216 @@ def test_survival_probabilities_by_horizon(record_preds: pl.DataFrame) -> None:
         survival_probabilities(record_preds, [0])
     with pytest.raises(ConfigError, match="cox_time"):
         survival_probabilities(record_preds.drop("survival_curve"), [6])
+
+
+# ------------------------------------------- region isolation (issue 12 F1), coherence (issue 11)
+
+
+def _absurd_copy(sharp: pl.DataFrame, harpnum: int, t_rec, value: float = 1e308) -> pl.DataFrame:
+    """``sharp`` with one record's USFLUX overwritten by an absurd value, as if written to the
+    store directly (the file readers' plausibility ranges would drop it)."""
+    hit = (pl.col("harpnum") == harpnum) & (pl.col("t_rec") == t_rec)
+    assert sharp.filter(hit).height == 1
+    return sharp.with_columns(pl.when(hit).then(value).otherwise(pl.col("usflux"))
+                              .alias("usflux"))
+
+
+def _assert_rows_close(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    """Equal rows, floats up to batch rounding (the networks predict other batches)."""
+    assert a.height == b.height
+    assert a.select(pl.exclude(FLOAT_COLUMNS)).equals(b.select(pl.exclude(FLOAT_COLUMNS)))
+    for col in FLOAT_COLUMNS:
+        x, y = a[col], b[col]
+        if x.dtype != pl.Float64:
+            x, y = x.explode(), y.explode()
+        assert x.is_null().equals(y.is_null()), col
+        np.testing.assert_allclose(x.to_numpy(), y.to_numpy(), rtol=1e-6, atol=1e-9,
+                                   err_msg=col)
+
+
+def _day_with_regions_at(sharp: pl.DataFrame, hours: tuple[int, ...], *, freshness_h: float):
+    """The first day (00:00 UTC) on which >= 2 regions have a record served (modelled NRT
+    latency) within the freshness window before each of ``hours``."""
+    from flare_core.schema import DEFAULT_NRT_LATENCY
+
+    days = sharp["t_rec"].dt.truncate("1d").unique().sort()
+    for day in days:
+        ok = True
+        for h in hours:
+            issue = day + timedelta(hours=h)
+            served = sharp.filter((pl.col("t_rec") + DEFAULT_NRT_LATENCY <= issue)
+                                  & (pl.col("t_rec") > issue - timedelta(hours=freshness_h)))
+            ok &= served["harpnum"].n_unique() >= 2
+        if ok:
+            return day
+    raise AssertionError("no such day in the data")
+
+
+@pytest.mark.parametrize("hour", [12, 14])
+def test_one_absurd_region_is_left_out_and_the_others_publish(bundle: ModelBundle, inputs,
+                                                              hour: int) -> None:
+    """Issue 12 F1: an absurd record (USFLUX 1e308, beyond float32: a model raised and the
+    whole hour published nothing) leaves out its region only, with the reason; every other
+    region's rows are exactly those of the clean data."""
+    from flare_core.publish.forecast_store import FAILED_SCHEMA
+
+    sharp, flares = inputs
+    issue = _day_with_regions_at(sharp, (12, 14), freshness_h=bundle.config.freshness_h
+                                 ).replace(hour=hour)
+    clean, none_failed = forecast_at(bundle, sharp, flares, issue, headline=True,
+                                     return_failed=True)
+    assert clean["harpnum"].n_unique() >= 2 and none_failed.height == 0
+    victim = clean.row(0, named=True)
+    bad = _absurd_copy(sharp, victim["harpnum"], victim["t_rec"])
+    rows, failed = forecast_at(bundle, bad, flares, issue, headline=True, return_failed=True)
+    assert dict(failed.schema) == FAILED_SCHEMA
+    assert failed["harpnum"].to_list() == [victim["harpnum"]]
+    assert "usflux = 1e+308" in failed["reason"][0] and "float32" in failed["reason"][0]
+    assert failed["issue_time"].to_list() == [issue]
+    assert failed["series"].to_list() == [sharp["series"][0]]
+    others = clean.filter(pl.col("harpnum") != victim["harpnum"])
+    _assert_rows_close(rows, others)
+    # the default call keeps its old return type and leaves the region out too
+    assert forecast_at(bundle, bad, flares, issue, headline=True).equals(rows)
+
+
+def test_backfill_batch_leaves_out_only_the_absurd_region_hours(bundle: ModelBundle,
+                                                                inputs) -> None:
+    """forecast_many over 24 hourly issue times with one absurd record: every hour is
+    forecast, the region is left out only while that record is its newest, and the rows and
+    failures equal forecast_at's hour by hour."""
+    sharp, flares = inputs
+    start = _issue_with_leads(sharp, 0).replace(minute=0, second=0, microsecond=0)
+    issues = [start + timedelta(hours=k) for k in range(24)]
+    clean = forecast_many(bundle, sharp, flares, issues)
+    victim = clean.filter(pl.col("issue_time") == issues[3]).row(0, named=True)
+    bad = _absurd_copy(sharp, victim["harpnum"], victim["t_rec"])
+    rows, failed = forecast_many(bundle, bad, flares, issues, return_failed=True)
+    assert set(rows["issue_time"]) == set(clean["issue_time"])  # every hour completes
+    assert set(failed["harpnum"]) == {victim["harpnum"]}
+    hit = clean.filter((pl.col("harpnum") == victim["harpnum"])
+                       & (pl.col("t_rec") == victim["t_rec"]))["issue_time"].unique().sort()
+    assert failed["issue_time"].to_list() == hit.to_list()  # only while it is the newest
+    kept = clean.join(failed.select("issue_time", "harpnum"), on=["issue_time", "harpnum"],
+                      how="anti", maintain_order="left")
+    assert rows.select("issue_time", "harpnum", "model", "t_rec").equals(
+        kept.select("issue_time", "harpnum", "model", "t_rec"))
+    one_by_one = [forecast_at(bundle, bad, flares, t, return_failed=True) for t in issues
+                  if t in set(rows["issue_time"])]
+    assert pl.concat([f for _, f in one_by_one]).equals(failed)
+    assert sum(r.height for r, _ in one_by_one) == rows.height
+
+
+def test_invalid_model_outputs_leave_out_their_region(bundle: ModelBundle, inputs) -> None:
+    """NaN probability, a probability above 1, an increasing survival curve: each removes its
+    (issue time, region), named with the model and the problem; other regions are kept."""
+    from flare_core.forecasting import isolate_invalid_regions
+
+    sharp, flares = inputs
+    rows = forecast_at(bundle, sharp, flares, _issue_with_leads(sharp, 70))
+    harps = rows["harpnum"].unique().sort().to_list()
+    assert len(harps) >= 3
+    a, b, c = harps[:3]
+    broken = rows.with_columns(
+        pl.when((pl.col("harpnum") == a) & (pl.col("model") == "lstm")).then(float("nan"))
+        .when((pl.col("harpnum") == b) & (pl.col("model") == "defn")).then(1.5)
+        .otherwise(pl.col("p_m24")).alias("p_m24"),
+        pl.when((pl.col("harpnum") == c) & (pl.col("model") == "survival"))
+        .then(pl.col("survival_curve").list.reverse())
+        .otherwise(pl.col("survival_curve")).alias("survival_curve"))
+    valid, failed = isolate_invalid_regions(broken)
+    reasons = dict(failed.select("harpnum", "reason").iter_rows())
+    assert set(reasons) == {a, b, c}
+    assert reasons[a] == "lstm: p_m24 = NaN is not a probability in [0, 1]"
+    assert reasons[b] == "defn: p_m24 = 1.5 is not a probability in [0, 1]"
+    assert reasons[c] == "survival: survival_curve must lie in [0, 1] and not increase"
+    assert valid.equals(rows.filter(~pl.col("harpnum").is_in([a, b, c])))
+    assert isolate_invalid_regions(rows)[1].height == 0
+
+
+def test_every_published_model_has_nested_classes_by_projection(bundle: ModelBundle,
+                                                                inputs,
+                                                                record_preds: pl.DataFrame
+                                                                ) -> None:
+    """P(C+) >= P(M+) >= P(X+) in every row of every model (and the headline), by the
+    Euclidean projection (isotonic regression, checked against scikit-learn's); DeFN's two
+    nets disagree on real data and are projected, values in order are untouched."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from flare_core.forecasting import project_class_probabilities
+
+    sharp, flares = inputs
+    issues = [_issue_with_leads(sharp, 0) + timedelta(hours=k) for k in range(0, 48, 3)]
+    rows = forecast_many(bundle, sharp, flares, issues, headline=True)
+    assert set(rows["model"]) == {"survival", "defn", "lstm", "logistic", "persistence",
+                                  "climatology", "headline"}
+    p = rows.select("p_c24", "p_m24", "p_x24")
+    assert (p["p_c24"].fill_null(1.0) >= p["p_m24"] - 1e-12).all()
+    assert (p["p_m24"] >= p["p_x24"].fill_null(0.0) - 1e-12).all()
+    assert rows["p_x24"].null_count() == 0  # X+ for every model (P(X|M) of the forest)
+    # DeFN, raw per record: the two nets often disagree (C below M)
+    raw = record_preds.select(pl.col("p_c24_defn").alias("c"), pl.col("p_m24_defn").alias("m"))
+    n_bad = raw.filter(pl.col("c") < pl.col("m")).height
+    assert n_bad > 0
+    proj = project_class_probabilities(raw.select(
+        pl.col("c").alias("p_c24"), pl.col("m").alias("p_m24"),
+        pl.lit(None, pl.Float64).alias("p_x24")))
+    moved = (proj["p_c24"] != raw["c"]) | (proj["p_m24"] != raw["m"])
+    assert moved.sum() == n_bad  # only the violating rows move
+    iso = IsotonicRegression(increasing=False)
+    for (c, m), (pc, pm) in zip(raw.rows(), proj.select("p_c24", "p_m24").rows(), strict=True):
+        np.testing.assert_allclose([pc, pm], iso.fit_transform([0, 1], [c, m]), atol=1e-12)
+    triples = np.array([[0.1, 0.5, 0.3], [0.2, 0.1, 0.4], [0.9, 0.5, 0.1], [0.3, 0.3, 0.6]])
+    got = project_class_probabilities(pl.DataFrame(triples, schema=["p_c24", "p_m24",
+                                                                    "p_x24"], orient="row"))
+    for row, want in zip(got.rows(), triples, strict=True):
+        np.testing.assert_allclose(row, iso.fit_transform([0, 1, 2], want), atol=1e-12)
+
+
+def test_headline_follows_its_recorded_rule(bundle: ModelBundle, inputs) -> None:
+    """One headline row per region: P(M+) of the best-validation-TSS model, C+ from DeFN,
+    X+ = P(X|M) x P(M+), the survival curve and restricted mean lifetime, and a warning
+    class that is a threshold rule on its own probabilities (never M at a low P(M+) while
+    empty at a high one)."""
+    import json
+
+    from flare_core.forecasting import headline_rule
+
+    sharp, flares = inputs
+    meta = json.loads((bundle.model_dir / "model.json").read_text())["models"]
+    rule = headline_rule(bundle)
+    sources = {"survival": "cox_time", "defn": "defn_m", "lstm": "lstm",
+               "logistic": "logistic", "persistence": "persistence",
+               "climatology": "climatology"}
+    best = max(sources, key=lambda m: meta[sources[m]]["validation"]["tss"])
+    assert rule.m_model == best and rule.m_tss == meta[sources[best]]["validation"]["tss"]
+    assert rule.m_threshold == meta[sources[best]]["threshold"]
+    assert rule.c_model == "defn" and rule.c_threshold == meta["defn_c"]["threshold"]
+    issues = [_issue_with_leads(sharp, 0) + timedelta(hours=k) for k in range(0, 48, 2)]
+    rows = forecast_many(bundle, sharp, flares, issues, headline=True)
+    head = rows.filter(pl.col("model") == "headline")
+    keys = ["issue_time", "harpnum"]
+    assert head.height == rows.filter(pl.col("model") == "survival").height
+    assert head.select(keys).is_duplicated().sum() == 0
+    assert (head["method"] == rule.describe()).all()
+    assert f"M+: {best}" in rule.describe() and "validation threshold" in rule.describe()
+    surv = rows.filter(pl.col("model") == "survival").select(
+        *keys, pl.col("mean_lifetime_h").alias("life"), pl.col("survival_curve").alias("s"))
+    both = head.join(surv, on=keys)
+    np.testing.assert_allclose(both["mean_lifetime_h"].to_numpy(), both["life"].to_numpy())
+    assert both["survival_curve"].equals(both["s"].alias("survival_curve"))
+    # the warning: strongest class whose probability reaches its validation threshold
+    want = [("M" if m >= rule.m_threshold else "C" if c >= rule.c_threshold else None)
+            for c, m in head.select("p_c24", "p_m24").rows()]
+    assert head["warning_class"].to_list() == want
+    warned = head.filter(pl.col("warning_class") == "M")["p_m24"]
+    quiet = head.filter(pl.col("warning_class").is_null())["p_m24"]
+    if warned.len() and quiet.len():
+        assert warned.min() >= quiet.max()  # monotone: no "M" below an unwarned region
+    # the headline's P(M+) is the chosen model's (both projected with DeFN's C+ here)
+    chosen = rows.filter(pl.col("model") == best).select(*keys, pl.col("p_m24").alias("pm"))
+    j = head.join(chosen, on=keys)
+    if best == rule.c_model:
+        np.testing.assert_allclose(j["p_m24"].to_numpy(), j["pm"].to_numpy(), atol=1e-12)
+    assert forecast_many(bundle, sharp, flares, issues).filter(
+        pl.col("model") == "headline").height == 0  # only when asked
