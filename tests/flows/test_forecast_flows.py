@@ -121,3 +121,86 @@ def test_evaluate_scores_published_period(installation, forecast_result):
     assert m["n"] > 0 and 0.0 <= m["brier"] <= 1.0
     report = Layout.of(installation["root"]).evaluation
     assert list(report.glob("*/published_scores.json"))
+
+
+@pytest.fixture(scope="module")
+def absurd_installation(installation, tmp_path_factory) -> dict:
+    """A copy of the installation whose store holds one absurd SHARP record (USFLUX 1e308,
+    written to the store directly: the file readers' plausibility ranges would drop it), the
+    newest record served by ISSUE of one region (issue 12 F1)."""
+    import shutil
+
+    from flare_core.schema import DEFAULT_NRT_LATENCY
+    from flare_core.store import Store
+
+    root = tmp_path_factory.mktemp("absurd") / "inst"
+    shutil.copytree(installation["root"], root)
+    store = Store(root)
+    recs = store.read_sharp(start=ISSUE - timedelta(hours=6), end=ISSUE).filter(
+        pl.col("t_rec") + DEFAULT_NRT_LATENCY <= ISSUE)
+    victim = recs.sort("harpnum", "t_rec").group_by("harpnum", maintain_order=True).last().row(
+        0, named=True)
+    bad = recs.filter((pl.col("harpnum") == victim["harpnum"])
+                      & (pl.col("t_rec") == victim["t_rec"])).with_columns(usflux=pl.lit(1e308))
+    store.write_sharp(bad)
+    return {"root": root, "harpnum": victim["harpnum"], "t_rec": victim["t_rec"]}
+
+
+def test_forecast_with_one_absurd_region_is_partial(absurd_installation, installation,
+                                                    fresh_regions):
+    """The hour is published for every other region; the absurd one is named with its reason
+    in the flow result, the forecast store and the scoreboard JSON (status "partial")."""
+    from flows.forecast import forecast
+
+    root = absurd_installation["root"]
+    harp = absurd_installation["harpnum"]
+    res = forecast(ISSUE, str(root), installation["model_dir"], page=False)
+    assert res["status"] == "partial"
+    assert list(res["failed_regions"]) == [harp]
+    assert "usflux = 1e+308" in res["failed_regions"][harp]
+    fs = ForecastStore(Layout.of(root).forecasts)
+    rows = fs.read(issue_time=ISSUE)
+    assert set(rows["harpnum"]) == fresh_regions - {harp}
+    assert set(rows["model"]) >= {"headline", "logistic", "climatology", "persistence"}
+    assert rows["series"].unique().to_list() == ["hmi.sharp_cea_720s"]
+    failed = fs.read_failed(issue_time=ISSUE)
+    assert failed["harpnum"].to_list() == [harp]
+    docs = sorted(Layout.of(root).scoreboard.glob(f"*.{ISSUE:%Y%m%dT%H%M}.json"))
+    assert len(docs) == rows["model"].n_unique()
+    for path in docs:
+        sub = json.loads(path.read_text())["forecast_submission"]
+        assert [f["harpnum"] for f in sub["failed_regions"]] == [harp]
+        assert sub["series"] == "hmi.sharp_cea_720s"
+        assert sub["prediction_window_rule"].startswith("(issue_time, issue_time + 24 h]")
+
+
+def test_backfill_with_one_absurd_region_completes_every_hour(absurd_installation,
+                                                              installation):
+    """Issue 12 F1 in a backfill (it aborted at 49/288): every hour completes; only the
+    absurd region is left out, and only at the hours its absurd record is its newest."""
+    from flows.backfill import backfill
+
+    root = absurd_installation["root"]
+    harp = absurd_installation["harpnum"]
+    start, end = ISSUE - timedelta(hours=2), ISSUE + timedelta(hours=3)
+    clean = backfill(start, end, str(installation["root"]), installation["model_dir"],
+                     batch_size=3, dask_processes=False, page=False, scoreboard=False)
+    res = backfill(start, end, str(root), installation["model_dir"], batch_size=3,
+                   dask_processes=False, page=False)
+    assert clean["status"] == "complete" and res["status"] == "partial"
+    assert res["issue_times"] == clean["issue_times"] and res["gaps"] == clean["gaps"]
+    assert {f["harpnum"] for f in res["failed_regions"]} == {harp}
+    fs = ForecastStore(Layout.of(root).forecasts)
+    failed = fs.read_failed(start=start, end=end + timedelta(seconds=1))
+    assert failed.height == len(res["failed_regions"]) >= 1
+    got = fs.read(start=start, end=end + timedelta(seconds=1))
+    ref = ForecastStore(Layout.of(installation["root"]).forecasts).read(
+        start=start, end=end + timedelta(seconds=1))
+    assert got.height == res["rows"]
+    keys = ["issue_time", "harpnum"]
+    # the region is missing exactly where it failed, every other row is there
+    assert ref.select(keys).unique().join(failed.select(keys), on=keys, how="anti").sort(
+        keys).equals(got.select(keys).unique().sort(keys))
+    assert (ref.filter(pl.col("harpnum") == harp)
+            .filter(pl.col("t_rec") == absurd_installation["t_rec"])["issue_time"]
+            .unique().sort().to_list() == failed["issue_time"].to_list())
