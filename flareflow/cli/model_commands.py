@@ -173,12 +173,18 @@ def predict(
         None, "--horizons",
         help="comma-separated hours, e.g. 6,12,24,48,72: adds p_m{h}_survival = 1 - S(h), "
              "the survival model's probability of a >=M flare peaking within h hours"),
+    curves: bool = typer.Option(
+        False, "--curves",
+        help="also write each record's survival curve (survival_grid_h, survival_curve: "
+             "';'-joined hours and S values; ~1.5 kB a row)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Forecast every input record (inputs after a record's time are never used).
 
     One row per input record: ``harpnum``, ``t_rec`` (UTC ISO) and ``p_m24_<model>`` for
-    every model that forecasts >=M within 24 h (``p_m24_survival`` included).
+    every model that forecasts >=M within 24 h (``p_m24_survival`` included), ``p_c24_defn``,
+    ``mean_lifetime_h`` (restricted mean time to the next >=M flare, capped at 144 h) and
+    ``warning_24h``; ``--horizons`` adds ``p_m{h}_survival``, ``--curves`` the curves.
     """
     _setup_logging(verbose)
     from flare_core.forecasting import predict_records, survival_probabilities
@@ -196,9 +202,12 @@ def predict(
     import polars as pl
 
     lists = [c for c, t in preds.schema.items() if isinstance(t, pl.List)]
-    flat = preds.with_columns(
-        pl.col(c).cast(pl.List(pl.Utf8)).list.join(";") for c in lists
-    )
+    if curves:
+        flat = preds.with_columns(
+            pl.col(c).cast(pl.List(pl.Utf8)).list.join(";") for c in lists
+        )
+    else:
+        flat = preds.drop(lists)
     out.parent.mkdir(parents=True, exist_ok=True)
     flat.write_csv(out)
     typer.echo(f"wrote {preds.height} forecasts to {out}")
