@@ -22,9 +22,28 @@ measured from ``t_rec``):
   (the restricted mean remaining lifetime, exact step integral; *not* bias-corrected by
   ``mu0``, like ``mean_lifetime_h`` of `predict_records`, which is the ``L = 0`` case);
 * the binary models (DeFN, LSTM, logistic, persistence, climatology) have no time
-  structure to re-base: their ``p_*24`` is, as trained, the probability for
-  ``(t_rec, t_rec + 24 h]``, the window starting at the record time published in ``t_rec``
-  (at most ``freshness_h`` before the issue time), not ``(t_i, t_i + 24 h]``.
+  structure to re-base. Their ``p_*24`` is, as trained, the probability for
+  ``(t_rec, t_rec + 24 h]``; it is published as the forecast for ``(t_i, t_i + 24 h]``
+  under a stationarity assumption over the lead: with a flare rate constant over
+  ``(t_rec, t_i + 24 h]`` (``L < freshness_h``, 6 h by default) the probability for any
+  24-hour window of it is the same number (a constant-hazard conversion
+  ``1 - (1 - p)^(24/24)`` over the shifted window returns ``p``). Unlike the survival
+  model this does not condition on no flare in ``(t_rec, t_i]``; the approximation's error
+  is bounded by the flare rate's change over at most ``freshness_h`` hours. So every
+  product, and every scoreboard document, forecasts ``(t_i, t_i + 24 h]``.
+
+Classes (`_published_rows`): a model without an X+ head publishes ``p_x24 = p_m24 *
+P(X | M)`` of the flare-class forest (the record's), then every row's ``(p_c24, p_m24,
+p_x24)`` is projected onto ``C+ >= M+ >= X+`` (`project_class_probabilities`). A class no
+model of the row gives stays null (`flare_core.publish.forecast_store.ABSENT_CLASS_REASONS`
+says why). With ``headline=True`` one ``headline`` row per region follows `HeadlineRule`.
+
+Region isolation: one absurd region never stops an issue time. A SHARP record with a value
+beyond the float32 range the models compute in (`MAX_FEATURE_MAGNITUDE`), a model raising on
+a region's rows (the batch is then predicted region by region) and an invalid output
+(`isolate_invalid_regions`: NaN or out-of-range probability, bad lifetime or survival
+curve, no value) leave out that region at that issue time, with its reason
+(``return_failed=True``); every other region is forecast as without it.
 """
 
 from __future__ import annotations
@@ -364,27 +383,34 @@ def forecast_at(
     flares : pl.DataFrame
         Canonical flare frame with ``harpnum`` attached, any time range.
     issue_time : datetime
-        Issue time (tz-aware; converted to UTC). The survival model's window is
-        ``(issue_time, issue_time + 24 h]``; the binary models' window is
-        ``(t_rec, t_rec + 24 h]`` (module docstring).
+        Issue time (tz-aware; converted to UTC). Every model's window is
+        ``(issue_time, issue_time + 24 h]`` (module docstring).
     freshness_h : float, optional
         Largest age (hours, from ``t_rec``) of the record used; default
         ``bundle.config.freshness_h``.
     default_latency : timedelta
         ``available_at`` assumed as ``t_rec + default_latency`` where unknown (null or no
         such column); default `flare_core.schema.DEFAULT_NRT_LATENCY`.
+    headline : bool
+        Add one ``headline`` row per region (`HeadlineRule`; default False).
+    return_failed : bool
+        Return ``(rows, failed)`` instead of ``rows``: ``failed`` has one row per region
+        left out (`flare_core.publish.forecast_store.FAILED_SCHEMA`: ``issue_time,
+        harpnum, model_version, series, reason``; module docstring, "Region isolation").
 
     Returns
     -------
     pl.DataFrame
         Rows in the schema of `flare_core.publish.forecast_store.FORECAST_SCHEMA`, one per
         (region, published model): ``issue_time, harpnum, noaa_ars, model, model_version,
-        t_rec, p_c24, p_m24, p_x24, mean_lifetime_h, warning_class, survival_grid_h,
-        survival_curve``. For the survival model ``p_m24``, ``p_x24``, ``mean_lifetime_h``
-        and the curve are re-based to ``issue_time`` (conditioned on no >=M flare since
-        ``t_rec``; module docstring) and survival times are hours after ``issue_time``;
-        its ``p_c24`` is null (not forecast: the model is of >=M flares only). The binary
-        models' probabilities are for ``(t_rec, t_rec + 24 h]``.
+        series, t_rec, p_c24, p_m24, p_x24, mean_lifetime_h, warning_class,
+        survival_grid_h, survival_curve, method``. For the survival model ``p_m24``,
+        ``p_x24``, ``mean_lifetime_h`` and the curve are re-based to ``issue_time``
+        (conditioned on no >=M flare since ``t_rec``; module docstring) and survival times
+        are hours after ``issue_time``; its ``p_c24`` is null (not forecast: the model is
+        of >=M flares only). The binary models' record-time probabilities are used for
+        the same window. In every row ``p_c24 >= p_m24 >= p_x24``. Regions left out are
+        absent (and named with ``return_failed``).
 
     Raises
     ------
@@ -480,8 +506,8 @@ def forecast_many(
         flares that peaked before its ``t_rec``.
     issue_times : iterable of datetime
         Issue times (tz-aware; converted to UTC; duplicates dropped).
-    freshness_h, default_latency
-        As in `forecast_at`.
+    freshness_h, default_latency, headline, return_failed
+        As in `forecast_at` (``failed`` then covers every issue time).
 
     Returns
     -------
