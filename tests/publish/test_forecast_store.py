@@ -290,3 +290,57 @@ def test_datetime_in_other_zone_is_converted(tmp_path):
     store = ForecastStore(tmp_path / "f.duckdb")
     store.upsert(fc)
     assert store.issue_times() == [datetime(2014, 10, 22, tzinfo=UTC)]
+
+
+def test_failed_regions_are_replaced_with_their_issue_time(tmp_path, issue_times):
+    """Failed regions are stored with the forecasts of their issue time and replaced with
+    them; an issue time where every region failed is still recorded."""
+    from flare_core.publish.forecast_store import FAILED_SCHEMA
+
+    store = ForecastStore(tmp_path / "f.duckdb")
+    assert store.read_failed().height == 0  # no file yet
+    rows = make_forecasts(issue_times[:2])
+    failed = pl.DataFrame({"issue_time": [issue_times[0], issue_times[2]],
+                           "harpnum": [4711, 4711], "model_version": ["v1", "v1"],
+                           "series": ["hmi.sharp_720s_nrt"] * 2,
+                           "reason": ["input: usflux = 1e+308", "model: NaN"]},
+                          schema=FAILED_SCHEMA)
+    store.upsert(rows, failed=failed)
+    got = store.read_failed()
+    assert got.drop("written_at").equals(failed)
+    assert store.read_failed(issue_time=issue_times[2])["reason"].to_list() == ["model: NaN"]
+    # a clean re-run of issue time 0 clears its failure; issue time 2 keeps its own
+    store.upsert(rows.filter(pl.col("issue_time") == issue_times[0]))
+    assert store.read_failed()["issue_time"].to_list() == [issue_times[2]]
+    with pytest.raises(ParseError, match="duplicated"):
+        store.upsert(rows, failed=pl.concat([failed, failed]))
+
+
+def test_schema_1_file_is_read_and_migrated(tmp_path, issue_times):
+    """A forecast file written before the series/method columns and the failed table is
+    read as it is (nulls) and migrated on the next write."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("""CREATE TABLE forecasts (issue_time TIMESTAMP NOT NULL, harpnum BIGINT NOT
+        NULL, noaa_ars VARCHAR, model VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
+        t_rec TIMESTAMP, p_c24 DOUBLE, p_m24 DOUBLE, p_x24 DOUBLE, mean_lifetime_h DOUBLE,
+        warning_class VARCHAR, survival_grid_h DOUBLE[], survival_curve DOUBLE[],
+        written_at TIMESTAMP NOT NULL, PRIMARY KEY (issue_time, harpnum, model,
+        model_version));
+        CREATE TABLE store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+        INSERT INTO store_meta VALUES ('schema_version', '1');
+        INSERT INTO forecasts VALUES ('2014-10-22 00:00', 4698, '12192', 'cox_ph', 'v1',
+        NULL, 0.5, 0.2, 0.01, 30.0, NULL, NULL, NULL, '2014-10-22 00:05');""")
+    con.close()
+    store = ForecastStore(path)
+    old = store.read()
+    assert old.height == 1 and old["series"].null_count() == 1
+    assert store.read_failed().height == 0
+    store.upsert(make_forecasts(issue_times[1:2]).with_columns(series=pl.lit("s")))
+    both = store.read()
+    assert both["series"].to_list() == [None, "s", "s", "s"]
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT value FROM store_meta").fetchone() == ("2",)
+    con.close()
