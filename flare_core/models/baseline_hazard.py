@@ -201,16 +201,17 @@ class PiecewiseAffineLogRisk:
             cand = cand.nonzero().squeeze(1)
             a_new = a[:0]
             if cand.numel():
-                left, right = perm[cand], perm[cand + 1]
+                left, right = perm.index_select(0, cand), perm.index_select(0, cand + 1)
                 ci, units = (pos.index_select(0, left) != pos.index_select(0, right)).nonzero(
                     as_tuple=True)
-                segs, left, right = cand[ci], left[ci], right[ci]
+                segs, left, right = (v.index_select(0, ci) for v in (cand, left, right))
                 flat = a.view(-1)
                 a0 = flat.take(left * width + units)
                 f = (a0 / (a0 - flat.take(right * width + units))).clamp_(0.0, 1.0)
                 # crossings ordered by segment, then by position inside it (f in [0, 1])
                 o = torch.argsort(segs.to(torch.float64).mul_(2.0).add_(f), stable=True)
-                segs, left, right, units, f = segs[o], left[o], right[o], units[o], f[o]
+                segs, left, right, units, f = (v.index_select(0, o)
+                                               for v in (segs, left, right, units, f))
                 n_new = segs.numel()
                 a_new = torch.lerp(a.index_select(0, left), a.index_select(0, right), f[:, None])
                 a_new.view(-1)[ar(n_new, device=dev) * width + units] = 0.0
@@ -219,18 +220,21 @@ class PiecewiseAffineLogRisk:
                 c = torch.bincount(segs, minlength=r)
                 excl = torch.cumsum(c, 0) - c
                 pos_old = ar(r, device=dev) + excl
-                pos_new = pos_old[segs] + 1 + (ar(n_new, device=dev) - excl[segs])
+                pos_new = (pos_old.index_select(0, segs) + 1
+                           + (ar(n_new, device=dev) - excl.index_select(0, segs)))
                 perm = (torch.empty(r + n_new, dtype=perm.dtype, device=dev)
                         .index_copy_(0, pos_old, perm)
                         .index_copy_(0, pos_new, ar(r, r + n_new, device=dev)))
-                tau = torch.cat([tau, torch.lerp(tau[left], tau[right], f.to(torch.float64))])
-                rec = torch.cat([rec, rec[left]])
+                tau_new = torch.lerp(tau.index_select(0, left), tau.index_select(0, right),
+                                     f.to(torch.float64))
+                tau = torch.cat([tau, tau_new])
+                rec = torch.cat([rec, rec.index_select(0, left)])
             out = torch.empty((a.shape[0] + a_new.shape[0], wt.shape[1]), dtype=dt, device=dev)
             torch.addmm(b, a.clamp_(min=0.0), wt, out=out[:a.shape[0]])
             if a_new.shape[0]:
                 torch.addmm(b, a_new.clamp_(min=0.0), wt, out=out[a.shape[0]:])
             a = out
-        return rec[perm], tau[perm], a[perm, 0]
+        return tuple(v.index_select(0, perm) for v in (rec, tau, a[:, 0]))
 
 
 def _flatten(module: nn.Module) -> list[nn.Module]:
@@ -402,7 +406,7 @@ def _g_blocks(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
         if m == 0:
             continue
         live = torch.nonzero(end > 0).squeeze(1)
-        end = end[live]
+        end = end.index_select(0, live)
         lo = t_all[:1].expand(live.numel())
         rec, tau, g = risk.knots(rows_t[r0:r0 + chunk_rows][live], lo, t_all[end - 1])
         g = g.to(torch.float64)
@@ -411,19 +415,19 @@ def _g_blocks(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
         jlo = torch.searchsorted(t_all, tau, side="left")
         # knot k covers the times in [tau_k, tau_k+1); a record's last knot (times[end - 1])
         # covers that time only
-        jhi = torch.where(last, end[rec], torch.cat([jlo[1:], jlo[-1:]]))
+        jhi = torch.where(last, end.index_select(0, rec), torch.cat([jlo[1:], jlo[-1:]]))
         dtau = torch.cat([tau[1:], tau[-1:]]) - tau
         ok = ~last & (dtau > 0)
         slope = torch.where(ok, (torch.cat([g[1:], g[-1:]]) - g) / torch.where(ok, dtau, 1.0),
                             0.0)
         used = torch.nonzero(jhi > jlo).squeeze(1)  # segments holding event times
-        rec, jlo, slope = rec[used], jlo[used], slope[used]
-        alpha = g[used] - slope * tau[used]
+        rec, jlo, slope = (v.index_select(0, used) for v in (rec, jlo, slope))
+        alpha = g.index_select(0, used) - slope * tau.index_select(0, used)
         first = torch.ones_like(rec, dtype=torch.bool)
         first[1:] = rec[1:] != rec[:-1]
         d_alpha = torch.where(first, alpha, alpha - torch.cat([alpha[:1], alpha[:-1]]))
         d_slope = torch.where(first, slope, slope - torch.cat([slope[:1], slope[:-1]]))
-        cell = live[rec] * m + jlo
+        cell = live.index_select(0, rec) * m + jlo
         shape = (min(rows.size, r0 + chunk_rows) - r0, m)
         a_cum = torch.zeros(shape, dtype=torch.float64, device=dev)
         s_cum = torch.zeros(shape, dtype=torch.float64, device=dev)
