@@ -129,7 +129,8 @@ class CoxTimeConfig:
     device : str or None
         Torch device; None: CUDA when available, else CPU.
     chunk_pairs : int
-        (record, time) pairs per forward pass in survival prediction.
+        Work unit of the baseline and survival computation: ``chunk_pairs // 32`` records
+        per block of knots (`flare_core.models.baseline_hazard`).
     """
 
     tmax_h: float = 144.0
