@@ -94,17 +94,8 @@ def build_sequences(
         If the frame is not sorted by ``(harpnum, t_rec)``, repeats a key, has a null key, or
         ``values`` does not match it.
     """
-    if n_steps < 1:
-        raise ConfigError(f"n_steps must be >= 1, got {n_steps!r}")
-    if max_lookback_h is not None:
-        check_positive("max_lookback_h", max_lookback_h)
-    if step_h is not None:
-        check_positive("step_h", step_h)
-    for col in ("harpnum", "t_rec"):
-        if col not in frame.columns:
-            raise ModelError(f"sequence frame lacks the column {col!r}")
-        if frame[col].null_count():
-            raise ModelError(f"sequence frame has {frame[col].null_count()} null {col!r} values")
+    index, lengths = sequence_index(frame, n_steps=n_steps, max_lookback_h=max_lookback_h,
+                                    step_h=step_h)
     if values is None:
         if features is None:
             raise ModelError("pass values or the feature column names")
@@ -113,8 +104,6 @@ def build_sequences(
     n = frame.height
     if values.ndim != 2 or values.shape[0] != n:
         raise ModelError(f"values must have shape ({n}, n_features), got {values.shape}")
-    index, lengths = sequence_index(frame, n_steps=n_steps, max_lookback_h=max_lookback_h,
-                                    step_h=step_h)
     return gather_sequences(values, index), lengths
 
 
