@@ -8,8 +8,8 @@ both implementations proportionally slower). The nets are untrained and in eval 
 implementations evaluate the *same* net on the *same* scaled inputs, and the outputs are
 cross-checked. pycox's time does not depend on the weights; the piecewise method's grows with
 the number of ReLU kinks of ``g(x, .)`` over the time range (printed per record), which the
-weights set (here about 27 per training record on its at-risk range with time in the first
-layer, and 3 with time in the last hidden layer).
+weights set (here about 29 per training record on its at-risk range with time in the first
+layer, and 5 with time in the last hidden layer).
 
 Two tasks, each for two architectures of `flare_core.models.cox_time.CoxTimeNet`:
 
