@@ -33,6 +33,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flare_core.issuing import (
+    failed_frame,
+    failed_reasons,
+    failed_records,
+    fetch_failures,
+    forecast_result,
+    run_status,
+)
 from flows.layout import Layout
 from tasks.common import FileRef, bind_storage, file_sha256, floor_hour, store_fingerprint
 from tasks.features import snapshot_store
@@ -45,13 +53,6 @@ from tasks.ingest import (
 )
 
 __all__ = ["forecast", "model_ref", "history_h", "run_status", "resolve_series"]
-
-
-def run_status(rows: int, n_failed: int) -> str:
-    """``complete``, ``partial`` (some regions left out), ``failed`` (all) or ``empty``."""
-    if n_failed:
-        return "partial" if rows else "failed"
-    return "complete" if rows else "empty"
 
 
 def resolve_series(series: str | None, *, fetch: bool, nrt: bool) -> str | None:
@@ -172,16 +173,14 @@ def forecast(issue_time: datetime | None = None, store: str | None = None,
                                                 str(layout.work / "forecasts"),
                                                 harpnums=harpnums, fetched_since=fetched_since)
     version = load_bundle(model.path, model.sha256).version
-    to_publish = [*({"issue_time": issue.isoformat(), "harpnum": h, "model_version": version,
-                     "series": series, "reason": f"fetch: {why}"} for h, why in failed.items()),
-                  *res["failed"]]
-    failed.update({int(r["harpnum"]): r["reason"] for r in res["failed"]})
-    out: dict[str, Any] = {"issue_time": issue.isoformat(),
-                           "status": run_status(res["rows"], len(failed)), "series": series,
-                           "rows": res["rows"], "regions": res["regions"],
-                           "failed_regions": failed, "gaps": res["gaps"],
-                           "forecast_store": str(layout.forecasts),
-                           "model_dir": model.path, "model_seconds": res["seconds"]}
+    model_failed = failed_frame(res["failed"])
+    to_publish = [*failed_records(fetch_failures(failed, issue, model_version=version,
+                                                 series=series)), *res["failed"]]
+    out = forecast_result(issue, rows=res["rows"], regions=res["regions"], gaps=res["gaps"],
+                          failed={**failed, **failed_reasons(model_failed)}, series=series,
+                          forecast_store=layout.forecasts, model_dir=model.path,
+                          model_seconds=res["seconds"])
+    failed = out["failed_regions"]
     if res["forecasts"] is None:
         log.warning("nothing to publish at %s: %s", issue.isoformat(), res["gaps"])
         if to_publish:

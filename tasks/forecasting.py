@@ -38,6 +38,8 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
+from flare_core.issuing import failed_frame, failed_records
+
 from .common import FileRef, retry_on_store_busy, run_logger, write_frame_addressed
 
 __all__ = [
@@ -47,8 +49,6 @@ __all__ = [
     "read_frame",
     "forecast_batch_plain",
     "publish_page",
-    "failed_records",
-    "failed_frame",
 ]
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ def forecast_batch_plain(issue_times: list[datetime], model: FileRef, sharp: Fil
                          fetched_since: datetime | None = None, with_failed: bool = False):
     """The forecasts of several issue times, without Prefect (used by the task and benchmarks).
 
-    One `flare_core.forecasting.forecast_many` call (with the ``headline`` rows): each SHARP
+    `flare_core.issuing.issue_forecasts` on the snapshot files (read once per process and
+    content): one `flare_core.forecasting.forecast_many` call with the ``headline`` rows and
+    region isolation, as the in-process commands run it. Each SHARP
     record is predicted once and every issue time's rows are derived from the records
     served by it (the rows equal `forecast_at` issue time by issue time, no look-ahead).
 
@@ -85,34 +87,15 @@ def forecast_batch_plain(issue_times: list[datetime], model: FileRef, sharp: Fil
     that could not be forecast (no fresh record), the reason; with ``with_failed`` also the
     regions left out (`flare_core.publish.forecast_store.FAILED_SCHEMA`).
     """
-    from flare_core.errors import DataGapError
-    from flare_core.forecasting import forecast_many, forget_own_reply_times
-    from flare_core.publish.forecast_store import conform_failed, empty_forecast_frame
-    from flare_core.timeutil import to_utc
+    from flare_core.issuing import issue_forecasts
 
-    bundle = load_bundle(model.path, model.sha256)
-    sharp_df = read_frame(sharp.path, sharp.sha256)
-    flare_df = read_frame(flares.path, flares.sha256)
-    if harpnums is not None:
-        sharp_df = sharp_df.filter(pl.col("harpnum").is_in(harpnums))
-    if fetched_since is not None:
-        sharp_df = forget_own_reply_times(sharp_df, fetched_since)
-    why = (f"no SHARP record within {bundle.config.freshness_h} h before the issue time: "
-           "nothing to forecast")
-    failed = conform_failed(None)
-    if not issue_times:
-        return (empty_forecast_frame(), {}, failed) if with_failed else (
-            empty_forecast_frame(), {})
-    try:
-        rows, failed = forecast_many(bundle, sharp_df, flare_df, issue_times, headline=True,
-                                     return_failed=True)
-    except DataGapError:
-        gaps = {t.isoformat(): why for t in issue_times}
-        return (empty_forecast_frame(), gaps, failed) if with_failed else (
-            empty_forecast_frame(), gaps)
-    done = set(rows["issue_time"].unique().to_list()) | set(failed["issue_time"].to_list())
-    gaps = {t.isoformat(): why for t in issue_times if to_utc(t) not in done}
-    return (rows, gaps, failed) if with_failed else (rows, gaps)
+    issued = issue_forecasts(load_bundle(model.path, model.sha256),
+                             read_frame(sharp.path, sharp.sha256),
+                             read_frame(flares.path, flares.sha256), issue_times,
+                             harpnums=harpnums, fetched_since=fetched_since)
+    if with_failed:
+        return issued.rows, issued.gaps, issued.failed
+    return issued.rows, issued.gaps
 
 
 @task(cache_policy=INPUTS + TASK_SOURCE)
@@ -167,24 +150,6 @@ def compute_forecasts(issue_times: list[datetime], model: FileRef, sharp: FileRe
             "failed": failed_records(failed), "seconds": seconds}
 
 
-def failed_records(failed: pl.DataFrame) -> list[dict[str, Any]]:
-    """Failed-region rows as JSON-able dicts (``issue_time`` as ISO text)."""
-    return [{**r, "issue_time": r["issue_time"].isoformat()}
-            for r in failed.iter_rows(named=True)]
-
-
-def failed_frame(records: list[dict[str, Any]] | None) -> pl.DataFrame:
-    """`failed_records` back to a `flare_core.publish.forecast_store.FAILED_SCHEMA` frame."""
-    from flare_core.publish.forecast_store import FAILED_SCHEMA, conform_failed
-    from flare_core.timeutil import to_utc
-
-    if not records:
-        return conform_failed(None)
-    return conform_failed(pl.DataFrame(
-        [{**r, "issue_time": to_utc(r["issue_time"])} for r in records],
-        schema=FAILED_SCHEMA))
-
-
 @task(cache_policy=NO_CACHE, tags=["forecast-store-write"], retries=3,
       retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_on_store_busy)
 def publish_forecasts(forecasts: FileRef | None, forecast_store: str,
@@ -194,22 +159,19 @@ def publish_forecasts(forecasts: FileRef | None, forecast_store: str,
 
     The store replaces each issue time as a whole in one transaction, so publishing twice
     (a retry, a re-run, an hourly run racing a backfill) leaves exactly one copy. ``failed``
-    (`failed_records`) goes to the store's ``failed_regions`` table and to the
+    (`flare_core.issuing.failed_records`) goes to the store's ``failed_regions`` table and to the
     ``failed_regions`` of each document of its issue time; ``forecasts`` None publishes
     only those.
     """
-    from flare_core.publish.forecast_store import ForecastStore, empty_forecast_frame
-    from flare_core.publish.scoreboard_json import write_scoreboard_json
+    from flare_core.issuing import publish_issued
+    from flare_core.publish.forecast_store import empty_forecast_frame
 
     rows = pl.read_parquet(forecasts.path) if forecasts is not None else empty_forecast_frame()
-    bad = failed_frame(failed)
-    n = ForecastStore(forecast_store).upsert(rows, failed=bad)
-    paths = (write_scoreboard_json(rows, scoreboard_dir, mode=mode, failed=bad)
-             if scoreboard_dir is not None and rows.height else [])
+    res = publish_issued(rows, forecast_store, scoreboard_dir, failed=failed_frame(failed),
+                         mode=mode)
     run_logger().info("published %d rows of %d issue times to %s (%d JSON documents)",
-                          n, rows["issue_time"].n_unique(), forecast_store, len(paths))
-    return {"rows": n, "issue_times": rows["issue_time"].n_unique(),
-            "json": [str(p) for p in paths]}
+                      res["rows"], res["issue_times"], forecast_store, len(res["json"]))
+    return res
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30],
@@ -226,17 +188,13 @@ def publish_page(forecast_store: str, page_dir: str, issue_time: datetime | None
     """
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+    from flare_core.issuing import publish_page as draw_page
     from flare_core.publish.forecast_store import ForecastStore
-    from flare_core.publish.page import publish_latest_page
     from flare_core.publish.summary import rank_regions, summary_markdown
 
     store = ForecastStore(forecast_store)
+    page = draw_page(forecast_store, page_dir, embed_images=embed_images)
     latest = store.latest_issue_time()
-    models = set(store.read(issue_time=latest)["model"]) if latest is not None else set()
-    # the region plots (survival curves, lifetime tracks) need the survival model's rows
-    page = publish_latest_page(store, page_dir,
-                               model="survival" if "survival" in models else None,
-                               embed_images=embed_images)
     shown = issue_time or latest
     current = store.read(issue_time=shown)
     ranked = rank_regions(current).select(

@@ -39,6 +39,9 @@ __all__ = ["render_forecast_page", "publish_latest_page"]
 
 logger = logging.getLogger(__name__)
 
+#: The ``model`` of the headline rows (`flare_core.forecasting.forecast_many`, ``headline``).
+HEADLINE_MODEL = "headline"
+
 _TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
                                trim_blocks=True, lstrip_blocks=True).from_string("""\
 <!DOCTYPE html>
@@ -495,9 +498,10 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     store : ForecastStore
     out_dir : str or Path
     model : str, optional
-        The headline model (its table first, its full-disk history drawn; default: the
-        first model of the latest issue time, alphabetically). Every model's table links
-        to that model's own plots.
+        The model shown first (its table first, its full-disk history drawn; default:
+        ``headline`` when the latest issue time has headline rows, else ``survival``, else
+        the first model alphabetically). Every model's table links to that model's own
+        plots.
     history_h : float, optional
         How far back the earlier survival curves may go, hours (default 72).
     embed_images : bool, optional
@@ -537,7 +541,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     current = store.read(issue_time=latest)
-    model = model or sorted(current["model"].unique())[0]
+    model = model or _headline_model(current)
     version = current.filter(pl.col("model") == model)["model_version"].max()
     first = store.issue_times()[0]
     history = _read_history(store, first, latest)
@@ -636,6 +640,16 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         gaps=gap_text, period=period, recent_flares=recent_flares, verification=ver,
         verification_plot=ver_plot, verification_note=ver_note,
         verification_days=verification_days, cap_h=cap_h, notes=notes)
+
+
+def _headline_model(current: pl.DataFrame) -> str:
+    """The model shown first: ``headline`` when published, else ``survival`` (its region
+    plots carry curves and lifetimes), else the first alphabetically."""
+    models = set(current["model"])
+    for name in (HEADLINE_MODEL, "survival"):
+        if name in models:
+            return name
+    return sorted(models)[0]
 
 
 def _gap_sentences(gaps: pl.DataFrame, records: pl.DataFrame | None) -> list[str]:

@@ -3,14 +3,12 @@
 ``forecast``, ``backfill`` and ``score`` run their Prefect flows when a server is configured
 (`server_url`: ``PREFECT_API_URL`` set, as ``flareflow serve`` and the deployments set it).
 Without one, Prefect would start a temporary server for every command (measured 33-38 s
-for 0.3 s of model work), so these functions compose the same `flare_core` steps as the
-flows, in the same order and on the same data: read the store up to the issue time
-(SHARP records with ``t_rec <= issue_time``, flares that peaked strictly before it, as
-`tasks.features.snapshot_store`), `flare_core.forecasting.forecast_many` (as
-`tasks.forecasting.compute_forecasts`), upsert into the `ForecastStore`, scoreboard JSON
-and page (as `tasks.forecasting.publish_forecasts` / ``publish_page``, without the Prefect
-artifacts). Neither this module nor what it imports at run time imports Prefect, except
-`score_local` (the scoring functions live in `tasks.evaluation`).
+for 0.3 s of model work), so these functions compose the flows' own plain steps
+(`flare_core.issuing`: the snapshot, `issue_forecasts` with the headline rows and region
+isolation, `publish_issued` to the store and scoreboard JSON, the page) in the same order
+on the same data, without the Prefect caching, retries and artifacts; scoring is
+`flare_core.publish.verification`, as the ``evaluate`` flow's task. Neither this module nor
+what it imports at run time imports Prefect.
 
 Results are dicts with the keys of the flows' results, so the commands print either alike.
 """
@@ -26,8 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from flare_core.forecasting import ModelBundle
     from flows.layout import Layout
 
@@ -68,78 +64,46 @@ def issue_times(start: datetime, end: datetime, cadence_h: float = 1.0) -> list[
     return out
 
 
-def _snapshot(layout: Layout, start: datetime, end: datetime, series: str | None
-              ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """SHARP records with ``start <= t_rec <= end`` and flares that peaked before ``end``."""
-    import polars as pl
-
-    from flare_core.store import Store
-
-    store = Store(layout.store)
-    sharp = store.read_sharp(start=start, end=end, series=series)
-    flares = store.read_flares(end=end, series=series).filter(pl.col("peak_time") < end)
-    return sharp, flares
-
-
-def _forecast_rows(bundle: ModelBundle, sharp: pl.DataFrame, flares: pl.DataFrame,
-                   times: list[datetime]) -> tuple[pl.DataFrame, dict[str, str]]:
-    """`forecast_many` rows and, per issue time without a fresh record, the reason."""
-    from flare_core.errors import DataGapError
-    from flare_core.forecasting import forecast_many
-    from flare_core.publish.forecast_store import empty_forecast_frame
-
-    why = (f"no SHARP record within {bundle.config.freshness_h} h before the issue time: "
-           "nothing to forecast")
-    try:
-        rows = forecast_many(bundle, sharp, flares, times)
-    except DataGapError:
-        return empty_forecast_frame(), {t.isoformat(): why for t in times}
-    done = set(rows["issue_time"].unique().to_list())
-    return rows, {t.isoformat(): why for t in times if t not in done}
-
-
-def _publish(rows: pl.DataFrame, layout: Layout, *, mode: str) -> int:
-    from flare_core.publish.forecast_store import ForecastStore
-    from flare_core.publish.scoreboard_json import write_scoreboard_json
-
-    n = ForecastStore(layout.forecasts).upsert(rows)
-    write_scoreboard_json(rows, layout.scoreboard, mode=mode)
-    return n
-
-
-def _page(layout: Layout) -> str:
-    from flare_core.publish.forecast_store import ForecastStore
-    from flare_core.publish.page import publish_latest_page
-
-    store = ForecastStore(layout.forecasts)
-    latest = store.latest_issue_time()
-    models = set(store.read(issue_time=latest)["model"]) if latest is not None else set()
-    return str(publish_latest_page(store, layout.page,
-                                   model="survival" if "survival" in models else None))
+def _history_h(bundle: ModelBundle) -> float:
+    """Hours of SHARP records before an issue time that a forecast reads (windows +
+    freshness), as `flows.forecast.history_h`."""
+    return bundle.lookback_h() + float(bundle.config.freshness_h)
 
 
 def forecast_local(issue: datetime, layout: Layout, model_dir: str | Path | None = None, *,
                    series: str | None = None, page: bool = True) -> dict[str, Any]:
     """Issue and publish the forecast of ``issue`` (UTC, a whole hour) in this process.
 
-    Returns the keys of `flows.forecast.forecast`'s result: ``issue_time``, ``rows``,
-    ``regions``, ``failed_regions`` (always empty: no region is fetched), ``gaps``,
-    ``forecast_store``, ``model_dir``, ``model_seconds`` and ``page``.
+    The steps of `flows.forecast.forecast` without fetching (`flare_core.issuing`): the
+    snapshot, `issue_forecasts` (headline rows, regions with invalid inputs or outputs left
+    out), `publish_issued` (rows and failed regions to the store, scoreboard JSON) and the
+    page. Returns `flare_core.issuing.forecast_result` (``status``, ``failed_regions``, ...)
+    and ``page``.
     """
+    from flare_core.issuing import (
+        failed_reasons,
+        forecast_result,
+        issue_forecasts,
+        publish_issued,
+        publish_page,
+        read_snapshot,
+    )
+
     bundle, path = load_model(layout, model_dir)
-    need_h = bundle.lookback_h() + float(bundle.config.freshness_h)
-    sharp, flares = _snapshot(layout, issue - timedelta(hours=need_h), issue, series)
+    sharp, flares = read_snapshot(layout.store, issue - timedelta(hours=_history_h(bundle)),
+                                  issue, series=series)
     t0 = time.perf_counter()
-    rows, gaps = _forecast_rows(bundle, sharp, flares, [issue])
-    out: dict[str, Any] = {"issue_time": issue.isoformat(), "rows": rows.height,
-                           "regions": int(rows["harpnum"].n_unique()) if rows.height else 0,
-                           "failed_regions": {}, "gaps": gaps,
-                           "forecast_store": str(layout.forecasts), "model_dir": str(path),
-                           "model_seconds": time.perf_counter() - t0}
-    if rows.height:
-        _publish(rows, layout, mode="forecast")
-        if page:
-            out["page"] = _page(layout)
+    issued = issue_forecasts(bundle, sharp, flares, [issue])
+    out = forecast_result(issue, rows=issued.rows.height, regions=issued.regions,
+                          gaps=issued.gaps, failed=failed_reasons(issued.failed),
+                          series=series, forecast_store=layout.forecasts, model_dir=path,
+                          model_seconds=time.perf_counter() - t0)
+    if issued.rows.height or issued.failed.height:
+        publish_issued(issued.rows, layout.forecasts,
+                       layout.scoreboard if issued.rows.height else None,
+                       failed=issued.failed)
+    if issued.rows.height and page:
+        out["page"] = str(publish_page(layout.forecasts, layout.page))
     return out
 
 
@@ -148,32 +112,47 @@ def backfill_local(times: list[datetime], layout: Layout, model_dir: str | Path 
                    on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Forecasts of every issue time in ``times`` (UTC, ascending), published batch by batch.
 
-    One `forecast_many` call per ``batch_size`` issue times (as the backfill flow's tasks);
-    ``on_batch(n)`` is called with the number of issue times of each finished batch.
-    Returns the keys of `flows.backfill.backfill`'s result.
+    One `flare_core.issuing.issue_forecasts` call per ``batch_size`` issue times and one
+    `publish_issued` per batch, as the backfill flow's tasks; ``on_batch(n)`` is called
+    with the number of issue times of each finished batch. Returns the keys of
+    `flows.backfill.backfill`'s result (``status``, ``failed_regions`` as records, ...).
     """
+    from flare_core.issuing import (
+        failed_records,
+        issue_forecasts,
+        publish_issued,
+        publish_page,
+        read_snapshot,
+        run_status,
+    )
+
     bundle, path = load_model(layout, model_dir)
-    need_h = bundle.lookback_h() + float(bundle.config.freshness_h)
-    sharp, flares = _snapshot(layout, times[0] - timedelta(hours=need_h), times[-1], series)
-    totals: dict[str, Any] = {"rows": 0, "issue_times": 0, "gaps": {}, "model_seconds": 0.0}
+    sharp, flares = read_snapshot(layout.store,
+                                  times[0] - timedelta(hours=_history_h(bundle)), times[-1],
+                                  series=series)
+    totals: dict[str, Any] = {"rows": 0, "issue_times": 0, "gaps": {}, "model_seconds": 0.0,
+                              "failed_regions": []}
     size = max(1, int(batch_size))
     for i in range(0, len(times), size):
         chunk = times[i:i + size]
         t0 = time.perf_counter()
-        rows, gaps = _forecast_rows(bundle, sharp, flares, chunk)
+        issued = issue_forecasts(bundle, sharp, flares, chunk)
         totals["model_seconds"] += time.perf_counter() - t0
-        totals["rows"] += rows.height
-        totals["issue_times"] += len(chunk) - len(gaps)
-        totals["gaps"].update(gaps)
-        if rows.height:
-            _publish(rows, layout, mode="historical")
+        totals["rows"] += issued.rows.height
+        totals["issue_times"] += len(chunk) - len(issued.gaps)
+        totals["gaps"].update(issued.gaps)
+        totals["failed_regions"] += failed_records(issued.failed)
+        if issued.rows.height or issued.failed.height:
+            publish_issued(issued.rows, layout.forecasts, layout.scoreboard,
+                           failed=issued.failed, mode="historical")
         if on_batch is not None:
             on_batch(len(chunk))
     out = {"start": times[0].isoformat(), "end": times[-1].isoformat(),
-           "requested": len(times), **totals, "forecast_store": str(layout.forecasts),
-           "model_dir": str(path)}
+           "requested": len(times), **totals,
+           "status": run_status(totals["rows"], len(totals["failed_regions"])),
+           "series": series, "forecast_store": str(layout.forecasts), "model_dir": str(path)}
     if page and totals["rows"]:
-        out["page"] = _page(layout)
+        out["page"] = str(publish_page(layout.forecasts, layout.page))
     return out
 
 

@@ -31,6 +31,8 @@ StoreOpt = Annotated[Path | None, typer.Option(
     "--store", help="Installation root (default: $FLAREFLOW_STORE or the user data dir).")]
 ModelOpt = Annotated[Path | None, typer.Option(
     "--model", help="MODEL_DIR (default: the latest trained into the store).")]
+SeriesOpt = Annotated[str | None, typer.Option(
+    "--series", help="SHARP series to read (default: the store's only one).")]
 
 
 def _prepare_env() -> None:
@@ -76,13 +78,25 @@ def _run_note(url: str | None) -> str:
 
 
 def _exit_partial(res: dict[str, Any]) -> None:
-    """Exit 3 when some regions failed (``failed_regions`` or ``status == "partial"``)."""
+    """Exit 3 when some regions failed (``failed_regions`` or ``status == "partial"``), 1
+    when every region failed (``status == "failed"``), naming each with its reason.
+
+    ``failed_regions`` is HARP -> reason (one issue time) or a list of failed-region
+    records (``issue_time``, ``harpnum``, ``reason``: a backfill)."""
     failed = res.get("failed_regions") or {}
-    if failed or res.get("status") == "partial":
-        fail(f"partial: {len(failed)} region(s) not forecast: "
-             + "; ".join(f"HARP {h}: {why}" for h, why in sorted(failed.items(),
-                                                                  key=lambda kv: str(kv[0]))),
-             EXIT_PARTIAL)
+    if not failed and res.get("status") != "partial":
+        return
+    if isinstance(failed, dict):
+        named = [f"HARP {h}: {why}" for h, why in sorted(failed.items(),
+                                                         key=lambda kv: str(kv[0]))]
+    else:
+        named = [f"HARP {r['harpnum']} at {str(r['issue_time'])[:16]}: {r['reason']}"
+                 for r in failed]
+    what = "region forecast(s)" if isinstance(failed, list) else "region(s)"
+    shown = "; ".join(named[:10]) + (f"; ... ({len(named) - 10} more)" if len(named) > 10
+                                     else "")
+    fail(f"{res.get('status') or 'partial'}: {len(named)} {what} not forecast: {shown}",
+         EXIT_FAILED if res.get("status") == "failed" else EXIT_PARTIAL)
 
 
 @contextmanager
@@ -157,13 +171,15 @@ def forecast_cmd(
     fetch: Annotated[bool, typer.Option(help="Fetch NRT SHARP (JSOC) and flares (HEK) "
                                              "first (runs the Prefect flow).")] = False,
     page: Annotated[bool, typer.Option(help="Draw the plots and the page.")] = True,
+    series: SeriesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Issue and publish the forecast of one hour (store, scoreboard JSON, plots, page).
 
     With a Prefect server configured (PREFECT_API_URL, as under `flareflow serve`) this runs
-    the `forecast` flow; otherwise the same steps run in this process, in about a second.
-    Exit 3 when some regions failed (the others are published).
+    the `forecast` flow; otherwise the same steps (`flare_core.issuing`) run in this
+    process, in a few seconds. Exit 3 when some regions failed (status partial: the others
+    are published, the failed ones named with their reasons).
     """
     _prepare_env()
     from flows.layout import Layout
@@ -179,11 +195,12 @@ def forecast_cmd(
         from flows.forecast import forecast
 
         res = forecast(issue, str(layout.root), str(model) if model else None, fetch=fetch,
-                       page=page)
+                       page=page, series=series)
     else:
-        res = forecast_local(issue, layout, model, page=page)
-    _echo_result(f"forecast issued {issue:%Y-%m-%d %H:%M} UTC: {res['regions']} regions, "
-                 f"{res['rows']} rows ({res.get('model_seconds', 0):.2f} s of model time)",
+        res = forecast_local(issue, layout, model, page=page, series=series)
+    _echo_result(f"forecast issued {issue:%Y-%m-%d %H:%M} UTC ({res.get('status')}): "
+                 f"{res['regions']} regions, {res['rows']} rows "
+                 f"({res.get('model_seconds', 0):.2f} s of model time)",
                  res, ("forecast_store", "page", "model_dir"), url, as_json)
     if res["rows"] == 0 and not res.get("failed_regions"):
         why = "; ".join(sorted(set((res.get("gaps") or {}).values()))) or "no rows"
@@ -206,6 +223,7 @@ def backfill_cmd(
     batch_size: Annotated[int, typer.Option(help="Issue times per batch.")] = 24,
     store: StoreOpt = None,
     model: ModelOpt = None,
+    series: SeriesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Forecasts for every issue time from START to END, published batch by batch.
@@ -233,7 +251,7 @@ def backfill_cmd(
         with local_server(), _progress("backfill", layout.forecasts, times):
             res = backfill(t0, t1, str(layout.root), str(model) if model else None,
                            cadence_h=cadence, batch_size=batch_size,
-                           dask_address=dask_address, n_workers=workers)
+                           dask_address=dask_address, n_workers=workers, series=series)
     else:
         from rich.progress import (
             BarColumn,
@@ -246,7 +264,7 @@ def backfill_cmd(
         with Progress(SpinnerColumn(), "[progress.description]{task.description}",
                       BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
             tid = bar.add_task("backfill", total=len(times))
-            res = backfill_local(times, layout, model, batch_size=batch_size,
+            res = backfill_local(times, layout, model, batch_size=batch_size, series=series,
                                  on_batch=lambda n: bar.advance(tid, n))
     shown = {k: v for k, v in res.items() if k != "gaps"}
     _echo_result(f"backfill {res['start'][:16]} .. {res['end'][:16]} UTC: "

@@ -23,6 +23,7 @@ from flare_core.publish.forecast_store import ForecastStore
 from flare_core.store import Store
 from flareflow.cli import app
 from tests.flows.conftest import ISSUE
+from tests.flows.test_forecast_flows import absurd_installation  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -77,6 +78,43 @@ def test_forecast_in_process_equals_the_flow(installation, monkeypatch):
     differ = [c for c in rows_local.columns if c != "written_at" and not rows_flow[c].equals(rows_local[c], check_names=True)]
     assert differ == [], (rows_local.select(differ), rows_flow.select(differ))
     assert _json(flow.stdout)["rows"] == _json(local.stdout)["rows"]
+    # both publish the headline rows, with the rule that chose them
+    headline = rows_local.filter(pl.col("model") == "headline")
+    assert headline.height == rows_local["harpnum"].n_unique()
+    assert headline["method"].null_count() == 0 and headline["method"][0].startswith("M+: ")
+    for res in (_json(local.stdout), _json(flow.stdout)):
+        assert res["status"] == "complete" and res["failed_regions"] == {}
+
+
+def test_partial_forecast_exits_3_and_equals_the_flow(installation, monkeypatch, request):
+    """One absurd region (USFLUX 1e308): in-process and as the flow, the other regions are
+    published, the absurd one is named (result, stderr, the store's failed_regions) and the
+    command exits 3 (status partial); both runners publish the same rows and failures."""
+    from prefect.settings import PREFECT_API_URL
+
+    absurd = request.getfixturevalue("absurd_installation")
+    root, harp = absurd["root"], absurd["harpnum"]
+    args = ["forecast", "--at", ISSUE.isoformat(), "--json", "--no-page", "--store",
+            str(root), "--model", installation["model_dir"]]
+    fs = ForecastStore(Path(root) / "published" / "forecasts.duckdb")
+    local = runner.invoke(app, args)
+    assert local.exit_code == 3, local.output
+    assert local.stderr.startswith("error: partial: 1 region(s) not forecast: ")
+    assert f"HARP {harp}: " in local.stderr and "usflux = 1e+308" in local.stderr
+    rows_local, failed_local = fs.read(issue_time=ISSUE), fs.read_failed(issue_time=ISSUE)
+    assert harp not in set(rows_local["harpnum"]) and "headline" in set(rows_local["model"])
+    assert failed_local["harpnum"].to_list() == [harp]
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    flow = runner.invoke(app, args)
+    assert flow.exit_code == 3, flow.output
+    assert _json(flow.stdout)["run"] == "flow"
+    rows_flow, failed_flow = fs.read(issue_time=ISSUE), fs.read_failed(issue_time=ISSUE)
+    for a, b in ((rows_local, rows_flow), (failed_local, failed_flow)):
+        assert a.drop("written_at").equals(b.drop("written_at"))
+    res_local, res_flow = _json(local.stdout), _json(flow.stdout)
+    for key in ("status", "failed_regions", "rows", "regions", "gaps", "series"):
+        assert res_local[key] == res_flow[key], key
+    assert res_local["status"] == "partial" and list(res_local["failed_regions"]) == [str(harp)]
 
 
 def test_forecast_of_20_regions_is_fast_without_a_server(installation, tmp_path):
