@@ -143,18 +143,28 @@ class ModelBundle:
     def load(cls, model_dir: str | Path, *, torch_threads: int | None = 1) -> ModelBundle:
         """Read MODEL_DIR; raises `ModelError` if it is incomplete or of another format.
 
+        ``model.json`` is checked against
+        `flare_core.models.persistence.MODEL_JSON_SCHEMA`, and every model ``dir`` must
+        resolve inside MODEL_DIR (no absolute path, no ``..``, no symbolic link leading out);
+        the error names the file and the field.
+
         ``torch_threads`` is the attribute of that name (default 1).
         """
-        from .models.persistence import read_json
+        from .models.persistence import read_json, resolve_inside, validate_model_json
 
         d = Path(model_dir)
-        meta = read_json(d / "model.json")
-        if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        file = d / "model.json"
+        meta = read_json(file)
+        if isinstance(meta, dict) and meta.get("format_version") != MODEL_FORMAT_VERSION:
             raise ModelError(
                 f"{d}: model format {meta.get('format_version')!r} is not supported "
                 f"(expected {MODEL_FORMAT_VERSION})"
             )
-        config = TrainConfig.from_mapping(meta["config"])
+        validate_model_json(meta, file)
+        try:
+            config = TrainConfig.from_mapping(meta["config"])
+        except (TypeError, ValueError) as e:  # ConfigError is a ValueError
+            raise ModelError(f"{file}: field config: {e}") from e
         models: dict[str, Any] = {}
         for name in ALL_MODELS:
             entry = meta["models"].get(name)
@@ -163,7 +173,8 @@ class ModelBundle:
             spec = MODEL_SPECS.get(name)
             if spec is None:
                 raise ModelError(f"{d}: model {name!r} has no loader in this code version")
-            models[name] = spec.load_model(d / entry["dir"])
+            models[name] = spec.load_model(
+                resolve_inside(d, entry["dir"], file=file, field=f"models.{name}.dir"))
         logger.info("loaded %s: %s", d, ", ".join(models))
         return cls(model_dir=d, meta=meta, config=config, models=models,
                    torch_threads=torch_threads)

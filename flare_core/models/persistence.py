@@ -48,6 +48,9 @@ __all__ = [
     "read_json",
     "save_estimator_dir",
     "load_estimator_dir",
+    "MODEL_JSON_SCHEMA",
+    "validate_model_json",
+    "resolve_inside",
 ]
 
 logger = logging.getLogger(__name__)
@@ -339,3 +342,96 @@ def load_estimator_dir(
     if meta.get("kind") != kind or meta.get("format_version") != format_version:
         raise ModelError(f"{d} is not a {what}")
     return load_sklearn(d / filename), meta
+
+
+# ------------------------------------------------------------------------ MODEL_DIR integrity
+
+#: The structure ``model.json`` of a MODEL_DIR must have (JSON Schema, draft 2020-12). Only
+#: what `flare_core.forecasting.ModelBundle` relies on is required; other keys may be added.
+MODEL_JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["format_version", "config", "models", "features"],
+    "properties": {
+        "format_version": {"type": "integer"},
+        "code_version": {"type": "string"},
+        "config": {"type": "object"},
+        "features": {"type": "array", "items": {"type": "string"}},
+        "models": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["dir"],
+                "properties": {
+                    "dir": {"type": "string", "minLength": 1},
+                    "threshold": {"type": "number"},
+                },
+            },
+        },
+    },
+}
+
+
+def _field_name(path: Iterable[Any]) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def validate_model_json(meta: Any, file: str | os.PathLike[str]) -> None:
+    """Check ``meta`` (the parsed ``model.json``) against `MODEL_JSON_SCHEMA`.
+
+    Raises
+    ------
+    ModelError
+        Naming ``file`` and the first offending field, e.g.
+        ``.../model.json: field models.logistic.dir: 3 is not of type 'string'``.
+    """
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(MODEL_JSON_SCHEMA)
+    errors = sorted(validator.iter_errors(meta), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        raise ModelError(f"{file}: field {_field_name(e.absolute_path)}: {e.message}")
+
+
+def resolve_inside(
+    root: str | os.PathLike[str], relative: str, *, file: str | os.PathLike[str], field: str
+) -> Path:
+    """``root / relative`` resolved, refused unless it and everything under it stay in ``root``.
+
+    Refused: an absolute ``relative``, any ``..`` component, and a path that leaves ``root``
+    once symbolic links are followed, including a link anywhere inside the target directory
+    (a model file linked to ``/etc/...`` is as bad as a linked directory).
+
+    Parameters
+    ----------
+    root : path-like
+        The MODEL_DIR.
+    relative : str
+        The value read from ``model.json``.
+    file, field : str
+        Where the value came from, for the error message.
+
+    Raises
+    ------
+    ModelError
+        Naming ``file``, ``field`` and the value.
+    """
+    base = Path(root).resolve()
+    rel = Path(relative)
+    where = f"{file}: field {field}: {relative!r}"
+    if rel.is_absolute() or rel.anchor:
+        raise ModelError(f"{where} is an absolute path; it must be relative to {base}")
+    if ".." in rel.parts:
+        raise ModelError(f"{where} contains '..'; it must stay inside {base}")
+    target = (base / rel).resolve()
+    if not target.is_relative_to(base):
+        raise ModelError(f"{where} leads outside {base} (to {target})")
+    if target.is_dir():
+        for sub in target.rglob("*"):
+            real = sub.resolve()
+            if not real.is_relative_to(base):
+                raise ModelError(
+                    f"{where}: {sub} is a link leading outside {base} (to {real})")
+    return target
