@@ -317,7 +317,11 @@ def clean_sharp(df: pl.DataFrame, *, path: str | Path, drops: Drops,
 
 
 def dedupe_flares(df: pl.DataFrame, *, path: str | Path, drops: Drops) -> pl.DataFrame:
-    """Drop repeated flare identities (peak_time, goes_class, noaa_ar), counted."""
+    """Drop flares peaking after the time of reading (`plausibility.check_times`, counted)
+    and repeated flare identities (peak_time, goes_class, noaa_ar), counted."""
+    from .plausibility import check_times
+
+    df = check_times(df, "peak_time", path=path, drops=drops, strict=False, earliest=None)
     n0 = df.height
     df = df.unique(subset=["peak_time", "goes_class", "noaa_ar"], keep="first",
                    maintain_order=True)

@@ -24,18 +24,29 @@ Fisher et al. 2012), unsigned totals and means >= 0, and every extensive quantit
 (1,083,140 NRT records 2021-2023, the four sun2022 folds, SWAN-SF samples, Hollanda and
 FlareML; 2.3 M records, read 2026-12-01) are in the comment of each row; those ranges
 drop 0 real records.
+
+Times
+-----
+A record time (``t_rec``) after the time of reading plus `FUTURE_TOLERANCE`, or before
+`HMI_FIRST_DATA` (SDO/HMI's first science data, 2010-04-30 UTC), cannot be an observation:
+the record is dropped like an absurd keyword (counted, or `ParseError` when strict, naming
+file, line, HARP and time; `check_times`). The same future rule applies to flare peak
+times (`flare_core.sources._parse.dedupe_flares`); flare lists reach back before SDO, so
+they have no lower bound. "The time of reading" is the wall clock when the check runs.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from ..schema import KEYWORD_UNITS, SHARP_KEYWORDS
 
-__all__ = ["KEYWORD_RANGES", "check_plausible"]
+__all__ = ["FUTURE_TOLERANCE", "HMI_FIRST_DATA", "KEYWORD_RANGES", "check_plausible",
+           "check_times"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +83,69 @@ KEYWORD_RANGES: dict[str, tuple[float, float]] = {
 assert set(KEYWORD_RANGES) == set(SHARP_KEYWORDS), "every SHARP keyword needs a range"
 
 
+#: SDO/HMI's first science data (UTC): no SHARP record can be older.
+HMI_FIRST_DATA = datetime(2010, 4, 30, tzinfo=UTC)
+#: How far after the time of reading a record or peak time may lie (clock differences
+#: between the archive and this machine); later times are impossible.
+FUTURE_TOLERANCE = timedelta(hours=1)
+
+
+def check_times(df: pl.DataFrame, column: str, *, path: str | Path, drops, strict: bool,
+                earliest: datetime | None = HMI_FIRST_DATA, now: datetime | None = None,
+                line_offset: int = 2) -> pl.DataFrame:
+    """Drop rows whose ``column`` lies after ``now + FUTURE_TOLERANCE`` or before ``earliest``.
+
+    Parameters
+    ----------
+    df
+        A frame with a Datetime ``column`` (tz-aware UTC, or naive UTC); null times are
+        left alone (the readers judge those). ``harpnum``, when present, names the record.
+    column
+        ``"t_rec"`` or ``"peak_time"``; the reason names it in upper case.
+    path, drops, strict, line_offset
+        As for `check_plausible`. Reasons: ``"T_REC after the time of reading (+1 h)"``,
+        ``"T_REC before SDO/HMI (2010-04-30)"``.
+    earliest
+        Lower bound, inclusive (default `HMI_FIRST_DATA`); None: no lower bound.
+    now
+        The time of reading, tz-aware; default the wall clock (UTC).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``df`` without those rows.
+    """
+    from ._parse import drop_bad  # late: _parse.clean_sharp calls this module
+
+    dtype = df.schema.get(column) if column in df.columns else None
+    if not isinstance(dtype, pl.Datetime) or df.height == 0:
+        return df
+    latest = (now or datetime.now(UTC)).astimezone(UTC) + FUTURE_TOLERANCE
+
+    def lit(t: datetime) -> pl.Expr:
+        t = t.astimezone(UTC)
+        return pl.lit(t if dtype.time_zone else t.replace(tzinfo=None))
+
+    t = pl.col(column)
+    label = pl.col(column).dt.to_string("%Y-%m-%dT%H:%M:%S")
+    if "harpnum" in df.columns:
+        label = pl.format("HARP {} at {}", pl.col("harpnum"), label)
+    df = df.with_columns(label.alias("_time_label"))
+    hours = FUTURE_TOLERANCE / timedelta(hours=1)
+    opts = dict(raw_col="_time_label", path=path, drops=drops, strict=strict,
+                line_offset=line_offset)
+    df = drop_bad(df, t > lit(latest), reason=f"{column.upper()} after the time of reading "
+                  f"(+{hours:g} h)", **opts)
+    if earliest is not None:
+        df = drop_bad(df, t < lit(earliest), reason=f"{column.upper()} before SDO/HMI "
+                      f"({earliest:%Y-%m-%d})", **opts)
+    return df.drop("_time_label")
+
+
 def check_plausible(df: pl.DataFrame, *, path: str | Path, drops, strict: bool,
                     line_offset: int = 2) -> pl.DataFrame:
-    """Drop records with a non-finite or out-of-range keyword (see the module docstring).
+    """Drop records with a non-finite or out-of-range keyword, or an impossible ``t_rec``
+    (`check_times`; see the module docstring).
 
     Parameters
     ----------
@@ -97,6 +168,8 @@ def check_plausible(df: pl.DataFrame, *, path: str | Path, drops, strict: bool,
     """
     from ._parse import drop_bad  # late: _parse.clean_sharp calls this function
 
+    df = check_times(df, "t_rec", path=path, drops=drops, strict=strict,
+                     line_offset=line_offset)
     for k, (lo, hi) in KEYWORD_RANGES.items():
         if k not in df.columns or df.schema[k] != pl.Float64 or df.height == 0:
             continue
