@@ -674,7 +674,8 @@ def _verify(history: pl.DataFrame, flares: pl.DataFrame | None, latest: datetime
     if flares is None:
         return None, None, "Not verified: no flare list available to the page."
     labelled = verification.label_forecasts(history, flares, issue_time=latest,
-                                            window_d=window_d)
+                                            window_d=window_d).filter(
+        pl.col("p_m24").is_not_null())
     if labelled.is_empty():
         return None, None, (f"Not verified yet: no forecast issued {_fmt_time(start)} \u2013 "
                             f"{_fmt_time(end)} (a forecast is verified once its 24-h window "
@@ -686,7 +687,8 @@ def _verify(history: pl.DataFrame, flares: pl.DataFrame | None, latest: datetime
                                   scores=scores,
                                   title=f"P(M+ in 24 h), forecasts issued "
                                         f"{first:%Y-%m-%d %H:%M} \u2013 {last:%Y-%m-%d %H:%M} UTC")
-    events = int(labelled.filter(pl.col("model") == labelled["model"][0])["observed"].sum())
+    observed = verification.outcome_column("p_m24")
+    events = int(labelled.filter(pl.col("model") == labelled["model"][0])[observed].sum())
     note = (f"Forecasts issued {_fmt_time(first)} \u2013 {_fmt_time(last)} (every issue time "
             f"of the last {window_d:g} days whose 24-h window closed by this issue time), "
             "scored against the >=M flares of their region peaking in (issue time, issue "

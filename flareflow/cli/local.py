@@ -15,7 +15,6 @@ Results are dicts with the keys of the flows' results, so the commands print eit
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -159,31 +158,12 @@ def backfill_local(times: list[datetime], layout: Layout, model_dir: str | Path 
 def score_local(start: datetime, end: datetime, layout: Layout,
                 model_dir: str | Path | None = None) -> dict[str, Any]:
     """Score the forecasts issued in [start, end] (UTC), as `flows.evaluate.evaluate` (same
-    result and ``published_scores.json``, no Prefect artifact)."""
-    import polars as pl
-
-    from flare_core.publish.forecast_store import ForecastStore
-    from flare_core.store import Store
-    from tasks.evaluation import label_published, score_published
+    result and ``published_scores.json``, no Prefect artifact):
+    `flare_core.publish.verification.evaluate_published`."""
+    from flare_core.publish.verification import evaluate_published
 
     if model_dir is None and layout.latest_model() is not None:
         model_dir = layout.latest_model()
     report = layout.evaluation / f"{start:%Y%m%dT%H%M}_{end:%Y%m%dT%H%M}"
-    fc = ForecastStore(layout.forecasts).read(start=start, end=end + timedelta(microseconds=1))
-    flares = Store(layout.store).read_flares()
-    last_flare = flares["peak_time"].max() if flares.height else None
-    verifiable = (fc.filter(pl.col("issue_time") + timedelta(hours=24) <= last_flare)
-                  if last_flare is not None else fc.clear())
-    clim = None
-    if model_dir is not None:
-        from flare_core.models.persistence import read_json
-
-        clim = read_json(Path(model_dir) / "model.json").get("climatology")
-    scores = (score_published(label_published(verifiable, flares), clim)
-              if verifiable.height else {})
-    result = {"start": start.isoformat(), "end": end.isoformat(), "rows": fc.height,
-              "issue_times": fc["issue_time"].n_unique() if fc.height else 0,
-              "not_yet_verifiable": fc.height - verifiable.height, "models": scores}
-    report.mkdir(parents=True, exist_ok=True)
-    (report / "published_scores.json").write_text(json.dumps(result, indent=1, default=str))
-    return result
+    return evaluate_published(layout.forecasts, layout.store, start, end, report,
+                              model_dir=model_dir)

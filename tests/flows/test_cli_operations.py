@@ -211,6 +211,24 @@ def test_score_table_and_json(installation):
     assert "ROC AUC" in table.stdout
 
 
+def test_score_without_a_server_imports_no_prefect(installation):
+    """``flareflow score`` in-process: scoring lives in flare_core (no Prefect import)."""
+    runner.invoke(app, ["forecast", "--at", ISSUE.isoformat(), "--no-page",
+                        *_args(installation)])
+    code = ("import sys; from flareflow.cli import app\n"
+            "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
+            "print('RC', rc, 'PREFECT', 'prefect' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.run([sys.executable, "-c", code, "score", "--start", ISSUE.isoformat(),
+                           "--end", (ISSUE + timedelta(hours=3)).isoformat(), "--store",
+                           str(installation["root"]), "--json"], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)
+    assert "RC 0 PREFECT False" in proc.stdout, proc.stdout + proc.stderr
+    out = _json(proc.stdout[:proc.stdout.rindex("RC 0")])
+    assert out["models"]["logistic"]["p_m24"]["n"] > 0
+    assert set(out["models"]["logistic"]) == {"p_m24"}  # logistic forecasts >=M only
+
+
 def test_show_without_forecasts_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("FLAREFLOW_STORE", str(tmp_path / "nowhere"))
     res = runner.invoke(app, ["show"])

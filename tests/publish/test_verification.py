@@ -50,9 +50,9 @@ def test_outcomes_follow_the_flare_list_and_ignore_the_future(forecasts, flares)
     assert lab.height == 2 * 3 * (168 - 24)
     sample = lab.filter(pl.col("model") == "cox_ph").sample(60, seed=1)
     for r in sample.iter_rows(named=True):
-        assert r["observed"] == _observed_by_hand(flares, r["harpnum"], r["issue_time"]), r
+        assert r["m_within_24h"] == _observed_by_hand(flares, r["harpnum"], r["issue_time"]), r
     ar12192 = lab.filter(pl.col("model") == "cox_ph", pl.col("harpnum") == 4698)
-    assert ar12192["observed"].mean() > 0.9  # AR 12192 flared at >=M almost every day
+    assert ar12192["m_within_24h"].mean() > 0.9  # AR 12192 flared at >=M almost every day
     # at an earlier page time only the windows closed by then are verified: the X1.6 of
     # 14:28 on the 22nd lies in no verified window of a page issued at 14:00
     cut = datetime(2014, 10, 22, 14, tzinfo=UTC)
@@ -60,7 +60,7 @@ def test_outcomes_follow_the_flare_list_and_ignore_the_future(forecasts, flares)
     assert early["issue_time"].max() == cut - timedelta(hours=24)
     last = early.filter(pl.col("model") == "cox_ph", pl.col("harpnum") == 4698,
                         pl.col("issue_time") == cut - timedelta(hours=24))
-    assert last["observed"].to_list() == [True]  # the M8.7 of 01:59 and M2.7 of 05:17
+    assert last["m_within_24h"].to_list() == [True]  # the M8.7 of 01:59 and M2.7 of 05:17
 
 
 def test_scores_match_independent_computation(forecasts, flares):
@@ -69,7 +69,7 @@ def test_scores_match_independent_computation(forecasts, flares):
     assert scores["model"].to_list() == ["cox_ph", "logistic"]
     for r in scores.iter_rows(named=True):
         part = lab.filter(pl.col("model") == r["model"])
-        y = np.array(part["observed"].to_list(), dtype=float)
+        y = np.array(part["m_within_24h"].to_list(), dtype=float)
         p = part["p_m24"].to_numpy()
         assert r["n"] == y.size and r["events"] == int(y.sum())
         assert r["brier"] == pytest.approx(float(np.mean((p - y) ** 2)))
@@ -109,7 +109,32 @@ def test_nothing_to_verify(forecasts, flares):
     assert verification.reliability_table(lab).is_empty()
     assert verification.roc_table(lab).is_empty()
     with pytest.raises(ConfigError, match="p_m24"):
-        verification.label_forecasts(forecasts, flares, issue_time=T, column="p_x24")
+        verification.score_forecasts(lab, columns=("p_x24",))
     with pytest.raises(ConfigError, match="reliability table is empty"):
         plots.plot_verification(verification.reliability_table(lab),
                                 verification.roc_table(lab), "x.png")
+
+
+def test_published_period_scores_pool_versions_with_the_training_climatology(forecasts,
+                                                                             flares):
+    """The period scores of ``published_scores.json``: both targets, versions pooled, the
+    BSS against the given climatology, the contingency scores at 0.5 (one labelling and
+    one scoring function with the page)."""
+    lab = verification.label_forecasts(forecasts, flares)  # no page time: every flare
+    assert lab.height == forecasts.height
+    scores = verification.score_forecasts(lab, columns=("p_m24", "p_c24"), by=("model",),
+                                          climatology={"m_within_24h": 0.2})
+    doc = verification.scores_by_model(scores)
+    assert sorted(doc) == ["cox_ph", "logistic"] and sorted(doc["cox_ph"]) == ["p_c24",
+                                                                                "p_m24"]
+    m = doc["cox_ph"]["p_m24"]
+    part = lab.filter(pl.col("model") == "cox_ph")
+    y = np.array(part["m_within_24h"].to_list(), dtype=float)
+    p = part["p_m24"].to_numpy()
+    assert m["n"] == y.size and m["events"] == int(y.sum())
+    assert m["bss"] == pytest.approx(1 - np.mean((p - y) ** 2) / np.mean((0.2 - y) ** 2))
+    yes = p >= 0.5
+    assert m["at_0.5"]["tp"] == int((yes & (y == 1)).sum())
+    assert m["at_0.5"]["fp"] == int((yes & (y == 0)).sum())
+    assert "warning" in m and "warning" not in doc["logistic"]["p_m24"]
+    assert "warning" not in doc["cox_ph"]["p_c24"]

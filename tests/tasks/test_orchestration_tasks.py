@@ -103,7 +103,13 @@ def test_fileref_short():
 
 
 def test_label_and_score_published():
-    from tasks.evaluation import label_published, score_published
+    """Period scoring (the evaluate flow's task and ``flareflow score``) is
+    `flare_core.publish.verification`: labels of every row, scores per model."""
+    from flare_core.publish.verification import (
+        label_forecasts,
+        score_forecasts,
+        scores_by_model,
+    )
 
     t = datetime(2014, 10, 22, tzinfo=UTC)
     fc = pl.DataFrame({
@@ -115,10 +121,10 @@ def test_label_and_score_published():
         "peak_time": [t + timedelta(hours=3), t - timedelta(hours=1)],
         "goes_class": ["M2.0", "X1.0"], "peak_flux_wm2": [2e-5, 1e-4], "harpnum": [1, 2],
     })
-    lab = label_published(fc, flares)
+    lab = label_forecasts(fc, flares)
     # HARP 1 flares (M2) after the issue time; HARP 2's X1 peaked before it: not an outcome
     assert lab.sort("model", "harpnum")["m_within_24h"].to_list() == [True, False, True, False]
-    scores = score_published(lab)
+    scores = scores_by_model(score_forecasts(lab, columns=("p_m24", "p_c24"), by=("model",)))
     assert scores["a"]["p_m24"]["auc"] == 1.0 and scores["b"]["p_m24"]["auc"] == 0.0
     assert scores["a"]["p_m24"]["events"] == 1
     assert scores["a"]["p_m24"]["brier"] == pytest.approx((0.1 ** 2 + 0.1 ** 2) / 2)
