@@ -148,16 +148,18 @@ def absent_class_reason(model: str, column: str) -> str:
     return ABSENT_CLASS_REASONS.get((model, column), "not forecast by this model")
 _REQUIRED = FORECAST_KEY
 _VALUE_COLUMNS = (*PROBABILITY_COLUMNS, "mean_lifetime_h", "survival_curve")
-_SCHEMA_VERSION = 2
-_TABLE_SQL = """
-CREATE TABLE IF NOT EXISTS forecasts (
-    issue_time      TIMESTAMP NOT NULL,   -- UTC, stored naive
-    harpnum         BIGINT    NOT NULL,
+# 1: no series / method columns; 2: times stored as naive UTC TIMESTAMP; 3: TIMESTAMPTZ.
+# Older files are read as they are and migrated on the first write (`_migrate`).
+_SCHEMA_VERSION = 3
+_TABLES: dict[str, str] = {
+    "forecasts": """
+    issue_time      TIMESTAMPTZ NOT NULL,
+    harpnum         BIGINT      NOT NULL,
     noaa_ars        VARCHAR,
-    model           VARCHAR   NOT NULL,
-    model_version   VARCHAR   NOT NULL,
+    model           VARCHAR     NOT NULL,
+    model_version   VARCHAR     NOT NULL,
     series          VARCHAR,
-    t_rec           TIMESTAMP,            -- UTC, stored naive
+    t_rec           TIMESTAMPTZ,
     p_c24           DOUBLE,
     p_m24           DOUBLE,
     p_x24           DOUBLE,
@@ -166,21 +168,26 @@ CREATE TABLE IF NOT EXISTS forecasts (
     survival_grid_h DOUBLE[],
     survival_curve  DOUBLE[],
     method          VARCHAR,
-    written_at      TIMESTAMP NOT NULL,   -- UTC, stored naive
-    PRIMARY KEY (issue_time, harpnum, model, model_version)
-);
-CREATE TABLE IF NOT EXISTS failed_regions (
-    issue_time      TIMESTAMP NOT NULL,   -- UTC, stored naive
-    harpnum         BIGINT    NOT NULL,
-    model_version   VARCHAR   NOT NULL,
+    written_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (issue_time, harpnum, model, model_version)""",
+    "failed_regions": """
+    issue_time      TIMESTAMPTZ NOT NULL,
+    harpnum         BIGINT      NOT NULL,
+    model_version   VARCHAR     NOT NULL,
     series          VARCHAR,
-    reason          VARCHAR   NOT NULL,
-    written_at      TIMESTAMP NOT NULL,   -- UTC, stored naive
-    PRIMARY KEY (issue_time, harpnum, model_version)
-);
-CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-"""
-# schema 1 files (no series / method columns) are migrated on the first write
+    reason          VARCHAR     NOT NULL,
+    written_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (issue_time, harpnum, model_version)""",
+}
+#: Time columns of each table: tz-aware UTC (``TIMESTAMPTZ``) from schema 3 on.
+_TIME_COLUMNS: dict[str, tuple[str, ...]] = {
+    "forecasts": ("issue_time", "t_rec", "written_at"),
+    "failed_regions": ("issue_time", "written_at"),
+}
+_TABLE_SQL = "".join(f"CREATE TABLE IF NOT EXISTS {name} ({ddl}\n);\n"
+                     for name, ddl in _TABLES.items()) + (
+    "CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);\n")
+# schema 1 files (no series / method columns) gain them on the first write
 _MIGRATE_SQL = """
 ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS series VARCHAR;
 ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS method VARCHAR;
@@ -329,13 +336,58 @@ def conform_failed(failed: pl.DataFrame | None) -> pl.DataFrame:
     return df
 
 
-def _to_naive_utc(df: pl.DataFrame) -> pl.DataFrame:
-    cols = [c for c, dt in df.schema.items() if isinstance(dt, pl.Datetime) and dt.time_zone]
-    return df.with_columns([pl.col(c).dt.replace_time_zone(None) for c in cols])
+def _as_utc(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """``columns`` as tz-aware UTC: aware values converted, naive ones (a schema-2 file's
+    ``TIMESTAMP``) taken as UTC."""
+    return df.with_columns([
+        pl.col(c).dt.replace_time_zone("UTC") if df.schema[c].time_zone is None  # type: ignore[union-attr]
+        else pl.col(c).dt.convert_time_zone("UTC")
+        for c in columns])
 
 
-def _naive_utc(t: datetime | str) -> datetime:
-    return to_utc(t).replace(tzinfo=None)
+def _utc_value(t: datetime) -> datetime:
+    """A datetime DuckDB returned (aware from ``TIMESTAMPTZ``, naive UTC from a schema-2
+    ``TIMESTAMP``) as tz-aware UTC."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _naive_time_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The time columns of ``table`` stored as naive ``TIMESTAMP`` (schema <= 2)."""
+    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                       "AND data_type = 'TIMESTAMP'", [table]).fetchall()
+    return [r[0] for r in rows if r[0] in _TIME_COLUMNS[table]]
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a file of an older schema to `_SCHEMA_VERSION` (one transaction).
+
+    Schema 1 gains the ``series``/``method`` columns. Naive ``TIMESTAMP`` columns (schema
+    <= 2, UTC by convention) become ``TIMESTAMPTZ``: DuckDB cannot change the type of a
+    primary-key column in place, so the table is rebuilt with the current DDL and its rows
+    copied, each naive value read as UTC (``timezone('UTC', t)``)."""
+    con.execute(_MIGRATE_SQL)
+    for table in _TABLES:
+        naive = _naive_time_columns(con, table)
+        if not naive:
+            continue
+        cols = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position", [table]).fetchall()]
+        select = ", ".join(f"timezone('UTC', {c})" if c in naive else c for c in cols)
+        old = f"_{table}_naive"
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"ALTER TABLE {table} RENAME TO {old}")
+            con.execute(f"CREATE TABLE {table} ({_TABLES[table]}\n)")
+            con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {select} FROM {old}")
+            con.execute(f"DROP TABLE {old}")
+            con.execute("COMMIT")
+        except BaseException:
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        logger.info("forecast store: table %s migrated to TIMESTAMPTZ (%s were naive UTC)",
+                    table, ", ".join(naive))
 
 
 class ForecastStore:
@@ -358,9 +410,10 @@ class ForecastStore:
 
     Notes
     -----
-    The constructor does no I/O. Times are tz-aware UTC at the interface and stored as
-    naive UTC ``TIMESTAMP`` columns, so the file does not depend on DuckDB's time-zone
-    extension.
+    The constructor does no I/O. Times are tz-aware UTC at the interface and in the file
+    (``TIMESTAMPTZ`` columns; every connection sets DuckDB's session zone to UTC). A file
+    of schema 2 or older (naive ``TIMESTAMP`` columns, UTC by convention) is read as UTC
+    and migrated on the next write.
 
     Examples
     --------
@@ -404,7 +457,7 @@ class ForecastStore:
             try:
                 if write:
                     con.execute(_TABLE_SQL)
-                    con.execute(_MIGRATE_SQL)
+                    _migrate(con)
                     con.execute("INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
                                 [str(_SCHEMA_VERSION)])
                 yield con
@@ -417,7 +470,7 @@ class ForecastStore:
         delay_s = 0.1
         for attempt in range(self.open_retries + 1):
             try:
-                return duckdb.connect(str(self.path), read_only=not write)
+                con = duckdb.connect(str(self.path), read_only=not write)
             except duckdb.IOException as e:
                 if attempt == self.open_retries:
                     raise StoreError(f"forecast store {self.path} could not be opened after "
@@ -428,6 +481,12 @@ class ForecastStore:
             except duckdb.Error as e:
                 raise StoreError(f"forecast store {self.path} is not a usable DuckDB "
                                  f"database: {e}") from e
+            else:
+                # The session zone (the host's by default) decides how TIMESTAMPTZ values
+                # come back and how a schema-2 naive TIMESTAMP compares with a UTC
+                # parameter: UTC.
+                con.execute("SET TimeZone = 'UTC'")
+                return con
         raise AssertionError("unreachable")
 
     # -- writing ---------------------------------------------------------------------------
@@ -467,7 +526,7 @@ class ForecastStore:
         if df.is_empty() and bad.is_empty():
             logger.info("forecast store %s: nothing to upsert", self.path)
             return 0
-        written_at = datetime.now(UTC).replace(tzinfo=None)
+        written_at = datetime.now(UTC)
         times = sorted(set(df["issue_time"].to_list()) | set(bad["issue_time"].to_list()))
         versions = sorted(set(df["model_version"].to_list()) | set(bad["model_version"]))
         by_time = {k[0]: v for k, v in df.sort(FORECAST_KEY).partition_by(
@@ -502,7 +561,7 @@ class ForecastStore:
         """One transaction: delete the issue time's rows of these models and its failed
         regions of these versions, insert ``part`` and ``failed``."""
         models = part.select("model", "model_version").unique().rows()
-        it = _naive_utc(issue_time)
+        it = to_utc(issue_time)
         try:
             con.execute("BEGIN TRANSACTION")
             for model, version in models:
@@ -511,10 +570,10 @@ class ForecastStore:
                 con.execute("DELETE FROM failed_regions WHERE issue_time = ? AND "
                             "model_version = ?", [it, version])
             if part.height:
-                self._insert(con, _to_naive_utc(part).with_columns(
+                self._insert(con, part.with_columns(
                     pl.lit(written_at).alias("written_at")))
             if failed.height:
-                self._insert_into(con, "failed_regions", _to_naive_utc(failed).with_columns(
+                self._insert_into(con, "failed_regions", failed.with_columns(
                     pl.lit(written_at).alias("written_at")))
             con.execute("COMMIT")
         except BaseException as e:
@@ -572,13 +631,13 @@ class ForecastStore:
         where, params = [], []
         if issue_time is not None:
             where.append("issue_time = ?")
-            params.append(_naive_utc(issue_time))
+            params.append(to_utc(issue_time))
         if start is not None:
             where.append("issue_time >= ?")
-            params.append(_naive_utc(start))
+            params.append(to_utc(start))
         if end is not None:
             where.append("issue_time < ?")
-            params.append(_naive_utc(end))
+            params.append(to_utc(end))
         if model is not None:
             where.append("model = ?")
             params.append(model)
@@ -597,9 +656,7 @@ class ForecastStore:
             table = con.sql(sql, params=params).to_arrow_table()
         out = pl.from_arrow(table)
         assert isinstance(out, pl.DataFrame)
-        return out.with_columns(
-            [pl.col(c).dt.replace_time_zone("UTC") for c in ("issue_time", "t_rec", "written_at")]
-        ).cast(schema)
+        return _as_utc(out, _TIME_COLUMNS["forecasts"]).cast(schema)
 
     @staticmethod
     def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -617,7 +674,7 @@ class ForecastStore:
         for op, t in (("=", issue_time), (">=", start), ("<", end)):
             if t is not None:
                 where.append(f"issue_time {op} ?")
-                params.append(_naive_utc(t))
+                params.append(to_utc(t))
         schema = {**FAILED_SCHEMA, "written_at": UTC_DATETIME}
         with self._connect(write=False) as con:
             if con is None or not self._columns(con, "failed_regions"):
@@ -628,9 +685,7 @@ class ForecastStore:
             table = con.sql(sql, params=params).to_arrow_table()
         out = pl.from_arrow(table)
         assert isinstance(out, pl.DataFrame)
-        return out.with_columns(
-            [pl.col(c).dt.replace_time_zone("UTC") for c in ("issue_time", "written_at")]
-        ).cast(schema)
+        return _as_utc(out, _TIME_COLUMNS["failed_regions"]).cast(schema)
 
     def issue_times(self, *, model: str | None = None) -> list[datetime]:
         """Every stored issue time (tz-aware UTC), ascending; optionally of one model."""
@@ -643,7 +698,7 @@ class ForecastStore:
             if con is None:
                 return []
             rows = con.execute(sql + " ORDER BY issue_time", params).fetchall()
-        return [r[0].replace(tzinfo=UTC) for r in rows]
+        return [_utc_value(r[0]) for r in rows]
 
     def latest_issue_time(self, *, model: str | None = None) -> datetime | None:
         """The newest stored issue time (tz-aware UTC), or None for an empty store."""

@@ -342,5 +342,157 @@ def test_schema_1_file_is_read_and_migrated(tmp_path, issue_times):
     both = store.read()
     assert both["series"].to_list() == [None, "s", "s", "s"]
     con = duckdb.connect(str(path), read_only=True)
-    assert con.execute("SELECT value FROM store_meta").fetchone() == ("2",)
+    assert con.execute("SELECT value FROM store_meta").fetchone() == ("3",)
     con.close()
+
+
+_TIME_COLUMNS = {"forecasts": ("issue_time", "t_rec", "written_at"),
+                 "failed_regions": ("issue_time", "written_at")}
+
+
+def _duckdb_types(path: Path) -> dict[tuple[str, str], str]:
+    """(table, column) -> the type DuckDB itself reports, for the time columns."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute("SELECT table_name, column_name, data_type "
+                           "FROM information_schema.columns").fetchall()
+    finally:
+        con.close()
+    return {(t, c): d for t, c, d in rows if c in _TIME_COLUMNS.get(t, ())}
+
+
+def _failed(issue_time: datetime) -> pl.DataFrame:
+    from flare_core.publish.forecast_store import FAILED_SCHEMA
+
+    return pl.DataFrame({"issue_time": [issue_time], "harpnum": [4711], "model_version": ["v1"],
+                         "series": ["hmi.sharp_720s_nrt"], "reason": ["model: NaN"]},
+                        schema=FAILED_SCHEMA)
+
+
+def test_times_are_stored_timezone_aware_utc(tmp_path, issue_times):
+    """issue_time, t_rec and written_at (and the failed regions' times) are TIMESTAMPTZ in
+    the file, hold the input instants, and come back as Datetime("us", "UTC")."""
+    import duckdb
+
+    path = tmp_path / "f.duckdb"
+    store = ForecastStore(path)
+    fc = make_forecasts(issue_times[:2])
+    before = datetime.now(UTC)
+    store.upsert(fc, failed=_failed(issue_times[2]))
+    assert set(_duckdb_types(path).values()) == {"TIMESTAMP WITH TIME ZONE"}
+    assert len(_duckdb_types(path)) == 5
+    back, bad = store.read(), store.read_failed()
+    for frame, cols in ((back, _TIME_COLUMNS["forecasts"]),
+                        (bad, _TIME_COLUMNS["failed_regions"])):
+        for col in cols:
+            assert frame.schema[col] == pl.Datetime("us", "UTC"), col
+    assert back.drop("written_at").equals(fc.sort(FORECAST_KEY))
+    assert bad["issue_time"].to_list() == [issue_times[2]]
+    assert before <= back["written_at"].min() <= datetime.now(UTC)
+    # the file holds instants, not wall-clock readings: a session in another zone sees the same
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute("SET TimeZone = 'America/New_York'")
+    raw = con.execute("SELECT min(issue_time), min(t_rec) FROM forecasts").fetchone()
+    con.close()
+    assert raw[0].utcoffset() == timedelta(hours=-4)  # EDT: the zone was really applied
+    assert raw == (issue_times[0], issue_times[0] - timedelta(minutes=12))
+
+
+_SCHEMA_2_SQL = """
+CREATE TABLE forecasts (issue_time TIMESTAMP NOT NULL, harpnum BIGINT NOT NULL,
+    noaa_ars VARCHAR, model VARCHAR NOT NULL, model_version VARCHAR NOT NULL, series VARCHAR,
+    t_rec TIMESTAMP, p_c24 DOUBLE, p_m24 DOUBLE, p_x24 DOUBLE, mean_lifetime_h DOUBLE,
+    warning_class VARCHAR, survival_grid_h DOUBLE[], survival_curve DOUBLE[], method VARCHAR,
+    written_at TIMESTAMP NOT NULL, PRIMARY KEY (issue_time, harpnum, model, model_version));
+CREATE TABLE failed_regions (issue_time TIMESTAMP NOT NULL, harpnum BIGINT NOT NULL,
+    model_version VARCHAR NOT NULL, series VARCHAR, reason VARCHAR NOT NULL,
+    written_at TIMESTAMP NOT NULL, PRIMARY KEY (issue_time, harpnum, model_version));
+CREATE TABLE store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+INSERT INTO store_meta VALUES ('schema_version', '2');
+INSERT INTO forecasts VALUES ('2014-10-22 03:00', 4698, '12192', 'cox_ph', 'v1', 's',
+    '2014-10-22 02:48', 0.5, 0.2, 0.01, 30.0, NULL, [0.0, 24.0], [1.0, 0.8], NULL,
+    '2014-10-22 03:05');
+INSERT INTO failed_regions VALUES ('2014-10-22 04:00', 4711, 'v1', 's', 'model: NaN',
+    '2014-10-22 04:05');
+"""
+
+
+def _schema_2_file(path: Path) -> None:
+    """A store as flareflow wrote it before TIMESTAMPTZ: naive TIMESTAMP columns, UTC."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute(_SCHEMA_2_SQL)
+    con.close()
+
+
+def test_naive_schema_2_file_reads_as_utc_and_is_migrated(tmp_path, issue_times):
+    """A file with naive TIMESTAMP columns reads as the same UTC instants (filters too); the
+    next write turns its time columns into TIMESTAMPTZ and keeps the old rows' instants."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    _schema_2_file(path)
+    store = ForecastStore(path)
+    t3, t4 = issue_times[3], issue_times[4]
+    old = store.read()
+    assert old.schema["issue_time"] == pl.Datetime("us", "UTC")
+    assert old.select("issue_time", "t_rec", "written_at").row(0) == (
+        t3, t3 - timedelta(minutes=12), t3 + timedelta(minutes=5))
+    assert store.read(issue_time=t3).height == 1
+    assert store.read(start=t3 + timedelta(seconds=1)).height == 0
+    assert store.issue_times() == [t3]
+    assert store.issue_times()[0].tzinfo is UTC
+    assert store.read_failed(issue_time=t4)["written_at"].to_list() == [
+        t4 + timedelta(minutes=5)]
+    assert set(_duckdb_types(path).values()) == {"TIMESTAMP"}  # reading changes nothing
+
+    store.upsert(make_forecasts(issue_times[:1]), failed=_failed(issue_times[0]))
+    assert set(_duckdb_types(path).values()) == {"TIMESTAMP WITH TIME ZONE"}
+    assert len(_duckdb_types(path)) == 5
+    after = store.read()
+    assert after.drop("written_at").filter(pl.col("issue_time") == t3).equals(
+        old.drop("written_at"))
+    assert after.filter(pl.col("issue_time") == t3)["written_at"].to_list() == [
+        t3 + timedelta(minutes=5)]
+    assert store.read_failed()["issue_time"].to_list() == [issue_times[0], t4]
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT value FROM store_meta").fetchone() == ("3",)
+    assert con.execute("SELECT count(*) FROM information_schema.tables "
+                       "WHERE table_name LIKE '%naive%'").fetchone() == (0,)
+    con.close()
+
+
+def test_host_time_zone_does_not_shift_times(tmp_path):
+    """Under a host zone far from UTC (TZ=Pacific/Auckland, DuckDB's default session zone)
+    an old naive file still reads, filters and migrates as UTC, and new rows keep their
+    instants."""
+    code = textwrap.dedent("""
+        import sys
+        from datetime import UTC, datetime, timedelta
+        import duckdb
+        sys.path.insert(0, "tests/publish")
+        from forecast_factory import make_forecasts
+        from test_forecast_store import _schema_2_file
+        from flare_core.publish.forecast_store import ForecastStore
+        print(duckdb.connect().execute("SELECT current_setting('TimeZone')").fetchone()[0])
+        path = sys.argv[1]
+        _schema_2_file(path)
+        store = ForecastStore(path)
+        t3 = datetime(2014, 10, 22, 3, tzinfo=UTC)
+        print(store.read(issue_time=t3)["t_rec"][0].isoformat())
+        store.upsert(make_forecasts([datetime(2014, 10, 22, tzinfo=UTC)]))
+        back = store.read()
+        print(" ".join(t.isoformat() for t in back["issue_time"].unique().sort()))
+        print(" ".join(t.isoformat() for t in store.issue_times()))
+    """)
+    env = {**os.environ, "TZ": "Pacific/Auckland"}
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "old.duckdb")], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    zone, t_rec, times, listed = res.stdout.split("\n")[:4]
+    assert zone == "Pacific/Auckland"  # otherwise the test shows nothing
+    assert t_rec == "2014-10-22T02:48:00+00:00"
+    assert times == listed == "2014-10-22T00:00:00+00:00 2014-10-22T03:00:00+00:00"
