@@ -1,8 +1,9 @@
 """A static, self-contained HTML page of one issue time's forecast.
 
-The page shows the issue time, how fresh the data behind it is, the full-disk
-probabilities, and per model a table of regions ranked by risk (P(M+), then P(C+)), with
-each region's plots. It loads nothing from elsewhere: the CSS is inline and there is no
+The page shows the issue time, how fresh the data behind it is, the regions that could not
+be forecast (with their reasons), the full-disk probabilities, the headline forecast (the
+``headline`` rows, with the rule that made them) and then per model a table of regions
+ranked by risk (P(M+), then P(C+)), with each region's plots. It loads nothing from elsewhere: the CSS is inline and there is no
 JavaScript; plots are linked relative to the page or, with ``embed_images=True``, inlined
 as ``data:`` URIs so the single file can be mailed or archived.
 
@@ -66,6 +67,9 @@ td.text, th.text { text-align: left; }
 .legend span { display: inline-block; padding: 0.15em 0.6em; margin-right: 0.4em;
                border: 1px solid #ddd; }
 .stale, .warn { color: #a00; font-weight: bold; }
+h2.headline { border-bottom: 2px solid #444; }
+.failed { border-left: 4px solid #a00; padding: 0.1em 0.8em; margin: 0.6em 0;
+          background: #fbeeee; }
 .note { color: #555; font-size: 0.9em; margin: 0.2em 0 0.6em; }
 ul.gaps { margin: 0.3em 0; }
 .plots img { max-width: 48%; min-width: 18em; margin: 0.2em; border: 1px solid #ddd;
@@ -96,6 +100,16 @@ none in the published period ({{ period }}){% endif %}</td></tr>
 {% endfor %}
 </ul>
 {% endif %}
+{% if failed %}
+<div class="failed" id="failed-regions">
+<p class="warn">{{ failed | length }} region{{ "s" if failed | length != 1 }} could not be
+ forecast at this issue time (left out; the other regions are published):</p>
+<ul>
+{% for f in failed %}<li data-harpnum="{{ f.harpnum }}">HARP {{ f.harpnum }}: {{ f.reason }}</li>
+{% endfor %}
+</ul>
+</div>
+{% endif %}
 {% for n in notes %}<p class="note">{{ n }}</p>
 {% endfor %}
 <p class="legend" id="risk-legend">Risk colours:
@@ -123,7 +137,16 @@ so it is a lower bound.</p>
 {% endif %}
 
 {% for m in models %}
+{% if m.headline %}
+<h2 id="table-{{ m.anchor }}" class="headline">Headline forecast &mdash; regions by risk
+ ({{ m.model_version }})</h2>
+<p class="note" id="headline-rule">The headline combines the models below by a rule fixed
+ at training: {{ m.rule }}.</p>
+{% else %}
+{% if m.first_of_models %}<p class="note" id="models-note">The models, each on its own:</p>
+{% endif %}
 <h2 id="table-{{ m.anchor }}">Regions by risk &mdash; {{ m.model }} {{ m.model_version }}</h2>
+{% endif %}
 {% if m.note %}<p class="note">{{ m.note }}</p>{% endif %}
 <table>
 <tr><th>#</th><th>HARP</th><th class="text">NOAA AR</th><th>P(C+)</th><th>P(M+)</th>
@@ -238,7 +261,8 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
                          verification_plot: str | Path | None = None,
                          verification_note: str | None = None,
                          verification_days: float = 30.0, threshold: float = 0.5,
-                         cap_h: float = 144.0, notes: Sequence[str] = ()) -> Path:
+                         cap_h: float = 144.0, notes: Sequence[str] = (),
+                         failed_regions: pl.DataFrame | None = None) -> Path:
     """Write the HTML page of one issue time.
 
     Parameters
@@ -290,6 +314,13 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
         The restriction of the mean lifetime, hours (default 144), as shown.
     notes : sequence of str, optional
         Further lines shown under the header (e.g. what the page could not read).
+    failed_regions : pl.DataFrame, optional
+        Regions left out of this issue time (``harpnum``, ``reason``;
+        `ForecastStore.read_failed`), listed under the header with their reasons.
+
+    The ``headline`` rows (`flare_core.forecasting.forecast_many`) come first, in their own
+    table marked as the headline with the rule that made them (their ``method``), then
+    ``plot_model``'s table and the other models'.
 
     Returns
     -------
@@ -320,13 +351,19 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
             {int(h): [Path(p) for p in ps] for h, ps in region_plots.items()})
     models = []
     tables = rank_regions(df).partition_by(["model", "model_version"], maintain_order=True)
-    tables.sort(key=lambda t: t["model"][0] != plot_model)  # stable: the headline model first
-    for ranked in tables:
+    # stable: the headline rows first, then plot_model's, then the others as ranked
+    tables.sort(key=lambda t: (t["model"][0] != HEADLINE_MODEL, t["model"][0] != plot_model))
+    for i, ranked in enumerate(tables):
         model = ranked["model"][0]
         anchor = _anchor(model)
         own = all_plots.get(model, {})
+        rules = (ranked["method"].drop_nulls().unique().sort().to_list()
+                 if "method" in ranked.columns else [])
         models.append({
             "model": model, "model_version": ranked["model_version"][0], "anchor": anchor,
+            "headline": model == HEADLINE_MODEL,
+            "rule": "; ".join(rules) or "not recorded",
+            "first_of_models": i == 1 and tables[0]["model"][0] == HEADLINE_MODEL,
             "note": (f"{model} forecasts the {horizon_h:g} h after its data time (column "
                      "'data time'), not after the issue time."
                      if model in RECORD_WINDOW_MODELS else ""),
@@ -407,7 +444,7 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
         coverage=coverage_text,
         coverage_warn=n_on_disk is not None and n_on_disk > len(shown),
         gaps=list(gaps), period=period or _fmt_time(issue_time), recent_flares=recent,
-        notes=list(notes), verification=ver_rows,
+        notes=list(notes), verification=ver_rows, failed=_failed_list(failed_regions),
         verification_plot=(None if verification_plot is None
                            else _img_src(Path(verification_plot), out.parent, embed_images)),
         verification_note=verification_note or "No verification data.",
@@ -419,6 +456,15 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
     logger.info("wrote forecast page %s (%d regions, issue time %s)", out, len(shown),
                 _fmt_time(issue_time))
     return out
+
+
+def _failed_list(failed: pl.DataFrame | None) -> list[dict[str, Any]]:
+    """One entry per region left out (its reasons joined when model versions differ)."""
+    if failed is None or failed.is_empty():
+        return []
+    per = (failed.group_by("harpnum").agg(pl.col("reason").unique(maintain_order=True))
+           .sort("harpnum"))
+    return [{"harpnum": int(h), "reason": "; ".join(r)} for h, r in per.iter_rows()]
 
 
 # -- publish_latest_page: read everything the page needs, draw the plots ----------------------
@@ -492,6 +538,9 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     - ``verification.png``: reliability and ROC of every model over the forecasts issued
       in the last ``verification_days`` whose window closed by ``T``
       (`flare_core.publish.verification`), with a table of Brier score, BSS, AUC, TSS.
+
+    The page lists the regions left out of ``T`` (`ForecastStore.read_failed`) with their
+    reasons, and shows the ``headline`` rows first, marked as the headline with their rule.
 
     Parameters
     ----------
@@ -634,6 +683,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         pl.col("peak_time") >= latest - timedelta(hours=24)).sort("peak_time"))
     return render_forecast_page(
         current, out / "index.html", full_disk_plot=fd_plot, embed_images=embed_images,
+        failed_regions=store.read_failed(issue_time=latest),
         generated_at=generated_at, plot_model=model, model_plots=model_plots,
         coverage={"n_forecast": now["n_forecast"], "n_on_disk": now["n_on_disk"],
                   "not_forecast": now["not_forecast"], "freshness_h": freshness_h},

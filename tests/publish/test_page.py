@@ -152,3 +152,62 @@ def test_page_refuses_several_issue_times_and_empty_store(tmp_path):
     with pytest.raises(DataGapError, match="no forecast"):
         publish_latest_page(ForecastStore(tmp_path / "none.duckdb"), tmp_path / "site")
     assert not Path(tmp_path / "p.html").exists()
+
+
+def _headline(fc: pl.DataFrame, rule: str = "M+: cox_ph (best validation TSS 0.700)"
+              ) -> pl.DataFrame:
+    return fc.with_columns(model=pl.lit("headline"), method=pl.lit(rule))
+
+
+def test_headline_table_comes_first_with_its_rule(tmp_path):
+    """The ``headline`` rows are the page's first table, marked as the headline with the
+    rule of their ``method`` column; the models follow, each under its own name."""
+    fc = make_forecasts([T0], harpnums=(4698, 4676, 4685))
+    other = make_forecasts([T0], harpnums=(4698, 4676, 4685), model="logistic", seed=3)
+    rows = pl.concat([other, fc, _headline(fc)])
+    html = render_forecast_page(rows, tmp_path / "p.html").read_text()
+    _parse(html)
+    titles = re.findall(r'<h2 id="table-([^"]+)"', html)
+    assert titles == ["headline", "cox_ph", "logistic"]  # plot_model default: no preference
+    head = html[html.index('id="table-headline"'):html.index('id="table-cox_ph"')]
+    assert "Headline forecast" in head and 'class="headline"' in head
+    assert "M+: cox_ph (best validation TSS 0.700)" in head and 'id="headline-rule"' in head
+    assert html.index('id="models-note"') < html.index('id="table-cox_ph"')
+    assert "Regions by risk &mdash; logistic v1" in html
+    # without headline rows: no headline marking
+    plain = render_forecast_page(pl.concat([other, fc]), tmp_path / "q.html").read_text()
+    assert "Headline forecast" not in plain and 'id="models-note"' not in plain
+
+
+def test_failed_regions_of_the_issue_time_are_listed(tmp_path):
+    """The regions left out of the page's issue time (the store's failed_regions) are listed
+    with their reasons; an earlier issue time's failures are not."""
+    from flare_core.publish.forecast_store import FAILED_SCHEMA
+
+    store = ForecastStore(tmp_path / "f.duckdb")
+    t1 = T0 + timedelta(hours=1)
+
+    def failed(t, harps_reasons):
+        return pl.DataFrame([{"issue_time": t, "harpnum": h, "model_version": "v1",
+                              "series": "hmi.sharp_cea_720s", "reason": why}
+                             for h, why in harps_reasons], schema=FAILED_SCHEMA)
+
+    fc0, fc1 = make_forecasts([T0]), make_forecasts([t1])
+    store.upsert(pl.concat([fc0, _headline(fc0)]), failed=failed(T0, [(7777, "old reason")]))
+    store.upsert(pl.concat([fc1, _headline(fc1)]), failed=failed(t1, [
+        (9334, "invalid input: usflux = 1e+308 beyond float32"),
+        (9335, "fetch: SourceUnavailable: JSOC timed out")]))
+    page = publish_latest_page(store, tmp_path / "site")
+    html = page.read_text()
+    _parse(html)
+    block = html[html.index('id="failed-regions"'):]
+    block = block[:block.index("</div>")]
+    assert "2 regions could not be" in block
+    assert "HARP 9334: invalid input: usflux = 1e+308 beyond float32" in block
+    assert "HARP 9335: fetch: SourceUnavailable: JSOC timed out" in block
+    assert "7777" not in html
+    assert re.findall(r'<h2 id="table-([^"]+)"', html)[0] == "headline"
+    # an issue time without failures shows no block
+    clean = ForecastStore(tmp_path / "g.duckdb")
+    clean.upsert(fc1)
+    assert 'id="failed-regions"' not in publish_latest_page(clean, tmp_path / "s2").read_text()
