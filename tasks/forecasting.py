@@ -1,5 +1,10 @@
 """Prefect tasks that issue forecasts (`flare_core.forecasting.forecast_many`) and publish them.
 
+Thin wrappers over the plain steps of `flare_core.issuing` (`issue_forecasts`,
+`publish_issued`, `publish_page`), which ``flareflow`` also runs in-process without a
+server (`flareflow.cli.local`); the tasks add content-addressed caching, retries, run logs
+and artifacts.
+
 These are the only publishing tasks: `publish_forecasts` (store upsert + scoreboard JSON)
 and `publish_page` (plots, ``index.html`` and the Prefect artifacts). Both retry only when
 the forecast store was locked or could not be opened (`StoreError`); bad forecast rows
