@@ -274,7 +274,7 @@ class Store:
             except (OSError, pl.exceptions.PolarsError) as e:
                 if not f.exists():
                     raise _VanishedFile(f"{self.root}: manifest lists missing file {f}") from e
-                raise StoreError(f"{self.root}: unreadable store file {f}: {e}") from e
+                raise self._unreadable(f, e) from e
             return df.select([c for c in columns if c in df.columns]) if columns else df
 
         missing = [f for f in files if not f.exists()]
@@ -675,31 +675,85 @@ class Store:
 
     # ------------------------------------------------------------------ inspection
 
+    def _unreadable(self, f: Path, cause: BaseException) -> StoreError:
+        """The `StoreError` for a listed file that is there but not readable Parquet."""
+        try:
+            size = f"{f.stat().st_size} bytes"
+        except OSError:
+            size = "size unknown"
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        return StoreError(f"{self.root}: damaged store file {f} ({size}; truncated or not "
+                          f"Parquet: {first[:160]})")
+
+    def _check_files(self, manifest: dict, *, footers: bool) -> None:
+        """Raise `StoreError` naming the first file ``manifest`` lists that is missing or,
+        with ``footers``, whose Parquet footer cannot be read (a truncated file)."""
+        for table in _TABLES:
+            for f in self._files(table, manifest):
+                if not f.is_file():
+                    raise StoreError(f"{self.root}: manifest lists missing file {f} "
+                                     f"(table {table})")
+                if footers:
+                    try:
+                        pl.read_parquet_schema(f)
+                    except (OSError, pl.exceptions.PolarsError) as e:
+                        raise self._unreadable(f, e) from e
+
+    def _duckdb_error(self, manifest: dict, e: Exception) -> StoreError:
+        """A DuckDB failure over the store's files, as a `StoreError` naming the bad file."""
+        try:
+            self._check_files(manifest, footers=True)
+        except StoreError as named:
+            return named
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return StoreError(f"{self.root}: cannot query the store files: {first[:200]}")
+
     def duckdb(self):
         """A DuckDB connection with views ``sharp``, ``sharp_revisions``, ``flares`` and
         ``harp_map`` over the committed files (empty tables are absent; files of a format-1
-        store lack ``series``)."""
+        store lack ``series``).
+
+        Raises `StoreError` naming a listed file that is missing or damaged."""
         import duckdb
 
         con = duckdb.connect()
         m = self.manifest()
-        for table in _TABLES:
-            files = [str(p) for p in self._files(table, m)]
-            if files:
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r}, "
-                            "union_by_name = true)")
+        self._check_files(m, footers=False)
+        try:
+            for table in _TABLES:
+                files = [str(p) for p in self._files(table, m)]
+                if files:
+                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
+                                f"{files!r}, union_by_name = true)")
+        except duckdb.Error as e:
+            con.close()
+            raise self._duckdb_error(m, e) from e
         return con
 
     def info(self) -> dict:
         """Summary of the committed store: generation, per-table rows, partitions, time
         ranges (UTC ISO strings), distinct HARPs, rows per series (``series``), and bytes
-        on disk."""
+        on disk.
+
+        Raises `StoreError` naming a file the manifest lists that is missing or damaged
+        (deleted, truncated), never a DuckDB error."""
+        import duckdb
+
         m = self.manifest()
         out: dict = {"root": str(self.root), "generation": m["generation"],
                      "updated_utc": m.get("updated_utc"), "tables": {}}
         if not m["tables"]:
             return out
         con = self.duckdb()
+        try:
+            self._info_tables(m, con, out)
+        except duckdb.Error as e:
+            raise self._duckdb_error(m, e) from e
+        finally:
+            con.close()
+        return out
+
+    def _info_tables(self, m: dict, con, out: dict) -> None:
         for table in _TABLES:
             files = self._files(table, m)
             if not files:
@@ -726,8 +780,6 @@ class Store:
                     t["series"] = dict(_conform_map(self._read_files(files))
                                        .group_by("series").len().sort("series").iter_rows())
             out["tables"][table] = t
-        con.close()
-        return out
 
 
 # ---------------------------------------------------------------------- helpers
