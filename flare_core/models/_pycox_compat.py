@@ -8,6 +8,7 @@ pycox 0.3.0 is unmaintained and does ``from scipy.integrate import simps``; SciP
 from __future__ import annotations
 
 import logging
+import warnings
 from types import ModuleType
 
 import scipy.integrate as si
@@ -18,6 +19,15 @@ logger = logging.getLogger(__name__)
 
 if not hasattr(si, "simps"):
     si.simps = si.simpson  # pycox.evaluation calls simps(y, x); simpson accepts the same
+
+# torchtuples 0.2.2 (unmaintained) indexes tensors with lists and calls a deprecated overload
+# of Tensor.add on every Cox-Time epoch: the same two UserWarnings, many times per training
+# run, about code that is not ours and behaves as intended on torch 2.13. Silence exactly
+# those, from that package only.
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional "
+                        "indexing", category=UserWarning, module="torchtuples")
+warnings.filterwarnings("ignore", message="This overload of add is deprecated",
+                        category=UserWarning, module="torchtuples")
 
 
 def import_pycox() -> ModuleType:
