@@ -28,6 +28,8 @@ warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multid
                         "indexing", category=UserWarning, module="torchtuples")
 warnings.filterwarnings("ignore", message="This overload of add is deprecated",
                         category=UserWarning, module="torchtuples")
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                        category=UserWarning, module="torchtuples")
 
 
 def import_pycox() -> ModuleType:
