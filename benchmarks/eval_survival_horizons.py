@@ -197,7 +197,9 @@ def markdown_block(pooled: SurvivalVerification, folds: dict[int, SurvivalVerifi
         "",
         f"Command: `python benchmarks/eval_survival_horizons.py {command}` ({config}; "
         f"folds {sorted(folds)}), run at commit {_commit()}; {timing}. Pooled: the held-out folds together (each record forecast by the rotation "
-        "that did not train on its region); range: each held-out fold scored on its own.",
+        "that did not train on its region; climatology: the Kaplan-Meier curve of all the "
+        "folds); range: each held-out fold scored on its own (its rotation's training "
+        "Kaplan-Meier).",
         "",
         "| horizon | cases (pooled) | ROC AUC pooled | AUC fold range | BSS vs KM pooled "
         "| BSS fold range | mean forecast | observed (KM) |",
