@@ -1,7 +1,8 @@
 """The ``backfill`` flow: forecasts for a range of issue times, in parallel on Dask.
 
 The issue times ``start, start + cadence_h, ..., <= end`` (UTC) are cut into batches of
-``batch_size``; each batch is one `tasks.forecasting.compute_forecasts` task, one
+``batch_size`` (default `DEFAULT_BATCH_SIZE`, a week of hourly issue times, and smaller when
+that leaves a worker idle); each batch is one `tasks.forecasting.compute_forecasts` task, one
 `flare_core.forecasting.forecast_many` call that predicts each SHARP record once for all the
 batch's hours (the model and the snapshot are loaded once per worker process), mapped over a
 `prefect_dask.DaskTaskRunner`: a `LocalCluster` by default, or the scheduler at
@@ -37,7 +38,15 @@ from tasks.common import FileRef, bind_storage, floor_hour, parse_utc, store_fin
 from tasks.features import snapshot_store
 from tasks.forecasting import compute_forecasts, publish_forecasts, publish_page
 
-__all__ = ["backfill", "issue_times", "batches", "dask_runner"]
+__all__ = ["backfill", "issue_times", "batches", "batch_size_for", "dask_runner",
+           "DEFAULT_BATCH_SIZE"]
+
+#: Issue times per task: one week of hourly forecasts. A `forecast_many` call costs a fixed
+#: part (the look-back records it predicts besides the batch's own, the snapshot filter) and
+#: each task a Prefect and Dask round trip, so few large tasks are cheapest: on the 2023 NRT
+#: stream a year in 24-hour batches spent ~7x the model time of 168-hour ones
+#: (`benchmarks/bench_nrt_backfill.py`).
+DEFAULT_BATCH_SIZE = 168
 
 
 def issue_times(start: datetime, end: datetime, cadence_h: float = 1.0) -> list[datetime]:
@@ -56,6 +65,13 @@ def issue_times(start: datetime, end: datetime, cadence_h: float = 1.0) -> list[
 def batches(items: list[Any], size: int) -> list[list[Any]]:
     """``items`` in consecutive chunks of at most ``size``."""
     return [items[i:i + size] for i in range(0, len(items), max(1, int(size)))]
+
+
+def batch_size_for(n_times: int, batch_size: int, n_workers: int) -> int:
+    """``batch_size``, made smaller when there would be fewer batches than ``n_workers``
+    (a 7-day backfill on 2 workers is two batches of 84 h, not one of 168)."""
+    n_workers = max(1, int(n_workers))
+    return max(1, min(int(batch_size), -(-int(n_times) // n_workers)))
 
 
 def dask_runner(address: str | None = None, n_workers: int = 2,
@@ -127,7 +143,8 @@ def _run_batches(chunks: list[list[datetime]], model: FileRef, sharp: FileRef, f
 
 @flow(name="backfill")
 def backfill(start: datetime, end: datetime, store: str | None = None,
-             model_dir: str | None = None, *, cadence_h: float = 1.0, batch_size: int = 24,
+             model_dir: str | None = None, *, cadence_h: float = 1.0,
+             batch_size: int = DEFAULT_BATCH_SIZE,
              dask_address: str | None = None, n_workers: int = 2,
              dask_processes: bool | None = None, scoreboard: bool = True,
              page: bool = True, series: str | None = None) -> dict[str, Any]:
@@ -142,11 +159,13 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
     cadence_h
         Hours between issue times (default hourly).
     batch_size
-        Issue times per task.
+        Issue times per task (at most; fewer when there would be fewer batches than
+        ``n_workers``: `batch_size_for`).
     dask_address
         Address of a running Dask scheduler (``tcp://host:8786``); default a local cluster.
     n_workers
-        Workers of the local cluster.
+        Workers of the local cluster (with ``dask_address``: the workers the batches are
+        cut for).
     dask_processes
         Local cluster of processes (True) or threads (False); default: processes when
         ``PREFECT_API_URL`` names a server.
@@ -172,7 +191,7 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
     sharp, flares = bind_storage(snapshot_store, root)(
         root, store_fingerprint(root), times[0] - timedelta(hours=history_h(model)), times[-1],
         series=series)
-    chunks = batches(times, batch_size)
+    chunks = batches(times, batch_size_for(len(times), batch_size, n_workers))
     runner = dask_runner(dask_address, n_workers, dask_processes)
     log.info("backfill %s .. %s: %d issue times in %d batches on %s", times[0].isoformat(),
              times[-1].isoformat(), len(times), len(chunks),
