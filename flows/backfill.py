@@ -8,7 +8,9 @@ batch's hours (the model and the snapshot are loaded once per worker process), m
 `prefect_dask.DaskTaskRunner`: a `LocalCluster` by default, or the scheduler at
 ``dask_address``. Each batch is upserted into the `ForecastStore` as soon as it is done, so
 an interrupted backfill keeps the finished batches and a re-run recomputes nothing it has
-already (cached on model, data and issue-time hashes). A region whose inputs or outputs are
+already (cached on model, data and issue-time hashes) and re-publishes no batch the forecast
+store already holds as computed (same rows and failed regions, a scoreboard document per
+issue time and model; `_already_published`). A region whose inputs or outputs are
 invalid at an issue time is left out of that issue time only (named in ``failed_regions``,
 the store and the JSON; ``status`` "partial"); every hour still completes. The backfill
 reads one SHARP series: ``series``, or the store's only one.
@@ -116,6 +118,53 @@ def _check_not_deployment_dask(dask_address: str | None) -> None:
                           f"the serving installation says, not where a run asks")
 
 
+def _already_published(forecasts: FileRef | None, failed: list[dict[str, Any]],
+                       forecast_store: str, scoreboard_dir: str | None) -> bool:
+    """Whether the forecast store already holds exactly this batch (its rows and failed
+    regions, of its model versions, at its issue times; ``written_at`` aside) and, with
+    ``scoreboard_dir``, a scoreboard document per issue time and model: a re-run of a
+    cached batch then publishes nothing. Any difference (or doubt) means False."""
+    import polars as pl
+
+    from flare_core.issuing import failed_frame
+    from flare_core.publish.forecast_store import FORECAST_KEY, ForecastStore
+
+    if forecasts is None or not os.path.isfile(forecast_store):
+        return False
+    rows = pl.read_parquet(forecasts.path)
+    times = rows["issue_time"].unique()
+    versions = rows["model_version"].unique()
+    fs = ForecastStore(forecast_store)
+    lo, hi = times.min(), times.max() + timedelta(microseconds=1)
+    stored = fs.read(start=lo, end=hi).filter(
+        pl.col("issue_time").is_in(times.implode()) & pl.col("model_version").is_in(
+            versions.implode()))
+    if set(rows.columns) - set(stored.columns) or stored.height != rows.height:
+        return False
+    if not stored.select(rows.columns).sort(FORECAST_KEY).equals(rows.sort(FORECAST_KEY)):
+        return False
+    key = ["issue_time", "harpnum", "model_version", "reason"]
+    bad = failed_frame(failed).select(key).sort(key)
+    stored_bad = fs.read_failed(start=lo, end=hi).filter(
+        pl.col("model_version").is_in(versions.implode())).select(key).sort(key)
+    if not stored_bad.equals(bad):
+        return False
+    if scoreboard_dir is None:
+        return True
+    # one document per (issue time, model): <model>_<version>.<start>.<issue time>.json
+    want = rows.group_by("issue_time").agg(pl.struct("model", "model_version").n_unique()
+                                           .alias("n"))
+    try:
+        names = [e.name for e in os.scandir(scoreboard_dir) if e.name.endswith(".json")]
+    except FileNotFoundError:
+        return False
+    have: dict[str, int] = {}
+    for name in names:
+        stamp = name[:-len(".json")].rsplit(".", 1)[-1]
+        have[stamp] = have.get(stamp, 0) + 1
+    return all(have.get(f"{t:%Y%m%dT%H%M}", 0) >= n for t, n in want.iter_rows())
+
+
 @flow(name="backfill-batches")
 def _run_batches(chunks: list[list[datetime]], model: FileRef, sharp: FileRef, flares: FileRef,
                  work_dir: str, forecast_store: str, scoreboard_dir: str | None,
@@ -123,7 +172,8 @@ def _run_batches(chunks: list[list[datetime]], model: FileRef, sharp: FileRef, f
     compute = bind_storage(compute_forecasts, store_root)
     futures = compute.map(chunks, model=model, sharp=sharp, flares=flares, out_dir=work_dir)
     totals: dict[str, Any] = {"rows": 0, "issue_times": 0, "gaps": {}, "model_seconds": 0.0,
-                              "failed_regions": []}
+                              "failed_regions": [], "batches": len(chunks),
+                              "already_published": 0}
     published = []
     for fut in futures:
         res = fut.result()
@@ -132,7 +182,10 @@ def _run_batches(chunks: list[list[datetime]], model: FileRef, sharp: FileRef, f
         totals["gaps"].update(res["gaps"])
         totals["model_seconds"] += res["seconds"]
         totals["failed_regions"] += res["failed"]
-        if res["forecasts"] is not None or res["failed"]:
+        if _already_published(res["forecasts"], res["failed"], forecast_store,
+                              scoreboard_dir):
+            totals["already_published"] += 1
+        elif res["forecasts"] is not None or res["failed"]:
             published.append(publish_forecasts.submit(res["forecasts"], forecast_store,
                                                       scoreboard_dir, mode="historical",
                                                       failed=res["failed"]))
@@ -179,8 +232,10 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
     dict
         Counts (issue times, rows, gaps), ``failed_regions`` (``issue_time``, ``harpnum``,
         ``reason``, ... per region left out of an issue time), ``status``
-        (`flows.forecast.run_status`), ``series`` and ``model_seconds`` (time inside
-        `flare_core.forecasting.forecast_many`, summed over the batches).
+        (`flows.forecast.run_status`), ``series``, ``model_seconds`` (time inside
+        `flare_core.forecasting.forecast_many`, summed over the batches; a cached batch
+        counts the time it took when computed), ``batches`` and ``already_published``
+        (batches found in the forecast store as computed, so not published again).
     """
     _check_not_deployment_dask(dask_address)
     log = get_run_logger()

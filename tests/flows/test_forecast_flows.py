@@ -108,6 +108,8 @@ def test_backfill_on_dask_matches_single_forecasts(installation, forecast_result
                      batch_size=4, dask_processes=False, page=False)
     assert again["rows"] == res["rows"]
     assert fs.read(start=start, end=end + timedelta(seconds=1)).height == res["rows"]
+    # ... and publishes nothing the store already holds as computed
+    assert res["already_published"] == 0 and again["already_published"] == again["batches"] == 3
 
 
 def test_evaluate_scores_published_period(installation, forecast_result):
