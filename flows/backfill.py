@@ -78,7 +78,14 @@ def batch_size_for(n_times: int, batch_size: int, n_workers: int) -> int:
 
 def dask_runner(address: str | None = None, n_workers: int = 2,
                 processes: bool | None = None):
-    """A `DaskTaskRunner` on ``address`` or on a new `LocalCluster` of ``n_workers``."""
+    """A `DaskTaskRunner` on ``address`` or on a new `LocalCluster` of ``n_workers``.
+
+    Worker processes of the local cluster are tied to this process: a watchdog thread
+    (a worker preload) ends a worker within 0.25 s of its parent changing, so a SIGKILLed
+    backfill leaves none behind reparented to PID 1 (distributed's parent-alive pipe did
+    not end them: `tests/test_backfill_kill.py`). ``PR_SET_PDEATHSIG`` is no use here: it
+    follows the *thread* that started the worker (distributed's watch thread).
+    """
     from prefect_dask import DaskTaskRunner
 
     if address:
@@ -93,7 +100,25 @@ def dask_runner(address: str | None = None, n_workers: int = 2,
         # one thread per worker process, and torch/BLAS told so: no oversubscribed cores
         threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                     "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")}
-        kwargs.update(n_workers=n_workers, threads_per_worker=1, env=threads)
+        # the preload is the text of a module (distributed runs it in each worker process)
+        watchdog = f"""
+import os, threading, time
+BACKFILL_PID = {os.getpid()}
+def dask_setup(worker):
+    parent = os.getppid()
+    if parent != BACKFILL_PID:
+        try:  # started by another parent, or after the backfill died: is it alive?
+            os.kill(BACKFILL_PID, 0)
+        except ProcessLookupError:
+            os._exit(1)
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os._exit(1)
+    threading.Thread(target=watch, name="flareflow-orphan-watchdog", daemon=True).start()
+"""
+        kwargs.update(n_workers=n_workers, threads_per_worker=1, env=threads,
+                      preload=[watchdog])
     else:
         kwargs.update(n_workers=1, threads_per_worker=n_workers)
     return DaskTaskRunner(cluster_kwargs=kwargs)

@@ -14,7 +14,8 @@ worker was still alive 30 s later, reparented to PID 1 (distributed's parent-ali
 did not end it). A PR_SET_PDEATHSIG preload for the workers was tried and dropped: the
 signal follows the *thread* that started the process (an AsyncProcess watch thread), so
 workers were killed at start-up in 2 of 3 runs and outlived the kill in the third.
-Open: the test is an expected failure until the workers are tied to the backfill.
+Fixed (`flows.backfill.dask_runner`): each worker process runs a watchdog thread (a worker
+preload) that exits when its parent PID changes; all workers then go within 1 s of the kill.
 """
 
 from __future__ import annotations
@@ -94,8 +95,6 @@ def _in_group(pgid: int) -> list[psutil.Process]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
-@pytest.mark.xfail(strict=False, reason="issue 12: a Dask worker can outlive a SIGKILLed "
-                   "backfill (1 of 3 runs, 2026-12-01); see the module docstring")
 def test_sigkill_of_a_backfill_leaves_no_server_or_worker(installation, tmp_path):
     root, model = installation
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
