@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import polars as pl
 
 from ..config import check_positive
@@ -231,13 +232,14 @@ SCOREBOARD_SCHEMA: dict[str, Any] = {
                                         "required": ["time_h", "survival_probability"],
                                         "additionalProperties": False,
                                         "properties": {
-                                            "time_h": {"type": "array", "minItems": 1,
-                                                       "items": {"type": "number",
-                                                                 "minimum": 0}},
+                                            # the numbers of the curves are
+                                            # checked with numpy in _semantic_problems
+                                            # (finite, t >= 0, 0 <= S <= 1): per item in
+                                            # jsonschema they were half the cost of a
+                                            # year's backfill
+                                            "time_h": {"type": "array", "minItems": 1},
                                             "survival_probability": {
-                                                "type": "array", "minItems": 1,
-                                                "items": {"type": "number", "minimum": 0,
-                                                          "maximum": 1}},
+                                                "type": "array", "minItems": 1},
                                         },
                                     },
                                 ]
@@ -318,10 +320,16 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
     ParseError
         If the rows span several issue times or models, or fail `conform_forecasts`.
     """
+    return _document(conform_forecasts(forecasts), mode=mode, horizon_h=horizon_h,
+                     failed=conform_failed(failed))
+
+
+def _document(df: pl.DataFrame, *, mode: str, horizon_h: float,
+              failed: pl.DataFrame) -> dict[str, Any]:
+    """`build_scoreboard_document` of rows and failed regions already conformed."""
     check_positive("horizon_h", horizon_h)
     if mode not in MODES:
         raise ParseError(f"scoreboard mode must be one of {MODES}, got {mode!r}")
-    df = conform_forecasts(forecasts)
     groups = df.select("issue_time", "model", "model_version").unique()
     if groups.height != 1:
         raise ParseError("a scoreboard document holds one issue time of one model; got "
@@ -331,7 +339,7 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
     window = {"start_time": _format_time(issue_time),
               "end_time": _format_time(issue_time + horizon)}
     full_disk = full_disk_probabilities(df).row(0, named=True)
-    bad = conform_failed(failed).filter((pl.col("issue_time") == issue_time)
+    bad = failed.filter((pl.col("issue_time") == issue_time)
                                         & (pl.col("model_version") == version))
     series = df["series"].drop_nulls().unique().sort().to_list()
     if len(series) > 1:
@@ -424,14 +432,30 @@ def _semantic_problems(sub: dict) -> list[str]:
         curve = r["survival_curve"]
         if curve is None:
             continue
-        t, s = curve["time_h"], curve["survival_probability"]
-        if len(t) != len(s):
-            problems.append(f"region_forecasts/{i}/survival_curve: {len(t)} times but "
-                            f"{len(s)} probabilities")
-        if any(b <= a for a, b in zip(t, t[1:], strict=False)):
-            problems.append(f"region_forecasts/{i}/survival_curve: time_h not increasing")
-        if any(b > a + 1e-6 for a, b in zip(s, s[1:], strict=False)):
-            problems.append(f"region_forecasts/{i}/survival_curve: S(t) increases")
+        where = f"region_forecasts/{i}/survival_curve"
+        try:
+            t = np.asarray(curve["time_h"], dtype=np.float64)
+            sv = np.asarray(curve["survival_probability"], dtype=np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"{where}: times and probabilities must be numbers")
+            continue
+        if t.ndim != 1 or sv.ndim != 1 or any(isinstance(x, bool) for x in
+                                                [*curve["time_h"], *curve["survival_probability"]]):
+            problems.append(f"{where}: times and probabilities must be numbers")
+            continue
+        if not (np.isfinite(t).all() and np.isfinite(sv).all()):
+            problems.append(f"{where}: non-finite values")
+            continue
+        if t.size != sv.size:
+            problems.append(f"{where}: {t.size} times but {sv.size} probabilities")
+        if (t < 0).any():
+            problems.append(f"{where}: negative time_h")
+        if ((sv < 0) | (sv > 1)).any():
+            problems.append(f"{where}: survival probability outside [0, 1]")
+        if (np.diff(t) <= 0).any():
+            problems.append(f"{where}: time_h not increasing")
+        if (np.diff(sv) > 1e-6).any():
+            problems.append(f"{where}: S(t) increases")
     if len(harps) != len(set(harps)):
         problems.append("a HARP number appears in more than one region forecast")
     return problems
@@ -479,8 +503,9 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     keys = ["issue_time", "model", "model_version"]
+    failed_rows = conform_failed(failed)  # once, not per document
     for part in conform_forecasts(forecasts).sort(keys).partition_by(keys, maintain_order=True):
-        doc = build_scoreboard_document(part, mode=mode, horizon_h=horizon_h, failed=failed)
+        doc = _document(part, mode=mode, horizon_h=horizon_h, failed=failed_rows)
         path = out / scoreboard_filename(doc)
         _atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
         paths.append(path)

@@ -171,6 +171,16 @@ def test_one_document_per_issue_time_and_model(tmp_path, issue_times):
          "7 probabilities"),
         (lambda s: s["region_forecasts"][0]["survival_curve"]["survival_probability"]
          .reverse(), "S\\(t\\) increases"),
+        (lambda s: s["region_forecasts"][0]["survival_curve"]["survival_probability"]
+         .__setitem__(-1, 1.5), "outside \\[0, 1\\]"),
+        (lambda s: s["region_forecasts"][0]["survival_curve"]["time_h"].__setitem__(0, -1.0),
+         "negative time_h"),
+        (lambda s: s["region_forecasts"][0]["survival_curve"]["time_h"].__setitem__(1, "x"),
+         "must be numbers"),
+        (lambda s: s["region_forecasts"][0]["survival_curve"]["survival_probability"]
+         .__setitem__(1, True), "must be numbers"),
+        (lambda s: s["region_forecasts"][0]["survival_curve"]["survival_probability"]
+         .__setitem__(1, None), "non-finite"),
         (lambda s: s["region_forecasts"][1].update(region_ids=[{"type": "HARP",
                                                                 "number": "4676"}]),
          "more than one region"),
