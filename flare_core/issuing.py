@@ -47,9 +47,16 @@ from .timeutil import to_utc
 if TYPE_CHECKING:
     from .forecasting import ModelBundle
 
-__all__ = ["Issued", "read_snapshot", "issue_forecasts", "fetch_failures", "failed_records",
+__all__ = ["BATCH_ISSUE_TIMES", "Issued", "read_snapshot", "issue_forecasts", "fetch_failures", "failed_records",
            "failed_frame", "failed_reasons", "publish_issued", "publish_page", "run_status",
            "forecast_result"]
+
+#: Issue times per backfill batch (one task, one `issue_forecasts` call): one week of hourly
+#: forecasts. A `forecast_many` call costs a fixed part (the look-back records it predicts
+#: besides the batch's own, the snapshot filter) and each task a Prefect and Dask round trip,
+#: so few large batches are cheapest: on the 2023 NRT stream 24-hour batches spent ~7x the
+#: model time of 168-hour ones (`benchmarks/bench_nrt_backfill.py`).
+BATCH_ISSUE_TIMES = 168
 
 logger = logging.getLogger(__name__)
 

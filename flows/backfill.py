@@ -34,6 +34,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flare_core.issuing import BATCH_ISSUE_TIMES
 from flows.forecast import history_h, model_ref, run_status
 from flows.layout import Layout
 from tasks.common import FileRef, bind_storage, floor_hour, parse_utc, store_fingerprint
@@ -43,12 +44,8 @@ from tasks.forecasting import compute_forecasts, publish_forecasts, publish_page
 __all__ = ["backfill", "issue_times", "batches", "batch_size_for", "dask_runner",
            "DEFAULT_BATCH_SIZE"]
 
-#: Issue times per task: one week of hourly forecasts. A `forecast_many` call costs a fixed
-#: part (the look-back records it predicts besides the batch's own, the snapshot filter) and
-#: each task a Prefect and Dask round trip, so few large tasks are cheapest: on the 2023 NRT
-#: stream a year in 24-hour batches spent ~7x the model time of 168-hour ones
-#: (`benchmarks/bench_nrt_backfill.py`).
-DEFAULT_BATCH_SIZE = 168
+#: Issue times per task (`flare_core.issuing.BATCH_ISSUE_TIMES`: one week).
+DEFAULT_BATCH_SIZE = BATCH_ISSUE_TIMES
 
 
 def issue_times(start: datetime, end: datetime, cadence_h: float = 1.0) -> list[datetime]:

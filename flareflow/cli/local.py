@@ -107,7 +107,7 @@ def forecast_local(issue: datetime, layout: Layout, model_dir: str | Path | None
 
 
 def backfill_local(times: list[datetime], layout: Layout, model_dir: str | Path | None = None,
-                   *, batch_size: int = 24, series: str | None = None, page: bool = True,
+                   *, batch_size: int | None = None, series: str | None = None, page: bool = True,
                    on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Forecasts of every issue time in ``times`` (UTC, ascending), published batch by batch.
 
@@ -117,6 +117,7 @@ def backfill_local(times: list[datetime], layout: Layout, model_dir: str | Path 
     `flows.backfill.backfill`'s result (``status``, ``failed_regions`` as records, ...).
     """
     from flare_core.issuing import (
+        BATCH_ISSUE_TIMES,
         failed_records,
         issue_forecasts,
         publish_issued,
@@ -131,7 +132,7 @@ def backfill_local(times: list[datetime], layout: Layout, model_dir: str | Path 
                                   series=series)
     totals: dict[str, Any] = {"rows": 0, "issue_times": 0, "gaps": {}, "model_seconds": 0.0,
                               "failed_regions": []}
-    size = max(1, int(batch_size))
+    size = max(1, int(batch_size if batch_size is not None else BATCH_ISSUE_TIMES))
     for i in range(0, len(times), size):
         chunk = times[i:i + size]
         t0 = time.perf_counter()

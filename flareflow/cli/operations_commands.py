@@ -220,7 +220,9 @@ def backfill_cmd(
         help="Existing Dask scheduler (tcp://host:8786; runs the Prefect flow).")] = None,
     workers: Annotated[int, typer.Option(help="Workers of the local Dask cluster (flow "
                                               "only).")] = 2,
-    batch_size: Annotated[int, typer.Option(help="Issue times per batch.")] = 24,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Issue times per batch (one task each; default one week, "
+             "flare_core.issuing.BATCH_ISSUE_TIMES).")] = None,
     store: StoreOpt = None,
     model: ModelOpt = None,
     series: SeriesOpt = None,
@@ -250,8 +252,9 @@ def backfill_cmd(
 
         with local_server(), _progress("backfill", layout.forecasts, times):
             res = backfill(t0, t1, str(layout.root), str(model) if model else None,
-                           cadence_h=cadence, batch_size=batch_size,
-                           dask_address=dask_address, n_workers=workers, series=series)
+                           cadence_h=cadence, dask_address=dask_address, n_workers=workers,
+                           series=series,
+                           **({"batch_size": batch_size} if batch_size is not None else {}))
     else:
         from rich.progress import (
             BarColumn,
