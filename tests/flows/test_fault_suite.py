@@ -28,6 +28,7 @@ import polars as pl
 import pytest
 
 from flare_core.publish.forecast_store import FORECAST_KEY, ForecastStore
+from flare_core.schema import SERIES_DEFINITIVE_CEA
 from flare_core.sources.retry import RetryPolicy
 from flows.layout import Layout
 from tests.flows.conftest import ISSUE
@@ -163,14 +164,17 @@ def _three_flows(root: Path, model_dir: str, data_dir: Path) -> dict:
     from flows.forecast import forecast
     from flows.ingest import ingest_files
 
-    # the bundled fold 3 again: a real store commit that leaves the forecasts' inputs as
-    # they were, so the reference rows are the same whatever the order
-    again = str(data_dir / "sharp/sun2022_sharp_m24h_fold3.csv.gz")
+    # the bundled NRT half-year of 2023: a large real store commit (another series) that
+    # leaves the inputs of the forecasts, which read the definitive series, as they were;
+    # so the reference rows are the same whatever the order
+    nrt = str(data_dir / "sharp_nrt/hmi_sharp_720s_nrt_2023-06_2023-12-17.csv.gz")
     return {
-        "forecast": lambda: forecast(ISSUE, str(root), model_dir, page=False),
+        "forecast": lambda: forecast(ISSUE, str(root), model_dir, page=False,
+                                     series=SERIES_DEFINITIVE_CEA),
         "backfill": lambda: backfill(BACKFILL_START, BACKFILL_END, str(root), model_dir,
-                                     n_workers=1, dask_processes=False, page=False),
-        "ingest": lambda: ingest_files([again], str(root)),
+                                     n_workers=1, dask_processes=False, page=False,
+                                     series=SERIES_DEFINITIVE_CEA),
+        "ingest": lambda: ingest_files([nrt], str(root)),
     }
 
 
@@ -190,16 +194,20 @@ def test_forecast_backfill_and_ingest_at_once_lose_and_duplicate_nothing(
     reference = {name: run() for name, run in _three_flows(seq, model, data_dir).items()}
     assert reference["backfill"]["issue_times"] > 0 and reference["forecast"]["rows"] > 0
 
+    assert reference["ingest"][0]["rows_added"] > 0  # a real commit
     results: dict[str, object] = {}
     errors: dict[str, BaseException] = {}
+    spans: dict[str, tuple[float, float]] = {}
     start = threading.Barrier(3)
 
     def call(name: str, run) -> None:
         start.wait()
+        t0 = time.monotonic()
         try:
             results[name] = run()
         except BaseException as e:  # noqa: BLE001 - reported by the assertion below
             errors[name] = e
+        spans[name] = (t0, time.monotonic())
 
     threads = [threading.Thread(target=call, args=item, name=item[0])
                for item in _three_flows(conc, model, data_dir).items()]
@@ -209,6 +217,8 @@ def test_forecast_backfill_and_ingest_at_once_lose_and_duplicate_nothing(
         t.join(timeout=600)
     assert not any(t.is_alive() for t in threads)
     assert errors == {}
+    # all three were running at one moment (the shortest did not end before the last began)
+    assert max(a for a, _ in spans.values()) < min(b for _, b in spans.values()), spans
     assert results["backfill"]["rows"] == reference["backfill"]["rows"]
     assert results["forecast"]["rows"] == reference["forecast"]["rows"]
 
