@@ -3,8 +3,11 @@
 `train_all` is the single entry point: it splits the training records into a fitting part
 and a region-disjoint validation part (whole HARPs, so no region is on both sides), fits
 each model family in turn, picks each binary forecaster's decision threshold and, where a
-model supports it, its early-stopping epoch on the validation part only, then refits nothing
-on the validation part (the saved models are the ones scored on it).
+model supports it, its early-stopping epoch on the validation part only. By default nothing
+is refitted (the saved models are the ones scored on the validation part); with
+``TrainConfig.refit`` (validation period only) every model is trained again on all records
+with the epochs the validation run selected, and those models are saved with the
+validation run's thresholds and calibration maps.
 
 MODEL_DIR layout
 ----------------
@@ -183,6 +186,17 @@ class TrainConfig:
         (`flare_core.sampling.thin_records`; features are computed on every record first).
         For 12-min streams (NRT) 1.0 gives the region-hours an hourly service is scored
         on, at a fifth of the cost. Default: every record.
+    refit : bool
+        Needs ``validation_start``. After training and selecting on (fit, validation
+        period) as usual, train every model again on all records (fit, gap and validation
+        period; with ``validation_end`` only records before ``validation_end - tmax_h``, so
+        that no label reads a flare after the validation period), thinned by
+        ``train_step_h``, with what the validation chose: DeFN and the LSTM exactly the
+        selected number of epochs (``best_epoch_`` of the first ensemble member) and no
+        epoch selection, Cox-Time the selected epochs without early stopping, the other
+        models with the same settings. The refitted models are the ones written; their
+        thresholds and calibration maps, and the validation scores in ``model.json``, are
+        those of the validation run.
     """
 
     seed: int = 0
@@ -200,6 +214,7 @@ class TrainConfig:
     validation_start: str | None = None
     validation_end: str | None = None
     train_step_h: float | None = None
+    refit: bool = False
 
     def __post_init__(self) -> None:
         for name in ("window_h", "long_window_h", "tmax_h", "horizon_h",
@@ -242,6 +257,11 @@ class TrainConfig:
         if None not in bounds and bounds[1] <= bounds[0]:
             raise ConfigError(f"validation_end {self.validation_end!r} must be after "
                               f"validation_start {self.validation_start!r}")
+        if not isinstance(self.refit, bool):
+            raise ConfigError(f"refit must be true or false, got {self.refit!r}")
+        if self.refit and bounds[0] is None:
+            raise ConfigError("refit needs validation_start (a validation period selects "
+                              "what the refit on all records keeps)")
 
     def validation_period_bound(self, name: str) -> datetime | None:
         """``validation_start`` / ``validation_end`` as a UTC datetime (None when unset)."""
@@ -704,6 +724,17 @@ def _kwargs_for(cls: type, params: Mapping[str, Any], **defaults: Any) -> dict[s
     return out
 
 
+def _unread_validation(train: pl.DataFrame, label: str) -> tuple[pl.DataFrame, pl.Series]:
+    """Placeholder ``X_val, y_val`` of a torch classifier's refit (``epoch_score="last"``).
+
+    `DeepFlareNet.fit` and `LSTMForecaster.fit` require validation data and standardise it
+    before training (sklearn needs at least one row); with ``epoch_score="last"``
+    `flare_core.models._torch_classifier.train_keep_best_tss` never reads it, so one
+    training record stands in. Nothing is selected on it.
+    """
+    return train.head(1), train[label].head(1)
+
+
 def _labels(frame: pl.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         raise ModelError(f"label column {column!r} not in the dataset")
@@ -768,7 +799,8 @@ def _fit_defn(target: str, label: str):
         cfg = _config_object("defn", "DeFNConfig", ctx.params, seed=ctx.config.seed,
                              device=ctx.device)
         model = cls(target, config=cfg, features=ctx.features)
-        return model.fit(train, train[label], X_val=val, y_val=val[label])
+        x_val, y_val = (val, val[label]) if val is not None else _unread_validation(train, label)
+        return model.fit(train, train[label], X_val=x_val, y_val=y_val)
 
     return fit
 
@@ -784,7 +816,9 @@ def _fit_lstm(cls, train, val, ctx):
     cfg = _config_object("lstm", "LSTMConfig", ctx.params, seed=ctx.config.seed,
                          device=ctx.device, max_lookback_h=_LSTM_LOOKBACK_H)
     model = cls("M", config=cfg, features=ctx.features)
-    return model.fit(train, train[_LABEL_M], X_val=val, y_val=val[_LABEL_M])
+    x_val, y_val = (val, val[_LABEL_M]) if val is not None else _unread_validation(train,
+                                                                                  _LABEL_M)
+    return model.fit(train, train[_LABEL_M], X_val=x_val, y_val=y_val)
 
 
 def _predict_lstm(model, data, ctx):
@@ -1001,7 +1035,8 @@ def _fit_cox_time(cls, train, val, ctx):
         return SurvivalArrays(x=x, durations_h=np.maximum(durations, 0.0),
                               events=frame["event"].to_numpy(), x_cat=x_cat)
 
-    wrapper.model.fit(arrays(train), validation=arrays(val))
+    # no validation in the refit: cfg.epochs epochs (the selected number), no early stopping
+    wrapper.model.fit(arrays(train), validation=arrays(val) if val is not None else None)
     return wrapper
 
 
@@ -1165,7 +1200,9 @@ def _fit_warning(cls, train, val, ctx):
                          lead_h=ctx.config.horizon_h, tmax_h=ctx.config.tmax_h)
     assert isinstance(cfg, WarningSVMConfig)
     wrapper = LifetimeWarning(None, train_windows=pl.DataFrame(), **track_params)
-    windows = wrapper.windows(_lifetime_track(val, ctx))
+    # the refit (val None) has no held-out records: the SVM reads the refitted Cox-Time's
+    # lifetimes of its own training records
+    windows = wrapper.windows(_lifetime_track(val if val is not None else train, ctx))
     wrapper.svm = cls(cfg).fit(windows)
     wrapper.train_windows = windows
     return wrapper
@@ -1264,6 +1301,93 @@ def _time_range(frame: pl.DataFrame) -> dict[str, str | None]:
     return {"start": frame["t_rec"].min().isoformat(), "end": frame["t_rec"].max().isoformat()}
 
 
+def _refit_records(dataset: pl.DataFrame, config: TrainConfig) -> pl.DataFrame:
+    """The records of the refit (`TrainConfig.refit`): all of ``dataset`` or, with
+    ``validation_end``, those before ``validation_end - tmax_h`` (no label reads a flare
+    after the validation period); thinned by ``train_step_h``."""
+    end = config.validation_period_bound("validation_end")
+    records = (dataset if end is None
+               else dataset.filter(pl.col("t_rec") < end - timedelta(hours=config.tmax_h)))
+    if config.train_step_h is not None:
+        from .sampling import thin_records
+
+        n = records.height
+        records = thin_records(records, config.train_step_h)
+        logger.info("refit: one record per region and %g h: %d of %d records",
+                    config.train_step_h, records.height, n)
+    return records
+
+
+def _refit_overrides(model: Any) -> dict[str, Any]:
+    """Hyper-parameters a refit adds to a model's own: the validation run's epochs.
+
+    DeFN / LSTM (`TorchBinaryClassifier`, 1-based ``best_epoch_`` of the first member):
+    exactly that many epochs, the last kept. Cox-Time (0-based ``history_["best_epoch"]``):
+    that many epochs; the refit passes no validation data, so there is no early stopping.
+    Other models: nothing (no epochs).
+    """
+    if isinstance(model, CoxTimeSurvival):
+        return {"epochs": int(model.model.history_["best_epoch"]) + 1}
+    if hasattr(model, "best_epoch_"):
+        return {"max_epochs": int(model.best_epoch_), "epoch_score": "last", "patience": None}
+    return {}
+
+
+def _refit_models(records: pl.DataFrame, out: Path, selected: _Context,
+                  trained: dict[str, dict[str, Any]], skipped: dict[str, str]) -> None:
+    """Train every model of ``trained`` again on ``records`` and write it to ``out``.
+
+    ``selected`` is the validation run's context (its fitted models give the epochs,
+    `_refit_overrides`). ``trained`` entries keep the validation run's threshold,
+    calibration and validation scores and get a ``"refit"`` entry; a model whose refit
+    fails (or whose chain input failed) moves to ``skipped``.
+    """
+    config = selected.config
+    _seed_everything(config.seed)
+    ctx = _Context(config=config, features=selected.features, device=selected.device)
+    for name in list(trained):
+        spec = MODEL_SPECS[name]
+        missing = [n for n in spec.needs if n not in ctx.models]
+        if missing:
+            skipped[name] = f"refit: needs models {missing}, whose refit failed"
+            logger.error("model %s left out: %s", name, skipped[name])
+            del trained[name]
+            continue
+        overrides = _refit_overrides(selected.models[name])
+        t0 = time.perf_counter()
+        try:
+            ctx.params = {**config.params_for(name), **overrides}
+            model = spec.fit(spec.load_class(), records, None, ctx)
+        except (ModelError, ImportError) as e:
+            skipped[name] = f"refit on all records failed: {e}"
+            logger.error("model %s left out: %s", name, skipped[name])
+            del trained[name]
+            continue
+        ctx.models[name] = model
+        model.save(out / name)
+        fit_s = time.perf_counter() - t0
+        trained[name]["refit"] = {"params": overrides, "fit_seconds": fit_s}
+        logger.info("refitted %s on %d records in %.1f s (%s)", name, records.height, fit_s,
+                    overrides or "same settings")
+
+
+def _refit_meta(fit_part: pl.DataFrame, val_part: pl.DataFrame,
+                refit_part: pl.DataFrame) -> dict[str, Any]:
+    """``model.json`` fields of a refit: where the selection was made, what was refitted."""
+    return {
+        "refit": True,
+        # thresholds, calibration maps, epochs and the "validation" scores come from here
+        "selected_on": _time_range(val_part),
+        "selection_fit_range": _time_range(fit_part),
+        "n_selection_fit_records": fit_part.height,
+        "n_selection_validation_records": val_part.height,
+        # the saved models were trained on these records
+        "refit_range": _time_range(refit_part),
+        "n_refit_records": refit_part.height,
+        "n_refit_regions": refit_part["harpnum"].n_unique(),
+    }
+
+
 def train_all(
     dataset: pl.DataFrame,
     out_dir: str | Path,
@@ -1294,6 +1418,15 @@ def train_all(
     A model whose module is missing or whose fit fails is left out with an ERROR log line
     and recorded under ``"skipped"`` in ``model.json``; `ModelError` is raised only when no
     model at all could be trained.
+
+    With ``config.refit`` the models written are those trained again on all records
+    (`TrainConfig.refit`); ``model.json`` then also holds ``"refit": true``,
+    ``"selected_on"`` (time range of the validation period that chose the thresholds,
+    calibration maps and epochs; the ``"validation"`` scores of every model are that run's),
+    ``"selection_fit_range"``, ``"n_selection_fit_records"``,
+    ``"n_selection_validation_records"``, ``"refit_range"``, ``"n_refit_records"``,
+    ``"n_refit_regions"``, and per model ``"refit": {"params": ..., "fit_seconds": ...}``
+    (the epochs the refit used).
     """
     from .features import feature_columns
     from .models.persistence import write_json
@@ -1352,7 +1485,8 @@ def train_all(
             continue
         fit_s = time.perf_counter() - t0
         ctx.models[name] = model
-        model.save(out / name)
+        if not config.refit:  # with refit, the models trained on all records are written
+            model.save(out / name)
         entry: dict[str, Any] = {"dir": name, "class": spec.cls, "fit_seconds": fit_s}
         if spec.binary is not None:
             column, label = spec.binary
@@ -1372,6 +1506,12 @@ def train_all(
         logger.info("trained %s in %.1f s", name, fit_s)
     if not trained:
         raise ModelError(f"no model could be trained: {skipped}")
+    refit_part = None
+    if config.refit:
+        refit_part = _refit_records(dataset, config)
+        _refit_models(refit_part, out, ctx, trained, skipped)
+        if not trained:
+            raise ModelError(f"no model could be refitted on all records: {skipped}")
     meta = {
         "format_version": MODEL_FORMAT_VERSION,
         "code_version": code_version(),
@@ -1390,6 +1530,7 @@ def train_all(
         "validation_period": (_time_range(val_part) if config.validation_start is not None
                               else None),
         "data_hash": data_hash or hash_frame(dataset.select("harpnum", "t_rec", *features)),
+        **(_refit_meta(fit_part, val_part, refit_part) if refit_part is not None else {}),
         "models": trained,
         "skipped": skipped,
         "train_seconds": time.perf_counter() - t_all,

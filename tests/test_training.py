@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,109 @@ def test_validation_period_splits_by_time_with_a_label_gap(small_dataset: pl.Dat
         TrainConfig(validation_start="not a date")
     with pytest.raises(ModelError, match="no validation"):
         split_validation_period(small_dataset, TrainConfig(validation_start="2099-01-01"))
+
+
+# ------------------------------------------------------------------ refit on all records
+
+REFIT_MODELS = ("cox_time", "defn_m", "climatology", "persistence", "logistic", "lstm")
+
+
+def _period_config(dataset: pl.DataFrame, **overrides) -> TrainConfig:
+    """Validation year 2013 (the small data set: 2010-11 .. 2013-10; both sides
+    hold >=M flares)."""
+    return TrainConfig.quick(models=REFIT_MODELS, validation_start="2013-01-01", **overrides)
+
+
+@pytest.fixture(scope="module")
+def refit_dirs(small_dataset: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[Path, Path]:
+    """(validation run only, the same run refitted on all records): MODEL_DIRs."""
+    root = tmp_path_factory.mktemp("refit")
+    selected = train_all(small_dataset, root / "selected", _period_config(small_dataset))
+    refit = train_all(small_dataset, root / "refit", _period_config(small_dataset, refit=True))
+    return selected, refit
+
+
+def test_refit_needs_a_validation_period() -> None:
+    with pytest.raises(ConfigError, match="refit needs validation_start"):
+        TrainConfig(refit=True)
+    with pytest.raises(ConfigError, match="true or false"):
+        TrainConfig(validation_start="2023-01-01", refit="yes")  # type: ignore[arg-type]
+    cfg = TrainConfig(validation_start="2023-01-01", refit=True)
+    assert TrainConfig.from_mapping(cfg.to_dict()) == cfg
+
+
+def test_refit_trains_on_all_records_and_keeps_the_selection(
+    small_dataset: pl.DataFrame, refit_dirs: tuple[Path, Path]
+) -> None:
+    from flare_core.models.baselines import ClimatologyForecaster, LogisticRegressionBaseline
+
+    selected, refit = refit_dirs
+    sel, meta = (json.loads((d / "model.json").read_text()) for d in refit_dirs)
+    assert "refit" not in sel and sel["config"]["refit"] is False
+    assert meta["refit"] is True and set(meta["models"]) == set(REFIT_MODELS)
+    # the selection: validation period and the fit records before it (minus tmax_h)
+    assert meta["selected_on"] == sel["validation_period"] == meta["validation_period"]
+    cut = _period_config(small_dataset).validation_period_bound("validation_start")
+    n_val = small_dataset.filter(pl.col("t_rec") >= cut).height
+    assert meta["n_selection_validation_records"] == n_val
+    n_fit = small_dataset.filter(pl.col("t_rec") < cut - timedelta(hours=144.0)).height
+    assert meta["n_selection_fit_records"] == n_fit
+    # the saved models were trained on every record
+    assert meta["n_refit_records"] == small_dataset.height > n_fit + n_val - 1
+    assert meta["n_refit_regions"] == small_dataset["harpnum"].n_unique()
+    assert meta["refit_range"] == meta["training_range"]
+    clim = ClimatologyForecaster.load(refit / "climatology")
+    assert clim.event_rate_ == pytest.approx(small_dataset["m_within_24h"].mean())
+    assert ClimatologyForecaster.load(selected / "climatology").event_rate_ != pytest.approx(
+        clim.event_rate_)
+    logistic = LogisticRegressionBaseline.load(refit / "logistic")
+    scaler = logistic.pipeline_.named_steps["standardscaler"]
+    assert int(np.max(scaler.n_samples_seen_)) == small_dataset.height
+    assert logistic.n_features_in_ == len(meta["features"])
+    # thresholds, calibration maps and validation scores are the validation run's
+    for name, entry in meta["models"].items():
+        before = sel["models"][name]
+        for key in ("threshold", "calibration", "validation"):
+            assert entry.get(key) == before.get(key), (name, key)
+        assert "refit" in entry and "refit" not in before
+
+
+def test_refit_runs_exactly_the_selected_epochs(refit_dirs: tuple[Path, Path]) -> None:
+    from flare_core.models.cox_time import CoxTimeModel
+    from flare_core.models.defn import DeepFlareNet
+    from flare_core.models.lstm import LSTMForecaster
+
+    selected, refit = refit_dirs
+    meta = json.loads((refit / "model.json").read_text())
+    for name, cls in (("defn_m", DeepFlareNet), ("lstm", LSTMForecaster)):
+        chosen, final = cls.load(selected / name), cls.load(refit / name)
+        assert len(chosen.history_) >= chosen.best_epoch_ >= 1
+        assert final.best_epoch_ == len(final.history_) == chosen.best_epoch_
+        assert final.config.epoch_score == "last" and np.isnan(final.best_val_tss_)
+        assert all("val_tss" not in h for h in final.history_)  # nothing validated
+        assert meta["models"][name]["refit"]["params"]["max_epochs"] == chosen.best_epoch_
+    chosen_cox = CoxTimeModel.load(selected / "cox_time" / "cox_time")
+    final_cox = CoxTimeModel.load(refit / "cox_time" / "cox_time")
+    n_epochs = chosen_cox.history_["best_epoch"] + 1
+    assert len(final_cox.history_["train_loss"]) == n_epochs
+    assert final_cox.history_["val_loss"] == []  # no early stopping
+    assert meta["models"]["cox_time"]["refit"]["params"] == {"epochs": n_epochs}
+
+
+def test_refit_model_dir_loads_and_predicts(
+    small_dataset: pl.DataFrame, refit_dirs: tuple[Path, Path]
+) -> None:
+    from flare_core.forecasting import ModelBundle, predict_records
+
+    selected, refit = refit_dirs
+    bundle = ModelBundle.load(refit)
+    out = predict_records(bundle, small_dataset)
+    assert out.height == small_dataset.height
+    for column in ("p_m24_defn", "p_m24_lstm", "p_m24_logistic", "p_m24_survival"):
+        p = out[column].to_numpy()
+        assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all(), column
+    # the refitted models differ from the validation run's
+    before = predict_records(ModelBundle.load(selected), small_dataset)
+    assert not np.allclose(out["p_m24_logistic"].to_numpy(),
+                           before["p_m24_logistic"].to_numpy())

@@ -3,7 +3,8 @@
 Both models standardise their inputs with training statistics, train a network that returns
 (batch, 2) logits of (no flare, flare) with class-weighted cross entropy and Adam, and keep the
 epoch with the highest true skill statistic on the caller's validation set (a region-disjoint
-split; never the test set). `TorchBinaryClassifier` holds what they share: the training loop,
+split or a later period; never the test set), or, with ``epoch_score="last"``, train a fixed
+number of epochs without validation data (a refit with the epochs a validation run chose). `TorchBinaryClassifier` holds what they share: the training loop,
 prediction, the fitted check and saving to / loading from a directory of ``network.pt``
 (state_dict), ``scaler.skops`` and ``meta.json``. A model supplies its settings class, its input
 preparation and `TorchBinaryClassifier._build_network`.
@@ -45,8 +46,10 @@ Target = Literal["M", "C"]
 #: How `train_keep_best_tss` scores an epoch on the validation set: the TSS of the forecast
 #: ``P >= threshold`` ("tss_at_threshold", the DeFN paper) or the best TSS over all
 #: thresholds ("best_tss"; the threshold is then chosen on the same validation set, so the
-#: epoch and the threshold are picked by one criterion).
-EpochScore = Literal["tss_at_threshold", "best_tss"]
+#: epoch and the threshold are picked by one criterion). "last" scores nothing: it trains
+#: exactly ``max_epochs`` epochs and keeps the last one, with no validation data (the refit
+#: of a model on all records with the number of epochs a validation run selected).
+EpochScore = Literal["tss_at_threshold", "best_tss", "last"]
 EPOCH_SCORES: tuple[str, ...] = get_args(EpochScore)
 _DEFAULT_CLASS_WEIGHT: dict[str, tuple[float, float]] = {"M": (1.0, 50.0), "C": (1.0, 4.0)}
 _NETWORK_FILE = "network.pt"
@@ -120,6 +123,10 @@ def check_common_settings(config: TrainingSettings) -> None:
         raise ConfigError(f"threshold must be in (0, 1), got {config.threshold!r}")
     if config.epoch_score not in EPOCH_SCORES:
         raise ConfigError(f"epoch_score must be one of {EPOCH_SCORES}, got {config.epoch_score!r}")
+    if config.epoch_score == "last" and config.patience is not None:
+        raise ConfigError(f"patience ({config.patience!r}) needs a validation score; "
+                          "epoch_score='last' trains max_epochs epochs and must have "
+                          "patience=None")
     if not config.input_noise >= 0.0:
         raise ConfigError(f"input_noise must be >= 0, got {config.input_noise!r}")
     decay = config.weight_average_decay
@@ -176,10 +183,15 @@ def train_keep_best_tss(
     ``class_weight`` and ``device`` are arguments. The network is trained on
     ``device`` and left on the CPU; the returned state dict holds CPU tensors.
 
+    With ``epoch_score="last"`` nothing is validated: ``val_inputs``/``y_val`` are never
+    read (pass a placeholder), exactly ``max_epochs`` epochs are trained and the last state
+    is returned with ``best_epoch = max_epochs`` and ``best_val_tss = nan``.
+
     Returns
     -------
     best_state, best_epoch (1-based), best_val_tss, history (one dict per epoch)
     """
+    no_validation = settings.epoch_score == "last"
     network = network.to(device)
     gen = torch.Generator().manual_seed(settings.seed)
 
@@ -190,9 +202,10 @@ def train_keep_best_tss(
             out.append(torch.as_tensor(a, dtype=dtype, device=device))
         return out
 
-    xt, xv = tensors(train_inputs), tensors(val_inputs)
+    xt = tensors(train_inputs)
+    xv = [] if no_validation else tensors(val_inputs)
     yt = torch.as_tensor(y_train, dtype=torch.long, device=device)
-    yv = torch.as_tensor(y_val, dtype=torch.long, device=device)
+    yv = None if no_validation else torch.as_tensor(y_val, dtype=torch.long, device=device)
     loss_fn = nn.CrossEntropyLoss(
         weight=torch.tensor(class_weight, dtype=torch.float32, device=device)
     )
@@ -236,6 +249,10 @@ def train_keep_best_tss(
                 averaged.update_parameters(network)
             total += loss.item() * idx.numel()
             seen += idx.numel()
+        if no_validation:
+            history.append({"epoch": epoch, "train_loss": total / max(seen, 1)})
+            logger.debug("%s epoch %d: train loss %.4f", name, epoch, history[-1]["train_loss"])
+            continue
         scored.eval()
         with torch.no_grad():
             logits = scored(*xv)
@@ -259,6 +276,11 @@ def train_keep_best_tss(
                         settings.patience)
             break
     network.to("cpu")
+    if no_validation:
+        logger.info("%s: trained %d epochs (fixed, no validation), kept the last", name,
+                    len(history))
+        last = {k: v.detach().to("cpu", copy=True) for k, v in scored.state_dict().items()}
+        return last, len(history), math.nan, history
     if best_state is None:  # every epoch gave a NaN TSS: cannot happen with both classes
         raise ModelError("no epoch produced a finite validation TSS")
     logger.info("%s: kept epoch %d of %d, validation TSS %.3f", name, best_epoch,
@@ -313,13 +335,16 @@ class TorchBinaryClassifier(Generic[ConfigT]):
 
     # ------------------------------------------------------------------------------- fitting
 
-    @staticmethod
     def _check_labels(
-        y: Any, n_train: int, y_val: Any, n_val: int
+        self, y: Any, n_train: int, y_val: Any, n_val: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """0/1 training and validation labels; validation must hold both classes."""
+        """0/1 training and validation labels; validation must hold both classes, unless
+        ``epoch_score="last"``: nothing is validated and the validation labels are a
+        placeholder (never read)."""
         y_train = as_binary_labels(y, n_train)
         y_val_arr = as_binary_labels(y_val, n_val)
+        if self.config.epoch_score == "last":
+            return y_train, y_val_arr
         if np.unique(y_val_arr).size < 2:
             raise ModelError("validation labels must contain both classes (TSS is undefined)")
         return y_train, y_val_arr
@@ -386,7 +411,9 @@ class TorchBinaryClassifier(Generic[ConfigT]):
             "feature_names_in": self.feature_names_in_,
             "n_features_in": self.n_features_in_,
             "best_epoch": self.best_epoch_,
-            "best_val_tss": self.best_val_tss_,
+            # NaN (nothing validated, epoch_score="last") is written as null
+            "best_val_tss": (None if math.isnan(self.best_val_tss_)
+                             else self.best_val_tss_),
             "history": self.history_,
         }
         write_json(meta, d / META_FILE)
@@ -413,6 +440,7 @@ class TorchBinaryClassifier(Generic[ConfigT]):
         model.feature_names_in_ = meta["feature_names_in"]
         model.n_features_in_ = int(meta["n_features_in"])
         model.best_epoch_ = int(meta["best_epoch"])
-        model.best_val_tss_ = float(meta["best_val_tss"])
+        tss = meta["best_val_tss"]
+        model.best_val_tss_ = math.nan if tss is None else float(tss)
         model.history_ = meta["history"]
         return model

@@ -497,7 +497,9 @@ class CoxTimeModel:
         logs = log.to_pandas()
         self.history_ = {
             "train_loss": [float(v) for v in logs["train_loss"]],
-            "val_loss": ([float(v) for v in logs["val_loss"]] if "val_loss" in logs else []),
+            # without validation data torchtuples logs NaN validation losses: none recorded
+            "val_loss": ([float(v) for v in logs["val_loss"]]
+                         if validation is not None and "val_loss" in logs else []),
             "best_epoch": (keep.best_epoch if keep is not None else len(logs) - 1),
         }
         logger.info("Cox-Time trained %d epochs (best %d) on %d records, %d events",
