@@ -15,6 +15,7 @@ from flare_core.training import (
     ALL_MODELS,
     DEFAULT_PARAMS,
     MODEL_SPECS,
+    FlareClassBands,
     ModelSpec,
     TrainConfig,
     best_tss_threshold,
@@ -237,7 +238,8 @@ def test_validation_period_splits_by_time_with_a_label_gap(small_dataset: pl.Dat
 
 # ------------------------------------------------------------------ refit on all records
 
-REFIT_MODELS = ("cox_time", "defn_m", "climatology", "persistence", "logistic", "lstm")
+REFIT_MODELS = ("flare_class_forest", "cox_time", "warning_svm", "defn_m", "climatology",
+                "persistence", "logistic", "lstm")
 
 
 def _period_config(dataset: pl.DataFrame, **overrides) -> TrainConfig:
@@ -263,6 +265,10 @@ def test_refit_needs_a_validation_period() -> None:
         TrainConfig(validation_start="2023-01-01", refit="yes")  # type: ignore[arg-type]
     cfg = TrainConfig(validation_start="2023-01-01", refit=True)
     assert TrainConfig.from_mapping(cfg.to_dict()) == cfg
+    from flare_core.models.defn import DeFNConfig
+
+    with pytest.raises(ConfigError, match="patience"):  # nothing to stop early on
+        DeFNConfig(epoch_score="last", patience=3)
 
 
 def test_refit_trains_on_all_records_and_keeps_the_selection(
@@ -293,6 +299,13 @@ def test_refit_trains_on_all_records_and_keeps_the_selection(
     scaler = logistic.pipeline_.named_steps["standardscaler"]
     assert int(np.max(scaler.n_samples_seen_)) == small_dataset.height
     assert logistic.n_features_in_ == len(meta["features"])
+    forest = FlareClassBands.load(refit / "flare_class_forest")
+    assert forest.forest.n_features_ == len(meta["features"])
+    assert forest.fill_values != FlareClassBands.load(selected / "flare_class_forest"
+                                                      ).fill_values  # all-record means
+    windows = pl.read_parquet(refit / "warning_svm" / "train_windows.parquet")
+    assert windows.height > pl.read_parquet(selected / "warning_svm" / "train_windows.parquet"
+                                            ).height  # all records, not the validation year
     # thresholds, calibration maps and validation scores are the validation run's
     for name, entry in meta["models"].items():
         before = sel["models"][name]
@@ -332,7 +345,8 @@ def test_refit_model_dir_loads_and_predicts(
     bundle = ModelBundle.load(refit)
     out = predict_records(bundle, small_dataset)
     assert out.height == small_dataset.height
-    for column in ("p_m24_defn", "p_m24_lstm", "p_m24_logistic", "p_m24_survival"):
+    for column in ("p_m24_defn", "p_m24_lstm", "p_m24_logistic", "p_m24_survival",
+                   "p_x24_survival"):
         p = out[column].to_numpy()
         assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all(), column
     # the refitted models differ from the validation run's
