@@ -353,3 +353,24 @@ def test_refit_model_dir_loads_and_predicts(
     before = predict_records(ModelBundle.load(selected), small_dataset)
     assert not np.allclose(out["p_m24_logistic"].to_numpy(),
                            before["p_m24_logistic"].to_numpy())
+
+
+def test_refit_records_are_thinned_and_end_before_the_validation_end(
+    small_dataset: pl.DataFrame, tmp_path: Path
+) -> None:
+    """With validation_end, the refit leaves out the last tmax_h before it (their labels read
+    flares after the validation period); train_step_h thins the refit records too."""
+    from datetime import datetime
+
+    from flare_core.sampling import thin_records
+
+    end = datetime.fromisoformat("2013-09-01T00:00:00+00:00")
+    cfg = TrainConfig.quick(models=("climatology", "logistic"), validation_start="2013-01-01",
+                            validation_end=end.isoformat(), train_step_h=6.0, refit=True)
+    meta = json.loads((train_all(small_dataset, tmp_path / "m", cfg) / "model.json")
+                      .read_text())
+    before = small_dataset.filter(pl.col("t_rec") < end - timedelta(hours=cfg.tmax_h))
+    assert before.height < small_dataset.height
+    assert meta["n_refit_records"] == thin_records(before, 6.0).height < before.height
+    assert datetime.fromisoformat(meta["refit_range"]["end"]) < end - timedelta(hours=144.0)
+    assert datetime.fromisoformat(meta["selected_on"]["end"]) < end
