@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["local_server", "free_port", "wait_healthy", "flush_logs", "load_api_auth",
+__all__ = ["local_server", "free_port", "wait_healthy", "flush_logs", "drain_prefect_services", "load_api_auth",
            "start_timeout_s", "START_TIMEOUT_ENV", "API_AUTH_ENV"]
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,22 @@ def wait_healthy(api_url: str, timeout_s: float = 120.0,
     raise RuntimeError(f"Prefect server at {api_url} not healthy after {timeout_s:.0f} s")
 
 
+def drain_prefect_services(timeout_s: float = 10.0) -> None:
+    """Stop Prefect's background services (concurrency-slot leases, log and event workers).
+
+    They are process-wide singletons that keep the API client of the server they first
+    talked to. Drained while this server still answers, the next flow of the process (on
+    another server) starts fresh ones; left running, its tasks would try the stopped server
+    ("Unable to acquire concurrency slots", "All connection attempts failed").
+    """
+    try:
+        from prefect._internal.concurrency.services import _QueueServiceBase
+
+        _QueueServiceBase.drain_all(timeout=timeout_s, at_exit=False)
+    except Exception as e:  # noqa: BLE001 - best effort at shutdown
+        logger.debug("draining Prefect services failed: %s", e)
+
+
 def flush_logs() -> None:
     """Send buffered run logs to the API (before the server goes away)."""
     try:
@@ -203,6 +219,7 @@ def local_server(port: int | None = None, *, ui: bool = False,
                 yield api_url
                 flush_logs()
         finally:
+            drain_prefect_services()
             os.environ.pop("PREFECT_API_URL", None)
             if auth:
                 os.environ.pop("PREFECT_API_AUTH_STRING", None)
