@@ -45,3 +45,19 @@ def write_lines(tmp_path: Path, name: str, lines: list[str]) -> Path:
     p = tmp_path / name
     p.write_text("\n".join(lines) + "\n")
     return p
+
+
+def train_tiny_model(data_dir: Path, out: Path) -> Path:
+    """A small real MODEL_DIR: logistic, persistence and climatology (`TrainConfig.quick`) on
+    15 regions of sun2022 fold 1 (5 with an M flare), for tests that need any model."""
+    from flare_core.training import TrainConfig, build_model_dataset, read_inputs, train_all
+
+    sharp, flares = read_inputs([data_dir / "sharp" / "sun2022_sharp_m24h_fold1.csv.gz"],
+                                [data_dir / NCEI_FLARES])
+    flaring = flares.filter(pl.col("goes_class").str.starts_with("M"))["harpnum"].unique()
+    regions = sharp["harpnum"].unique().sort()
+    keep = (regions.filter(regions.is_in(flaring.implode())).head(5).to_list()
+            + regions.filter(~regions.is_in(flaring.implode())).head(10).to_list())
+    cfg = TrainConfig.quick(models=("logistic", "persistence", "climatology"))
+    ds = build_model_dataset(sharp.filter(pl.col("harpnum").is_in(keep)), flares, cfg)
+    return train_all(ds, out, cfg)

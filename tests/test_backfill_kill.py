@@ -27,14 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import psutil
 import pytest
 from typer.testing import CliRunner
 
-from flare_core.training import TrainConfig, build_model_dataset, read_inputs, train_all
 from flareflow.cli import app
-from tests.support import HARP_NOAA_MAP, NCEI_FLARES
+from tests.support import HARP_NOAA_MAP, NCEI_FLARES, train_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 #: The killed backfill: 30 days of hourly issue times, one per batch, two worker processes.
@@ -60,15 +58,7 @@ def installation(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
                                    str(data_dir / NCEI_FLARES), str(data_dir / HARP_NOAA_MAP),
                                    "--store", str(root)])
     assert res.exit_code == 0, res.output
-    sharp, flares = read_inputs([data_dir / "sharp" / "sun2022_sharp_m24h_fold1.csv.gz"],
-                                [data_dir / NCEI_FLARES])
-    flaring = flares.filter(pl.col("goes_class").str.starts_with("M"))["harpnum"].unique()
-    regions = sharp["harpnum"].unique().sort()
-    keep = (regions.filter(regions.is_in(flaring.implode())).head(5).to_list()
-            + regions.filter(~regions.is_in(flaring.implode())).head(10).to_list())
-    cfg = TrainConfig.quick(models=("logistic", "persistence", "climatology"))
-    ds = build_model_dataset(sharp.filter(pl.col("harpnum").is_in(keep)), flares, cfg)
-    return root, train_all(ds, tmp_path_factory.mktemp("model"), cfg)
+    return root, train_tiny_model(data_dir, tmp_path_factory.mktemp("model"))
 
 
 def _listening(pids: set[int]) -> set[tuple[int, int]]:

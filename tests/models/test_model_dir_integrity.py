@@ -11,26 +11,16 @@ import json
 import shutil
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from flare_core.errors import ModelError
 from flare_core.forecasting import ModelBundle
-from flare_core.training import TrainConfig, build_model_dataset, read_inputs, train_all
-from tests.support import NCEI_FLARES
+from tests.support import train_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sharp, flares = read_inputs([data_dir / "sharp" / "sun2022_sharp_m24h_fold1.csv.gz"],
-                                [data_dir / NCEI_FLARES])
-    flaring = flares.filter(pl.col("goes_class").str.starts_with("M"))["harpnum"].unique()
-    regions = sharp["harpnum"].unique().sort()
-    keep = (regions.filter(regions.is_in(flaring.implode())).head(5).to_list()
-            + regions.filter(~regions.is_in(flaring.implode())).head(10).to_list())
-    cfg = TrainConfig.quick(models=("logistic", "persistence", "climatology"))
-    ds = build_model_dataset(sharp.filter(pl.col("harpnum").is_in(keep)), flares, cfg)
-    return train_all(ds, tmp_path_factory.mktemp("model"), cfg)
+    return train_tiny_model(data_dir, tmp_path_factory.mktemp("model"))
 
 
 def _copy(model_dir: Path, tmp_path: Path) -> Path:
