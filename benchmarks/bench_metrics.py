@@ -47,6 +47,7 @@ def main() -> None:
         "true_skill_statistic": (M.true_skill_statistic, (y, score > R_VALUE_THRESHOLD)),
         "roc_auc": (M.roc_auc, (y, score)),
     }
+    result = []
     for name, (fn, arrays) in cases.items():
         fn(*arrays)  # warm-up: lazy imports inside the metric
         single = _time(lambda fn=fn, arrays=arrays: fn(*arrays), repeat=20)
@@ -60,6 +61,10 @@ def main() -> None:
             f"estimate {res.estimate:.3f} [{res.low:.3f}, {res.high:.3f}], "
             f"width by region / by row: {(res.high - res.low) / (rows.high - rows.low):.2f}x"
         )
+        result.append(f"{name}_boot_s={boot:.2f} {name}_ratio_vs_single="
+                      f"{boot / (args.n_boot * single):.2f} {name}_width_region_vs_row="
+                      f"{(res.high - res.low) / (rows.high - rows.low):.2f}")
+    print(f"RESULT n_boot={args.n_boot} " + " ".join(result))
 
 
 if __name__ == "__main__":
