@@ -64,7 +64,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -650,13 +650,20 @@ class ForecastStore:
                 return pl.DataFrame(schema=schema)
             have = self._columns(con, "forecasts")
             cols = [c if c in have else f"NULL AS {c}" for c in FORECAST_SCHEMA]
-            sql = (f"SELECT {', '.join(cols)}, written_at FROM forecasts"
-                   + (f" WHERE {' AND '.join(where)}" if where else "")
-                   + f" ORDER BY {', '.join(FORECAST_KEY)}")
-            table = con.sql(sql, params=params).to_arrow_table()
-        out = pl.from_arrow(table)
+            return self._select(con, f"{', '.join(cols)}, written_at", "forecasts", where,
+                                params, FORECAST_KEY, schema)
+
+    @staticmethod
+    def _select(con: duckdb.DuckDBPyConnection, columns: str, table: str, where: list[str],
+                params: list, order: Sequence[str], schema: dict) -> pl.DataFrame:
+        """``SELECT columns FROM table WHERE ... ORDER BY order`` as a polars frame of
+        ``schema``, its time columns tz-aware UTC (the one read path of both tables)."""
+        sql = (f"SELECT {columns} FROM {table}"
+               + (f" WHERE {' AND '.join(where)}" if where else "")
+               + f" ORDER BY {', '.join(order)}")
+        out = pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
         assert isinstance(out, pl.DataFrame)
-        return _as_utc(out, _TIME_COLUMNS["forecasts"]).cast(schema)
+        return _as_utc(out, _TIME_COLUMNS[table]).cast(schema)
 
     @staticmethod
     def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -679,13 +686,8 @@ class ForecastStore:
         with self._connect(write=False) as con:
             if con is None or not self._columns(con, "failed_regions"):
                 return pl.DataFrame(schema=schema)
-            sql = (f"SELECT {', '.join(schema)} FROM failed_regions"
-                   + (f" WHERE {' AND '.join(where)}" if where else "")
-                   + f" ORDER BY {', '.join(_FAILED_KEY)}")
-            table = con.sql(sql, params=params).to_arrow_table()
-        out = pl.from_arrow(table)
-        assert isinstance(out, pl.DataFrame)
-        return _as_utc(out, _TIME_COLUMNS["failed_regions"]).cast(schema)
+            return self._select(con, ", ".join(schema), "failed_regions", where, params,
+                                _FAILED_KEY, schema)
 
     def issue_times(self, *, model: str | None = None) -> list[datetime]:
         """Every stored issue time (tz-aware UTC), ascending; optionally of one model."""
