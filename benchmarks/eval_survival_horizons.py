@@ -15,12 +15,12 @@ training curve, and the fold range is printed and written next to the pooled fig
 
 Another data set, e.g. a model directory trained on NRT records and its 2023 validation year
 (any model directory with a ``cox_time`` model; any frame of
-`flare_core.training.build_model_dataset` with labels)::
+`flare_core.dataset.build_model_dataset` with labels)::
 
     import sys; sys.path.insert(0, "benchmarks")
     from eval_survival_horizons import draw_reliability, evaluate_bundle
     from flare_core.forecasting import ModelBundle
-    from flare_core.training import build_model_dataset
+    from flare_core.dataset import build_model_dataset
 
     bundle = ModelBundle.load(model_dir)                 # trained by `train_all`
     dataset = build_model_dataset(sharp, flares, bundle.config, with_labels=True)
@@ -64,9 +64,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from sun2022_folds import load_fold_dataset  # noqa: E402
 
+from flare_core.config import TrainConfig  # noqa: E402
 from flare_core.forecasting import ModelBundle, predict_records  # noqa: E402
 from flare_core.survival_eval import SurvivalVerification, verify_survival  # noqa: E402
-from flare_core.training import TrainConfig, train_all  # noqa: E402
+from flare_core.training import train_all  # noqa: E402
 
 EVALUATION = REPO / "EVALUATION.md"
 FIGURE = REPO / "docs" / "figures" / "survival_reliability_sun2022.png"

@@ -55,9 +55,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from flare_core import metrics  # noqa: E402
+from flare_core.config import TrainConfig  # noqa: E402
+from flare_core.dataset import build_model_dataset, read_inputs  # noqa: E402
 from flare_core.forecasting import ModelBundle, forecast_many, predict_records  # noqa: E402
 from flare_core.labels import label_time_to_event  # noqa: E402
-from flare_core.training import TrainConfig, build_model_dataset, read_inputs, train_all  # noqa: E402
+from flare_core.training import train_all  # noqa: E402
 
 BEGIN, END = "<!-- nrt-table:begin -->", "<!-- nrt-table:end -->"
 SHARED = REPO.parent / "shared" / "data" / "sharp_nrt"

@@ -42,9 +42,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from sun2022_folds import load_fold_dataset  # noqa: E402
 
 from flare_core import metrics as skill  # noqa: E402
+from flare_core.config import TrainConfig  # noqa: E402
 from flare_core.evaluation import AUC_TIMES_H, evaluate  # noqa: E402
 from flare_core.forecasting import ModelBundle, predict_records  # noqa: E402
-from flare_core.training import TrainConfig, train_all  # noqa: E402
+from flare_core.training import train_all  # noqa: E402
 
 BEGIN, END = "<!-- sun2022-table:begin -->", "<!-- sun2022-table:end -->"
 BUDGET_S = 600.0

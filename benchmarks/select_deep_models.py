@@ -40,8 +40,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from sun2022_folds import load_fold_dataset  # noqa: E402
 
 from flare_core import metrics  # noqa: E402
+from flare_core.config import TrainConfig  # noqa: E402
 from flare_core.forecasting import ModelBundle, predict_records  # noqa: E402
-from flare_core.training import TrainConfig, split_validation, train_all  # noqa: E402
+from flare_core.splits import split_validation  # noqa: E402
+from flare_core.training import train_all  # noqa: E402
 
 #: prediction column of each selectable model and the label it forecasts (24 h ahead).
 COLUMN = {"defn_m": "p_m24_defn", "defn_c": "p_c24_defn", "lstm": "p_m24_lstm",

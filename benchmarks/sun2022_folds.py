@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from flare_core.training import TrainConfig, build_model_dataset, read_inputs  # noqa: E402
+from flare_core.config import TrainConfig  # noqa: E402
+from flare_core.dataset import build_model_dataset, read_inputs  # noqa: E402
 
 FOLDS = [REPO / "data" / "sharp" / f"sun2022_sharp_m24h_fold{k}.csv.gz" for k in range(4)]
 FLARES = REPO / "data" / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"

@@ -180,7 +180,7 @@ def evaluate(bundle: ModelBundle, dataset: pl.DataFrame, report_dir: str | Path)
     ----------
     bundle : ModelBundle
     dataset : pl.DataFrame
-        `flare_core.training.build_model_dataset` output WITH labels (records not used in
+        `flare_core.dataset.build_model_dataset` output WITH labels (records not used in
         training, e.g. a held-out fold of regions).
     report_dir : path-like
         Created; receives ``metrics.json`` and PNG plots.

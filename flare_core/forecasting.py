@@ -63,18 +63,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .config import TrainConfig
+from .dataset import LogScaler, build_model_dataset
 from .errors import ConfigError, DataGapError, DataQualityWarning, ModelError
 from .models.calibration import PlattCalibration
+from .models.registry import ALL_MODELS
 from .schema import DEFAULT_NRT_LATENCY, with_served_at
-from .training import (
-    ALL_MODELS,
-    MODEL_FORMAT_VERSION,
-    MODEL_SPECS,
-    TrainConfig,
-    _Context,
-    apply_log_scaling,
-    build_model_dataset,
-)
+from .training import MODEL_FORMAT_VERSION, MODEL_SPECS, _Context
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -118,7 +113,7 @@ class ModelBundle:
     config : TrainConfig
         The training configuration (feature windows are reused at prediction time).
     models : dict of str to object
-        Fitted models by name (`flare_core.training.ALL_MODELS` order).
+        Fitted models by name (`flare_core.models.registry.ALL_MODELS` order).
     torch_threads : int or None
         torch intra-op threads while this bundle predicts (`predict_records`; set and
         restored around the call, so the process-wide setting is unchanged afterwards).
@@ -283,7 +278,7 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
     ----------
     bundle : ModelBundle
     dataset : pl.DataFrame
-        Features of the records (`flare_core.training.build_model_dataset`, labels optional
+        Features of the records (`flare_core.dataset.build_model_dataset`, labels optional
         and never read): ``harpnum``, ``t_rec`` and the feature columns. A record's features
         use only data at or before its ``t_rec``, so its forecast does too.
 
@@ -302,7 +297,7 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
     data = _with_missing_features(bundle, dataset)
     scales = bundle.meta.get("log_scaled_features") or {}
     if scales:
-        data = apply_log_scaling(data, scales)
+        data = LogScaler.from_scales(scales).transform(data)
     ctx = _Context(config=bundle.config, features=bundle.features, models=bundle.models,
                    device="cpu", thresholds={n: bundle.threshold(n) for n in bundle.models})
     out: dict[str, Any] = {}

@@ -11,22 +11,32 @@ frame it was given.
   ``StratifiedGroupKFold`` when a label column is given).
 * `repeated_region_cv` -- `region_kfold` repeated with a different seeded shuffle each repeat
   (the survival-model study averaged 90 repeats).
+* `split_validation` -- (fit, validation) frames by whole regions, stratified by whether a
+  region ever flares (`flare_core.training.train_all`'s default validation).
+* `split_validation_period` -- (fit, validation) frames by time with a ``tmax_h`` gap
+  (`flare_core.config.TrainConfig.validation_start`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
-from typing import NamedTuple
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import polars as pl
 
-from .errors import ConfigError
+from .dataset import time_range
+from .errors import ConfigError, ModelError
+from .models.registry import LABEL_M
 from .timeutil import to_utc
 
-__all__ = ["ChronologicalSplit", "chronological_split", "region_kfold", "repeated_region_cv"]
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = ["ChronologicalSplit", "chronological_split", "region_kfold", "repeated_region_cv",
+           "split_validation", "split_validation_period"]
 
 logger = logging.getLogger(__name__)
 
@@ -231,3 +241,72 @@ def repeated_region_cv(
                 yield r, k, tr, te
 
     return _generate()
+
+
+def split_validation(
+    dataset: pl.DataFrame, *, fraction: float, seed: int, label: str = LABEL_M
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``dataset`` into (fit, validation) by whole regions (HARPs).
+
+    About ``fraction`` of the regions go to validation; the split is stratified by whether
+    a region ever has a positive ``label`` (flaring regions are rare, and a validation part
+    without them cannot select thresholds). Deterministic for a given ``seed``.
+    """
+    if not (0.0 < fraction < 1.0):
+        raise ConfigError(f"fraction must lie in (0, 1), got {fraction!r}")
+    regions = dataset.group_by("harpnum").agg(
+        pl.col(label).cast(pl.Boolean).any().alias("_pos") if label in dataset.columns
+        else pl.lit(False).alias("_pos")
+    ).sort("harpnum")
+    if regions.height < 2:
+        raise ModelError(
+            f"need >= 2 regions for a region-disjoint validation split, got {regions.height}"
+        )
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    for pos in (True, False):
+        ids = regions.filter(pl.col("_pos") == pos)["harpnum"].to_numpy()
+        if ids.size == 0:
+            continue
+        n_val = int(round(fraction * ids.size))
+        if ids.size >= 2:
+            n_val = min(max(n_val, 1), ids.size - 1)
+        val.extend(rng.choice(ids, size=n_val, replace=False).tolist())
+    is_val = pl.col("harpnum").is_in(val)
+    fit, valid = dataset.filter(~is_val), dataset.filter(is_val)
+    if fit.height == 0 or valid.height == 0:
+        raise ModelError("validation split left one side empty; use more regions")
+    logger.info(
+        "validation split: %d regions / %d records fit, %d regions / %d records validation",
+        fit["harpnum"].n_unique(), fit.height, valid["harpnum"].n_unique(), valid.height,
+    )
+    return fit, valid
+
+
+def split_validation_period(dataset: pl.DataFrame, config: TrainConfig
+                            ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``dataset`` into (fit, validation) by time (`TrainConfig.validation_start`).
+
+    Validation: ``validation_start <= t_rec < validation_end``. Fit: ``t_rec <
+    validation_start - tmax_h``, so that no training label (next >=M flare within
+    ``tmax_h``) reads a flare of the validation period.
+    """
+    start = config.validation_period_bound("validation_start")
+    end = config.validation_period_bound("validation_end")
+    in_val = pl.col("t_rec") >= start
+    if end is not None:
+        in_val &= pl.col("t_rec") < end
+    valid = dataset.filter(in_val)
+    fit = dataset.filter(pl.col("t_rec") < start - timedelta(hours=config.tmax_h))
+    if fit.height == 0 or valid.height == 0:
+        raise ModelError(
+            f"validation period from {start.isoformat()} leaves "
+            f"{'no training' if fit.height == 0 else 'no validation'} records "
+            f"(data {time_range(dataset)})"
+        )
+    logger.info(
+        "validation period %s .. %s: %d regions / %d records fit, %d regions / %d records "
+        "validation", start.date(), end.date() if end else "end", fit["harpnum"].n_unique(),
+        fit.height, valid["harpnum"].n_unique(), valid.height,
+    )
+    return fit, valid

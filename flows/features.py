@@ -15,8 +15,8 @@ __all__ = ["build_features", "train_config"]
 
 
 def train_config(config: dict[str, Any] | None = None, quick: bool = False) -> dict[str, Any]:
-    """A full `flare_core.training.TrainConfig` as a dict (defaults, or quick, + overrides)."""
-    from flare_core.training import TrainConfig
+    """A full `flare_core.config.TrainConfig` as a dict (defaults, or quick, + overrides)."""
+    from flare_core.config import TrainConfig
 
     base = TrainConfig.quick() if quick else TrainConfig()
     if config:

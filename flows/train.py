@@ -35,7 +35,7 @@ def train(start: datetime | None = None, end: datetime | None = None,
     store
         Installation root (`flows.layout.Layout`).
     config
-        Overrides of `flare_core.training.TrainConfig` fields.
+        Overrides of `flare_core.config.TrainConfig` fields.
     quick
         Start from `TrainConfig.quick()` (few trees and epochs: tests, the offline demo).
 
@@ -44,7 +44,7 @@ def train(start: datetime | None = None, end: datetime | None = None,
     str
         The MODEL_DIR, also recorded as the installation's latest model.
     """
-    from flare_core.training import code_version
+    from flare_core.versioning import code_version
 
     layout = Layout.of(store)
     cfg = train_config(config, quick)

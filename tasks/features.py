@@ -4,7 +4,7 @@ feature/label dataset.
 `snapshot_store` freezes the SHARP records and flares a step needs into Parquet files named
 by their content hash, so every later task is cached on data, not on a store path whose
 content changes. `build_dataset_file` computes running statistics, flare history and labels
-(`flare_core.training.build_model_dataset`) and is cached on the snapshot hashes, the
+(`flare_core.dataset.build_model_dataset`) and is cached on the snapshot hashes, the
 configuration and the task's source.
 
 No look-ahead: a snapshot cut at ``end`` holds only SHARP records with ``t_rec <= end`` and,
@@ -86,11 +86,12 @@ def build_dataset_file(sharp: FileRef, flares: FileRef, config: dict[str, Any], 
                        end: datetime | None = None) -> FileRef:
     """Features (and labels) of every SHARP record of a snapshot, as one Parquet file.
 
-    ``config`` is `flare_core.training.TrainConfig.to_dict` output (its windows, ``tmax_h``
+    ``config`` is `flare_core.config.TrainConfig.to_dict` output (its windows, ``tmax_h``
     and ``horizon_h`` are used). Records outside [start, end] (UTC) are dropped after the
     features are computed, so the first records still see their full look-back window.
     """
-    from flare_core.training import TrainConfig, build_model_dataset
+    from flare_core.config import TrainConfig
+    from flare_core.dataset import build_model_dataset
 
     cfg = TrainConfig.from_mapping(config)
     sharp_df = pl.read_parquet(sharp.path)

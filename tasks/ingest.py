@@ -204,9 +204,9 @@ def ensure_harp_map(store_root: str, *, download: bool = False) -> dict[str, Any
     ``download=True`` fetches JSOC's current map (the daily ingest); otherwise the bundled
     copy (``data/harp_noaa``) is stored only when the store has none.
     """
+    from flare_core.dataset import DEFAULT_HARP_MAP
     from flare_core.sources import download_harp_noaa_map, read_harp_noaa_map
     from flare_core.store import Store
-    from flare_core.training import DEFAULT_HARP_MAP
 
     store = Store(store_root)
     if not download and "harp_map" in store.manifest().get("tables", {}):

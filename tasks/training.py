@@ -1,7 +1,7 @@
 """Prefect task that trains every model (`flare_core.training.train_all`) into a MODEL_DIR.
 
 Cached on the dataset's content hash, the training configuration and the code version
-(`flare_core.training.code_version`) plus the task's source: retraining on unchanged data
+(`flare_core.versioning.code_version`) plus the task's source: retraining on unchanged data
 with an unchanged configuration and code is skipped and returns the existing MODEL_DIR.
 """
 
@@ -34,11 +34,11 @@ def train_models(dataset: FileRef, config: dict[str, Any], model_root: str,
     dataset
         Labelled dataset Parquet (`tasks.features.build_dataset_file`).
     config
-        `flare_core.training.TrainConfig.to_dict` output.
+        `flare_core.config.TrainConfig.to_dict` output.
     model_root
         Parent directory; the model goes to ``<model_root>/<data hash>-<config hash>``.
     code_version
-        `flare_core.training.code_version()` (part of the cache key only).
+        `flare_core.versioning.code_version()` (part of the cache key only).
 
     Returns
     -------
@@ -47,7 +47,8 @@ def train_models(dataset: FileRef, config: dict[str, Any], model_root: str,
     """
     import polars as pl
 
-    from flare_core.training import TrainConfig, train_all
+    from flare_core.config import TrainConfig
+    from flare_core.training import train_all
 
     log = run_logger()
     cfg = TrainConfig.from_mapping(config)

@@ -50,7 +50,9 @@ def write_lines(tmp_path: Path, name: str, lines: list[str]) -> Path:
 def train_tiny_model(data_dir: Path, out: Path) -> Path:
     """A small real MODEL_DIR: logistic, persistence and climatology (`TrainConfig.quick`) on
     15 regions of sun2022 fold 1 (5 with an M flare), for tests that need any model."""
-    from flare_core.training import TrainConfig, build_model_dataset, read_inputs, train_all
+    from flare_core.config import TrainConfig
+    from flare_core.dataset import build_model_dataset, read_inputs
+    from flare_core.training import train_all
 
     sharp, flares = read_inputs([data_dir / "sharp" / "sun2022_sharp_m24h_fold1.csv.gz"],
                                 [data_dir / NCEI_FLARES])

@@ -160,8 +160,8 @@ def test_train_config_help_shows_params_tables() -> None:
 
 def test_nrt_data_take_the_nrt_map_and_refuse_the_definitive_one(
         data_dir: Path, files: dict[str, Path]) -> None:
+    from flare_core.dataset import DEFAULT_HARP_MAP, NRT_HARP_MAP, read_inputs
     from flare_core.errors import ConfigError
-    from flare_core.training import DEFAULT_HARP_MAP, NRT_HARP_MAP, read_inputs
 
     nrt = _nrt_subset(data_dir, files["tmp"])
     sharp, flares = read_inputs([nrt], [files["flares"]])  # default: the NRT map

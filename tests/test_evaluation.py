@@ -9,9 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from flare_core.config import TrainConfig
+from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.evaluation import AUC_TIMES_H, evaluate, score_predictions
 from flare_core.forecasting import ModelBundle, predict_records
-from flare_core.training import TrainConfig, build_model_dataset, read_inputs, train_all
+from flare_core.training import train_all
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from flare_core.config import TrainConfig
+from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.errors import DataGapError, ModelError
 from flare_core.forecasting import (
     PREDICTION_COLUMNS,
@@ -18,7 +20,8 @@ from flare_core.forecasting import (
     predict_records,
     survival_probabilities,
 )
-from flare_core.training import ALL_MODELS, TrainConfig, build_model_dataset, read_inputs, train_all
+from flare_core.models.registry import ALL_MODELS
+from flare_core.training import train_all
 
 MODELS = ALL_MODELS  # every model, with the tiny TrainConfig.quick() settings
 

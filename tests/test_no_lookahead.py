@@ -138,11 +138,13 @@ def test_real_fold_future_perturbation(data_dir):
 def nrt_world(data_dir, tmp_path_factory):
     """A model trained on real NRT regions of 2023-06..08 and the NRT stream of 2023-11 with
     its measured serving times, NCEI flares with NRT HARP numbers (the NRT map)."""
+    from flare_core.config import TrainConfig
+    from flare_core.dataset import build_model_dataset
     from flare_core.forecasting import ModelBundle
     from flare_core.schema import SERIES_NRT_CEA
     from flare_core.sources import read_harp_noaa_map, read_ncei_goes_flares
     from flare_core.sources.harp_noaa import attach_harpnum
-    from flare_core.training import TrainConfig, build_model_dataset, train_all
+    from flare_core.training import train_all
     from tests.test_store_series import nrt_sharp
 
     sharp = nrt_sharp(data_dir)

@@ -11,7 +11,8 @@ from flare_core.survival_eval import kaplan_meier_curve, verify_survival
 
 @pytest.fixture(scope="module")
 def labels(data_dir):
-    from flare_core.training import TrainConfig, build_model_dataset, read_inputs
+    from flare_core.config import TrainConfig
+    from flare_core.dataset import build_model_dataset, read_inputs
 
     sharp, flares = read_inputs(
         [data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz"],

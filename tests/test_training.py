@@ -10,22 +10,14 @@ import numpy as np
 import polars as pl
 import pytest
 
+from flare_core.config import DEFAULT_PARAMS, TrainConfig
+from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.errors import ConfigError, ModelError
-from flare_core.training import (
-    ALL_MODELS,
-    DEFAULT_PARAMS,
-    MODEL_SPECS,
-    FlareClassBands,
-    ModelSpec,
-    TrainConfig,
-    best_tss_threshold,
-    build_model_dataset,
-    hash_frame,
-    read_inputs,
-    split_validation,
-    split_validation_period,
-    train_all,
-)
+from flare_core.metrics import best_tss_threshold
+from flare_core.models.registry import ALL_MODELS
+from flare_core.splits import split_validation, split_validation_period
+from flare_core.training import MODEL_SPECS, FlareClassBands, ModelSpec, train_all
+from flare_core.versioning import hash_frame
 
 FAST_MODELS = ("defn_m", "climatology", "persistence", "logistic")
 
@@ -182,12 +174,16 @@ def test_train_all_needs_labels(small_dataset: pl.DataFrame, tmp_path: Path) -> 
 
 
 def test_log_scaling_compresses_heavy_tails_only(small_dataset: pl.DataFrame) -> None:
-    from flare_core.training import apply_log_scaling, fit_log_scaling
+    from sklearn.base import clone
+
+    from flare_core.dataset import LogScaler
 
     feats = ["usflux__mean", "usflux__count", "r_value__mean"]
-    scales = fit_log_scaling(small_dataset, feats)
+    scaler = clone(LogScaler(feats)).fit(small_dataset)
+    scales = scaler.scales_
     assert "usflux__mean" in scales and "usflux__count" not in scales
-    out = apply_log_scaling(small_dataset.select(feats), scales)
+    out = scaler.transform(small_dataset.select(feats))
+    assert out.equals(LogScaler.from_scales(scales).transform(small_dataset.select(feats)))
     x = small_dataset["usflux__mean"].to_numpy()
     np.testing.assert_allclose(out["usflux__mean"].to_numpy(),
                                np.sign(x) * np.log1p(np.abs(x) / scales["usflux__mean"]))

@@ -64,10 +64,10 @@ def _data_files(ctx: typer.Context, data: list[Path]) -> list[Path]:
 
 
 def _read_inputs(files: list[Path], flares: list[Path], harp_map: Path | None):
-    """`flare_core.training.read_inputs`; an undetected layout says these commands take no
+    """`flare_core.dataset.read_inputs`; an undetected layout says these commands take no
     --format (the formats they read are detected)."""
+    from flare_core.dataset import read_inputs
     from flare_core.errors import ParseError
-    from flare_core.training import read_inputs
 
     try:
         return read_inputs(files, flares, harp_map=harp_map)
@@ -99,8 +99,8 @@ def _load_bundle_and_dataset(
     Raises the library's ``FlareflowError`` subclasses (`errors.handled` turns them into
     exit 2 for bad input, else 1).
     """
+    from flare_core.dataset import build_model_dataset
     from flare_core.forecasting import ModelBundle
-    from flare_core.training import build_model_dataset
 
     bundle = ModelBundle.load(model)
     sharp, flare_frame = _read_inputs(files, flares, harp_map)
@@ -139,12 +139,10 @@ def train(
 ) -> None:
     """Train every model on the given data and write a versioned MODEL_DIR."""
     _setup_logging(verbose)
-    from flare_core.training import (
-        TrainConfig,
-        build_model_dataset,
-        hash_files,
-        train_all,
-    )
+    from flare_core.config import TrainConfig
+    from flare_core.dataset import build_model_dataset
+    from flare_core.training import train_all
+    from flare_core.versioning import hash_files
 
     files = _data_files(ctx, data)
     _check_inputs(files, flares)

@@ -20,8 +20,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from flare_core.config import TrainConfig
+from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.forecasting import ModelBundle, predict_records
-from flare_core.training import TrainConfig, build_model_dataset, read_inputs, train_all
+from flare_core.training import train_all
 
 TRAIN_END = datetime(2014, 9, 24, tzinfo=UTC)
 AR_12192_HARP = 4698

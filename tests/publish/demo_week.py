@@ -44,11 +44,13 @@ def demo_week_root(base: Path) -> Path:
 
 
 def _build(root: Path) -> None:
+    from flare_core.config import TrainConfig
+    from flare_core.dataset import build_model_dataset
     from flare_core.forecasting import ModelBundle, forecast_many
     from flare_core.publish.forecast_store import ForecastStore
     from flare_core.sources import load_file
     from flare_core.store import Store
-    from flare_core.training import TrainConfig, build_model_dataset, train_all
+    from flare_core.training import train_all
 
     root.mkdir(parents=True, exist_ok=True)
     store = Store(root)
