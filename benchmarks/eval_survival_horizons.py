@@ -286,7 +286,7 @@ def main() -> None:
         bundle = ModelBundle.load(model_dir)
         v, surv = evaluate_bundle(bundle, train, test)
         per_fold[k] = v
-        grid = np.asarray(bundle.models["cox_time"].model.grid_h)
+        grid = np.asarray(bundle.models["cox_time"].cox_.grid_h)
         _print(f"fold {k}: {test.height} test records, {train.height} training records; "
                f"curve shape {collapse_stats(surv, grid)}", v)
         curves.append(surv)

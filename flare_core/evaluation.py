@@ -28,6 +28,7 @@ import polars as pl
 
 from .errors import DataQualityWarning, ModelError
 from .forecasting import ModelBundle, predict_records
+from .models.registry import MODEL_SPECS
 
 __all__ = ["AUC_TIMES_H", "BINARY_FORECASTS", "evaluate", "score_predictions"]
 
@@ -36,17 +37,13 @@ logger = logging.getLogger(__name__)
 #: Horizons (hours after t_rec) of the time-dependent AUC.
 AUC_TIMES_H: tuple[float, ...] = (12.0, 24.0, 48.0, 72.0, 144.0)
 
-#: (model name, probability column, label column) of every binary forecast scored.
-BINARY_FORECASTS: tuple[tuple[str, str, str], ...] = (
-    ("survival", "p_m24_survival", "m_within_24h"),
-    ("defn_m", "p_m24_defn", "m_within_24h"),
-    ("defn_c", "p_c24_defn", "c_within_24h"),
-    ("lstm", "p_m24_lstm", "m_within_24h"),
-    ("logistic", "p_m24_logistic", "m_within_24h"),
-    ("persistence", "p_m24_persistence", "m_within_24h"),
-    ("climatology", "p_m24_climatology", "m_within_24h"),
+#: (report name, probability column, label column) of every binary forecast scored, from
+#: the registry (`flare_core.models.registry.ModelSpec.score_name`), in its order.
+BINARY_FORECASTS: tuple[tuple[str, str, str], ...] = tuple(
+    (spec.score_name, spec.columns[0], spec.label)
+    for spec in MODEL_SPECS.values() if spec.label is not None
 )
-_BUNDLE_NAME = {"survival": "cox_time"}
+_BUNDLE_NAME = {spec.score_name: spec.name for spec in MODEL_SPECS.values()}
 
 
 def _nan_to_none(x: Any) -> Any:
@@ -226,8 +223,8 @@ def evaluate(bundle: ModelBundle, dataset: pl.DataFrame, report_dir: str | Path)
 def _forest_scores(bundle: ModelBundle, dataset: pl.DataFrame) -> dict[str, Any] | None:
     """F1 of the flare-class forest's band of the next >=M flare (the paper reports 0.85)
     against the bands the labels give, with the per-band record counts."""
-    wrapper = bundle.models.get("flare_class_forest")
-    if wrapper is None:
+    chain = bundle.models.get("flare_class_forest")  # the survival chain with its forest
+    if chain is None:
         return None
     from .models.flare_class import FLARE_CLASS_BANDS, flare_class_band, score_flare_class
 
@@ -235,7 +232,7 @@ def _forest_scores(bundle: ModelBundle, dataset: pl.DataFrame) -> dict[str, Any]
         dataset["next_flare_flux_wm2"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
         dataset["time_to_event_h"].to_numpy(), dataset["event"].to_numpy(),
         tmax_h=bundle.config.tmax_h)
-    predicted = wrapper.forest.predict(wrapper.matrix(dataset))
+    predicted = chain.forest_.predict(chain.matrix(dataset))
     counts = np.bincount(truth, minlength=len(FLARE_CLASS_BANDS))
     return {"label": "next_flare_band", **score_flare_class(truth, predicted),
             "n_per_band": dict(zip(FLARE_CLASS_BANDS, counts.tolist(), strict=True))}
@@ -255,25 +252,25 @@ def _warning_sweep(bundle: ModelBundle, preds: pl.DataFrame,
         out["lifetime_threshold_tss"] = [
             _quiet(_tss, y, life < x) for x in xs
         ]
-    wrapper = bundle.models.get("warning_svm")
-    if wrapper is not None and "mean_lifetime_h" in preds.columns:
+    chain = bundle.models.get("warning_svm")  # the survival chain with its warning SVM
+    if chain is not None and "mean_lifetime_h" in preds.columns:
         from .models.warning import sweep_lead_time
 
         track = dataset.select("harpnum", "t_rec", "time_to_event_h", "event").with_columns(
             preds["mean_lifetime_h"])
-        test_windows = wrapper.windows(track)
-        if test_windows.height and wrapper.train_windows.height:
+        test_windows = chain.lifetime_windows(track)
+        if test_windows.height and chain.train_windows_.height:
             leads = [x for x in range(8, 61, 4) if x < bundle.config.tmax_h]
             try:
-                table = sweep_lead_time(wrapper.train_windows, test_windows, leads_h=leads,
-                                        config=wrapper.svm.config)
+                table = sweep_lead_time(chain.train_windows_, test_windows, leads_h=leads,
+                                        config=chain.warning_svm_.config)
             except Exception as e:  # noqa: BLE001 - a failed sweep must not lose the report
                 logger.error("warning lead-time sweep failed: %s", e)
             else:
                 out["lead_h"] = table["lead_h"].to_list()
                 for col in ("tss_within", "tss_after", "tss_none", "tss_micro"):
                     out[col] = table[col].to_list()
-                out["chosen_lead_h"] = wrapper.svm.config.lead_h
+                out["chosen_lead_h"] = chain.warning_svm_.config.lead_h
     return out or None
 
 

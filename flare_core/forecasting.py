@@ -67,9 +67,15 @@ from .config import TrainConfig
 from .dataset import LogScaler, build_model_dataset
 from .errors import ConfigError, DataGapError, DataQualityWarning, ModelError
 from .models.calibration import PlattCalibration
-from .models.registry import ALL_MODELS
+from .models.registry import (
+    ALL_MODELS,
+    estimator_groups,
+    load_estimators,
+    predict_columns,
+    published_specs,
+)
 from .schema import DEFAULT_NRT_LATENCY, with_served_at
-from .training import MODEL_FORMAT_VERSION, MODEL_SPECS, _Context
+from .training import MODEL_FORMAT_VERSION
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -113,7 +119,8 @@ class ModelBundle:
     config : TrainConfig
         The training configuration (feature windows are reused at prediction time).
     models : dict of str to object
-        Fitted models by name (`flare_core.models.registry.ALL_MODELS` order).
+        The fitted estimator of each model, by model name (`flare_core.models.registry`
+        order); the three stages of the survival chain map to the one `SurvivalChain`.
     torch_threads : int or None
         torch intra-op threads while this bundle predicts (`predict_records`; set and
         restored around the call, so the process-wide setting is unchanged afterwards).
@@ -160,16 +167,13 @@ class ModelBundle:
             config = TrainConfig.from_mapping(meta["config"])
         except (TypeError, ValueError) as e:  # ConfigError is a ValueError
             raise ModelError(f"{file}: field config: {e}") from e
-        models: dict[str, Any] = {}
-        for name in ALL_MODELS:
-            entry = meta["models"].get(name)
-            if entry is None:
-                continue
-            spec = MODEL_SPECS.get(name)
-            if spec is None:
-                raise ModelError(f"{d}: model {name!r} has no loader in this code version")
-            models[name] = spec.load_model(
-                resolve_inside(d, entry["dir"], file=file, field=f"models.{name}.dir"))
+        unknown = sorted(set(meta["models"]) - set(ALL_MODELS))
+        if unknown:
+            raise ModelError(f"{d}: model {unknown[0]!r} has no loader in this code version")
+        models = load_estimators({
+            name: resolve_inside(d, meta["models"][name]["dir"], file=file,
+                                 field=f"models.{name}.dir")
+            for name in ALL_MODELS if name in meta["models"]})
         logger.info("loaded %s: %s", d, ", ".join(models))
         return cls(model_dir=d, meta=meta, config=config, models=models,
                    torch_threads=torch_threads)
@@ -214,7 +218,8 @@ class ModelBundle:
           holds while consecutive records of a region are at most ``freshness_h`` apart
           (the age beyond which a record is no longer used; longer gaps may shorten the
           sequence of the oldest records only by records older than the bound);
-        * the lifetime warning: its line-fit window ``window_h`` plus the ``4 sigma_h`` reach
+        * the lifetime warning (the survival chain's ``lookback_h``): its line-fit window
+          ``window_h`` plus the ``4 sigma_h`` reach
           of the causal Gaussian smoothing of the lifetime track
           (`flare_core.models.lifetime.smooth_lifetime_track`; the kernel's width in records
           comes from the median cadence of the segment so far, which a shorter window can
@@ -233,10 +238,6 @@ class ModelBundle:
                 span_h = max(span_h, float(max_lookback))
             elif isinstance(n_steps, int) and n_steps > 1:
                 span_h = max(span_h, (n_steps - 1) * float(cfg.freshness_h))
-            sigma_h, track_window_h = (getattr(model, "sigma_h", None),
-                                       getattr(model, "window_h", None))
-            if sigma_h and track_window_h:
-                span_h = max(span_h, float(track_window_h) + 4.0 * float(sigma_h))
         return feature_h + span_h
 
 
@@ -298,23 +299,18 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
     scales = bundle.meta.get("log_scaled_features") or {}
     if scales:
         data = LogScaler.from_scales(scales).transform(data)
-    ctx = _Context(config=bundle.config, features=bundle.features, models=bundle.models,
-                   device="cpu", thresholds={n: bundle.threshold(n) for n in bundle.models})
     out: dict[str, Any] = {}
-    ctx.outputs["_rows"] = data
-    for name, model in bundle.models.items():
+    for group, specs in estimator_groups(list(bundle.models)):
         t0 = time.perf_counter()
         with limit_torch_threads(bundle.torch_threads):
-            values = MODEL_SPECS[name].predict(model, data, ctx)
-        calibration = bundle.calibration(name)
-        if calibration is not None:
-            column = MODEL_SPECS[name].binary[0]
-            values = {**values, column: calibration.apply(values[column])}
-        for col, v in values.items():
-            ctx.outputs[col] = v
-            if not col.startswith("_"):
-                out[col] = v
-        logger.debug("predicted %s for %d records in %.2f s", name, data.height,
+            values = predict_columns(group, specs, bundle.models[specs[0].name], data)
+        for spec in specs:
+            calibration = bundle.calibration(spec.name)
+            if calibration is not None:
+                column = spec.columns[0]
+                values = {**values, column: calibration.apply(values[column])}
+        out.update(values)
+        logger.debug("predicted %s for %d records in %.2f s", group, data.height,
                      time.perf_counter() - t0)
     n = data.height
     columns: list[pl.Series] = [data["harpnum"], data["t_rec"]]
@@ -333,18 +329,6 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
 
 
 # ------------------------------------------------------------------------------ forecast_at
-
-
-#: (forecast-store model name, bundle model that must exist, column map) per published model.
-_PUBLISHED: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("survival", "cox_time", {"p_m24": "p_m24_survival", "p_c24": "p_c24_survival",
-                              "p_x24": "p_x24_survival", "mean_lifetime_h": "mean_lifetime_h"}),
-    ("defn", "defn_m", {"p_m24": "p_m24_defn", "p_c24": "p_c24_defn"}),
-    ("lstm", "lstm", {"p_m24": "p_m24_lstm"}),
-    ("logistic", "logistic", {"p_m24": "p_m24_logistic"}),
-    ("persistence", "persistence", {"p_m24": "p_m24_persistence"}),
-    ("climatology", "climatology", {"p_m24": "p_m24_climatology"}),
-)
 
 
 def _to_utc(t: datetime) -> datetime:
@@ -739,9 +723,10 @@ def _published_rows(bundle: ModelBundle, preds: pl.DataFrame, *, headline: bool 
         rebased = _rebased_survival(preds)
     x_given_m = (pl.col("p_x_given_m_forest").cast(pl.Float64)
                  if "p_x_given_m_forest" in preds.columns else None)
-    for model_name, needs, cmap in _PUBLISHED:
-        if needs not in bundle.models:
+    for spec in published_specs():
+        if spec.name not in bundle.models:
             continue
+        model_name, cmap = spec.published, spec.publish_columns
         cols: list[pl.Expr] = [
             pl.col("issue_time"), pl.col("harpnum"), pl.col("noaa_ars"),
             pl.lit(model_name).alias("model"), pl.lit(bundle.version).alias("model_version"),
@@ -924,7 +909,7 @@ class HeadlineRule:
     m_model : str
         Published model whose P(M+) is the headline's: the highest validation TSS (>=M in
         24 h, on the validation regions or period, ``model.json``) among the published
-        models of the bundle, ties broken by validation ROC AUC, then `_PUBLISHED` order.
+        models of the bundle, ties broken by validation ROC AUC, then publishing order (`flare_core.models.registry.published_specs`).
     m_tss, m_auc : float or None
         Those validation scores.
     m_threshold : float
@@ -968,20 +953,17 @@ class HeadlineRule:
         return "; ".join(parts)
 
 
-#: published model -> bundle model of its P(M+) (validation scores, threshold)
-_M_SOURCE = {"survival": "cox_time", "defn": "defn_m", "lstm": "lstm", "logistic": "logistic",
-             "persistence": "persistence", "climatology": "climatology"}
-
-
 def headline_rule(bundle: ModelBundle) -> HeadlineRule | None:
     """The `HeadlineRule` of a bundle (None: no published model)."""
-    published = [name for name, needs, _ in _PUBLISHED if needs in bundle.models]
+    #: published model -> bundle model of its P(M+) (validation scores, threshold)
+    m_source = {s.published: s.name for s in published_specs() if s.name in bundle.models}
+    published = list(m_source)
     if not published:
         return None
     order = {n: i for i, n in enumerate(published)}
 
     def scores(name: str) -> tuple[float | None, float | None]:
-        val = bundle.meta["models"].get(_M_SOURCE[name], {}).get("validation") or {}
+        val = bundle.meta["models"].get(m_source[name], {}).get("validation") or {}
         tss, auc = val.get("tss"), val.get("auc")
         return (None if tss is None else float(tss)), (None if auc is None else float(auc))
 
@@ -992,7 +974,7 @@ def headline_rule(bundle: ModelBundle) -> HeadlineRule | None:
     c_model = "defn" if "defn_c" in bundle.models and "defn" in published else None
     return HeadlineRule(
         m_model=m_model, m_tss=tss, m_auc=auc,
-        m_threshold=bundle.threshold(_M_SOURCE[m_model]),
+        m_threshold=bundle.threshold(m_source[m_model]),
         c_model=c_model,
         c_threshold=bundle.threshold("defn_c") if c_model else None,
         x_from_forest="flare_class_forest" in bundle.models,

@@ -105,8 +105,8 @@ def test_evaluate_scores_the_flare_class_forest(bundle: ModelBundle, split, tmp_
     truth = flare_class_band(test["next_flare_flux_wm2"].fill_null(np.nan).to_numpy(),
                              test["time_to_event_h"].to_numpy(), test["event"].to_numpy(),
                              tmax_h=bundle.config.tmax_h)
-    wrapper = bundle.models["flare_class_forest"]
-    pred = wrapper.forest.predict(wrapper.matrix(test))
+    chain = bundle.models["flare_class_forest"]  # the survival chain with its forest
+    pred = chain.forest_.predict(chain.matrix(test))
     assert forest["macro_f1"] == pytest.approx(f1_score(truth, pred, average="macro",
                                                         zero_division=0))
     assert sum(forest["n_per_band"].values()) == test.height

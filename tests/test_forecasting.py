@@ -132,7 +132,7 @@ def test_lookback_covers_the_sequence_and_its_features(bundle: ModelBundle) -> N
               else (lstm_cfg.n_steps - 1) * cfg.freshness_h)
     warning = bundle.models["warning_svm"]
     assert bundle.lookback_h() >= feature_h + span_h
-    assert bundle.lookback_h() >= feature_h + warning.window_h + 4 * warning.sigma_h
+    assert bundle.lookback_h() >= feature_h + warning.window_h_ + 4 * warning.sigma_h_
 
 
 def test_forecast_at_uses_no_later_data(bundle: ModelBundle, inputs) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -14,9 +15,10 @@ from flare_core.config import DEFAULT_PARAMS, TrainConfig
 from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.errors import ConfigError, ModelError
 from flare_core.metrics import best_tss_threshold
-from flare_core.models.registry import ALL_MODELS
+from flare_core.models.registry import ALL_MODELS, MODEL_SPECS
+from flare_core.models.survival_chain import SurvivalChain
 from flare_core.splits import split_validation, split_validation_period
-from flare_core.training import MODEL_SPECS, FlareClassBands, ModelSpec, train_all
+from flare_core.training import train_all
 from flare_core.versioning import hash_frame
 
 FAST_MODELS = ("defn_m", "climatology", "persistence", "logistic")
@@ -156,8 +158,7 @@ def test_train_all_leaves_out_unavailable_model(
     small_dataset: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    broken = ModelSpec("logistic", "no_such_module", "Nope", MODEL_SPECS["logistic"].fit,
-                       MODEL_SPECS["logistic"].predict)
+    broken = dataclasses.replace(MODEL_SPECS["logistic"], estimator="no_such_module:Nope")
     monkeypatch.setitem(MODEL_SPECS, "logistic", broken)
     cfg = TrainConfig.quick(models=("climatology", "logistic"))
     out = train_all(small_dataset, tmp_path / "m", cfg)
@@ -295,10 +296,12 @@ def test_refit_trains_on_all_records_and_keeps_the_selection(
     scaler = logistic.pipeline_.named_steps["standardscaler"]
     assert int(np.max(scaler.n_samples_seen_)) == small_dataset.height
     assert logistic.n_features_in_ == len(meta["features"])
-    forest = FlareClassBands.load(refit / "flare_class_forest")
-    assert forest.forest.n_features_ == len(meta["features"])
-    assert forest.fill_values != FlareClassBands.load(selected / "flare_class_forest"
-                                                      ).fill_values  # all-record means
+    def chain(d: Path) -> SurvivalChain:
+        return SurvivalChain.load({m: d / m for m in ("flare_class_forest", "cox_time")})
+
+    forest = chain(refit)
+    assert forest.forest_.n_features_ == len(meta["features"])
+    assert forest.fill_values_ != chain(selected).fill_values_  # all-record means
     windows = pl.read_parquet(refit / "warning_svm" / "train_windows.parquet")
     assert windows.height > pl.read_parquet(selected / "warning_svm" / "train_windows.parquet"
                                             ).height  # all records, not the validation year
