@@ -150,3 +150,17 @@ def test_hash_json(tmp_path):
         hash_json({"p": tmp_path})
     assert hash_json({"p": tmp_path}, default=str) == hash_json({"p": str(tmp_path)})
     assert hash_bytes(b"") == hashlib.sha256(b"").hexdigest()
+
+
+def test_io_is_the_only_atomic_write():
+    """No package module renames temporary files by itself (issue 10: one atomic write)."""
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"\bos\.(replace|rename)\(|tempfile\.mkstemp\(")
+    modules = [p for pkg in ("flare_core", "tasks", "flows", "flareflow", "deployments")
+               for p in sorted((repo / pkg).rglob("*.py")) if p != repo / "flare_core" / "io.py"]
+    offenders = [f"{p.relative_to(repo)}:{i}" for p in modules
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+                 if pattern.search(line.split("#", 1)[0])]
+    assert offenders == []

@@ -506,8 +506,8 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
     for part in conform_forecasts(forecasts).sort(keys).partition_by(keys, maintain_order=True):
         doc = _document(part, mode=mode, horizon_h=horizon_h, failed=failed_rows)
         path = out / scoreboard_filename(doc)
-        # rebuilt from the forecast store at will: atomic, not flushed (a backfill writes
-        # ~10^4 documents, and an fsync each would add minutes)
+        # rebuilt from the forecast store at will: atomic, not flushed (a backfill writes one
+        # per issue time and model; an fsync of each measured ~0.5 ms more per document)
         atomic_write(path, json.dumps(doc, indent=1, allow_nan=False) + "\n", fsync=False)
         paths.append(path)
     logger.info("wrote %d scoreboard document(s) to %s", len(paths), out)
