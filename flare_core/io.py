@@ -12,8 +12,8 @@ is known only once the content is written (content-addressed names).
 
 ``fsync=False`` skips the two flushes (the file's and its directory's): the write stays
 atomic for readers, but a power cut shortly after it may leave the old file or an empty one.
-Files that can be rebuilt from other data (published pages, scoreboard documents, feature
-parts) use it where the flushes would cost measurable time.
+Files that can be rebuilt from other data and come in numbers or sizes where the flushes
+would cost measurable time use it (scoreboard documents, feature parts).
 
 New files get the permissions of a plain ``open(path, "w")`` (``0o666`` less the umask),
 not the ``0o600`` of `tempfile.mkstemp`; parent directories are created.
