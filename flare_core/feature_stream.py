@@ -33,7 +33,6 @@ Float64 (the default) when the features are compared against other float64 compu
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ import polars as pl
 from .config import check_positive
 from .errors import ConfigError
 from .features import RunningStats, running_stats_table
+from .io import atomic_write
 from .schema import SHARP_KEYWORDS
 
 __all__ = ["StreamReport", "region_chunks", "write_running_stats", "featurize_store"]
@@ -118,11 +118,12 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
 def _write_part(table, path: Path, compression: str) -> None:
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    # statistics on the keys only: row-group pruning by harpnum / t_rec, cheap to write
-    pq.write_table(table, tmp, compression=compression, use_dictionary=False,
-                   write_statistics=["harpnum", "t_rec"])
-    os.replace(tmp, path)
+    # statistics on the keys only: row-group pruning by harpnum / t_rec, cheap to write.
+    # Atomic, not flushed to disk: parts are rebuilt from the store, and an fsync of GBs of
+    # features would wait for the disk
+    atomic_write(path, lambda tmp: pq.write_table(
+        table, tmp, compression=compression, use_dictionary=False,
+        write_statistics=["harpnum", "t_rec"]), fsync=False)
 
 
 class _PartWriter:

@@ -58,7 +58,8 @@ import polars as pl
 
 from .config import check_positive
 from .errors import ConfigError
-from .schema import SHARP_KEYWORDS, UTC_DATETIME
+from .schema import SHARP_KEYWORDS
+from .timecols import to_utc_columns
 from .timeutil import to_utc
 
 try:  # the compiled kernel; the numpy kernel is the fallback
@@ -178,16 +179,9 @@ def select_keywords(sharp: pl.DataFrame, keywords: tuple[str, ...] | None = None
 
 
 def utc_time_column(frame: pl.DataFrame, col: str) -> pl.DataFrame:
-    """Cast ``frame[col]`` to ``Datetime("us", "UTC")``; naive values are taken as UTC."""
-    dtype = frame.schema[col]
-    if dtype == UTC_DATETIME:
-        return frame
-    if not isinstance(dtype, pl.Datetime):
-        raise ConfigError(f"column {col!r} must be a Datetime, got {dtype}")
-    expr = pl.col(col)
-    expr = expr.dt.convert_time_zone("UTC") if dtype.time_zone else expr.dt.replace_time_zone(
-        "UTC")
-    return frame.with_columns(expr.dt.cast_time_unit("us").alias(col))
+    """Cast ``frame[col]`` to ``Datetime("us", "UTC")``; naive values are taken as UTC
+    (`flare_core.timecols.to_utc_columns`)."""
+    return to_utc_columns(frame, [col], time_unit="us")
 
 
 def _time_us(t: pl.Series) -> np.ndarray:

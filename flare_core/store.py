@@ -17,9 +17,10 @@ Guarantees
   replace one another. `Store.read_sharp` returns one series at a time.
 * **Atomic commits.** A write first writes every new Parquet file under a fresh, unique
   name (never overwriting a file the manifest lists), then commits by replacing
-  ``MANIFEST.json`` with ``os.replace`` (a temp file fsync'ed first). Readers only open the
-  files the manifest lists. A crash or error at any point before the replace leaves the
-  previous store intact and readable; the orphaned files are deleted by the next write.
+  ``MANIFEST.json`` (`flare_core.io.atomic_write`: a temp file fsync'ed, then
+  ``os.replace``). Readers only open the files the manifest lists. A crash or error at any
+  point before the replace leaves the previous store intact and readable; the orphaned
+  files are deleted by the next write.
 * **Readers never fail while a writer commits.** Files a commit supersedes are kept on disk
   for ``gc_grace_s`` seconds (listed under ``retired`` in the manifest) before a later write
   deletes them, so a reader still holding the previous manifest can finish; a read that
@@ -60,7 +61,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -72,6 +72,7 @@ from typing import TypeVar
 import polars as pl
 
 from .errors import StoreError
+from .io import atomic_write, temp_files_of
 from .schema import (
     DEFAULT_NRT_LATENCY,
     FLARE_SCHEMA,
@@ -191,16 +192,7 @@ class Store:
         manifest = {**manifest, "format": _FORMAT, "retired": retired,
                     "generation": int(manifest["generation"]) + 1,
                     "updated_utc": datetime.now(UTC).isoformat()}
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".manifest-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(manifest, fh, indent=1, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._manifest_path())
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self._manifest_path(), json.dumps(manifest, indent=1, sort_keys=True))
         logger.info("store %s: committed generation %d", self.root, manifest["generation"])
 
     def _lock(self):
@@ -234,7 +226,8 @@ class Store:
                         n += 1
                 if dirpath != str(d) and not os.listdir(dirpath):
                     os.rmdir(dirpath)
-        for p in self.root.glob(".manifest-*.tmp"):
+        # left by interrupted manifest writes (".manifest-*.tmp": before flare_core.io)
+        for p in [*temp_files_of(self._manifest_path()), *self.root.glob(".manifest-*.tmp")]:
             p.unlink(missing_ok=True)
         if n:
             logger.info("store %s: removed %d unreferenced files", self.root, n)
@@ -519,12 +512,9 @@ class Store:
         d = self.root / table_name
         d.mkdir(parents=True, exist_ok=True)
         name = f"part-g{manifest['generation'] + 1:06d}-{uuid.uuid4().hex[:12]}.parquet"
-        tmp = d / f".{name}.tmp"
         try:
-            df.write_parquet(tmp)
-            os.replace(tmp, d / name)
+            atomic_write(d / name, df.write_parquet)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"{self.root}: {table_name} write failed: {e}") from e
         entry = {"files": [f"{table_name}/{name}"], "rows": df.height}
         if "series" in df.columns:

@@ -220,7 +220,7 @@ def train_all(
         The model directory to write (created; existing model files are replaced).
     config : TrainConfig
     data_hash : str, optional
-        Hash of the input files (`hash_files`); default: hash of ``dataset`` (`hash_frame`).
+        Hash of the input files (`flare_core.io.hash_files`); default: hash of ``dataset`` (`hash_frame`).
 
     Returns
     -------

@@ -1,20 +1,19 @@
 """Versions and content hashes of what a model was trained from.
 
-`hash_files` and `hash_frame` identify the training data (``model.json``'s ``data_hash``, the
-train flow's cache key); `code_version` the source tree (``flare_core.__version__`` plus the git
-commit when the tree is a checkout).
+`hash_frame` identifies the training data of a frame (``model.json``'s ``data_hash`` when no
+files are given; files are hashed by `flare_core.io.hash_files`); `code_version` the source
+tree (``flare_core.__version__`` plus the git commit when the tree is a checkout).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-__all__ = ["hash_frame", "hash_files", "code_version"]
+__all__ = ["hash_frame", "code_version"]
 
 
 def hash_frame(frame: pl.DataFrame) -> str:
@@ -22,20 +21,6 @@ def hash_frame(frame: pl.DataFrame) -> str:
     h = frame.sort(frame.columns[:2] if frame.width >= 2 else frame.columns).hash_rows(seed=0)
     digest = hashlib.sha256(np.sort(h.to_numpy()).tobytes())
     digest.update(",".join(f"{c}:{t}" for c, t in frame.schema.items()).encode())
-    return digest.hexdigest()
-
-
-def hash_files(paths: Iterable[str | Path]) -> str:
-    """SHA-256 (hex) of the bytes of ``paths`` (sorted by name, directories recursively)."""
-    digest = hashlib.sha256()
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files.extend(sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])
-    for p in sorted(files):
-        digest.update(p.name.encode())
-        with p.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -81,10 +81,7 @@ class Layout:
         return p if (p / "model.json").is_file() else None
 
     def set_latest_model(self, model_dir: str | Path) -> None:
-        """Record ``model_dir`` as the newest model (atomic replace)."""
-        import os
+        """Record ``model_dir`` as the newest model (`flare_core.io.atomic_write`)."""
+        from flare_core.io import atomic_write
 
-        self.models.mkdir(parents=True, exist_ok=True)
-        tmp = self.latest_model_file.with_suffix(".tmp")
-        tmp.write_text(str(Path(model_dir).resolve()) + "\n")
-        os.replace(tmp, self.latest_model_file)
+        atomic_write(self.latest_model_file, str(Path(model_dir).resolve()) + "\n")

@@ -8,11 +8,7 @@ when the data behind a path changes. Results are persisted under the store root
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +17,8 @@ from typing import Any
 import polars as pl
 
 from flare_core.errors import SourceUnavailable, StoreError
+from flare_core.io import atomic_file, hash_json, hash_path
+from flare_core.timeutil import to_utc
 
 __all__ = [
     "FileRef",
@@ -68,17 +66,9 @@ class FileRef:
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes, or of every file of a directory (names + bytes)."""
-    p = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-    for f in files:
-        if p.is_dir():
-            digest.update(str(f.relative_to(p)).encode())
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+    """SHA-256 (hex) of a file's bytes, or of every file of a directory (relative paths +
+    bytes): `flare_core.io.hash_path`."""
+    return hash_path(path)
 
 
 def store_fingerprint(store_root: str | Path) -> str:
@@ -89,8 +79,7 @@ def store_fingerprint(store_root: str | Path) -> str:
     """
     from flare_core.store import Store
 
-    tables = Store(store_root).manifest().get("tables", {})
-    return hashlib.sha256(json.dumps(tables, sort_keys=True).encode()).hexdigest()
+    return hash_json(Store(store_root).manifest().get("tables", {}))
 
 
 def write_frame_addressed(frame: pl.DataFrame, directory: str | Path, prefix: str) -> FileRef:
@@ -99,19 +88,11 @@ def write_frame_addressed(frame: pl.DataFrame, directory: str | Path, prefix: st
     The file is written to a temporary name and renamed, so a reader never sees a partial
     file, and writing the same content twice leaves one file.
     """
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{prefix}-", suffix=".parquet.tmp")
-    os.close(fd)
-    try:
-        frame.write_parquet(tmp, statistics=False)
-        sha = file_sha256(tmp)
-        final = d / f"{prefix}-{sha[:16]}.parquet"
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return FileRef(path=str(final), sha256=sha)
+    with atomic_file(Path(directory) / f"{prefix}.parquet") as f:
+        frame.write_parquet(f.path, statistics=False)
+        sha = hash_path(f.path)
+        f.target = f.target.with_name(f"{prefix}-{sha[:16]}.parquet")
+    return FileRef(path=str(f.target), sha256=sha)
 
 
 def retry_on_store_busy(task: Any, task_run: Any, state: Any) -> bool:
@@ -172,14 +153,9 @@ def floor_hour(t: datetime) -> datetime:
 
 
 def parse_utc(t: datetime | str | None) -> datetime:
-    """A tz-aware UTC datetime from a datetime or ISO string (naive = UTC; None = now)."""
-    if t is None:
+    """A tz-aware UTC datetime from a datetime or ISO string (naive = UTC; None or ``"now"``
+    = now): `flare_core.timeutil.to_utc`. A malformed string raises `ParseError` (a
+    ``ValueError``)."""
+    if t is None or (isinstance(t, str) and t.strip().lower() == "now"):
         return datetime.now(UTC)
-    if isinstance(t, str):
-        s = t.strip()
-        if s.lower() == "now":
-            return datetime.now(UTC)
-        t = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        return t.replace(tzinfo=UTC)
-    return t.astimezone(UTC)
+    return to_utc(t)

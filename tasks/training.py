@@ -7,13 +7,13 @@ with an unchanged configuration and code is skipped and returns the existing MOD
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from flare_core.io import hash_json
 
 from .common import FileRef, file_sha256, run_logger
 
@@ -21,7 +21,7 @@ __all__ = ["train_models", "validation_table", "publish_validation_artifact"]
 
 
 def _config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return hash_json(config, default=str)
 
 
 @task(cache_policy=INPUTS + TASK_SOURCE)

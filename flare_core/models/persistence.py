@@ -12,8 +12,9 @@ Three kinds of file make up a model directory:
 `save_estimator_dir` / `load_estimator_dir` combine the last two for the common layout of one
 skops estimator plus a ``model.json`` tagged with the model's ``kind`` and ``format_version``.
 
-Every write is atomic: the bytes go to a temporary file in the target directory, which then
-replaces the target with `os.replace`, so a reader never sees a half-written file.
+Every write is atomic (`flare_core.io.atomic_write`): the bytes go to a temporary file in
+the target directory, which then replaces the target, so a reader never sees a half-written
+file.
 
 Examples
 --------
@@ -26,17 +27,16 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..io import atomic_write
 
 __all__ = [
     "TRUSTED_SKLEARN_TYPES",
@@ -93,19 +93,9 @@ TRUSTED_SKLEARN_TYPES: frozenset[str] = frozenset(
 
 
 def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it onto ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it onto ``path``
+    (`flare_core.io.atomic_write`)."""
+    target = atomic_write(path, write)
     logger.debug("wrote %s", target)
     return target
 

@@ -76,6 +76,7 @@ import polars as pl
 from ..config import check_positive
 from ..errors import DataQualityWarning, ParseError, StoreError
 from ..schema import UTC_DATETIME
+from ..timecols import to_utc_columns
 from ..timeutil import to_utc
 
 __all__ = [
@@ -334,21 +335,6 @@ def conform_failed(failed: pl.DataFrame | None) -> pl.DataFrame:
     if df.select(_FAILED_KEY).is_duplicated().any():
         raise ParseError(f"failed-regions key {_FAILED_KEY} is duplicated")
     return df
-
-
-def _as_utc(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
-    """``columns`` as tz-aware UTC: aware values converted, naive ones (a schema-2 file's
-    ``TIMESTAMP``) taken as UTC."""
-    return df.with_columns([
-        pl.col(c).dt.replace_time_zone("UTC") if df.schema[c].time_zone is None  # type: ignore[union-attr]
-        else pl.col(c).dt.convert_time_zone("UTC")
-        for c in columns])
-
-
-def _utc_value(t: datetime) -> datetime:
-    """A datetime DuckDB returned (aware from ``TIMESTAMPTZ``, naive UTC from a schema-2
-    ``TIMESTAMP``) as tz-aware UTC."""
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def _naive_time_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -663,7 +649,8 @@ class ForecastStore:
                + f" ORDER BY {', '.join(order)}")
         out = pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
         assert isinstance(out, pl.DataFrame)
-        return _as_utc(out, _TIME_COLUMNS[table]).cast(schema)
+        # aware from TIMESTAMPTZ, naive UTC from a schema-2 file's TIMESTAMP
+        return to_utc_columns(out, _TIME_COLUMNS[table]).cast(schema)
 
     @staticmethod
     def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -700,7 +687,7 @@ class ForecastStore:
             if con is None:
                 return []
             rows = con.execute(sql + " ORDER BY issue_time", params).fetchall()
-        return [_utc_value(r[0]) for r in rows]
+        return [to_utc(r[0]) for r in rows]  # naive from a schema-2 TIMESTAMP: UTC
 
     def latest_issue_time(self, *, model: str | None = None) -> datetime | None:
         """The newest stored issue time (tz-aware UTC), or None for an empty store."""

@@ -28,6 +28,7 @@ import polars as pl
 
 from ..config import check_positive
 from ..errors import ConfigError, DataGapError, FlareflowError, ParseError
+from ..io import atomic_write
 from ..models.lifetime import lifetime_label
 from ..store import Store
 from ..timeutil import to_utc
@@ -450,9 +451,7 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
         verification_note=verification_note or "No verification data.",
         verification_days=f"{verification_days:g}", threshold=f"{threshold:g}",
     )
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, html)
     logger.info("wrote forecast page %s (%d regions, issue time %s)", out, len(shown),
                 _fmt_time(issue_time))
     return out

@@ -65,8 +65,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,6 +75,7 @@ import polars as pl
 
 from ..config import check_positive
 from ..errors import ParseError
+from ..io import atomic_write
 from ..models.lifetime import lifetime_label
 from ..timeutil import to_utc
 from .forecast_store import (
@@ -507,21 +506,12 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
     for part in conform_forecasts(forecasts).sort(keys).partition_by(keys, maintain_order=True):
         doc = _document(part, mode=mode, horizon_h=horizon_h, failed=failed_rows)
         path = out / scoreboard_filename(doc)
-        _atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        # rebuilt from the forecast store at will: atomic, not flushed (a backfill writes one
+        # per issue time and model; an fsync of each measured ~0.5 ms more per document)
+        atomic_write(path, json.dumps(doc, indent=1, allow_nan=False) + "\n", fsync=False)
         paths.append(path)
     logger.info("wrote %d scoreboard document(s) to %s", len(paths), out)
     return paths
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_scoreboard_json(path: str | Path) -> dict[str, Any]:

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
 from ..errors import ConfigError, ParseError, SourceUnavailable
+from ..io import atomic_write
 from ..schema import SERIES_DEFINITIVE_CEA, SERIES_NRT_CEA, harp_numbering
 
 __all__ = [
@@ -130,7 +129,7 @@ def download_harp_noaa_map(cache_dir: str | Path, *, url: str = HARP_NOAA_MAP_UR
                            timeout_s: float = 60.0, refresh: bool = False) -> Path:
     """Download the map once into ``cache_dir`` and return the cached path.
 
-    The file is written atomically (temporary file + ``os.replace``) and validated with
+    The file is written atomically (`flare_core.io.atomic_write`) and validated with
     `parse_harp_noaa_map` first, so a failed or truncated download never replaces a good
     cached copy. ``refresh=True`` downloads again even if cached. Raises
     `SourceUnavailable` when the server cannot be reached or answers an HTTP error.
@@ -149,16 +148,7 @@ def download_harp_noaa_map(cache_dir: str | Path, *, url: str = HARP_NOAA_MAP_UR
         raise SourceUnavailable(f"HARP map download from {url} failed: {e}") from e
     text = resp.content.decode("utf-8").replace("\r\n", "\n")
     parse_harp_noaa_map(text, where=url)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".harpmap-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, text)
 
 
 def attach_harpnum(flares: pl.DataFrame, harp_map: pl.DataFrame, *,

@@ -5,9 +5,14 @@
 ``event_endtime <= end``-ish (HEK's own overlap rule) and returns the canonical flare
 frame (UTC times, class -> W m^-2, ``noaa_ar`` 0 -> null, ``source`` = ``"hek"``).
 Events whose class is empty or unknown, or whose times do not parse, are dropped and
-counted (WARNING). Connection errors and undecodable answers are `SourceUnavailable`,
-retried by `flare_core.sources.retry.retry_call` with ``HekConfig.retry_policy``
-(``retries=0``: one attempt, for the Prefect tasks that retry on the decorator).
+counted (WARNING).
+
+Failures: one search is one attempt (`_search_once`, which sunpy pages through). Connection
+errors, time-outs, HTTP 5xx, 408 and 429 and undecodable answers are `SourceUnavailable`;
+another HTTP 4xx (a request HEK refuses, which would fail the same way again) is
+`SourceError`. Retrying is one layer above, as for JSOC: `flare_core.sources.retry.retry_call`
+with ``HekConfig.retry_policy`` (the CLI path; ``retries=0`` is one attempt), or Prefect's
+task retries (`tasks.ingest`, which pass ``retries=0``).
 
 ``HekConfig.url`` (``FLAREFLOW_HEK_URL``) points the client at another server (tests use a
 local replay server serving the real NCEI GOES list in HEK's JSON shape).
@@ -23,7 +28,7 @@ from datetime import datetime
 import polars as pl
 
 from ..config import check_positive
-from ..errors import ConfigError, SourceUnavailable
+from ..errors import ConfigError, SourceError, SourceUnavailable
 from ..schema import conform_flares, empty_flare_frame
 from ..timeutil import to_utc
 from . import _parse as P
@@ -64,14 +69,26 @@ class HekConfig:
         return RetryPolicy(delays_s=doubling_delays_s(self.retries, float(self.backoff_s)))
 
 
-def _search(client, start: datetime, end: datetime):
+#: HTTP statuses below 500 that are worth another attempt (time-out, too many requests)
+_TRANSIENT_HTTP = frozenset({408, 429})
+
+
+def _search_once(client, start: datetime, end: datetime):
+    """One HEK search (every page of it); failures become flareflow errors."""
     from sunpy.net import attrs as a
 
-    return client.search(
-        a.Time(start.strftime("%Y-%m-%dT%H:%M:%S"), end.strftime("%Y-%m-%dT%H:%M:%S")),
-        a.hek.EventType("FL"),
-        a.hek.OBS.Observatory == "GOES",
-    )
+    try:
+        return client.search(
+            a.Time(start.strftime("%Y-%m-%dT%H:%M:%S"), end.strftime("%Y-%m-%dT%H:%M:%S")),
+            a.hek.EventType("FL"),
+            a.hek.OBS.Observatory == "GOES",
+        )
+    except urllib.error.HTTPError as e:
+        if e.code < 500 and e.code not in _TRANSIENT_HTTP:
+            raise SourceError(f"HEK search: HTTP {e.code} {e.reason}") from e
+        raise SourceUnavailable(f"HEK search: HTTP {e.code} {e.reason}") from e
+    except (OSError, ValueError) as e:  # URLError and time-outs are OSErrors; bad JSON
+        raise SourceUnavailable(f"HEK search: {type(e).__name__}: {e}") from e
 
 
 def _col(table, name: str) -> list:
@@ -91,6 +108,13 @@ def fetch_flares(start: datetime | str, end: datetime | str, *,
     -------
     polars.DataFrame
         Canonical flare frame sorted by ``peak_time``; zero rows (WARNING) when HEK has none.
+
+    Raises
+    ------
+    SourceUnavailable
+        HEK unreachable or failing transiently in every attempt (``config.retry_policy``).
+    SourceError
+        HEK refused the request (HTTP 4xx other than 408/429); not retried.
     """
     from sunpy.net.hek import HEKClient
 
@@ -98,13 +122,8 @@ def fetch_flares(start: datetime | str, end: datetime | str, *,
     start, end = to_utc(start), to_utc(end)
     client = HEKClient(url=cfg.url) if cfg.url else HEKClient()
 
-    def attempt():
-        try:
-            return _search(client, start, end)
-        except (OSError, urllib.error.URLError, ValueError) as e:
-            raise SourceUnavailable(f"HEK search: {type(e).__name__}: {e}") from e
-
-    table = retry_call(attempt, policy=cfg.retry_policy, what="HEK search")
+    table = retry_call(lambda: _search_once(client, start, end), policy=cfg.retry_policy,
+                       what="HEK search")
     if len(table) == 0:
         logger.warning("HEK: no GOES flares for %s .. %s UTC", start.isoformat(),
                        end.isoformat())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import set_verbose
+from .logs import setup_logging
 
 __all__ = ["app", "ingest_app", "store_app"]
 
@@ -38,6 +38,7 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
-                                          help="Tracebacks after error lines.")] = False,
+                                          help="Debug log lines, and tracebacks after "
+                                               "error lines.")] = False,
 ) -> None:
-    set_verbose(verbose)
+    setup_logging(verbose)

@@ -40,11 +40,6 @@ def _store(path: Path | None):
     return Store(path if path is not None else Settings().store)
 
 
-def _fail(msg: str) -> typer.Exit:
-    """``raise _fail(msg)``: the one error line, exit 2 (bad input)."""
-    fail(msg, EXIT_USAGE)
-
-
 def _print_report(rep) -> None:
     typer.echo(
         f"  {rep.table}: {rep.rows_in} rows in, +{rep.rows_added} new, {rep.rows_updated} updated,"
@@ -125,18 +120,18 @@ def ingest_file(
             if p not in loaded:
                 loaded[p] = load_file(p, fmt, strict=strict, harp_map=harp_map, series=series)
     except FlareflowError as e:
-        raise _fail(str(e)) from e
+        fail(str(e), EXIT_USAGE)
     for p, res in loaded.items():
         where = f" [{res.series}]" if getattr(res, "series", None) else ""
         typer.echo(f"{p}: {res.fmt}{where} -> {res.frame.height} {res.kind} rows "
                    f"(dropped or nulled: {res.drops.summary()})")
         if res.frame.height == 0:
-            raise _fail(f"{p}: no records read ({res.fmt}; dropped or nulled: "
-                        f"{res.drops.summary()})")
+            fail(f"{p}: no records read ({res.fmt}; dropped or nulled: "
+                 f"{res.drops.summary()})", EXIT_USAGE)
         if res.kind not in results:
-            raise _fail(f"{p}: {res.fmt} files hold {res.kind} (ready-made window features "
-                        "and labels), which the store does not keep; read them with "
-                        "flare_core.sources.read_file")
+            fail(f"{p}: {res.fmt} files hold {res.kind} (ready-made window features "
+                 "and labels), which the store does not keep; read them with "
+                 "flare_core.sources.read_file", EXIT_USAGE)
         if res.kind != "harp_map":
             results[res.kind].append(res.frame)
     try:
@@ -147,7 +142,7 @@ def ingest_file(
         if results["flares"]:
             _print_report(st.write_flares(pl.concat(results["flares"])))
     except FlareflowError as e:
-        raise _fail(str(e)) from e
+        fail(str(e), EXIT_USAGE)
     typer.echo(f"store: {st.root}")
 
 
@@ -158,7 +153,7 @@ def _parse_time(value: str, name: str) -> datetime:
     try:
         return to_utc(value)
     except ParseError as e:
-        raise _fail(f"--{name}: {e}") from e
+        fail(f"--{name}: {e}", EXIT_USAGE)
 
 
 def _fetch_into_store(
@@ -183,7 +178,7 @@ def _fetch_into_store(
     try:
         _print_report(write(fetch(t0, t1, settings)))
     except FlareflowError as e:
-        raise _fail(str(e)) from e
+        fail(str(e), EXIT_USAGE)
 
 
 @ingest_app.command("sharp")
@@ -240,7 +235,7 @@ def store_info(
     try:
         info = st.info()
     except FlareflowError as e:
-        raise _fail(str(e)) from e
+        fail(str(e), EXIT_USAGE)
     if as_json:
         typer.echo(json.dumps(info, indent=1, default=str))
         return

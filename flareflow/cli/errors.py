@@ -12,8 +12,10 @@ code   meaning
 =====  ==================================================================================
 
 A failure prints exactly one line, ``error: <message>``, on stderr; the traceback follows
-only with ``--verbose`` (``flareflow --verbose <command>`` or a command's own ``-v``).
-Commands wrap their body in `handled`, which turns library errors into these codes.
+only with ``--verbose`` (``flareflow --verbose <command>`` or a command's own ``-v``; both
+go through `flareflow.cli.logs.setup_logging`). Commands wrap their body in `handled`, which
+turns library errors into these codes; code that catches an error itself ends the command
+with `fail` (the message and the code it chooses, `exit_code_of` by default).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import NoReturn, TypeVar
 import typer
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_PARTIAL", "fail", "handled",
-           "set_verbose", "exit_code_of"]
+           "set_verbose", "is_verbose", "exit_code_of"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -40,8 +42,14 @@ F = TypeVar("F", bound=Callable)
 
 
 def set_verbose(verbose: bool) -> None:
-    """Show tracebacks after the error line (``--verbose``); set by every invocation."""
+    """Show tracebacks after the error line (``--verbose``); set by every invocation
+    (`flareflow.cli.logs.setup_logging`)."""
     _state["verbose"] = bool(verbose)
+
+
+def is_verbose() -> bool:
+    """Whether this invocation asked for ``--verbose``."""
+    return _state["verbose"]
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

@@ -16,7 +16,8 @@ import typer
 
 from .app import app, ingest_app, store_app  # noqa: F401
 from .data_commands import check_not_empty
-from .errors import handled, set_verbose
+from .errors import handled
+from .logs import setup_logging
 
 if TYPE_CHECKING:  # heavy imports stay inside the commands at run time
     import polars as pl
@@ -39,15 +40,6 @@ _HARP_HELP = (
     "data/sharp_nrt/harp_noaa_nrt.txt for NRT data, data/harp_noaa/all_harps_with_noaa_ars.txt "
     "for definitive data; a map of the other series is refused)"
 )
-
-
-def _setup_logging(verbose: bool) -> None:
-    if verbose:
-        set_verbose(True)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def _data_files(ctx: typer.Context, data: list[Path]) -> list[Path]:
@@ -138,11 +130,11 @@ def train(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Train every model on the given data and write a versioned MODEL_DIR."""
-    _setup_logging(verbose)
+    setup_logging(verbose or None, level=logging.INFO)
     from flare_core.config import TrainConfig
     from flare_core.dataset import build_model_dataset
+    from flare_core.io import hash_files
     from flare_core.training import train_all
-    from flare_core.versioning import hash_files
 
     files = _data_files(ctx, data)
     _check_inputs(files, flares)
@@ -184,7 +176,7 @@ def predict(
     ``mean_lifetime_h`` (restricted mean time to the next >=M flare, capped at 144 h) and
     ``warning_24h``; ``--horizons`` adds ``p_m{h}_survival``, ``--curves`` the curves.
     """
-    _setup_logging(verbose)
+    setup_logging(verbose or None, level=logging.INFO)
     from flare_core.forecasting import predict_records, survival_probabilities
 
     files = _data_files(ctx, data)
@@ -224,7 +216,7 @@ def evaluate(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Score every model on labelled data: metrics.json and plots in --report."""
-    _setup_logging(verbose)
+    setup_logging(verbose or None, level=logging.INFO)
     from flare_core.evaluation import evaluate as evaluate_bundle
 
     files = _data_files(ctx, data)

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import app
-from .errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, fail, handled
+from .errors import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, exit_code_of, fail, handled
 
 __all__ = ["forecast_cmd", "backfill_cmd", "show_cmd", "score_cmd", "serve_cmd", "demo_cmd"]
 
@@ -133,13 +133,6 @@ def _progress(label: str, forecast_store: Path, wanted: list[datetime]):
                     ForecastStore(forecast_store).issue_times())))
             except Exception:  # noqa: BLE001
                 pass
-
-
-def _fail(e: Exception) -> typer.Exit:
-    """``raise _fail(e)``: the one error line of `errors.fail` (exit 2 for bad input, else 1)."""
-    from .errors import exit_code_of
-
-    fail(str(e), exit_code_of(e))
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -431,7 +424,7 @@ def serve_cmd(
         serve_all(store, port=port, ui=ui, fetch=fetch, only=only or None,
                   interval_s=_interval_s(interval))
     except ValueError as e:  # ConfigError: a bad option or FLAREFLOW_* setting
-        raise _fail(e) from e
+        fail(str(e), exit_code_of(e))
 
 
 def _interval_s(value: str | None) -> float | None:

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from flare_core.errors import SourceUnavailable
+from flare_core.errors import SourceError, SourceUnavailable
 from flare_core.sources import read_ncei_goes_flares
 from flare_core.sources.hek import HekConfig, fetch_flares
 from flare_core.store import Store
@@ -65,3 +65,37 @@ def test_cli_ingest_flares(hek_events, store_root, monkeypatch):
                                        "2011-02-17", "--store", str(store_root)])
     assert res.exit_code == 0, res.output
     assert Store(store_root).read_flares().height > 0
+
+
+def test_hek_refusal_is_not_retried():
+    """An HTTP 4xx is a `SourceError` after one request (it would fail the same way again);
+    a 429 (too many requests) is transient and retried."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answer = {"status": 400, "requests": 0}
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            answer["requests"] += 1
+            self.send_response(answer["status"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/her?"
+    try:
+        with pytest.raises(SourceError, match="HTTP 400"):
+            fetch_flares(T0, T1, config=HekConfig(url=url, retries=3, backoff_s=0.01))
+        assert answer["requests"] == 1
+        answer.update(status=429, requests=0)
+        with pytest.raises(SourceUnavailable, match="after 2 attempts.*HTTP 429"):
+            fetch_flares(T0, T1, config=HekConfig(url=url, retries=1, backoff_s=0.01))
+        assert answer["requests"] == 2
+    finally:
+        srv.shutdown()
+        srv.server_close()
