@@ -56,6 +56,7 @@ import polars as pl
 
 from ..errors import ParseError
 from ..schema import SERIES_DEFINITIVE_CEA, SHARP_KEYWORDS, conform_flares, conform_sharp
+from ..timeutil import tai_to_utc_expr, utc_expr
 from . import _parse as P
 from . import jsoc_keywords as J
 from .harp_noaa import read_harp_noaa_map
@@ -116,7 +117,7 @@ def _read_sun2022(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
     P.require_columns(df, ["arpnum", "t_end", *kw_cols], path)
     df = df.with_columns(
         pl.col("arpnum").str.strip_chars().cast(pl.Int64, strict=False).alias("harpnum"),
-        P.tai_to_utc_expr(P.strptime_any("t_end", _ISO)).alias("t_rec"),
+        tai_to_utc_expr(P.strptime_any("t_end", _ISO)).alias("t_rec"),
         *[pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).alias(c.lower())
           for c in kw_cols],
     )
@@ -167,7 +168,7 @@ def read_sun2022_labels(path: PathLike) -> pl.DataFrame:
     P.require_columns(df, ["arpnum", "t_end", "label"], path)
     out = df.select(
         pl.col("arpnum").str.strip_chars().cast(pl.Int64, strict=False).alias("harpnum"),
-        P.tai_to_utc_expr(P.strptime_any("t_end", _ISO)).alias("t_rec"),
+        tai_to_utc_expr(P.strptime_any("t_end", _ISO)).alias("t_rec"),
         pl.col("label").str.strip_chars().str.to_lowercase()
         .replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
         .alias("label_m24_source"),
@@ -200,7 +201,7 @@ def _read_swan_one(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
     num_cols = {**kw, **{c: v for c, v in _SWAN_META.items() if c in df.columns}}
     df = df.with_columns(
         pl.lit(int(m.group(1)), dtype=pl.Int64).alias("harpnum"),
-        P.tai_to_utc_expr(P.strptime_any("Timestamp", _ISO)).alias("t_rec"),
+        tai_to_utc_expr(P.strptime_any("Timestamp", _ISO)).alias("t_rec"),
         P.normalise_noaa_list(pl.col("NOAA_AR")).alias("noaa_ars"),
         *[pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).alias(v)
           for c, v in num_cols.items()],
@@ -346,7 +347,7 @@ def _hollanda_frame(path: Path, strict: bool, drops: P.Drops,
     df = P.read_text_table(path, separator=";", drops=drops, strict=strict)
     P.require_columns(df, ["FlareNumber", "T_REC", "NOAA_AR", "QUALITY", *_HOLLANDA_KEYWORDS],
                       path)
-    df = df.with_columns(P.tai_to_utc_expr(P.strptime_any("T_REC", _ISO)).alias("t_rec"))
+    df = df.with_columns(tai_to_utc_expr(P.strptime_any("T_REC", _ISO)).alias("t_rec"))
     df = P.drop_bad(df, pl.col("t_rec").is_null(), reason="malformed T_REC", raw_col="T_REC",
                     path=path, drops=drops, strict=strict)
     df = _require_noaa(df, "NOAA_AR", path=path, drops=drops, strict=strict)
@@ -423,7 +424,7 @@ def _flareml_frame(path: Path, strict: bool, drops: P.Drops,
     """Parsed FlareML snapshots, still carrying the ``Flare Class`` label column."""
     df = P.read_text_table(path, drops=drops, strict=strict)
     P.require_columns(df, ["Flare Class", "Flare Date", "AR", *_FLAREML_KEYWORDS], path)
-    df = df.with_columns(P.utc(P.strptime_any("Flare Date", ["%m/%d/%Y %H:%M",
+    df = df.with_columns(utc_expr(P.strptime_any("Flare Date", ["%m/%d/%Y %H:%M",
                                                              "%m/%d/%Y %H:%M:%S"])).alias("t_rec"))
     df = P.drop_bad(df, pl.col("t_rec").is_null(), reason="malformed Flare Date",
                     raw_col="Flare Date", path=path, drops=drops, strict=strict)
@@ -513,8 +514,8 @@ def _read_window_stats(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame
                     path=path, drops=drops, strict=strict)
     df = df.with_columns(
         pl.col("id").str.strip_chars().cast(pl.Int64).alias("harpnum"),
-        P.tai_to_utc_expr(P.strptime_any("START_TIME", _ISO)).alias("window_start"),
-        P.tai_to_utc_expr(P.strptime_any("END_TIME", _ISO)).alias("window_end"),
+        tai_to_utc_expr(P.strptime_any("START_TIME", _ISO)).alias("window_start"),
+        tai_to_utc_expr(P.strptime_any("END_TIME", _ISO)).alias("window_end"),
         pl.col("lab").str.strip_chars().str.to_uppercase().alias("label_flare_class"),
     )
     for raw, c in [("START_TIME", "window_start"), ("END_TIME", "window_end")]:
@@ -572,7 +573,7 @@ def read_swan_sf_window_stats(path: PathLike, *, strict: bool = False) -> pl.Dat
 def _finish_flares(df: pl.DataFrame, source: str, path: Path, drops: P.Drops) -> pl.DataFrame:
     df = _repair_midnight(df, path, drops)
     df = df.with_columns(
-        P.utc(pl.col("start_time")), P.utc(pl.col("peak_time")), P.utc(pl.col("end_time")),
+        utc_expr(pl.col("start_time")), utc_expr(pl.col("peak_time")), utc_expr(pl.col("end_time")),
         pl.lit(None, dtype=pl.Int64).alias("harpnum"),
         pl.lit(source).alias("source"),
     )
@@ -768,7 +769,7 @@ def _read_liu_one(path: Path, strict: bool, drops: P.Drops) -> pl.DataFrame:
     df = P.parse_noaa_ar(df, "NOAA", path=path, drops=drops, strict=strict)
     return conform_flares(df.with_columns(pl.lit(None, dtype=pl.Int64).alias("harpnum"),
                                           pl.lit("liu2019").alias("source"),
-                                          *[P.utc(pl.col(c)) for c in
+                                          *[utc_expr(pl.col(c)) for c in
                                             ("start_time", "peak_time", "end_time")]))
 
 
