@@ -8,7 +8,8 @@ Everything that reads SHARP keywords *as JSOC names them* (``T_REC``, ``HARPNUM`
 malformed, non-finite and implausible records (counted, `ParseError` when ``strict``; see
 `flare_core.sources.plausibility`) and counts every repair.
 
-File formats (names as in `flare_core.sources.files.FORMATS`):
+File formats (names as in `flare_core.sources.formats.FORMATS`, declared in
+`flare_core.sources.formats.jsoc_exports`):
 
 * ``jsoc_keywords_csv`` -- the plain keyword export: a CSV whose header holds ``T_REC``,
   ``HARPNUM`` and any JSOC keywords (SHARP keywords, ``NOAA_ARS``, ``QUALITY``,
