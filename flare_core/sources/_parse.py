@@ -2,7 +2,7 @@
 
 Vectorised polars versions of the scalar helpers in `flare_core.goes`, string-time parsing
 (`strptime_any`) and the bookkeeping of dropped rows. Time-scale conversion lives in
-`flare_core.timeutil` (``utc`` is re-exported here for `flare_core.sources.hek`). Every
+`flare_core.timeutil` (``utc`` and ``tai_to_utc_expr`` are re-exported here). Every
 reader either raises a `ParseError` naming the file and line, or drops the bad rows and
 reports the count.
 """
@@ -20,7 +20,10 @@ import polars as pl
 from ..errors import ParseError
 from ..goes import canonical_class, class_to_flux
 from ..schema import SHARP_KEYWORDS
-from ..timeutil import LEAP_SECOND_CLAMP_US
+from ..timeutil import (
+    LEAP_SECOND_CLAMP_US,
+    tai_to_utc_expr,  # noqa: F401 - re-export for callers of P.tai_to_utc_expr
+)
 from ..timeutil import utc_expr as utc  # noqa: F401 - re-export: hek.py calls P.utc
 
 logger = logging.getLogger("flare_core.sources")
