@@ -10,6 +10,7 @@ __all__ = [
     "FlareflowError",
     "ConfigError",
     "ParseError",
+    "FormatError",
     "SourceUnavailable",
     "SourceRateLimited",
     "SourceError",
@@ -30,6 +31,11 @@ class ConfigError(FlareflowError, ValueError):
 
 class ParseError(FlareflowError, ValueError):
     """Malformed input: the message names the file or record and the bad value."""
+
+
+class FormatError(ParseError):
+    """No file format (or more than one) claims a file, or a format name is unknown; the
+    message names the file and the formats tried."""
 
 
 class SourceUnavailable(FlareflowError, OSError):

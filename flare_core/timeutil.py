@@ -1,12 +1,17 @@
-"""Time helpers: JSOC TAI strings -> UTC, and UTC normalisation.
+"""Time scales in one place: JSOC TAI -> UTC (scalar and polars), and UTC normalisation.
 
 Every datetime leaving flare_core is tz-aware UTC. JSOC writes ``T_REC`` in TAI as
 ``2014.02.04_03:00:00_TAI``; TAI - UTC was 34 s (2010) to 37 s (2017 on).
 
-The leap-second table `TAI_MINUS_UTC_S` is derived once, at import, from the table that
-ships with ERFA (``erfa.leap_seconds``, the one astropy's ``Time`` uses); it is not
-written by hand. `flare_core.sources._parse.tai_to_utc_expr` applies the same table to
-polars columns, so the scalar and vectorised conversions cannot disagree.
+One leap-second table, derived once at import from the table that ships with ERFA
+(``erfa.leap_seconds``, the one astropy's ``Time`` uses; tests/test_timeutil.py checks
+that `tai_to_utc` agrees with ``astropy.time.Time(..., scale="tai").utc``). It is not
+written by hand. `TAI_MINUS_UTC_S` holds it as (first UTC instant, offset) pairs; the
+scalar conversions (`tai_to_utc`, `parse_t_rec`, `format_t_rec`) and the vectorised polars
+expression `tai_to_utc_expr` all look instants up in the same two sorted arrays derived
+from it (`_UTC_STARTS`, `_TAI_STARTS`), so they cannot disagree. Times before 1972-01-01
+UTC have no integer offset (UTC then ran at a different rate): `ParseError`, or null in
+the polars expression.
 
 Leap-second strings: TAI has no leap seconds, so a TAI ``..._23:59:60_TAI`` is malformed.
 A UTC string whose clock reads ``23:59:60`` (a real leap second) cannot be held by a
@@ -18,14 +23,16 @@ other time of day is malformed.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 
 import erfa
+import polars as pl
 
 from .errors import ParseError
 
-__all__ = ["tai_to_utc", "parse_t_rec", "to_utc", "format_t_rec", "TAI_MINUS_UTC_S",
-           "LEAP_SECOND_CLAMP_US"]
+__all__ = ["tai_to_utc", "tai_to_utc_expr", "utc_expr", "parse_t_rec", "to_utc",
+           "format_t_rec", "TAI_MINUS_UTC_S", "LEAP_SECOND_CLAMP_US"]
 
 
 def _leap_second_table() -> tuple[tuple[datetime, int], ...]:
@@ -46,31 +53,61 @@ TAI_MINUS_UTC_S: tuple[tuple[datetime, int], ...] = _leap_second_table()
 #: A UTC ``23:59:60`` (leap second) is read as ``23:59:59`` plus this many microseconds.
 LEAP_SECOND_CLAMP_US = 999_999
 
+# The lookup arrays, derived once from TAI_MINUS_UTC_S. An offset applies from its UTC
+# start on, i.e. from the TAI instant start + offset on (TAI clock readings are held as
+# tz-aware datetimes labelled UTC so that they compare with the UTC ones).
+_OFFSETS_S: tuple[int, ...] = tuple(v for _, v in TAI_MINUS_UTC_S)
+_UTC_STARTS: tuple[datetime, ...] = tuple(t for t, _ in TAI_MINUS_UTC_S)
+_TAI_STARTS: tuple[datetime, ...] = tuple(t + timedelta(seconds=v) for t, v in TAI_MINUS_UTC_S)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_TAI_STARTS_US = pl.Series([(t - _EPOCH) // _US for t in _TAI_STARTS], dtype=pl.Int64)
+_OFFSETS_US = pl.Series([v * 1_000_000 for v in _OFFSETS_S], dtype=pl.Int64)
+
 _T_REC_RE = re.compile(
     r"^(\d{4})\.(\d{2})\.(\d{2})_(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:_(TAI|UTC|Z))?$"
 )
-
-
 _LEAP_ISO_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ])23:59:60(?:\.0*)?((?:[+-]00:?00)?)$")
 
 
-def _offset_s(tai: datetime) -> int:
-    if tai < TAI_MINUS_UTC_S[0][0]:
-        raise ParseError(f"T_REC {tai.isoformat()} is before 1972 (no leap-second offset)")
-    off = TAI_MINUS_UTC_S[0][1]
-    for start, value in TAI_MINUS_UTC_S:
-        # The table is in UTC; compare in TAI using the offset that applied just before.
-        if tai - timedelta(seconds=value) >= start:
-            off = value
-    return off
+def _offset_s(t: datetime, starts: tuple[datetime, ...], scale: str) -> int:
+    """TAI - UTC (s) at ``t`` (tz-aware; a TAI reading labelled UTC when ``scale`` is TAI)."""
+    i = bisect_right(starts, t) - 1
+    if i < 0:
+        raise ParseError(f"{scale} time {t.replace(tzinfo=None).isoformat()} is before 1972 "
+                         "(no leap-second offset)")
+    return _OFFSETS_S[i]
 
 
 def tai_to_utc(tai: datetime) -> datetime:
-    """Convert a naive TAI datetime to tz-aware UTC."""
+    """Convert a naive TAI datetime to tz-aware UTC.
+
+    ``datetime(2017, 1, 1, 0, 0, 37)`` (TAI) -> ``2017-01-01 00:00:00+00:00``. The second
+    of a leap (TAI ``2017-01-01 00:00:36``) maps to the same UTC instant as the next one.
+    Raises `ParseError` for an aware datetime or a time before 1972.
+    """
     if tai.tzinfo is not None:
         raise ParseError(f"TAI time must be naive, got {tai!r}")
     t = tai.replace(tzinfo=UTC)
-    return t - timedelta(seconds=_offset_s(t))
+    return t - timedelta(seconds=_offset_s(t, _TAI_STARTS, "TAI"))
+
+
+def tai_to_utc_expr(tai: pl.Expr) -> pl.Expr:
+    """Naive TAI ``Datetime`` expression -> ``Datetime("us", "UTC")``, vectorised `tai_to_utc`.
+
+    A sorted search of each time among the TAI instants at which an offset starts (the
+    table of `tai_to_utc`), so the cost does not grow with the number of leap seconds.
+    Times before 1972-01-01 (no integer offset) give null; the caller reports them.
+    """
+    tai_us = tai.cast(pl.Datetime("us")).dt.epoch("us")
+    idx = pl.lit(_TAI_STARTS_US).search_sorted(tai_us, side="right").cast(pl.Int64) - 1
+    offset = pl.when(idx >= 0).then(pl.lit(_OFFSETS_US).gather(idx.clip(0)))
+    return (tai_us - offset).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def utc_expr(expr: pl.Expr) -> pl.Expr:
+    """Mark a naive datetime expression as UTC (for sources that write UTC, e.g. GOES lists)."""
+    return expr.dt.replace_time_zone("UTC")
 
 
 def parse_t_rec(t_rec: str) -> datetime:
@@ -100,18 +137,22 @@ def parse_t_rec(t_rec: str) -> datetime:
 
 
 def format_t_rec(t_utc: datetime) -> str:
-    """Inverse of `parse_t_rec`: a tz-aware UTC datetime as a JSOC TAI string."""
+    """Inverse of `parse_t_rec`: a UTC datetime (naive = UTC) as a JSOC TAI string.
+
+    ``2014-02-04 02:59:25+00:00`` -> ``2014.02.04_03:00:00_TAI``; `ParseError` before 1972.
+    """
     t = to_utc(t_utc)
-    off = TAI_MINUS_UTC_S[0][1]
-    for start, value in TAI_MINUS_UTC_S:
-        if t >= start:
-            off = value
-    tai = (t + timedelta(seconds=off)).replace(tzinfo=None)
+    tai = (t + timedelta(seconds=_offset_s(t, _UTC_STARTS, "UTC"))).replace(tzinfo=None)
     return tai.strftime("%Y.%m.%d_%H:%M:%S_TAI")
 
 
 def to_utc(t: datetime | str) -> datetime:
-    """Any datetime or ISO string -> tz-aware UTC. Naive values are taken as UTC."""
+    """Any datetime or ISO string -> tz-aware UTC. Naive values are taken as UTC.
+
+    ``"2014-02-04T03:00:00Z"`` -> ``2014-02-04 03:00:00+00:00``; a leap second
+    ``23:59:60`` -> ``23:59:59.999999`` of its day. Raises `ParseError` quoting a malformed
+    string or a value that is not a datetime.
+    """
     if isinstance(t, str):
         text = t.strip().replace("Z", "+00:00")
         leap = _LEAP_ISO_RE.match(text)

@@ -89,7 +89,7 @@ def ingest_order(paths: list[str | Path]) -> list[str]:
     from flare_core.sources.files import FORMATS
 
     def kind(p: str | Path) -> int:
-        return _KIND_ORDER.get(FORMATS[detect_format(Path(p))][0], 3)
+        return _KIND_ORDER.get(FORMATS[detect_format(Path(p))].kind, 3)
 
     return [str(p) for p in sorted(paths, key=lambda p: (kind(p), str(p)))]
 

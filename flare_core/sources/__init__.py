@@ -2,8 +2,9 @@
 
 One module per source; this facade re-exports the public readers and `read_file`, which
 auto-detects a file's layout and returns ``(kind, frame)`` with kind ``"sharp"``,
-``"flares"``, ``"harp_map"`` or ``"window_stats"``. Network clients (`jsoc`, `hek`) are imported lazily so that
-reading files never imports drms or sunpy.
+``"flares"``, ``"harp_map"`` or ``"window_stats"``. Each file format is a module of
+`flare_core.sources.formats` declaring its signature and reader. Network clients (`jsoc`,
+`hek`) are imported lazily so that reading files never imports drms or sunpy.
 """
 
 from __future__ import annotations

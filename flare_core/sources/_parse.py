@@ -1,8 +1,10 @@
 """Shared parsing helpers of the source readers (private).
 
-Vectorised polars versions of the scalar helpers in `flare_core.timeutil` and
-`flare_core.goes`, plus the bookkeeping of dropped rows. Every reader either raises a
-`ParseError` naming the file and line, or drops the bad rows and reports the count.
+Vectorised polars versions of the scalar helpers in `flare_core.goes`, string-time parsing
+(`strptime_any`) and the bookkeeping of dropped rows. Time-scale conversion lives in
+`flare_core.timeutil` (``utc`` and ``tai_to_utc_expr`` are re-exported here). Every
+reader either raises a `ParseError` naming the file and line, or drops the bad rows and
+reports the count.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import gzip
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -18,7 +20,11 @@ import polars as pl
 from ..errors import ParseError
 from ..goes import canonical_class, class_to_flux
 from ..schema import SHARP_KEYWORDS
-from ..timeutil import LEAP_SECOND_CLAMP_US, TAI_MINUS_UTC_S
+from ..timeutil import (
+    LEAP_SECOND_CLAMP_US,
+    tai_to_utc_expr,  # noqa: F401 - re-export for callers of P.tai_to_utc_expr
+)
+from ..timeutil import utc_expr as utc  # noqa: F401 - re-export: hek.py calls P.utc
 
 logger = logging.getLogger("flare_core.sources")
 
@@ -86,29 +92,6 @@ class Drops:
                 logger.info("%s: %d x %s", path, n, reason)
 
 
-#: TAI instants (naive, microseconds since 1970) at which each offset of `TAI_MINUS_UTC_S`
-#: starts, and the offsets (s): the UTC start of an offset plus the offset itself.
-_TAI_THRESHOLDS_US = pl.Series(
-    [int((t.replace(tzinfo=None) - datetime(1970, 1, 1)) / timedelta(microseconds=1))
-     + v * 1_000_000 for t, v in TAI_MINUS_UTC_S], dtype=pl.Int64)
-_TAI_OFFSETS_US = pl.Series([v * 1_000_000 for _, v in TAI_MINUS_UTC_S], dtype=pl.Int64)
-
-
-def tai_to_utc_expr(tai: pl.Expr) -> pl.Expr:
-    """Naive TAI ``Datetime`` expression -> ``Datetime("us", "UTC")``, vectorised.
-
-    Same table as `flare_core.timeutil.tai_to_utc` (`TAI_MINUS_UTC_S`, from ERFA): a
-    sorted search of each time among the TAI instants at which an offset starts, so the
-    cost does not grow with the number of leap seconds. Times before 1972-01-01 (no
-    integer offset) give null; the caller reports them. The second of a leap (TAI
-    ``2017-01-01 00:00:36``) maps to the same UTC instant as the next one.
-    """
-    tai_us = tai.cast(pl.Datetime("us")).dt.epoch("us")
-    idx = pl.lit(_TAI_THRESHOLDS_US).search_sorted(tai_us, side="right").cast(pl.Int64) - 1
-    offset = pl.when(idx >= 0).then(pl.lit(_TAI_OFFSETS_US).gather(idx.clip(0)))
-    return (tai_us - offset).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-
-
 _LEAP_RE = r"23:59:60(?:\.0*)?"  # a UTC leap second, written as the 61st second
 
 
@@ -128,11 +111,6 @@ def strptime_any(col: str, formats: list[str]) -> pl.Expr:
     return (pl.when(leap).then(parsed + pl.duration(microseconds=LEAP_SECOND_CLAMP_US))
             .when(sixty).then(pl.lit(None, dtype=pl.Datetime("us")))
             .otherwise(parsed))
-
-
-def utc(expr: pl.Expr) -> pl.Expr:
-    """Mark a naive datetime expression as UTC (GOES event lists are in UTC)."""
-    return expr.dt.replace_time_zone("UTC")
 
 
 def first_bytes(path: Path, n: int) -> bytes:

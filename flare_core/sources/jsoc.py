@@ -68,7 +68,7 @@ from ..schema import (
     conform_sharp,
     empty_sharp_frame,
 )
-from ..timeutil import format_t_rec, to_utc
+from ..timeutil import format_t_rec, tai_to_utc_expr, to_utc
 from . import _parse as P
 from .jsoc_keywords import parse_rs_list
 from .retry import NETWORK_RETRY, RetryPolicy, doubling_delays_s, retry_call
@@ -364,7 +364,7 @@ class JsocClient:
         df = raw.select(
             pl.lit(self.config.series).alias("series"),
             s["HARPNUM"].cast(pl.Int64, strict=False).alias("harpnum"),
-            P.tai_to_utc_expr(s["T_REC"].str.strptime(pl.Datetime("us"),
+            tai_to_utc_expr(s["T_REC"].str.strptime(pl.Datetime("us"),
                                                       "%Y.%m.%d_%H:%M:%S_TAI", strict=False)
                               ).alias("t_rec"),
             P.normalise_noaa_list(s["NOAA_ARS"]).alias("noaa_ars"),

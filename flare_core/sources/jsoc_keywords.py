@@ -4,11 +4,12 @@ Everything that reads SHARP keywords *as JSOC names them* (``T_REC``, ``HARPNUM`
 ``USFLUX``, ``NOAA_ARS``, ``QUALITY`` ...) goes through `parse_rs_list`: the live client
 (`flare_core.sources.jsoc`) and the file formats below. It converts ``T_REC`` (TAI,
 ``2021.05.03_01:24:00_TAI``) to UTC with the ERFA leap-second table
-(`flare_core.sources._parse.tai_to_utc_expr`), sets ``series`` and ``source``, drops
+(`flare_core.timeutil.tai_to_utc_expr`), sets ``series`` and ``source``, drops
 malformed, non-finite and implausible records (counted, `ParseError` when ``strict``; see
 `flare_core.sources.plausibility`) and counts every repair.
 
-File formats (names as in `flare_core.sources.files.FORMATS`):
+File formats (names as in `flare_core.sources.formats.FORMATS`, declared in
+`flare_core.sources.formats.jsoc_exports`):
 
 * ``jsoc_keywords_csv`` -- the plain keyword export: a CSV whose header holds ``T_REC``,
   ``HARPNUM`` and any JSOC keywords (SHARP keywords, ``NOAA_ARS``, ``QUALITY``,
@@ -61,6 +62,7 @@ from ..schema import (
     conform_sharp,
     is_nrt_series,
 )
+from ..timeutil import tai_to_utc_expr
 from . import _parse as P
 
 __all__ = [
@@ -136,7 +138,7 @@ def parse_t_rec_expr(expr: pl.Expr) -> pl.Expr:
     s = expr.str.strip_chars()
     naive = s.str.strptime(pl.Datetime("us"), T_REC_FORMAT, strict=False, exact=True)
     return (pl.when(s.str.contains(r":60(?:\.\d*)?_TAI$")).then(None)
-            .otherwise(P.tai_to_utc_expr(naive)))
+            .otherwise(tai_to_utc_expr(naive)))
 
 
 def _quality_expr(q: pl.Expr) -> pl.Expr:

@@ -81,7 +81,7 @@ import polars as pl
 
 from ..errors import ConfigError
 from ..schema import SERIES_NRT
-from . import _parse as P
+from ..timeutil import tai_to_utc_expr, to_utc
 
 __all__ = ["JsocReplay", "ERROR_REPLIES", "REAL_OUTAGES", "FAULTS", "running_clock",
            "DEFAULT_LATENCY_MIN", "NORMAL_LATENCY_MAX_MIN", "LISTING_SERIES_NRT"]
@@ -139,16 +139,8 @@ Table = Union[str, Path, pl.DataFrame]  # noqa: UP007
 def running_clock(start: datetime, *, speed: float = 1.0) -> Callable[[], datetime]:
     """A replay clock that reads ``start`` now and advances ``speed`` x wall time (UTC)."""
     t0 = time.monotonic()
-    start = _utc(start)
+    start = to_utc(start)
     return lambda: start + timedelta(seconds=(time.monotonic() - t0) * speed)
-
-
-def _utc(t: datetime | str) -> datetime:
-    if isinstance(t, str):
-        t = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        return t.replace(tzinfo=UTC)
-    return t.astimezone(UTC)
 
 
 def _read(src: Table) -> pl.DataFrame:
@@ -244,7 +236,7 @@ class JsocReplay:
                  slow_s: float = 2.0) -> None:
         self.series = tuple(s.lower() for s in series)
         self.listing_series = listing_series.lower()
-        self.outages = tuple((_utc(a), _utc(b), self._check_fault(f)) for a, b, f in outages)
+        self.outages = tuple((to_utc(a), to_utc(b), self._check_fault(f)) for a, b, f in outages)
         self.replies = dict(ERROR_REPLIES) if error_dir is None else _load_replies(error_dir)
         self.seed = int(seed)
         self.slow_s = float(slow_s)
@@ -292,7 +284,7 @@ class JsocReplay:
             df = (df.sort("_t").join_asof(noaa, on="_t", by="_h", strategy="backward",
                                       check_sortedness=False)
                   .with_columns(pl.col("NOAA_ARS").fill_null("MISSING")))
-        t_utc = P.tai_to_utc_expr(pl.col("_t"))
+        t_utc = tai_to_utc_expr(pl.col("_t"))
         # deterministic latency draw per (HARPNUM, T_REC)
         h = df["_h"].fill_null(0).to_numpy()
         t_min = (df["_t"].dt.epoch("s").fill_null(0).to_numpy() // 60)
@@ -360,7 +352,7 @@ class JsocReplay:
         c = self.clock
         if c is None:
             return None
-        return _utc(c() if callable(c) else c)
+        return to_utc(c() if callable(c) else c)
 
     def available_at(self, harpnum: int, t_rec: str) -> datetime | None:
         """When the record (HARPNUM, T_REC string) is first served (None: not replayed)."""
@@ -501,7 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         hdr = self.headers.get("X-Replay-Time")
-        t = _utc(hdr) if hdr else replay.now()
+        t = to_utc(hdr) if hdr else replay.now()
         entry = {**q, "clock": "" if t is None else t.isoformat(), "fault": ""}
         with replay.lock:
             replay.requests.append(entry)
@@ -529,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--at", help="replay clock start, ISO UTC (default: serve everything)")
     ap.add_argument("--speed", type=float, default=1.0, help="clock speed x wall time")
     a = ap.parse_args(argv)
-    clock = running_clock(_utc(a.at), speed=a.speed) if a.at else None
+    clock = running_clock(to_utc(a.at), speed=a.speed) if a.at else None
     replay = JsocReplay(a.records, listing_csv=a.listing, first_seen_csv=a.first_seen,
                         keyword_table=a.keywords, clock=clock)
     with replay as url:
