@@ -59,8 +59,7 @@ import polars as pl
 from .config import check_positive
 from .errors import ConfigError
 from .schema import SHARP_KEYWORDS
-from .timecols import to_utc_columns
-from .timeutil import to_utc
+from .timeutil import to_utc, to_utc_columns
 
 try:  # the compiled kernel; the numpy kernel is the fallback
     from numba import njit as _njit
@@ -180,7 +179,7 @@ def select_keywords(sharp: pl.DataFrame, keywords: tuple[str, ...] | None = None
 
 def utc_time_column(frame: pl.DataFrame, col: str) -> pl.DataFrame:
     """Cast ``frame[col]`` to ``Datetime("us", "UTC")``; naive values are taken as UTC
-    (`flare_core.timecols.to_utc_columns`)."""
+    (`flare_core.timeutil.to_utc_columns`)."""
     return to_utc_columns(frame, [col], time_unit="us")
 
 

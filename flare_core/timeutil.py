@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import erfa
 import polars as pl
 
-from .errors import ParseError
+from .errors import ConfigError, ParseError
 
-__all__ = ["tai_to_utc", "tai_to_utc_expr", "utc_expr", "parse_t_rec", "to_utc",
+__all__ = ["to_utc_columns", "tai_to_utc", "tai_to_utc_expr", "utc_expr", "parse_t_rec", "to_utc",
            "format_t_rec", "TAI_MINUS_UTC_S", "LEAP_SECOND_CLAMP_US"]
 
 
@@ -165,3 +167,45 @@ def to_utc(t: datetime | str) -> datetime:
     if not isinstance(t, datetime):
         raise ParseError(f"expected a datetime, got {t!r}")
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def to_utc_columns(frame: pl.DataFrame, columns: Iterable[str], *,
+                   time_unit: Literal["ns", "us", "ms"] | None = None) -> pl.DataFrame:
+    """``frame`` with each of ``columns`` as a tz-aware UTC ``Datetime``.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Holds ``columns``, each a ``Datetime`` (any time zone, or none).
+    columns : iterable of str
+        Columns to convert. Values with a time zone are converted to UTC (the instant is
+        kept); naive values are taken as UTC (the wall time is kept).
+    time_unit : {"ns", "us", "ms"}, optional
+        Cast to this unit as well (flareflow frames are ``Datetime("us", "UTC")``); None
+        keeps each column's unit.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``frame`` itself when nothing needs changing, else a frame with those columns
+        replaced (same order and other columns).
+
+    Raises
+    ------
+    ConfigError
+        A column is not a ``Datetime``.
+    """
+    exprs = []
+    for col in columns:
+        dtype = frame.schema[col]
+        if not isinstance(dtype, pl.Datetime):
+            raise ConfigError(f"column {col!r} must be a Datetime, got {dtype}")
+        if dtype.time_zone == "UTC" and time_unit in (None, dtype.time_unit):
+            continue
+        expr = pl.col(col)
+        expr = (expr.dt.convert_time_zone("UTC") if dtype.time_zone
+                else expr.dt.replace_time_zone("UTC"))
+        if time_unit is not None:
+            expr = expr.dt.cast_time_unit(time_unit)
+        exprs.append(expr.alias(col))
+    return frame.with_columns(exprs) if exprs else frame

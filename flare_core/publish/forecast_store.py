@@ -76,8 +76,7 @@ import polars as pl
 from ..config import check_positive
 from ..errors import DataQualityWarning, ParseError, StoreError
 from ..schema import UTC_DATETIME
-from ..timecols import to_utc_columns
-from ..timeutil import to_utc
+from ..timeutil import to_utc, to_utc_columns
 
 __all__ = [
     "FORECAST_SCHEMA",

@@ -1,4 +1,4 @@
-"""`flare_core.timecols.to_utc_columns`: the frame counterpart of `timeutil.to_utc`."""
+"""`flare_core.timeutil.to_utc_columns`: the frame counterpart of `timeutil.to_utc`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-import flare_core.timecols as timecols
+import flare_core.timeutil as timecols
 from flare_core.errors import ConfigError
-from flare_core.timecols import to_utc_columns
-from flare_core.timeutil import to_utc
+from flare_core.timeutil import to_utc, to_utc_columns
 
 NAIVE = [datetime(2014, 10, 22, 13, 47, 12, 5), datetime(2016, 12, 31, 23, 59, 59)]
 PLUS2 = timezone(timedelta(hours=2))
