@@ -26,8 +26,8 @@ from torch import nn
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
 from ..metrics import best_tss_threshold, true_skill_statistic
-from ._inputs import META_FILE, as_binary_labels, check_fitted, read_meta
-from .persistence import load_sklearn, load_torch, save_sklearn, save_torch, write_json
+from ._inputs import META_FILE, as_binary_labels, check_fitted
+from .persistence import ModelState, StateLayout, load_model, save_model
 
 __all__ = [
     "MemberAverage",
@@ -397,14 +397,19 @@ class TorchBinaryClassifier(Generic[ConfigT]):
 
     # --------------------------------------------------------------------------- persistence
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``network.pt`` (state_dict), ``scaler.skops`` and ``meta.json``."""
+    state_layout: ClassVar[StateLayout]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.state_layout = StateLayout(
+            meta_file=META_FILE, header={"class": cls.__name__},
+            what=f"{cls.__name__} model directory",
+            sklearn=(_SCALER_FILE,), torch=(_NETWORK_FILE,))
+
+    def _get_state(self) -> ModelState:
+        """``network.pt`` (state_dict), ``scaler.skops`` and ``meta.json``."""
         check_fitted(self, "network_")
-        d = Path(directory)
-        save_torch(self.network_.state_dict(), d / _NETWORK_FILE)
-        save_sklearn(self.scaler_, d / _SCALER_FILE)
         meta = {
-            "class": type(self).__name__,
             "target": self.target,
             "config": asdict(self.config),
             "features": None if self.features is None else list(self.features),
@@ -416,14 +421,13 @@ class TorchBinaryClassifier(Generic[ConfigT]):
                              else self.best_val_tss_),
             "history": self.history_,
         }
-        write_json(meta, d / META_FILE)
-        return d
+        return ModelState(meta=meta, sklearn={_SCALER_FILE: self.scaler_},
+                          torch={_NETWORK_FILE: self.network_.state_dict()})
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save`; the network is on the CPU in eval mode."""
-        d = Path(directory)
-        meta = read_meta(d, cls.__name__)
+    def _from_state(cls, state: ModelState) -> Self:
+        """The network is on the CPU in eval mode."""
+        meta = state.meta
         cfg = dict(meta["config"])
         if cfg.get("class_weight") is not None:
             cfg["class_weight"] = tuple(cfg["class_weight"])
@@ -432,11 +436,11 @@ class TorchBinaryClassifier(Generic[ConfigT]):
         network = model._assemble(
             [model._build_network(n_in) for _ in range(model.config.n_members)])
         try:
-            network.load_state_dict(load_torch(d / _NETWORK_FILE))
+            network.load_state_dict(state.torch[_NETWORK_FILE])
         except RuntimeError as e:  # shape or key mismatch
-            raise ModelError(f"network weights in {d} do not match the saved layout: {e}") from e
+            raise ModelError(f"network weights do not match the saved layout: {e}") from e
         model.network_ = network.eval()
-        model.scaler_ = load_sklearn(d / _SCALER_FILE)
+        model.scaler_ = state.sklearn[_SCALER_FILE]
         model.feature_names_in_ = meta["feature_names_in"]
         model.n_features_in_ = int(meta["n_features_in"])
         model.best_epoch_ = int(meta["best_epoch"])
@@ -444,3 +448,12 @@ class TorchBinaryClassifier(Generic[ConfigT]):
         model.best_val_tss_ = math.nan if tss is None else float(tss)
         model.history_ = meta["history"]
         return model
+
+    def save(self, directory: str | Path) -> Path:
+        """Deprecated: `flare_core.models.persistence.save_model`."""
+        return save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Deprecated: `flare_core.models.persistence.load_model`."""
+        return load_model(cls, directory)

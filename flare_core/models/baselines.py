@@ -33,10 +33,9 @@ from ._inputs import (
     check_fitted,
     log_missing_values,
     make_standardiser,
-    read_meta,
     select_feature_names,
 )
-from .persistence import load_sklearn, save_sklearn, write_json
+from .persistence import ModelState, StateLayout, load_model, save_model
 
 __all__ = [
     "ClimatologyForecaster",
@@ -48,6 +47,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_PIPELINE_FILE = "pipeline.skops"
 
 # ---------------------------------------------------------------------------------- baselines
 
@@ -76,20 +77,27 @@ class ClimatologyForecaster:
         n = X.height if isinstance(X, pl.DataFrame) else len(X)
         return np.full(n, self.event_rate_, dtype=np.float64)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``meta.json`` into ``directory``."""
+    state_layout = StateLayout(meta_file=META_FILE, header={"class": "ClimatologyForecaster"},
+                               what="ClimatologyForecaster model directory")
+
+    def _get_state(self) -> ModelState:
         check_fitted(self, "event_rate_")
-        d = Path(directory)
-        write_json({"class": type(self).__name__, "event_rate": self.event_rate_}, d / META_FILE)
-        return d
+        return ModelState(meta={"event_rate": self.event_rate_})
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> Self:
+        model = cls()
+        model.event_rate_ = float(state.meta["event_rate"])
+        return model
+
+    def save(self, directory: str | Path) -> Path:
+        """Deprecated: `flare_core.models.persistence.save_model`."""
+        return save_model(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save`."""
-        meta = read_meta(Path(directory), cls.__name__)
-        model = cls()
-        model.event_rate_ = float(meta["event_rate"])
-        return model
+        """Deprecated: `flare_core.models.persistence.load_model`."""
+        return load_model(cls, directory)
 
 
 class PersistenceForecaster:
@@ -150,28 +158,34 @@ class PersistenceForecaster:
         check_fitted(self, "rate_if_flared_")
         return np.where(self._flared(X), self.rate_if_flared_, self.rate_if_quiet_)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``meta.json`` into ``directory``."""
+    state_layout = StateLayout(meta_file=META_FILE, header={"class": "PersistenceForecaster"},
+                               what="PersistenceForecaster model directory")
+
+    def _get_state(self) -> ModelState:
         check_fitted(self, "rate_if_flared_")
-        d = Path(directory)
-        meta = {
-            "class": type(self).__name__,
+        return ModelState(meta={
             "history_column": self.history_column,
             "calibrated": self.calibrated,
             "rate_if_flared": self.rate_if_flared_,
             "rate_if_quiet": self.rate_if_quiet_,
-        }
-        write_json(meta, d / META_FILE)
-        return d
+        })
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save`."""
-        meta = read_meta(Path(directory), cls.__name__)
+    def _from_state(cls, state: ModelState) -> Self:
+        meta = state.meta
         model = cls(meta["history_column"], calibrated=meta["calibrated"])
         model.rate_if_flared_ = float(meta["rate_if_flared"])
         model.rate_if_quiet_ = float(meta["rate_if_quiet"])
         return model
+
+    def save(self, directory: str | Path) -> Path:
+        """Deprecated: `flare_core.models.persistence.save_model`."""
+        return save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Deprecated: `flare_core.models.persistence.load_model`."""
+        return load_model(cls, directory)
 
 
 class _PipelineBaseline:
@@ -219,30 +233,41 @@ class _PipelineBaseline:
         x = as_feature_matrix(X, self.feature_names_in_, self.n_features_in_)
         return self.pipeline_.predict_proba(x)[:, 1]
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``pipeline.skops`` and ``meta.json`` into ``directory``."""
+    state_layout: ClassVar[StateLayout]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.state_layout = StateLayout(
+            meta_file=META_FILE, header={"class": cls.__name__},
+            what=f"{cls.__name__} model directory", sklearn=(_PIPELINE_FILE,))
+
+    def _get_state(self) -> ModelState:
+        """``pipeline.skops`` and ``meta.json``."""
         check_fitted(self, "pipeline_")
-        d = Path(directory)
-        save_sklearn(self.pipeline_, d / "pipeline.skops")
         meta = {
-            "class": type(self).__name__,
             "params": self.get_params(),
             "feature_names_in": self.feature_names_in_,
             "n_features_in": self.n_features_in_,
         }
-        write_json(meta, d / META_FILE)
-        return d
+        return ModelState(meta=meta, sklearn={_PIPELINE_FILE: self.pipeline_})
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save` (the pipeline through the skops allow-list)."""
-        d = Path(directory)
-        meta = read_meta(d, cls.__name__)
+    def _from_state(cls, state: ModelState) -> Self:
+        meta = state.meta
         model = cls(**meta["params"])
-        model.pipeline_ = load_sklearn(d / "pipeline.skops")
+        model.pipeline_ = state.sklearn[_PIPELINE_FILE]
         model.feature_names_in_ = meta["feature_names_in"]
         model.n_features_in_ = int(meta["n_features_in"])
         return model
+
+    def save(self, directory: str | Path) -> Path:
+        """Deprecated: `flare_core.models.persistence.save_model`."""
+        return save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Deprecated: `flare_core.models.persistence.load_model`."""
+        return load_model(cls, directory)
 
 
 class LogisticRegressionBaseline(_PipelineBaseline):

@@ -55,6 +55,7 @@ from .baseline_hazard import (
     step_values,
 )
 from .lifetime import restricted_mean_lifetime
+from .persistence import ModelState, StateLayout, load_model, save_model
 
 __all__ = [
     "CoxTimeConfig",
@@ -616,16 +617,15 @@ class CoxTimeModel:
         return 1.0 - s[:, 0]
 
     # ------------------------------------------------------------- persistence
-    def save(self, directory: str | Path) -> Path:
-        """Write ``net.pt`` (state_dict), ``model.json`` (config, scalers, baseline) to a directory."""
-        from .persistence import save_torch, write_json
+    state_layout = StateLayout(
+        meta_file="model.json", what=f"Cox-Time model directory of format {_FORMAT_VERSION}",
+        header={"kind": "cox_time", "format_version": _FORMAT_VERSION}, torch=("net.pt",))
 
+    def _get_state(self) -> ModelState:
+        """``net.pt`` (state_dict) and ``model.json`` (config, scalers, baseline)."""
         self._check_fitted()
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_torch({k: v.detach().cpu() for k, v in self.net_.state_dict().items()}, d / "net.pt")
-        write_json({
-            "format_version": _FORMAT_VERSION, "kind": "cox_time", "config": asdict(self.config),
+        meta = {
+            "config": asdict(self.config),
             "n_features": self.n_features_, "cardinalities": list(self.cardinalities_),
             "x_mean": self.x_mean_.tolist(), "x_scale": self.x_scale_.tolist(),
             "t_mean": self.t_mean_, "t_scale": self.t_scale_,
@@ -634,18 +634,12 @@ class CoxTimeModel:
             "baseline_hazards": self.baseline_hazards_.tolist(),
             "mu0_h": self.mu0_h_, "mu0_population_h": self.mu0_population_h_,
             "mu0_baseline_h": self.mu0_baseline_h_, "history": self.history_,
-        }, d / "model.json")
-        return d
+        }
+        return ModelState(meta=meta, torch={"net.pt": self.net_.state_dict()})
 
     @classmethod
-    def load(cls, directory: str | Path) -> CoxTimeModel:
-        """Rebuild a model written by `save` (weights loaded with ``weights_only=True``)."""
-        from .persistence import load_torch, read_json
-
-        d = Path(directory)
-        meta = read_json(d / "model.json")
-        if meta.get("kind") != "cox_time" or meta.get("format_version") != _FORMAT_VERSION:
-            raise ModelError(f"{d} is not a Cox-Time model directory of format {_FORMAT_VERSION}")
+    def _from_state(cls, state: ModelState) -> CoxTimeModel:
+        meta = state.meta
         # models saved before input_clip existed were trained (and must predict) unclipped
         self = cls(CoxTimeConfig(**{"input_clip": None, **meta["config"]}))
         cfg = self.config
@@ -666,8 +660,17 @@ class CoxTimeModel:
                          time_layer=cfg.time_layer, batch_norm=cfg.batch_norm,
                          dropout=cfg.dropout)
         try:
-            net.load_state_dict(load_torch(d / "net.pt"))
+            net.load_state_dict(state.torch["net.pt"])
         except RuntimeError as e:
-            raise ModelError(f"{d / 'net.pt'} does not match the saved configuration: {e}") from e
+            raise ModelError(f"net.pt does not match the saved configuration: {e}") from e
         self.net_ = net.to(self._device()).eval()
         return self
+
+    def save(self, directory: str | Path) -> Path:
+        """Deprecated: `flare_core.models.persistence.save_model`."""
+        return save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> CoxTimeModel:
+        """Deprecated: `flare_core.models.persistence.load_model`."""
+        return load_model(cls, directory)

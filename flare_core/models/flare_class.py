@@ -25,6 +25,7 @@ import numpy as np
 
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
+from .persistence import ModelState, StateLayout, load_model, save_model
 
 __all__ = [
     "FLARE_CLASS_BANDS",
@@ -163,29 +164,32 @@ class FlareClassForest:
         out[:, self.forest_.classes_.astype(int)] = p
         return out
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``forest.skops`` and ``model.json`` into ``directory``."""
-        from .persistence import save_estimator_dir
+    state_layout = StateLayout(
+        meta_file="model.json", what="flare-class forest directory",
+        header={"kind": "flare_class_forest", "format_version": _FORMAT_VERSION},
+        sklearn=("forest.skops",))
 
+    def _get_state(self) -> ModelState:
         self._check_fitted()
         meta = {"config": asdict(self.config), "n_features": self.n_features_,
                 "bands": list(FLARE_CLASS_BANDS)}
-        return save_estimator_dir(self.forest_, meta, directory, filename="forest.skops",
-                                  kind="flare_class_forest", format_version=_FORMAT_VERSION)
+        return ModelState(meta=meta, sklearn={"forest.skops": self.forest_})
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> FlareClassForest:
+        self = cls(FlareClassForestConfig(**state.meta["config"]))
+        self.forest_ = state.sklearn["forest.skops"]
+        self.n_features_ = int(state.meta["n_features"])
+        return self
+
+    def save(self, directory: str | Path) -> Path:
+        """Deprecated: `flare_core.models.persistence.save_model` (``forest.skops``, ``model.json``)."""
+        return save_model(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> FlareClassForest:
-        """Read a model written by `save` (skops with the trusted-type list)."""
-        from .persistence import load_estimator_dir
-
-        forest, meta = load_estimator_dir(directory, filename="forest.skops",
-                                          kind="flare_class_forest",
-                                          format_version=_FORMAT_VERSION,
-                                          what="flare-class forest directory")
-        self = cls(FlareClassForestConfig(**meta["config"]))
-        self.forest_ = forest
-        self.n_features_ = int(meta["n_features"])
-        return self
+        """Deprecated: `flare_core.models.persistence.load_model`."""
+        return load_model(cls, directory)
 
 
 def out_of_fold_bands(x: np.ndarray, bands: np.ndarray, groups: np.ndarray,

@@ -27,6 +27,7 @@ import polars as pl
 
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
+from .persistence import ModelState, StateLayout, load_model, save_model
 
 __all__ = [
     "WARNING_CLASSES",
@@ -249,28 +250,32 @@ class WarningSVM:
                                   windows["event"].to_numpy(), lead_h=c.lead_h, tmax_h=c.tmax_h)
         return warning_tss(y[known], self.predict(windows.filter(pl.Series(known))))
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``svm.skops`` and ``model.json`` into ``directory``."""
-        from .persistence import save_estimator_dir
+    state_layout = StateLayout(
+        meta_file="model.json", what="warning-SVM model directory",
+        header={"kind": "warning_svm", "format_version": _FORMAT_VERSION},
+        sklearn=("svm.skops",))
 
+    def _get_state(self) -> ModelState:
         self._check_fitted()
         meta = {"config": asdict(self.config), "n_train": self.n_train_,
                 "classes": list(WARNING_CLASSES)}
-        return save_estimator_dir(self.pipeline_, meta, directory, filename="svm.skops",
-                                  kind="warning_svm", format_version=_FORMAT_VERSION)
+        return ModelState(meta=meta, sklearn={"svm.skops": self.pipeline_})
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> WarningSVM:
+        self = cls(WarningSVMConfig(**state.meta["config"]))
+        self.pipeline_ = state.sklearn["svm.skops"]
+        self.n_train_ = int(state.meta["n_train"])
+        return self
+
+    def save(self, directory: str | Path) -> Path:
+        """Deprecated: `flare_core.models.persistence.save_model` (``svm.skops``, ``model.json``)."""
+        return save_model(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> WarningSVM:
-        """Read a model written by `save`."""
-        from .persistence import load_estimator_dir
-
-        pipeline, meta = load_estimator_dir(directory, filename="svm.skops", kind="warning_svm",
-                                            format_version=_FORMAT_VERSION,
-                                            what="warning-SVM model directory")
-        self = cls(WarningSVMConfig(**meta["config"]))
-        self.pipeline_ = pipeline
-        self.n_train_ = int(meta["n_train"])
-        return self
+        """Deprecated: `flare_core.models.persistence.load_model`."""
+        return load_model(cls, directory)
 
 
 def warning_tss(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
