@@ -21,6 +21,8 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar, get
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
 from ..config import check_positive
@@ -288,8 +290,13 @@ def train_keep_best_tss(
     return best_state, best_epoch, best_tss, history
 
 
-class TorchBinaryClassifier(Generic[ConfigT]):
+class TorchBinaryClassifier(BaseEstimator, Generic[ConfigT]):
     """Base of the torch classifiers of P(flare of at least ``target`` within 24 h).
+
+    A scikit-learn estimator: ``fit(X, y, *, X_val=None, y_val=None)`` returns self,
+    `predict_proba` gives P(event) of shape ``(n_samples,)`` and `predict` the yes/no
+    forecast. Without ``X_val`` the network trains ``max_epochs`` epochs and keeps the last
+    (as ``epoch_score="last"``).
 
     A subclass sets ``config_class`` (a frozen dataclass satisfying `TrainingSettings`),
     ``model_name`` (for log lines), and implements
@@ -309,6 +316,7 @@ class TorchBinaryClassifier(Generic[ConfigT]):
 
     config_class: ClassVar[type[TrainingSettings]]
     model_name: ClassVar[str]
+    _parameter_constraints: ClassVar[dict]
 
     def __init__(
         self,
@@ -336,12 +344,14 @@ class TorchBinaryClassifier(Generic[ConfigT]):
     # ------------------------------------------------------------------------------- fitting
 
     def _check_labels(
-        self, y: Any, n_train: int, y_val: Any, n_val: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, y: Any, n_train: int, y_val: Any, n_val: int | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """0/1 training and validation labels; validation must hold both classes, unless
-        ``epoch_score="last"``: nothing is validated and the validation labels are a
-        placeholder (never read)."""
+        nothing is validated (``n_val`` None: no validation data; or ``epoch_score="last"``:
+        the validation labels are never read)."""
         y_train = as_binary_labels(y, n_train)
+        if n_val is None:
+            return y_train, None
         y_val_arr = as_binary_labels(y_val, n_val)
         if self.config.epoch_score == "last":
             return y_train, y_val_arr
@@ -349,16 +359,29 @@ class TorchBinaryClassifier(Generic[ConfigT]):
             raise ModelError("validation labels must contain both classes (TSS is undefined)")
         return y_train, y_val_arr
 
+    def _training_config(self, validated: bool) -> ConfigT:
+        """``self.config``, or without validation data its ``epoch_score="last"`` variant."""
+        cfg = self.config
+        if validated or cfg.epoch_score == "last":
+            return cfg
+        logger.info("%s >=%s: no validation data; training %d epochs, keeping the last",
+                    self.model_name, self.target, cfg.max_epochs)
+        return replace(cfg, epoch_score="last", patience=None)
+
     def _fit_network(
         self,
         n_in: int,
         train_inputs: tuple[np.ndarray, ...],
         y_train: np.ndarray,
-        val_inputs: tuple[np.ndarray, ...],
-        y_val: np.ndarray,
+        val_inputs: tuple[np.ndarray, ...] | None,
+        y_val: np.ndarray | None,
     ) -> None:
-        """Build a seeded network, train it and set ``network_`` and the fit summary."""
-        cfg = self.config
+        """Build a seeded network, train it and set ``network_`` and the fit summary.
+
+        ``val_inputs`` None: no validation, ``max_epochs`` epochs, the last kept."""
+        cfg = self._training_config(val_inputs is not None)
+        if val_inputs is None:
+            val_inputs, y_val = (), np.zeros(0, dtype=np.int64)  # never read
         members: list[nn.Module] = []
         for i in range(cfg.n_members):
             settings = replace(cfg, seed=cfg.seed + i)
@@ -401,6 +424,11 @@ class TorchBinaryClassifier(Generic[ConfigT]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._parameter_constraints = {
+            "target": [StrOptions(set(_DEFAULT_CLASS_WEIGHT))],
+            "config": [cls.config_class, None],
+            "features": ["array-like", None],
+        }
         cls.state_layout = StateLayout(
             meta_file=META_FILE, header={"class": cls.__name__},
             what=f"{cls.__name__} model directory",

@@ -11,19 +11,23 @@ Every model takes features as a numpy array ``(n_samples, n_features)`` or a pol
 (e.g. from ``flare_core.dataset.build_dataset``) and binary labels (``m_within_24h`` or
 ``c_within_24h``: a flare of the class peaks in ``(t_rec, t_rec + 24 h]``, UTC).
 ``predict_proba`` returns the probability of the event as a 1-D array ``(n_samples,)``.
-Models are saved with ``save(dir)`` and read back with ``Class.load(dir)``
-(`flare_core.models.persistence`; nothing is unpickled).
+Every model is a scikit-learn estimator (``get_params``/``clone``, parameters checked in
+``fit``). Models are saved with ``save_model(model, dir)`` and read back with
+``load_model(Class, dir)`` (`flare_core.models.persistence`; nothing is unpickled).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..errors import ConfigError, ModelError
 from ._inputs import (
@@ -34,6 +38,7 @@ from ._inputs import (
     log_missing_values,
     make_standardiser,
     select_feature_names,
+    validate_params,
 )
 from .persistence import ModelState, StateLayout, load_model, save_model
 
@@ -53,7 +58,7 @@ _PIPELINE_FILE = "pipeline.skops"
 # ---------------------------------------------------------------------------------- baselines
 
 
-class ClimatologyForecaster:
+class ClimatologyForecaster(BaseEstimator):
     """Constant forecast: the event rate of the training labels.
 
     Attributes
@@ -62,8 +67,11 @@ class ClimatologyForecaster:
         Fraction of positive training samples, the probability given to every sample.
     """
 
+    _parameter_constraints: ClassVar[dict] = {}
+
     def fit(self, X: Any, y: Any) -> Self:
         """Learn the event rate; ``X`` only fixes the number of samples."""
+        validate_params(self)
         n = X.height if isinstance(X, pl.DataFrame) else len(X)
         labels = as_binary_labels(y, n)
         if n == 0:
@@ -100,7 +108,7 @@ class ClimatologyForecaster:
         return load_model(cls, directory)
 
 
-class PersistenceForecaster:
+class PersistenceForecaster(BaseEstimator):
     """"A flare happened in the previous window, so one will follow": the persistence forecast.
 
     Parameters
@@ -118,6 +126,9 @@ class PersistenceForecaster:
     rate_if_flared_, rate_if_quiet_ : float
         The two probabilities (1.0 and 0.0 unless ``calibrated``).
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "history_column": [str, Integral], "calibrated": ["boolean"]}
 
     def __init__(self, history_column: str | int, *, calibrated: bool = False) -> None:
         self.history_column = history_column
@@ -140,6 +151,7 @@ class PersistenceForecaster:
 
     def fit(self, X: Any, y: Any) -> Self:
         """Set the two probabilities (training event rates when ``calibrated``)."""
+        validate_params(self)
         flared = self._flared(X)
         labels = as_binary_labels(y, flared.shape[0])
         if not self.calibrated:
@@ -188,22 +200,19 @@ class PersistenceForecaster:
         return load_model(cls, directory)
 
 
-class _PipelineBaseline:
+class _PipelineBaseline(BaseEstimator):
     """Mean imputation -> StandardScaler -> classifier, fitted on training data only.
 
-    Subclasses list their hyper-parameters in ``_params`` and build the classifier in
-    ``_make_classifier``.
+    Subclasses take their hyper-parameters (and ``features``) in ``__init__``, declare their
+    limits in ``_parameter_constraints`` (checked by `fit`) and build the classifier in
+    ``_make_classifier``. ``get_params`` is scikit-learn's.
     """
 
-    _params: ClassVar[tuple[str, ...]] = ()
+    _parameter_constraints: ClassVar[dict] = {}
     features: Sequence[str] | None
 
     def _make_classifier(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters as passed to ``__init__``."""
-        return {name: getattr(self, name) for name in (*self._params, "features")}
 
     def fit(self, X: Any, y: Any) -> Self:
         """Fit imputer, scaler and classifier on the training samples.
@@ -216,6 +225,7 @@ class _PipelineBaseline:
         y : array-like (n_samples,) of bool or 0/1
             Event labels.
         """
+        validate_params(self)
         names = select_feature_names(X, self.features)
         x = as_feature_matrix(X, names)
         labels = as_binary_labels(y, x.shape[0])
@@ -283,7 +293,11 @@ class LogisticRegressionBaseline(_PipelineBaseline):
         Frame columns to use; default every numeric non-label column.
     """
 
-    _params = ("C", "class_weight")
+    _parameter_constraints: ClassVar[dict] = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "class_weight": [StrOptions({"balanced"}), None],
+        "features": ["array-like", None],
+    }
 
     def __init__(
         self,
@@ -319,7 +333,14 @@ class SVMBaseline(_PipelineBaseline):
     features : sequence of str, optional
     """
 
-    _params = ("C", "gamma", "class_weight", "cv", "random_state")
+    _parameter_constraints: ClassVar[dict] = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "gamma": [StrOptions({"scale", "auto"}), Interval(Real, 0, None, closed="neither")],
+        "class_weight": [StrOptions({"balanced"}), None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
+        "features": ["array-like", None],
+    }
 
     def __init__(
         self,
@@ -359,7 +380,11 @@ class KNNBaseline(_PipelineBaseline):
     features : sequence of str, optional
     """
 
-    _params = ("n_neighbors", "weights")
+    _parameter_constraints: ClassVar[dict] = {
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "weights": [StrOptions({"uniform", "distance"})],
+        "features": ["array-like", None],
+    }
 
     def __init__(
         self,
@@ -393,7 +418,14 @@ class ExtraTreesBaseline(_PipelineBaseline):
     features : sequence of str, optional
     """
 
-    _params = ("n_estimators", "min_samples_leaf", "class_weight", "random_state", "n_jobs")
+    _parameter_constraints: ClassVar[dict] = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [StrOptions({"balanced", "balanced_subsample"}), None],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "features": ["array-like", None],
+    }
 
     def __init__(
         self,

@@ -39,14 +39,16 @@ import copy
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
+from ._inputs import check_fitted, validate_params
 from ._pycox_compat import import_pycox
 from .baseline_hazard import (
     PiecewiseAffineLogRisk,
@@ -353,8 +355,25 @@ def _as_inputs(x, x_cat, n_cat_expected: int | None = None) -> tuple[np.ndarray,
     return x, x_cat.astype(np.int64)
 
 
-class CoxTimeModel:
-    """Cox-Time survival model answering in hours.
+def _survival_arrays(X, y=None, X_cat=None, what: str = "train") -> SurvivalArrays:  # noqa: N803
+    """`SurvivalArrays` from ``(X, Surv y, X_cat)``, or ``X`` itself when it is one."""
+    if isinstance(X, SurvivalArrays):
+        if y is not None or X_cat is not None:
+            raise ConfigError(f"{what}: pass SurvivalArrays alone, or X with a Surv target y")
+        return X
+    if y is None:
+        raise ConfigError(f"{what}: a Surv target y (event, time in hours) is required")
+    from sksurv.util import check_y_survival
+
+    try:
+        event, time_h = check_y_survival(y, allow_all_censored=True)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{what}: y must be a sksurv Surv structured array: {e}") from e
+    return SurvivalArrays(X, time_h, event.astype(np.float64), X_cat)
+
+
+class CoxTimeModel(BaseEstimator):
+    """Cox-Time survival model answering in hours; a scikit-learn estimator.
 
     Parameters
     ----------
@@ -376,9 +395,14 @@ class CoxTimeModel:
 
     Examples
     --------
+    >>> y = Surv.from_arrays(event=events, time=durations_h)                       # doctest: +SKIP
+    >>> model = CoxTimeModel(CoxTimeConfig(epochs=5)).fit(x, y, X_cat=x_cat,
+    ...                                                   validation=(xv, yv, xv_cat))  # doctest: +SKIP
     >>> model = CoxTimeModel(CoxTimeConfig(epochs=5)).fit(train, validation=val)  # doctest: +SKIP
     >>> model.predict_event_probability(x_new, horizon_h=24.0)                     # doctest: +SKIP
     """
+
+    _parameter_constraints: ClassVar[dict] = {"config": [CoxTimeConfig, None]}
 
     def __init__(self, config: CoxTimeConfig | None = None) -> None:
         self.config = config if config is not None else CoxTimeConfig()
@@ -390,8 +414,7 @@ class CoxTimeModel:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise ModelError("CoxTimeModel is not fitted: call fit() or load() first")
+        check_fitted(self, "net_")
 
     def _scale_x(self, x: np.ndarray) -> np.ndarray:
         xs = (x - self.x_mean_) / self.x_scale_
@@ -426,22 +449,34 @@ class CoxTimeModel:
         return PiecewiseAffineLogRisk(self.net_.head_layers, z)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, train: SurvivalArrays, *, validation: SurvivalArrays | None = None
-            ) -> CoxTimeModel:
+    def fit(self, X: np.ndarray | SurvivalArrays, y: np.ndarray | None = None, *,  # noqa: N803
+            X_cat: np.ndarray | None = None,  # noqa: N803
+            validation: SurvivalArrays | tuple | None = None) -> CoxTimeModel:
         """Train the net, then compute the Breslow baseline and ``mu0``.
 
         Parameters
         ----------
-        train : SurvivalArrays
-            Training records; durations in hours (values above ``tmax_h`` are censored at it).
-        validation : SurvivalArrays, optional
-            Records of regions *not* in ``train`` (`region_validation_split`) for early
-            stopping; without it the net trains for ``epochs`` epochs.
+        X : ndarray of shape (n, p), or SurvivalArrays
+            Continuous training inputs (raw units). A `SurvivalArrays` carries inputs and
+            targets together (then ``y`` and ``X_cat`` are not given).
+        y : structured ndarray of shape (n,)
+            scikit-survival target (`sksurv.util.Surv`): event indicator (bool) and time to
+            the event or censoring, hours (values above ``tmax_h`` are censored at it).
+        X_cat : ndarray of shape (n, k), optional
+            Non-negative integer categorical codes (embeddings).
+        validation : SurvivalArrays or tuple, optional
+            Records of regions *not* in the training set (`region_validation_split`) for early
+            stopping, as `SurvivalArrays` or ``(X_val, y_val)`` / ``(X_val, y_val, X_cat_val)``;
+            without it the net trains for ``epochs`` epochs.
 
         Returns
         -------
         self
         """
+        validate_params(self)
+        train = _survival_arrays(X, y, X_cat, "train")
+        if validation is not None and not isinstance(validation, SurvivalArrays):
+            validation = _survival_arrays(*validation, what="validation")
         cfg = self.config
         pycox = import_pycox()
         import torchtuples as tt
