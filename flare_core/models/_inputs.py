@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ import polars as pl
 from sklearn.exceptions import NotFittedError
 
 from ..errors import ConfigError, ModelError
-from .persistence import read_json
 
 __all__ = [
     "META_FILE",
@@ -32,7 +30,6 @@ __all__ = [
     "check_fitted",
     "log_missing_values",
     "make_standardiser",
-    "read_meta",
     "select_feature_names",
     "validate_params",
 ]
@@ -183,13 +180,3 @@ def validate_params(estimator: Any) -> None:
         estimator._validate_params()
     except InvalidParameterError as e:
         raise ConfigError(str(e)) from e
-
-
-def read_meta(directory: Path, expected_class: str) -> dict[str, Any]:
-    """The ``meta.json`` of a saved model; `ModelError` if it holds another class."""
-    meta = read_json(Path(directory) / META_FILE)
-    if meta.get("class") != expected_class:
-        raise ModelError(
-            f"{directory} holds a {meta.get('class')!r} model, not {expected_class!r}"
-        )
-    return meta

@@ -15,9 +15,6 @@ hands its fitted state over as a `ModelState` (``_get_state``) and is rebuilt fr
 loaders above (the `PersistentModel` protocol). Optional Parquet frames and nested models
 (sub-directories) complete the state.
 
-`save_estimator_dir` / `load_estimator_dir` combine skops and JSON for the common layout of one
-skops estimator plus a ``model.json`` tagged with the model's ``kind`` and ``format_version``.
-
 Every write is atomic: the bytes go to a temporary file in the target directory, which then
 replaces the target with `os.replace`, so a reader never sees a half-written file.
 
@@ -58,8 +55,6 @@ __all__ = [
     "load_sklearn",
     "write_json",
     "read_json",
-    "save_estimator_dir",
-    "load_estimator_dir",
     "MODEL_JSON_SCHEMA",
     "validate_model_json",
     "resolve_inside",
@@ -280,80 +275,6 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"invalid JSON in {p}: {e}") from e
-
-
-# ---------------------------------------------------------------------- estimator directories
-
-
-def save_estimator_dir(
-    estimator: Any,
-    meta: Mapping[str, Any],
-    directory: str | os.PathLike[str],
-    *,
-    filename: str,
-    kind: str,
-    format_version: int,
-) -> Path:
-    """Write one skops estimator and its ``model.json`` into ``directory`` (created if needed).
-
-    Parameters
-    ----------
-    estimator : object
-        The fitted estimator, written to ``directory / filename`` with `save_sklearn`.
-    meta : mapping
-        JSON-serialisable metadata (config, sizes, class names); ``kind`` and
-        ``format_version`` are added to it in ``model.json``.
-    directory : path-like
-        The model directory.
-    filename : str
-        Name of the estimator file, e.g. ``"forest.skops"``.
-    kind : str
-        Model kind that `load_estimator_dir` checks, e.g. ``"flare_class_forest"``.
-    format_version : int
-        Version of the directory layout that `load_estimator_dir` checks.
-
-    Returns
-    -------
-    Path
-        ``directory``.
-    """
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    save_sklearn(estimator, d / filename)
-    write_json({"format_version": format_version, "kind": kind, **meta}, d / "model.json")
-    return d
-
-
-def load_estimator_dir(
-    directory: str | os.PathLike[str],
-    *,
-    filename: str,
-    kind: str,
-    format_version: int,
-    what: str,
-) -> tuple[Any, dict[str, Any]]:
-    """Read a directory written by `save_estimator_dir`: ``(estimator, meta)``.
-
-    Parameters
-    ----------
-    directory : path-like
-        The model directory.
-    filename, kind, format_version
-        As given to `save_estimator_dir`.
-    what : str
-        How the error names the expected directory, e.g. ``"flare-class forest directory"``.
-
-    Raises
-    ------
-    ModelError
-        If ``model.json`` is missing or invalid, names another kind or format version
-        ("<directory> is not a <what>"), or the estimator file cannot be loaded safely.
-    """
-    d = Path(directory)
-    meta = read_json(d / "model.json")
-    if meta.get("kind") != kind or meta.get("format_version") != format_version:
-        raise ModelError(f"{d} is not a {what}")
-    return load_sklearn(d / filename), meta
 
 
 # ------------------------------------------------------------------- the model state protocol
