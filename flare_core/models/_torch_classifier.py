@@ -16,7 +16,6 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar, get_args
 
 import numpy as np
@@ -29,7 +28,7 @@ from ..config import check_positive
 from ..errors import ConfigError, ModelError
 from ..metrics import best_tss_threshold, true_skill_statistic
 from ._inputs import META_FILE, as_binary_labels, check_fitted
-from .persistence import ModelState, StateLayout, load_model, save_model
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "MemberAverage",
@@ -477,11 +476,3 @@ class TorchBinaryClassifier(BaseEstimator, Generic[ConfigT]):
         model.history_ = meta["history"]
         return model
 
-    def save(self, directory: str | Path) -> Path:
-        """Deprecated: `flare_core.models.persistence.save_model`."""
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Deprecated: `flare_core.models.persistence.load_model`."""
-        return load_model(cls, directory)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from numbers import Integral, Real
-from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -40,7 +39,7 @@ from ._inputs import (
     select_feature_names,
     validate_params,
 )
-from .persistence import ModelState, StateLayout, load_model, save_model
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "ClimatologyForecaster",
@@ -98,14 +97,6 @@ class ClimatologyForecaster(BaseEstimator):
         model.event_rate_ = float(state.meta["event_rate"])
         return model
 
-    def save(self, directory: str | Path) -> Path:
-        """Deprecated: `flare_core.models.persistence.save_model`."""
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Deprecated: `flare_core.models.persistence.load_model`."""
-        return load_model(cls, directory)
 
 
 class PersistenceForecaster(BaseEstimator):
@@ -190,14 +181,6 @@ class PersistenceForecaster(BaseEstimator):
         model.rate_if_quiet_ = float(meta["rate_if_quiet"])
         return model
 
-    def save(self, directory: str | Path) -> Path:
-        """Deprecated: `flare_core.models.persistence.save_model`."""
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Deprecated: `flare_core.models.persistence.load_model`."""
-        return load_model(cls, directory)
 
 
 class _PipelineBaseline(BaseEstimator):
@@ -270,14 +253,6 @@ class _PipelineBaseline(BaseEstimator):
         model.n_features_in_ = int(meta["n_features_in"])
         return model
 
-    def save(self, directory: str | Path) -> Path:
-        """Deprecated: `flare_core.models.persistence.save_model`."""
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Deprecated: `flare_core.models.persistence.load_model`."""
-        return load_model(cls, directory)
 
 
 class LogisticRegressionBaseline(_PipelineBaseline):

@@ -38,7 +38,6 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
@@ -57,7 +56,7 @@ from .baseline_hazard import (
     step_values,
 )
 from .lifetime import restricted_mean_lifetime
-from .persistence import ModelState, StateLayout, load_model, save_model
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "CoxTimeConfig",
@@ -701,11 +700,3 @@ class CoxTimeModel(BaseEstimator):
         self.net_ = net.to(self._device()).eval()
         return self
 
-    def save(self, directory: str | Path) -> Path:
-        """Deprecated: `flare_core.models.persistence.save_model`."""
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> CoxTimeModel:
-        """Deprecated: `flare_core.models.persistence.load_model`."""
-        return load_model(cls, directory)

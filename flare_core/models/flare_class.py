@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -28,7 +27,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from ..config import check_positive
 from ..errors import ConfigError
 from ._inputs import check_fitted, validate_params
-from .persistence import ModelState, StateLayout, load_model, save_model
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "FLARE_CLASS_BANDS",
@@ -196,14 +195,6 @@ class FlareClassForest(ClassifierMixin, BaseEstimator):
         self.n_features_ = self.n_features_in_ = int(state.meta["n_features"])
         return self
 
-    def save(self, directory: str | Path) -> Path:
-        """Deprecated: `flare_core.models.persistence.save_model` (``forest.skops``, ``model.json``)."""
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> FlareClassForest:
-        """Deprecated: `flare_core.models.persistence.load_model`."""
-        return load_model(cls, directory)
 
 
 def out_of_fold_bands(x: np.ndarray, bands: np.ndarray, groups: np.ndarray,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,7 +29,7 @@ from sklearn.base import BaseEstimator
 from ..config import check_positive
 from ..errors import ConfigError
 from ._inputs import check_fitted, validate_params
-from .persistence import ModelState, StateLayout, load_model, save_model
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "WARNING_CLASSES",
@@ -304,14 +303,6 @@ class WarningSVM(BaseEstimator):
         self.n_train_ = int(state.meta["n_train"])
         return self
 
-    def save(self, directory: str | Path) -> Path:
-        """Deprecated: `flare_core.models.persistence.save_model` (``svm.skops``, ``model.json``)."""
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> WarningSVM:
-        """Deprecated: `flare_core.models.persistence.load_model`."""
-        return load_model(cls, directory)
 
 
 def warning_tss(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

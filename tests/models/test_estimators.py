@@ -200,3 +200,13 @@ def test_lstm_trains_without_validation():
         frame, y, X_val=frame.head(1), y_val=y[:1])
     plain = LSTMForecaster("M", config=cfg).fit(frame, y)
     np.testing.assert_array_equal(plain.predict_proba(frame), stand_in.predict_proba(frame))
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
+def test_models_hold_no_file_io_and_declare_a_state_layout(estimator):
+    """Saving and loading live in flare_core.models.persistence only."""
+    from flare_core.models.persistence import PersistentModel, StateLayout
+
+    cls = type(estimator)
+    assert not hasattr(cls, "save") and not hasattr(cls, "load")
+    assert isinstance(cls.state_layout, StateLayout) and isinstance(estimator, PersistentModel)
