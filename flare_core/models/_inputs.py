@@ -1,8 +1,11 @@
-"""Input checks shared by the forecast models of this package (baselines, defn, lstm).
+"""Input checks shared by the forecast models of this package.
 
 Tabular inputs (a numpy array ``(n_samples, n_features)`` or a polars frame) become float64
 matrices, labels become 0/1 ``int64`` vectors, identifier and label columns are kept out of
-the features, and a saved model's ``meta.json`` is checked to hold the expected class.
+the features. Every model is a scikit-learn estimator: `check_fitted` is sklearn's
+`~sklearn.utils.validation.check_is_fitted` raising `NotFittedModelError` (both the project's
+`ModelError` and sklearn's `~sklearn.exceptions.NotFittedError`), and `validate_params`
+checks an estimator's ``_parameter_constraints`` raising `ConfigError`.
 """
 
 from __future__ import annotations
@@ -10,25 +13,25 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from sklearn.exceptions import NotFittedError
 
-from ..errors import ModelError
-from .persistence import read_json
+from ..errors import ConfigError, ModelError
 
 __all__ = [
     "META_FILE",
     "NON_FEATURE_COLUMNS",
+    "NotFittedModelError",
     "as_binary_labels",
     "as_feature_matrix",
     "check_fitted",
     "log_missing_values",
     "make_standardiser",
-    "read_meta",
     "select_feature_names",
+    "validate_params",
 ]
 
 logger = logging.getLogger(__name__)
@@ -142,17 +145,38 @@ def make_standardiser(*steps: Any) -> Any:
     )
 
 
-def check_fitted(model: Any, attribute: str) -> None:
-    """Raise `ModelError` unless ``model`` has the fitted ``attribute``."""
-    if not hasattr(model, attribute):
-        raise ModelError(f"{type(model).__name__} is not fitted; call fit() first")
+class NotFittedModelError(ModelError, NotFittedError):
+    """A model is used before `fit`: a `ModelError` and sklearn's `NotFittedError`."""
 
 
-def read_meta(directory: Path, expected_class: str) -> dict[str, Any]:
-    """The ``meta.json`` of a saved model; `ModelError` if it holds another class."""
-    meta = read_json(Path(directory) / META_FILE)
-    if meta.get("class") != expected_class:
-        raise ModelError(
-            f"{directory} holds a {meta.get('class')!r} model, not {expected_class!r}"
-        )
-    return meta
+def check_fitted(model: Any, attribute: str | Sequence[str]) -> None:
+    """`~sklearn.utils.validation.check_is_fitted` on the fitted ``attribute``(s).
+
+    Raises
+    ------
+    NotFittedModelError
+        ``"<Class> is not fitted; call fit() first"``.
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model, attribute)
+    except NotFittedError as e:
+        raise NotFittedModelError(
+            f"{type(model).__name__} is not fitted; call fit() first") from e
+
+
+def validate_params(estimator: Any) -> None:
+    """Check ``estimator.get_params()`` against its ``_parameter_constraints`` (sklearn).
+
+    Raises
+    ------
+    ConfigError
+        Naming the parameter and the bad value (sklearn's `InvalidParameterError` message).
+    """
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        estimator._validate_params()
+    except InvalidParameterError as e:
+        raise ConfigError(str(e)) from e

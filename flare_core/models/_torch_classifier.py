@@ -16,18 +16,19 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar, get_args
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
 from ..metrics import best_tss_threshold, true_skill_statistic
-from ._inputs import META_FILE, as_binary_labels, check_fitted, read_meta
-from .persistence import load_sklearn, load_torch, save_sklearn, save_torch, write_json
+from ._inputs import META_FILE, as_binary_labels, check_fitted
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "MemberAverage",
@@ -288,8 +289,13 @@ def train_keep_best_tss(
     return best_state, best_epoch, best_tss, history
 
 
-class TorchBinaryClassifier(Generic[ConfigT]):
+class TorchBinaryClassifier(BaseEstimator, Generic[ConfigT]):
     """Base of the torch classifiers of P(flare of at least ``target`` within 24 h).
+
+    A scikit-learn estimator: ``fit(X, y, *, X_val=None, y_val=None)`` returns self,
+    `predict_proba` gives P(event) of shape ``(n_samples,)`` and `predict` the yes/no
+    forecast. Without ``X_val`` the network trains ``max_epochs`` epochs and keeps the last
+    (as ``epoch_score="last"``).
 
     A subclass sets ``config_class`` (a frozen dataclass satisfying `TrainingSettings`),
     ``model_name`` (for log lines), and implements
@@ -309,6 +315,7 @@ class TorchBinaryClassifier(Generic[ConfigT]):
 
     config_class: ClassVar[type[TrainingSettings]]
     model_name: ClassVar[str]
+    _parameter_constraints: ClassVar[dict]
 
     def __init__(
         self,
@@ -336,12 +343,14 @@ class TorchBinaryClassifier(Generic[ConfigT]):
     # ------------------------------------------------------------------------------- fitting
 
     def _check_labels(
-        self, y: Any, n_train: int, y_val: Any, n_val: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, y: Any, n_train: int, y_val: Any, n_val: int | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """0/1 training and validation labels; validation must hold both classes, unless
-        ``epoch_score="last"``: nothing is validated and the validation labels are a
-        placeholder (never read)."""
+        nothing is validated (``n_val`` None: no validation data; or ``epoch_score="last"``:
+        the validation labels are never read)."""
         y_train = as_binary_labels(y, n_train)
+        if n_val is None:
+            return y_train, None
         y_val_arr = as_binary_labels(y_val, n_val)
         if self.config.epoch_score == "last":
             return y_train, y_val_arr
@@ -349,16 +358,29 @@ class TorchBinaryClassifier(Generic[ConfigT]):
             raise ModelError("validation labels must contain both classes (TSS is undefined)")
         return y_train, y_val_arr
 
+    def _training_config(self, validated: bool) -> ConfigT:
+        """``self.config``, or without validation data its ``epoch_score="last"`` variant."""
+        cfg = self.config
+        if validated or cfg.epoch_score == "last":
+            return cfg
+        logger.info("%s >=%s: no validation data; training %d epochs, keeping the last",
+                    self.model_name, self.target, cfg.max_epochs)
+        return replace(cfg, epoch_score="last", patience=None)
+
     def _fit_network(
         self,
         n_in: int,
         train_inputs: tuple[np.ndarray, ...],
         y_train: np.ndarray,
-        val_inputs: tuple[np.ndarray, ...],
-        y_val: np.ndarray,
+        val_inputs: tuple[np.ndarray, ...] | None,
+        y_val: np.ndarray | None,
     ) -> None:
-        """Build a seeded network, train it and set ``network_`` and the fit summary."""
-        cfg = self.config
+        """Build a seeded network, train it and set ``network_`` and the fit summary.
+
+        ``val_inputs`` None: no validation, ``max_epochs`` epochs, the last kept."""
+        cfg = self._training_config(val_inputs is not None)
+        if val_inputs is None:
+            val_inputs, y_val = (), np.zeros(0, dtype=np.int64)  # never read
         members: list[nn.Module] = []
         for i in range(cfg.n_members):
             settings = replace(cfg, seed=cfg.seed + i)
@@ -397,14 +419,24 @@ class TorchBinaryClassifier(Generic[ConfigT]):
 
     # --------------------------------------------------------------------------- persistence
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``network.pt`` (state_dict), ``scaler.skops`` and ``meta.json``."""
+    state_layout: ClassVar[StateLayout]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._parameter_constraints = {
+            "target": [StrOptions(set(_DEFAULT_CLASS_WEIGHT))],
+            "config": [cls.config_class, None],
+            "features": ["array-like", None],
+        }
+        cls.state_layout = StateLayout(
+            meta_file=META_FILE, header={"class": cls.__name__},
+            what=f"{cls.__name__} model directory",
+            sklearn=(_SCALER_FILE,), torch=(_NETWORK_FILE,))
+
+    def _get_state(self) -> ModelState:
+        """``network.pt`` (state_dict), ``scaler.skops`` and ``meta.json``."""
         check_fitted(self, "network_")
-        d = Path(directory)
-        save_torch(self.network_.state_dict(), d / _NETWORK_FILE)
-        save_sklearn(self.scaler_, d / _SCALER_FILE)
         meta = {
-            "class": type(self).__name__,
             "target": self.target,
             "config": asdict(self.config),
             "features": None if self.features is None else list(self.features),
@@ -416,14 +448,13 @@ class TorchBinaryClassifier(Generic[ConfigT]):
                              else self.best_val_tss_),
             "history": self.history_,
         }
-        write_json(meta, d / META_FILE)
-        return d
+        return ModelState(meta=meta, sklearn={_SCALER_FILE: self.scaler_},
+                          torch={_NETWORK_FILE: self.network_.state_dict()})
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save`; the network is on the CPU in eval mode."""
-        d = Path(directory)
-        meta = read_meta(d, cls.__name__)
+    def _from_state(cls, state: ModelState) -> Self:
+        """The network is on the CPU in eval mode."""
+        meta = state.meta
         cfg = dict(meta["config"])
         if cfg.get("class_weight") is not None:
             cfg["class_weight"] = tuple(cfg["class_weight"])
@@ -432,11 +463,11 @@ class TorchBinaryClassifier(Generic[ConfigT]):
         network = model._assemble(
             [model._build_network(n_in) for _ in range(model.config.n_members)])
         try:
-            network.load_state_dict(load_torch(d / _NETWORK_FILE))
+            network.load_state_dict(state.torch[_NETWORK_FILE])
         except RuntimeError as e:  # shape or key mismatch
-            raise ModelError(f"network weights in {d} do not match the saved layout: {e}") from e
+            raise ModelError(f"network weights do not match the saved layout: {e}") from e
         model.network_ = network.eval()
-        model.scaler_ = load_sklearn(d / _SCALER_FILE)
+        model.scaler_ = state.sklearn[_SCALER_FILE]
         model.feature_names_in_ = meta["feature_names_in"]
         model.n_features_in_ = int(meta["n_features_in"])
         model.best_epoch_ = int(meta["best_epoch"])
@@ -444,3 +475,4 @@ class TorchBinaryClassifier(Generic[ConfigT]):
         model.best_val_tss_ = math.nan if tss is None else float(tss)
         model.history_ = meta["history"]
         return model
+

@@ -11,19 +11,22 @@ Every model takes features as a numpy array ``(n_samples, n_features)`` or a pol
 (e.g. from ``flare_core.dataset.build_dataset``) and binary labels (``m_within_24h`` or
 ``c_within_24h``: a flare of the class peaks in ``(t_rec, t_rec + 24 h]``, UTC).
 ``predict_proba`` returns the probability of the event as a 1-D array ``(n_samples,)``.
-Models are saved with ``save(dir)`` and read back with ``Class.load(dir)``
-(`flare_core.models.persistence`; nothing is unpickled).
+Every model is a scikit-learn estimator (``get_params``/``clone``, parameters checked in
+``fit``). Models are saved with ``save_model(model, dir)`` and read back with
+``load_model(Class, dir)`` (`flare_core.models.persistence`; nothing is unpickled).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
+from numbers import Integral, Real
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..errors import ConfigError, ModelError
 from ._inputs import (
@@ -33,10 +36,10 @@ from ._inputs import (
     check_fitted,
     log_missing_values,
     make_standardiser,
-    read_meta,
     select_feature_names,
+    validate_params,
 )
-from .persistence import load_sklearn, save_sklearn, write_json
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "ClimatologyForecaster",
@@ -49,10 +52,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_PIPELINE_FILE = "pipeline.skops"
+
 # ---------------------------------------------------------------------------------- baselines
 
 
-class ClimatologyForecaster:
+class ClimatologyForecaster(BaseEstimator):
     """Constant forecast: the event rate of the training labels.
 
     Attributes
@@ -61,8 +66,11 @@ class ClimatologyForecaster:
         Fraction of positive training samples, the probability given to every sample.
     """
 
+    _parameter_constraints: ClassVar[dict] = {}
+
     def fit(self, X: Any, y: Any) -> Self:
         """Learn the event rate; ``X`` only fixes the number of samples."""
+        validate_params(self)
         n = X.height if isinstance(X, pl.DataFrame) else len(X)
         labels = as_binary_labels(y, n)
         if n == 0:
@@ -76,23 +84,22 @@ class ClimatologyForecaster:
         n = X.height if isinstance(X, pl.DataFrame) else len(X)
         return np.full(n, self.event_rate_, dtype=np.float64)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``meta.json`` into ``directory``."""
+    state_layout = StateLayout(meta_file=META_FILE, header={"class": "ClimatologyForecaster"},
+                               what="ClimatologyForecaster model directory")
+
+    def _get_state(self) -> ModelState:
         check_fitted(self, "event_rate_")
-        d = Path(directory)
-        write_json({"class": type(self).__name__, "event_rate": self.event_rate_}, d / META_FILE)
-        return d
+        return ModelState(meta={"event_rate": self.event_rate_})
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save`."""
-        meta = read_meta(Path(directory), cls.__name__)
+    def _from_state(cls, state: ModelState) -> Self:
         model = cls()
-        model.event_rate_ = float(meta["event_rate"])
+        model.event_rate_ = float(state.meta["event_rate"])
         return model
 
 
-class PersistenceForecaster:
+
+class PersistenceForecaster(BaseEstimator):
     """"A flare happened in the previous window, so one will follow": the persistence forecast.
 
     Parameters
@@ -110,6 +117,9 @@ class PersistenceForecaster:
     rate_if_flared_, rate_if_quiet_ : float
         The two probabilities (1.0 and 0.0 unless ``calibrated``).
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "history_column": [str, Integral], "calibrated": ["boolean"]}
 
     def __init__(self, history_column: str | int, *, calibrated: bool = False) -> None:
         self.history_column = history_column
@@ -132,6 +142,7 @@ class PersistenceForecaster:
 
     def fit(self, X: Any, y: Any) -> Self:
         """Set the two probabilities (training event rates when ``calibrated``)."""
+        validate_params(self)
         flared = self._flared(X)
         labels = as_binary_labels(y, flared.shape[0])
         if not self.calibrated:
@@ -150,46 +161,41 @@ class PersistenceForecaster:
         check_fitted(self, "rate_if_flared_")
         return np.where(self._flared(X), self.rate_if_flared_, self.rate_if_quiet_)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``meta.json`` into ``directory``."""
+    state_layout = StateLayout(meta_file=META_FILE, header={"class": "PersistenceForecaster"},
+                               what="PersistenceForecaster model directory")
+
+    def _get_state(self) -> ModelState:
         check_fitted(self, "rate_if_flared_")
-        d = Path(directory)
-        meta = {
-            "class": type(self).__name__,
+        return ModelState(meta={
             "history_column": self.history_column,
             "calibrated": self.calibrated,
             "rate_if_flared": self.rate_if_flared_,
             "rate_if_quiet": self.rate_if_quiet_,
-        }
-        write_json(meta, d / META_FILE)
-        return d
+        })
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save`."""
-        meta = read_meta(Path(directory), cls.__name__)
+    def _from_state(cls, state: ModelState) -> Self:
+        meta = state.meta
         model = cls(meta["history_column"], calibrated=meta["calibrated"])
         model.rate_if_flared_ = float(meta["rate_if_flared"])
         model.rate_if_quiet_ = float(meta["rate_if_quiet"])
         return model
 
 
-class _PipelineBaseline:
+
+class _PipelineBaseline(BaseEstimator):
     """Mean imputation -> StandardScaler -> classifier, fitted on training data only.
 
-    Subclasses list their hyper-parameters in ``_params`` and build the classifier in
-    ``_make_classifier``.
+    Subclasses take their hyper-parameters (and ``features``) in ``__init__``, declare their
+    limits in ``_parameter_constraints`` (checked by `fit`) and build the classifier in
+    ``_make_classifier``. ``get_params`` is scikit-learn's.
     """
 
-    _params: ClassVar[tuple[str, ...]] = ()
+    _parameter_constraints: ClassVar[dict] = {}
     features: Sequence[str] | None
 
     def _make_classifier(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters as passed to ``__init__``."""
-        return {name: getattr(self, name) for name in (*self._params, "features")}
 
     def fit(self, X: Any, y: Any) -> Self:
         """Fit imputer, scaler and classifier on the training samples.
@@ -202,6 +208,7 @@ class _PipelineBaseline:
         y : array-like (n_samples,) of bool or 0/1
             Event labels.
         """
+        validate_params(self)
         names = select_feature_names(X, self.features)
         x = as_feature_matrix(X, names)
         labels = as_binary_labels(y, x.shape[0])
@@ -219,30 +226,33 @@ class _PipelineBaseline:
         x = as_feature_matrix(X, self.feature_names_in_, self.n_features_in_)
         return self.pipeline_.predict_proba(x)[:, 1]
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``pipeline.skops`` and ``meta.json`` into ``directory``."""
+    state_layout: ClassVar[StateLayout]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.state_layout = StateLayout(
+            meta_file=META_FILE, header={"class": cls.__name__},
+            what=f"{cls.__name__} model directory", sklearn=(_PIPELINE_FILE,))
+
+    def _get_state(self) -> ModelState:
+        """``pipeline.skops`` and ``meta.json``."""
         check_fitted(self, "pipeline_")
-        d = Path(directory)
-        save_sklearn(self.pipeline_, d / "pipeline.skops")
         meta = {
-            "class": type(self).__name__,
             "params": self.get_params(),
             "feature_names_in": self.feature_names_in_,
             "n_features_in": self.n_features_in_,
         }
-        write_json(meta, d / META_FILE)
-        return d
+        return ModelState(meta=meta, sklearn={_PIPELINE_FILE: self.pipeline_})
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Read a model written by `save` (the pipeline through the skops allow-list)."""
-        d = Path(directory)
-        meta = read_meta(d, cls.__name__)
+    def _from_state(cls, state: ModelState) -> Self:
+        meta = state.meta
         model = cls(**meta["params"])
-        model.pipeline_ = load_sklearn(d / "pipeline.skops")
+        model.pipeline_ = state.sklearn[_PIPELINE_FILE]
         model.feature_names_in_ = meta["feature_names_in"]
         model.n_features_in_ = int(meta["n_features_in"])
         return model
+
 
 
 class LogisticRegressionBaseline(_PipelineBaseline):
@@ -258,7 +268,11 @@ class LogisticRegressionBaseline(_PipelineBaseline):
         Frame columns to use; default every numeric non-label column.
     """
 
-    _params = ("C", "class_weight")
+    _parameter_constraints: ClassVar[dict] = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "class_weight": [StrOptions({"balanced"}), None],
+        "features": ["array-like", None],
+    }
 
     def __init__(
         self,
@@ -294,7 +308,14 @@ class SVMBaseline(_PipelineBaseline):
     features : sequence of str, optional
     """
 
-    _params = ("C", "gamma", "class_weight", "cv", "random_state")
+    _parameter_constraints: ClassVar[dict] = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "gamma": [StrOptions({"scale", "auto"}), Interval(Real, 0, None, closed="neither")],
+        "class_weight": [StrOptions({"balanced"}), None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
+        "features": ["array-like", None],
+    }
 
     def __init__(
         self,
@@ -334,7 +355,11 @@ class KNNBaseline(_PipelineBaseline):
     features : sequence of str, optional
     """
 
-    _params = ("n_neighbors", "weights")
+    _parameter_constraints: ClassVar[dict] = {
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "weights": [StrOptions({"uniform", "distance"})],
+        "features": ["array-like", None],
+    }
 
     def __init__(
         self,
@@ -368,7 +393,14 @@ class ExtraTreesBaseline(_PipelineBaseline):
     features : sequence of str, optional
     """
 
-    _params = ("n_estimators", "min_samples_leaf", "class_weight", "random_state", "n_jobs")
+    _parameter_constraints: ClassVar[dict] = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [StrOptions({"balanced", "balanced_subsample"}), None],
+        "random_state": ["random_state"],
+        "n_jobs": [Integral, None],
+        "features": ["array-like", None],
+    }
 
     def __init__(
         self,

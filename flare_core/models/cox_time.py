@@ -38,15 +38,16 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from ..config import check_positive
 from ..errors import ConfigError, ModelError
+from ._inputs import check_fitted, validate_params
 from ._pycox_compat import import_pycox
 from .baseline_hazard import (
     PiecewiseAffineLogRisk,
@@ -55,6 +56,7 @@ from .baseline_hazard import (
     step_values,
 )
 from .lifetime import restricted_mean_lifetime
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "CoxTimeConfig",
@@ -352,8 +354,25 @@ def _as_inputs(x, x_cat, n_cat_expected: int | None = None) -> tuple[np.ndarray,
     return x, x_cat.astype(np.int64)
 
 
-class CoxTimeModel:
-    """Cox-Time survival model answering in hours.
+def _survival_arrays(X, y=None, X_cat=None, what: str = "train") -> SurvivalArrays:  # noqa: N803
+    """`SurvivalArrays` from ``(X, Surv y, X_cat)``, or ``X`` itself when it is one."""
+    if isinstance(X, SurvivalArrays):
+        if y is not None or X_cat is not None:
+            raise ConfigError(f"{what}: pass SurvivalArrays alone, or X with a Surv target y")
+        return X
+    if y is None:
+        raise ConfigError(f"{what}: a Surv target y (event, time in hours) is required")
+    from sksurv.util import check_y_survival
+
+    try:
+        event, time_h = check_y_survival(y, allow_all_censored=True)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{what}: y must be a sksurv Surv structured array: {e}") from e
+    return SurvivalArrays(X, time_h, event.astype(np.float64), X_cat)
+
+
+class CoxTimeModel(BaseEstimator):
+    """Cox-Time survival model answering in hours; a scikit-learn estimator.
 
     Parameters
     ----------
@@ -375,9 +394,14 @@ class CoxTimeModel:
 
     Examples
     --------
+    >>> y = Surv.from_arrays(event=events, time=durations_h)                       # doctest: +SKIP
+    >>> model = CoxTimeModel(CoxTimeConfig(epochs=5)).fit(x, y, X_cat=x_cat,
+    ...                                                   validation=(xv, yv, xv_cat))  # doctest: +SKIP
     >>> model = CoxTimeModel(CoxTimeConfig(epochs=5)).fit(train, validation=val)  # doctest: +SKIP
     >>> model.predict_event_probability(x_new, horizon_h=24.0)                     # doctest: +SKIP
     """
+
+    _parameter_constraints: ClassVar[dict] = {"config": [CoxTimeConfig, None]}
 
     def __init__(self, config: CoxTimeConfig | None = None) -> None:
         self.config = config if config is not None else CoxTimeConfig()
@@ -389,8 +413,7 @@ class CoxTimeModel:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise ModelError("CoxTimeModel is not fitted: call fit() or load() first")
+        check_fitted(self, "net_")
 
     def _scale_x(self, x: np.ndarray) -> np.ndarray:
         xs = (x - self.x_mean_) / self.x_scale_
@@ -425,22 +448,34 @@ class CoxTimeModel:
         return PiecewiseAffineLogRisk(self.net_.head_layers, z)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, train: SurvivalArrays, *, validation: SurvivalArrays | None = None
-            ) -> CoxTimeModel:
+    def fit(self, X: np.ndarray | SurvivalArrays, y: np.ndarray | None = None, *,  # noqa: N803
+            X_cat: np.ndarray | None = None,  # noqa: N803
+            validation: SurvivalArrays | tuple | None = None) -> CoxTimeModel:
         """Train the net, then compute the Breslow baseline and ``mu0``.
 
         Parameters
         ----------
-        train : SurvivalArrays
-            Training records; durations in hours (values above ``tmax_h`` are censored at it).
-        validation : SurvivalArrays, optional
-            Records of regions *not* in ``train`` (`region_validation_split`) for early
-            stopping; without it the net trains for ``epochs`` epochs.
+        X : ndarray of shape (n, p), or SurvivalArrays
+            Continuous training inputs (raw units). A `SurvivalArrays` carries inputs and
+            targets together (then ``y`` and ``X_cat`` are not given).
+        y : structured ndarray of shape (n,)
+            scikit-survival target (`sksurv.util.Surv`): event indicator (bool) and time to
+            the event or censoring, hours (values above ``tmax_h`` are censored at it).
+        X_cat : ndarray of shape (n, k), optional
+            Non-negative integer categorical codes (embeddings).
+        validation : SurvivalArrays or tuple, optional
+            Records of regions *not* in the training set (`region_validation_split`) for early
+            stopping, as `SurvivalArrays` or ``(X_val, y_val)`` / ``(X_val, y_val, X_cat_val)``;
+            without it the net trains for ``epochs`` epochs.
 
         Returns
         -------
         self
         """
+        validate_params(self)
+        train = _survival_arrays(X, y, X_cat, "train")
+        if validation is not None and not isinstance(validation, SurvivalArrays):
+            validation = _survival_arrays(*validation, what="validation")
         cfg = self.config
         pycox = import_pycox()
         import torchtuples as tt
@@ -616,16 +651,15 @@ class CoxTimeModel:
         return 1.0 - s[:, 0]
 
     # ------------------------------------------------------------- persistence
-    def save(self, directory: str | Path) -> Path:
-        """Write ``net.pt`` (state_dict), ``model.json`` (config, scalers, baseline) to a directory."""
-        from .persistence import save_torch, write_json
+    state_layout = StateLayout(
+        meta_file="model.json", what=f"Cox-Time model directory of format {_FORMAT_VERSION}",
+        header={"kind": "cox_time", "format_version": _FORMAT_VERSION}, torch=("net.pt",))
 
+    def _get_state(self) -> ModelState:
+        """``net.pt`` (state_dict) and ``model.json`` (config, scalers, baseline)."""
         self._check_fitted()
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_torch({k: v.detach().cpu() for k, v in self.net_.state_dict().items()}, d / "net.pt")
-        write_json({
-            "format_version": _FORMAT_VERSION, "kind": "cox_time", "config": asdict(self.config),
+        meta = {
+            "config": asdict(self.config),
             "n_features": self.n_features_, "cardinalities": list(self.cardinalities_),
             "x_mean": self.x_mean_.tolist(), "x_scale": self.x_scale_.tolist(),
             "t_mean": self.t_mean_, "t_scale": self.t_scale_,
@@ -634,18 +668,12 @@ class CoxTimeModel:
             "baseline_hazards": self.baseline_hazards_.tolist(),
             "mu0_h": self.mu0_h_, "mu0_population_h": self.mu0_population_h_,
             "mu0_baseline_h": self.mu0_baseline_h_, "history": self.history_,
-        }, d / "model.json")
-        return d
+        }
+        return ModelState(meta=meta, torch={"net.pt": self.net_.state_dict()})
 
     @classmethod
-    def load(cls, directory: str | Path) -> CoxTimeModel:
-        """Rebuild a model written by `save` (weights loaded with ``weights_only=True``)."""
-        from .persistence import load_torch, read_json
-
-        d = Path(directory)
-        meta = read_json(d / "model.json")
-        if meta.get("kind") != "cox_time" or meta.get("format_version") != _FORMAT_VERSION:
-            raise ModelError(f"{d} is not a Cox-Time model directory of format {_FORMAT_VERSION}")
+    def _from_state(cls, state: ModelState) -> CoxTimeModel:
+        meta = state.meta
         # models saved before input_clip existed were trained (and must predict) unclipped
         self = cls(CoxTimeConfig(**{"input_clip": None, **meta["config"]}))
         cfg = self.config
@@ -666,8 +694,9 @@ class CoxTimeModel:
                          time_layer=cfg.time_layer, batch_norm=cfg.batch_norm,
                          dropout=cfg.dropout)
         try:
-            net.load_state_dict(load_torch(d / "net.pt"))
+            net.load_state_dict(state.torch["net.pt"])
         except RuntimeError as e:
-            raise ModelError(f"{d / 'net.pt'} does not match the saved configuration: {e}") from e
+            raise ModelError(f"net.pt does not match the saved configuration: {e}") from e
         self.net_ = net.to(self._device()).eval()
         return self
+

@@ -34,6 +34,7 @@ from ._inputs import (
     log_missing_values,
     make_standardiser,
     select_feature_names,
+    validate_params,
 )
 from ._torch_classifier import (
     EpochScore,
@@ -185,6 +186,7 @@ class DeepFlareNet(TorchBinaryClassifier[DeFNConfig]):
     --------
     >>> model = DeepFlareNet("M", config=DeFNConfig(max_epochs=20))  # doctest: +SKIP
     >>> model.fit(train, train["m_within_24h"], X_val=val, y_val=val["m_within_24h"])
+    >>> refit = sklearn.base.clone(model).fit(everything, everything["m_within_24h"])
     >>> p = model.predict_proba(test)  # (n_samples,) P(>=M flare in (t, t + 24 h])
     """
 
@@ -200,7 +202,7 @@ class DeepFlareNet(TorchBinaryClassifier[DeFNConfig]):
     def _build_network(self, n_in: int) -> DeFNNetwork:
         return DeFNNetwork(n_in, self.config.hidden, self.config.dropout)
 
-    def fit(self, X: Any, y: Any, *, X_val: Any, y_val: Any) -> Self:  # noqa: N803
+    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> Self:  # noqa: N803
         """Train and keep the epoch with the best validation TSS.
 
         Parameters
@@ -210,25 +212,30 @@ class DeepFlareNet(TorchBinaryClassifier[DeFNConfig]):
             and logged).
         y : array-like (n_samples,) bool or 0/1
             Training labels.
-        X_val, y_val
+        X_val, y_val : optional
             Validation samples (regions disjoint from training and test); they choose the epoch
-            and must contain both classes.
+            and must contain both classes. Without them the network trains ``max_epochs``
+            epochs and the last is kept (a refit with the epochs a validation run chose).
 
         Returns
         -------
         self
         """
+        validate_params(self)
+        if (X_val is None) != (y_val is None):
+            raise ModelError("pass both X_val and y_val, or neither")
         names = select_feature_names(X, self.features)
         x_train = as_feature_matrix(X, names)
-        x_val = as_feature_matrix(X_val, names, x_train.shape[1])
+        x_val = None if X_val is None else as_feature_matrix(X_val, names, x_train.shape[1])
         if x_train.shape[0] < 2:
             raise ModelError(f"need at least 2 training samples, got {x_train.shape[0]}")
-        y_train, y_val_arr = self._check_labels(y, x_train.shape[0], y_val, x_val.shape[0])
+        y_train, y_val_arr = self._check_labels(
+            y, x_train.shape[0], y_val, None if x_val is None else x_val.shape[0])
         log_missing_values(x_train, self.model_name)
         scaler = make_standardiser().fit(x_train)
         self._fit_network(
             x_train.shape[1], (scaler.transform(x_train),), y_train,
-            (scaler.transform(x_val),), y_val_arr,
+            None if x_val is None else (scaler.transform(x_val),), y_val_arr,
         )
         self.scaler_ = scaler
         self.feature_names_in_ = names

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..config import check_positive
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError
+from ._inputs import check_fitted, validate_params
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "FLARE_CLASS_BANDS",
@@ -116,14 +119,23 @@ def _check_x(x) -> np.ndarray:
     return x
 
 
-class FlareClassForest:
-    """100-tree random forest predicting the next-flare band code (0..3).
+class FlareClassForest(ClassifierMixin, BaseEstimator):
+    """100-tree random forest predicting the next-flare band code (0..3); a sklearn classifier.
 
     Parameters
     ----------
     config : FlareClassForestConfig
         Stored only; the work happens in `fit`.
+
+    Attributes
+    ----------
+    forest_ : sklearn.ensemble.RandomForestClassifier
+    classes_ : ndarray of int64
+        The band codes ``0 .. 3`` (the columns of `predict_proba`).
+    n_features_, n_features_in_ : int
     """
+
+    _parameter_constraints: ClassVar[dict] = {"config": [FlareClassForestConfig, None]}
 
     def __init__(self, config: FlareClassForestConfig | None = None) -> None:
         self.config = config if config is not None else FlareClassForestConfig()
@@ -136,56 +148,53 @@ class FlareClassForest:
             n_estimators=c.n_estimators, class_weight=c.class_weight, max_depth=c.max_depth,
             min_samples_leaf=c.min_samples_leaf, random_state=c.seed, n_jobs=c.n_jobs)
 
-    def fit(self, x: np.ndarray, bands: np.ndarray) -> FlareClassForest:
-        """Fit on inputs ``x`` (n, p) and band codes (n,) from `flare_class_band`."""
-        x = _check_x(x)
-        y = np.asarray(bands, dtype=np.int64)
+    def fit(self, X: np.ndarray, y: np.ndarray) -> FlareClassForest:  # noqa: N803
+        """Fit on inputs ``X`` (n, p) and band codes ``y`` (n,) from `flare_class_band`."""
+        validate_params(self)
+        x = _check_x(X)
+        y = np.asarray(y, dtype=np.int64)
         if y.shape != (x.shape[0],) or ((y < 0) | (y >= len(FLARE_CLASS_BANDS))).any():
             raise ConfigError(f"bands must be ({x.shape[0]},) codes in 0..3")
         self.forest_ = self._make().fit(x, y)
-        self.n_features_ = x.shape[1]
+        self.classes_ = np.arange(len(FLARE_CLASS_BANDS), dtype=np.int64)
+        self.n_features_ = self.n_features_in_ = x.shape[1]
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "forest_"):
-            raise ModelError("FlareClassForest is not fitted: call fit() or load() first")
+        check_fitted(self, "forest_")
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Band codes (n,), int64."""
         self._check_fitted()
-        return self.forest_.predict(_check_x(x)).astype(np.int64)
+        return self.forest_.predict(_check_x(X)).astype(np.int64)
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Probabilities (n, 4), columns in `FLARE_CLASS_BANDS` order (0 for unseen bands)."""
         self._check_fitted()
-        p = self.forest_.predict_proba(_check_x(x))
+        p = self.forest_.predict_proba(_check_x(X))
         out = np.zeros((p.shape[0], len(FLARE_CLASS_BANDS)))
         out[:, self.forest_.classes_.astype(int)] = p
         return out
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``forest.skops`` and ``model.json`` into ``directory``."""
-        from .persistence import save_estimator_dir
+    state_layout = StateLayout(
+        meta_file="model.json", what="flare-class forest directory",
+        header={"kind": "flare_class_forest", "format_version": _FORMAT_VERSION},
+        sklearn=("forest.skops",))
 
+    def _get_state(self) -> ModelState:
         self._check_fitted()
         meta = {"config": asdict(self.config), "n_features": self.n_features_,
                 "bands": list(FLARE_CLASS_BANDS)}
-        return save_estimator_dir(self.forest_, meta, directory, filename="forest.skops",
-                                  kind="flare_class_forest", format_version=_FORMAT_VERSION)
+        return ModelState(meta=meta, sklearn={"forest.skops": self.forest_})
 
     @classmethod
-    def load(cls, directory: str | Path) -> FlareClassForest:
-        """Read a model written by `save` (skops with the trusted-type list)."""
-        from .persistence import load_estimator_dir
-
-        forest, meta = load_estimator_dir(directory, filename="forest.skops",
-                                          kind="flare_class_forest",
-                                          format_version=_FORMAT_VERSION,
-                                          what="flare-class forest directory")
-        self = cls(FlareClassForestConfig(**meta["config"]))
-        self.forest_ = forest
-        self.n_features_ = int(meta["n_features"])
+    def _from_state(cls, state: ModelState) -> FlareClassForest:
+        self = cls(FlareClassForestConfig(**state.meta["config"]))
+        self.forest_ = state.sklearn["forest.skops"]
+        self.classes_ = np.arange(len(FLARE_CLASS_BANDS), dtype=np.int64)
+        self.n_features_ = self.n_features_in_ = int(state.meta["n_features"])
         return self
+
 
 
 def out_of_fold_bands(x: np.ndarray, bands: np.ndarray, groups: np.ndarray,
@@ -209,7 +218,7 @@ def out_of_fold_bands(x: np.ndarray, bands: np.ndarray, groups: np.ndarray,
     -------
     ndarray of int64, shape (n,)
     """
-    from sklearn.model_selection import GroupKFold
+    from sklearn.model_selection import GroupKFold, cross_val_predict
 
     config = config if config is not None else FlareClassForestConfig()
     x = _check_x(x)
@@ -219,10 +228,9 @@ def out_of_fold_bands(x: np.ndarray, bands: np.ndarray, groups: np.ndarray,
     if n_groups < config.n_folds:
         raise ConfigError(f"out_of_fold_bands needs >= n_folds={config.n_folds} regions, "
                           f"got {n_groups}")
-    out = np.empty(y.size, dtype=np.int64)
-    for tr, te in GroupKFold(n_splits=config.n_folds).split(x, y, groups):
-        out[te] = FlareClassForest(config).fit(x[tr], y[tr]).predict(x[te])
-    return out
+    oof = cross_val_predict(FlareClassForest(config), x, y, groups=groups,
+                            cv=GroupKFold(n_splits=config.n_folds))
+    return np.asarray(oof, dtype=np.int64)
 
 
 def score_flare_class(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

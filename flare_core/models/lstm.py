@@ -34,6 +34,7 @@ from ._inputs import (
     log_missing_values,
     make_standardiser,
     select_feature_names,
+    validate_params,
 )
 from ._torch_classifier import EpochScore, TorchBinaryClassifier, check_common_settings
 
@@ -309,7 +310,8 @@ class LSTMForecaster(TorchBinaryClassifier[LSTMConfig]):
         )
         return seq.astype(np.float32), lengths
 
-    def fit(self, X: pl.DataFrame, y: Any, *, X_val: pl.DataFrame, y_val: Any) -> Self:  # noqa: N803
+    def fit(self, X: pl.DataFrame, y: Any, *, X_val: pl.DataFrame | None = None,  # noqa: N803
+            y_val: Any = None) -> Self:
         """Train and keep the epoch with the best validation TSS.
 
         Parameters
@@ -318,21 +320,28 @@ class LSTMForecaster(TorchBinaryClassifier[LSTMConfig]):
             Training records sorted by ``(harpnum, t_rec)``.
         y : array-like (n_records,) bool or 0/1
             Label of each record (e.g. ``m_within_24h``).
-        X_val, y_val
+        X_val, y_val : optional
             Validation records (regions disjoint from training and test) and labels; both
-            classes must occur.
+            classes must occur. Without them the network trains ``max_epochs`` epochs and
+            the last is kept.
         """
-        if not isinstance(X, pl.DataFrame) or not isinstance(X_val, pl.DataFrame):
+        validate_params(self)
+        if (X_val is None) != (y_val is None):
+            raise ModelError("pass both X_val and y_val, or neither")
+        if not isinstance(X, pl.DataFrame) or not (X_val is None
+                                                   or isinstance(X_val, pl.DataFrame)):
             raise ModelError("LSTMForecaster.fit needs polars frames with harpnum and t_rec")
         names = select_feature_names(X, self.features)
         x_train = as_feature_matrix(X, names)
-        y_train, y_val_arr = self._check_labels(y, x_train.shape[0], y_val, X_val.height)
+        y_train, y_val_arr = self._check_labels(
+            y, x_train.shape[0], y_val, None if X_val is None else X_val.height)
         log_missing_values(x_train, self.model_name)
         self.scaler_ = make_standardiser().fit(x_train)
         self.feature_names_in_ = names
         self.n_features_in_ = x_train.shape[1]
         self._fit_network(
-            self.n_features_in_, self._sequences(X), y_train, self._sequences(X_val), y_val_arr
+            self.n_features_in_, self._sequences(X), y_train,
+            None if X_val is None else self._sequences(X_val), y_val_arr
         )
         return self
 

@@ -9,8 +9,11 @@ Three kinds of file make up a model directory:
   that skops does not trust by itself is on an explicit allow-list (`TRUSTED_SKLEARN_TYPES`);
 * metadata: plain JSON (hyper-parameters, feature names, thresholds, fit summaries).
 
-`save_estimator_dir` / `load_estimator_dir` combine the last two for the common layout of one
-skops estimator plus a ``model.json`` tagged with the model's ``kind`` and ``format_version``.
+Models hold no file I/O. A model class declares what its directory holds (`StateLayout`),
+hands its fitted state over as a `ModelState` (``_get_state``) and is rebuilt from one
+(``_from_state``); `save_model` and `load_model` do every read and write, through the safe
+loaders above (the `PersistentModel` protocol). Optional Parquet frames and nested models
+(sub-directories) complete the state.
 
 Every write is atomic (`flare_core.io.atomic_write`): the bytes go to a temporary file in
 the target directory, which then replaces the target, so a reader never sees a half-written
@@ -32,13 +35,19 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 from ..errors import ModelError
 from ..io import atomic_write
 
 __all__ = [
+    "ModelState",
+    "PersistentModel",
+    "StateLayout",
+    "save_model",
+    "load_model",
     "TRUSTED_SKLEARN_TYPES",
     "save_torch",
     "load_torch",
@@ -46,8 +55,6 @@ __all__ = [
     "load_sklearn",
     "write_json",
     "read_json",
-    "save_estimator_dir",
-    "load_estimator_dir",
     "MODEL_JSON_SCHEMA",
     "validate_model_json",
     "resolve_inside",
@@ -260,78 +267,194 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise ModelError(f"invalid JSON in {p}: {e}") from e
 
 
-# ---------------------------------------------------------------------- estimator directories
+# ------------------------------------------------------------------- the model state protocol
 
 
-def save_estimator_dir(
-    estimator: Any,
-    meta: Mapping[str, Any],
-    directory: str | os.PathLike[str],
-    *,
-    filename: str,
-    kind: str,
-    format_version: int,
-) -> Path:
-    """Write one skops estimator and its ``model.json`` into ``directory`` (created if needed).
+@dataclass(frozen=True)
+class StateLayout:
+    """What a model class's directory holds: the one declaration `save_model`/`load_model` read.
 
     Parameters
     ----------
-    estimator : object
-        The fitted estimator, written to ``directory / filename`` with `save_sklearn`.
-    meta : mapping
-        JSON-serialisable metadata (config, sizes, class names); ``kind`` and
-        ``format_version`` are added to it in ``model.json``.
-    directory : path-like
-        The model directory.
-    filename : str
-        Name of the estimator file, e.g. ``"forest.skops"``.
-    kind : str
-        Model kind that `load_estimator_dir` checks, e.g. ``"flare_class_forest"``.
-    format_version : int
-        Version of the directory layout that `load_estimator_dir` checks.
-
-    Returns
-    -------
-    Path
-        ``directory``.
-    """
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    save_sklearn(estimator, d / filename)
-    write_json({"format_version": format_version, "kind": kind, **meta}, d / "model.json")
-    return d
-
-
-def load_estimator_dir(
-    directory: str | os.PathLike[str],
-    *,
-    filename: str,
-    kind: str,
-    format_version: int,
-    what: str,
-) -> tuple[Any, dict[str, Any]]:
-    """Read a directory written by `save_estimator_dir`: ``(estimator, meta)``.
-
-    Parameters
-    ----------
-    directory : path-like
-        The model directory.
-    filename, kind, format_version
-        As given to `save_estimator_dir`.
+    meta_file : str
+        Name of the JSON metadata file (``"model.json"``, ``"meta.json"``, ...).
+    header : mapping
+        Keys and values the metadata must carry (``{"kind": "cox_time", "format_version": 1}``
+        or ``{"class": "DeepFlareNet"}``); written by `save_model`, checked by `load_model`.
     what : str
-        How the error names the expected directory, e.g. ``"flare-class forest directory"``.
+        How a refusal names the expected directory, e.g. ``"Cox-Time model directory"``.
+    sklearn : tuple of str
+        ``.skops`` files (`save_sklearn` / `load_sklearn`, the skops allow-list).
+    torch : tuple of str
+        ``.pt`` files of state_dicts (`save_torch` / `load_torch`, ``weights_only=True``).
+    frames : tuple of str
+        ``.parquet`` files of polars frames.
+    models : mapping of str to type
+        Sub-directories holding nested models, each of a class following `PersistentModel`.
+    optional : tuple of str
+        Names among the above that a directory may lack (older layouts); absent ones are
+        left out of the loaded `ModelState`.
+    """
+
+    meta_file: str = "model.json"
+    header: Mapping[str, Any] = field(default_factory=dict)
+    what: str = "model directory"
+    sklearn: tuple[str, ...] = ()
+    torch: tuple[str, ...] = ()
+    frames: tuple[str, ...] = ()
+    models: Mapping[str, type] = field(default_factory=dict)
+    optional: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [self.meta_file, *self.sklearn, *self.torch, *self.frames, *self.models]
+        for name in names:
+            if not name or Path(name).name != name or name in (".", ".."):
+                raise ModelError(f"state file names must be plain names, got {name!r}")
+        if len(set(names)) != len(names):
+            raise ModelError(f"state file names repeat: {names}")
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A fitted model as data: what `save_model` writes and `load_model` hands back.
+
+    Parameters
+    ----------
+    meta : mapping
+        JSON-serialisable metadata (settings, fitted scalars and arrays as lists, names).
+        On loading it also holds the layout's header keys.
+    sklearn : mapping of str to object
+        File name -> scikit-learn / scikit-survival object (written with skops).
+    torch : mapping of str to mapping
+        File name -> torch ``state_dict`` (tensors only).
+    frames : mapping of str to polars.DataFrame
+        File name -> frame (written as Parquet).
+    models : mapping of str to object
+        Sub-directory name -> nested model (itself saved with `save_model`).
+    """
+
+    meta: Mapping[str, Any]
+    sklearn: Mapping[str, Any] = field(default_factory=dict)
+    torch: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    frames: Mapping[str, Any] = field(default_factory=dict)
+    models: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PersistentModel(Protocol):
+    """A model `save_model` can write and `load_model` can rebuild.
+
+    ``state_layout`` names the files; ``_get_state`` returns the fitted state (raising
+    `ModelError` when unfitted) and ``_from_state`` rebuilds a fitted model from it. Neither
+    touches a file.
+    """
+
+    state_layout: ClassVar[StateLayout]
+
+    def _get_state(self) -> ModelState: ...
+
+    @classmethod
+    def _from_state(cls, state: ModelState) -> Self: ...
+
+
+def _layout_of(cls: type) -> StateLayout:
+    layout = getattr(cls, "state_layout", None)
+    if not isinstance(layout, StateLayout):
+        raise ModelError(f"{cls.__name__} declares no state_layout; it cannot be saved")
+    return layout
+
+
+def _check_state(state: ModelState, layout: StateLayout, owner: str) -> None:
+    for kind in ("sklearn", "torch", "frames", "models"):
+        given, declared = set(getattr(state, kind)), set(getattr(layout, kind))
+        missing = declared - given - set(layout.optional)
+        if given - declared or missing:
+            raise ModelError(
+                f"{owner} state {kind} {sorted(given)} does not match its layout "
+                f"{sorted(declared)}")
+
+
+def save_model(model: Any, directory: str | os.PathLike[str]) -> Path:
+    """Write a fitted model into ``directory`` (created if needed) and return it.
+
+    The files are those of ``type(model).state_layout``: skops, torch and Parquet files and
+    nested model sub-directories first, each written atomically, then the metadata file (the
+    layout's header plus the state's metadata). A reader thus finds the metadata only after
+    everything it describes is in place.
 
     Raises
     ------
     ModelError
-        If ``model.json`` is missing or invalid, names another kind or format version
-        ("<directory> is not a <what>"), or the estimator file cannot be loaded safely.
+        If the model is not fitted or its state does not match its layout.
     """
+    cls = type(model)
+    layout = _layout_of(cls)
+    state = model._get_state()
+    _check_state(state, layout, cls.__name__)
     d = Path(directory)
-    meta = read_json(d / "model.json")
-    if meta.get("kind") != kind or meta.get("format_version") != format_version:
-        raise ModelError(f"{d} is not a {what}")
-    return load_sklearn(d / filename), meta
+    d.mkdir(parents=True, exist_ok=True)
+    for name, estimator in state.sklearn.items():
+        save_sklearn(estimator, d / name)
+    for name, weights in state.torch.items():
+        save_torch(_on_cpu(weights), d / name)
+    for name, frame in state.frames.items():
+        _atomic_write(d / name, lambda tmp, f=frame: f.write_parquet(tmp))
+    for name, child in state.models.items():
+        save_model(child, d / name)
+    write_json({**state.meta, **layout.header}, d / layout.meta_file)
+    return d
+
+
+def _on_cpu(weights: Any) -> Any:
+    """A state_dict with detached CPU tensors (other mappings' values as they are)."""
+    if not isinstance(weights, Mapping):
+        return weights  # save_torch refuses it with a ModelError
+    return {k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in weights.items()}
+
+
+def load_model(cls: type, directory: str | os.PathLike[str]) -> Any:
+    """Rebuild a model of class ``cls`` from a directory written by `save_model`.
+
+    skops files are read through the allow-list (`load_sklearn`), torch weights with
+    ``weights_only=True`` (`load_torch`); nothing is unpickled.
+
+    Raises
+    ------
+    ModelError
+        If the metadata is missing or invalid, lacks the layout's header values ("<dir> is
+        not a <what>: ..."), or a file cannot be read safely.
+    """
+    import polars as pl
+
+    layout = _layout_of(cls)
+    d = Path(directory)
+    meta = read_json(d / layout.meta_file)
+    if not isinstance(meta, dict):
+        raise ModelError(f"{d / layout.meta_file} does not hold a JSON object")
+    for key, value in layout.header.items():
+        if meta.get(key) != value:
+            raise ModelError(f"{d} is not a {layout.what}: {layout.meta_file} has "
+                             f"{key}={meta.get(key)!r}, expected {value!r}")
+
+    def present(name: str) -> bool:
+        return name not in layout.optional or (d / name).exists()
+
+    state = ModelState(
+        meta=meta,
+        sklearn={n: load_sklearn(d / n) for n in layout.sklearn if present(n)},
+        torch={n: load_torch(d / n) for n in layout.torch if present(n)},
+        frames={n: _read_parquet(pl, d / n) for n in layout.frames if present(n)},
+        models={n: load_model(c, d / n) for n, c in layout.models.items() if present(n)},
+    )
+    return cls._from_state(state)
+
+
+def _read_parquet(pl: Any, path: Path) -> Any:
+    _require_file(path, "Parquet")
+    try:
+        return pl.read_parquet(path)
+    except Exception as e:  # polars ComputeError on a corrupt file
+        raise ModelError(f"cannot read Parquet frame {path}: {e}") from e
 
 
 # ------------------------------------------------------------------------ MODEL_DIR integrity

@@ -20,13 +20,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator
 
 from ..config import check_positive
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError
+from ._inputs import check_fitted, validate_params
+from .persistence import ModelState, StateLayout
 
 __all__ = [
     "WARNING_CLASSES",
@@ -186,31 +189,65 @@ class WarningSVMConfig:
             raise ConfigError(f"unknown kernel {self.kernel!r}")
 
 
-def _features(windows: pl.DataFrame) -> np.ndarray:
+def _features(windows: pl.DataFrame | np.ndarray) -> np.ndarray:
+    """(n, 2) float64 ``(slope_h_per_h, mean_h)`` of `lifetime_windows` rows (or an array)."""
+    if not isinstance(windows, pl.DataFrame):
+        x = np.asarray(windows, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(_FEATURES):
+            raise ConfigError(f"window features must have shape (n, 2) {_FEATURES}, got "
+                              f"{x.shape}")
+        return x
     missing = set(_FEATURES) - set(windows.columns)
     if missing:
         raise ConfigError(f"windows lack column(s) {sorted(missing)} (use lifetime_windows)")
     return windows.select(_FEATURES).to_numpy().astype(np.float64)
 
 
-class WarningSVM:
-    """One-vs-one SVM over ``(slope, mean)`` of mean-lifetime windows (standardised)."""
+def _survival_target(windows: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(time_to_event_h, event)`` of a sksurv ``Surv`` target, or of the window columns."""
+    if y is None:
+        if not isinstance(windows, pl.DataFrame):
+            raise ConfigError("WarningSVM.fit needs a Surv target y with array windows")
+        missing = {"time_to_event_h", "event"} - set(windows.columns)
+        if missing:
+            raise ConfigError(f"windows lack label column(s) {sorted(missing)}; pass y")
+        return windows["time_to_event_h"].to_numpy(), windows["event"].to_numpy()
+    from sksurv.util import check_y_survival
+
+    try:
+        event, time_h = check_y_survival(y, allow_all_censored=True)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"y must be a sksurv Surv structured array: {e}") from e
+    return time_h, event.astype(np.int64)
+
+
+class WarningSVM(BaseEstimator):
+    """One-vs-one SVM over ``(slope, mean)`` of mean-lifetime windows (standardised).
+
+    A scikit-learn estimator: ``fit(X, y)`` with ``X`` the `lifetime_windows` frame (or its
+    ``(slope_h_per_h, mean_h)`` as an (n, 2) array) and ``y`` a sksurv ``Surv`` target of each
+    window's issue record, or None to read ``time_to_event_h``/``event`` from the frame.
+    The class of a window follows from its target (`warning_labels`).
+    """
+
+    _parameter_constraints: ClassVar[dict] = {"config": [WarningSVMConfig, None]}
 
     def __init__(self, config: WarningSVMConfig | None = None) -> None:
         self.config = config if config is not None else WarningSVMConfig()
 
-    def fit(self, windows: pl.DataFrame) -> WarningSVM:
-        """Fit on labelled `lifetime_windows` output; unknown-label windows are dropped (logged)."""
+    def fit(self, X: pl.DataFrame | np.ndarray, y: Any = None) -> WarningSVM:  # noqa: N803
+        """Fit on labelled windows; unknown-label windows are dropped (logged)."""
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC
 
+        validate_params(self)
         c = self.config
-        y, known = warning_labels(windows["time_to_event_h"].to_numpy(),
-                                  windows["event"].to_numpy(), lead_h=c.lead_h, tmax_h=c.tmax_h)
+        time_h, event = _survival_target(X, y)
+        y, known = warning_labels(time_h, event, lead_h=c.lead_h, tmax_h=c.tmax_h)
         if (~known).any():
             logger.info("WarningSVM.fit: %d window(s) with unknown class dropped", (~known).sum())
-        x = _features(windows)[known]
+        x = _features(X)[known]
         y = y[known]
         if np.unique(y).size < 2:
             raise ConfigError("WarningSVM needs windows of at least 2 classes")
@@ -230,13 +267,12 @@ class WarningSVM:
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "pipeline_"):
-            raise ModelError("WarningSVM is not fitted: call fit() or load() first")
+        check_fitted(self, "pipeline_")
 
-    def predict(self, windows: pl.DataFrame) -> np.ndarray:
+    def predict(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:  # noqa: N803
         """Class codes (n,) of `WARNING_CLASSES`."""
         self._check_fitted()
-        return self.pipeline_.predict(_features(windows)).astype(np.int64)
+        return self.pipeline_.predict(_features(X)).astype(np.int64)
 
     def predict_labels(self, windows: pl.DataFrame) -> np.ndarray:
         """Class names (n,) of `WARNING_CLASSES`."""
@@ -249,28 +285,24 @@ class WarningSVM:
                                   windows["event"].to_numpy(), lead_h=c.lead_h, tmax_h=c.tmax_h)
         return warning_tss(y[known], self.predict(windows.filter(pl.Series(known))))
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``svm.skops`` and ``model.json`` into ``directory``."""
-        from .persistence import save_estimator_dir
+    state_layout = StateLayout(
+        meta_file="model.json", what="warning-SVM model directory",
+        header={"kind": "warning_svm", "format_version": _FORMAT_VERSION},
+        sklearn=("svm.skops",))
 
+    def _get_state(self) -> ModelState:
         self._check_fitted()
         meta = {"config": asdict(self.config), "n_train": self.n_train_,
                 "classes": list(WARNING_CLASSES)}
-        return save_estimator_dir(self.pipeline_, meta, directory, filename="svm.skops",
-                                  kind="warning_svm", format_version=_FORMAT_VERSION)
+        return ModelState(meta=meta, sklearn={"svm.skops": self.pipeline_})
 
     @classmethod
-    def load(cls, directory: str | Path) -> WarningSVM:
-        """Read a model written by `save`."""
-        from .persistence import load_estimator_dir
-
-        pipeline, meta = load_estimator_dir(directory, filename="svm.skops", kind="warning_svm",
-                                            format_version=_FORMAT_VERSION,
-                                            what="warning-SVM model directory")
-        self = cls(WarningSVMConfig(**meta["config"]))
-        self.pipeline_ = pipeline
-        self.n_train_ = int(meta["n_train"])
+    def _from_state(cls, state: ModelState) -> WarningSVM:
+        self = cls(WarningSVMConfig(**state.meta["config"]))
+        self.pipeline_ = state.sklearn["svm.skops"]
+        self.n_train_ = int(state.meta["n_train"])
         return self
+
 
 
 def warning_tss(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

@@ -9,6 +9,7 @@ import torch
 
 from flare_core.errors import ConfigError, ModelError
 from flare_core.models.defn import DeepFlareNet, DeFNConfig, DeFNNetwork, default_class_weight
+from flare_core.models.persistence import load_model, save_model
 
 # The paper uses hidden=200; the tests stay small and fast.
 FAST = DeFNConfig(hidden=64, max_epochs=8, seed=3)
@@ -124,7 +125,7 @@ def test_weight_average_keeps_averaged_weights_that_round_trip(data, tmp_path):
     # same seed and batches: only the averaging differs, so the kept networks differ
     assert not np.allclose(model.predict_proba(xt), raw.predict_proba(xt))
     assert _tss(yv, model.predict(xv)) == pytest.approx(model.best_val_tss_)
-    loaded = DeepFlareNet.load(model.save(tmp_path / "ema"))
+    loaded = load_model(DeepFlareNet, save_model(model, tmp_path / "ema"))
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
 
 
@@ -158,11 +159,11 @@ def test_patience_stops_early(data):
 
 def test_save_load_round_trip(fitted, data, tmp_path):
     _, _, (xt, _) = data
-    fitted.save(tmp_path / "defn")
+    save_model(fitted, tmp_path / "defn")
     assert {p.name for p in (tmp_path / "defn").iterdir()} == {
         "network.pt", "scaler.skops", "meta.json"
     }
-    loaded = DeepFlareNet.load(tmp_path / "defn")
+    loaded = load_model(DeepFlareNet, tmp_path / "defn")
     np.testing.assert_array_equal(loaded.predict_proba(xt), fitted.predict_proba(xt))
     assert loaded.config == fitted.config and loaded.best_epoch_ == fitted.best_epoch_
 
@@ -170,9 +171,9 @@ def test_save_load_round_trip(fitted, data, tmp_path):
 def test_load_refuses_other_class(tmp_path):
     from flare_core.models.baselines import ClimatologyForecaster
 
-    ClimatologyForecaster().fit(np.zeros((4, 1)), [0, 1, 0, 0]).save(tmp_path)
+    save_model(ClimatologyForecaster().fit(np.zeros((4, 1)), [0, 1, 0, 0]), tmp_path)
     with pytest.raises(ModelError, match="ClimatologyForecaster"):
-        DeepFlareNet.load(tmp_path)
+        load_model(DeepFlareNet, tmp_path)
 
 
 def test_frame_input_excludes_labels_and_imputes(data):
@@ -265,8 +266,8 @@ def test_member_ensemble_averages_seeded_members_and_round_trips(data, tmp_path)
     ]
     mean_p = np.mean([m.predict_proba(xt) for m in singles], axis=0)
     np.testing.assert_allclose(model.predict_proba(xt), mean_p, rtol=1e-5, atol=1e-6)
-    model.save(tmp_path / "ens")
-    loaded = DeepFlareNet.load(tmp_path / "ens")
+    save_model(model, tmp_path / "ens")
+    loaded = load_model(DeepFlareNet, tmp_path / "ens")
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
     with pytest.raises(ConfigError, match="n_members"):
         DeFNConfig(n_members=0)

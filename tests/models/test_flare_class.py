@@ -13,6 +13,7 @@ from flare_core.models.flare_class import (
     out_of_fold_bands,
     score_flare_class,
 )
+from flare_core.models.persistence import load_model, save_model
 
 
 def test_bands_from_labels():
@@ -47,8 +48,8 @@ def test_out_of_fold_and_held_out_f1(tmp_path):
     model = FlareClassForest(cfg).fit(x[g >= 15], y[g >= 15])
     p = model.predict_proba(x[g < 15])
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
-    model.save(tmp_path / "rf")
-    again = FlareClassForest.load(tmp_path / "rf")
+    save_model(model, tmp_path / "rf")
+    again = load_model(FlareClassForest, tmp_path / "rf")
     np.testing.assert_array_equal(again.predict(x[g < 15]), model.predict(x[g < 15]))
 
 

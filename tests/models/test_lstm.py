@@ -10,6 +10,7 @@ import pytest
 
 from flare_core.errors import ConfigError, ModelError
 from flare_core.models.lstm import LSTMConfig, LSTMForecaster, build_sequences
+from flare_core.models.persistence import load_model, save_model
 
 T0 = dt.datetime(2014, 1, 1, tzinfo=dt.UTC)
 
@@ -149,8 +150,8 @@ def test_prediction_has_no_look_ahead(fitted_and_data):
 
 def test_save_load_round_trip(fitted_and_data, tmp_path):
     model, test = fitted_and_data
-    model.save(tmp_path / "lstm")
-    loaded = LSTMForecaster.load(tmp_path / "lstm")
+    save_model(model, tmp_path / "lstm")
+    loaded = load_model(LSTMForecaster, tmp_path / "lstm")
     np.testing.assert_array_equal(loaded.predict_proba(test), model.predict_proba(test))
     assert loaded.config == model.config
 

@@ -130,3 +130,70 @@ def test_json_errors(tmp_path):
     with pytest.raises(TypeError):
         write_json({"f": object()}, tmp_path / "x.json")
     assert not list(tmp_path.glob(".x.json*"))  # temp file removed after the failure
+
+
+# ------------------------------------------------------------------- the model state protocol
+
+
+class _Wrapper:
+    """A model holding a nested model, a frame and a torch state: every kind of state."""
+
+    from flare_core.models.baselines import ClimatologyForecaster as _Inner
+    from flare_core.models.persistence import StateLayout as _Layout
+
+    state_layout = _Layout(meta_file="inputs.json", header={"kind": "wrapper"},
+                           what="wrapper directory", torch=("w.pt",),
+                           frames=("rows.parquet",), models={"inner": _Inner})
+
+    def __init__(self, inner=None, rows=None, weights=None, scale=1.0):
+        self.inner, self.rows, self.weights, self.scale = inner, rows, weights, scale
+
+    def _get_state(self):
+        from flare_core.models.persistence import ModelState
+
+        return ModelState(meta={"scale": self.scale}, torch={"w.pt": self.weights},
+                          frames={"rows.parquet": self.rows}, models={"inner": self.inner})
+
+    @classmethod
+    def _from_state(cls, state):
+        return cls(state.models["inner"], state.frames["rows.parquet"], state.torch["w.pt"],
+                   state.meta["scale"])
+
+
+def test_save_model_load_model_round_trip_every_kind(tmp_path):
+    import polars as pl
+
+    from flare_core.models.baselines import ClimatologyForecaster
+    from flare_core.models.persistence import load_model, save_model
+
+    inner = ClimatologyForecaster().fit(np.zeros((4, 1)), [0, 1, 1, 0])
+    rows = pl.DataFrame({"harpnum": [1, 2], "v": [0.5, 1.5]})
+    model = _Wrapper(inner, rows, torch.nn.Linear(2, 1).state_dict(), scale=2.5)
+    d = save_model(model, tmp_path / "m")
+    assert sorted(p.name for p in d.iterdir()) == ["inner", "inputs.json", "rows.parquet",
+                                                   "w.pt"]
+    assert read_json(d / "inputs.json") == {"kind": "wrapper", "scale": 2.5}
+    again = load_model(_Wrapper, d)
+    assert again.scale == 2.5 and again.inner.event_rate_ == pytest.approx(0.5)
+    assert again.rows.equals(rows)
+    assert torch.equal(again.weights["weight"], model.weights["weight"])
+    # the header is checked, and the nested model's own header too
+    write_json({"kind": "other", "scale": 1.0}, tmp_path / "o" / "inputs.json")
+    with pytest.raises(ModelError, match="not a wrapper directory.*kind='other'"):
+        load_model(_Wrapper, tmp_path / "o")
+    from flare_core.models.defn import DeepFlareNet
+
+    with pytest.raises(ModelError, match="ClimatologyForecaster"):
+        load_model(DeepFlareNet, d / "inner")
+
+
+def test_save_model_refuses_state_not_matching_layout(tmp_path):
+    from flare_core.models.persistence import save_model
+
+    model = _Wrapper(None, None, {}, 1.0)
+    model._get_state = lambda: __import__(
+        "flare_core.models.persistence", fromlist=["ModelState"]).ModelState(meta={})
+    with pytest.raises(ModelError, match="does not match its layout"):
+        save_model(model, tmp_path / "x")
+    with pytest.raises(ModelError, match="declares no state_layout"):
+        save_model(object(), tmp_path / "y")

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from flare_core.errors import ConfigError, ModelError
+from flare_core.models.persistence import load_model, save_model
 from flare_core.models.warning import (
     WarningSVM,
     WarningSVMConfig,
@@ -63,8 +64,8 @@ def test_svm_tss_sweep_and_persistence(tmp_path):
     assert table.columns == ["lead_h", "tss_within", "tss_after", "tss_none", "tss_micro",
                              "n_train", "n_test"]
     assert (table["tss_micro"] > 0).all()
-    model.save(tmp_path / "svm")
-    again = WarningSVM.load(tmp_path / "svm")
+    save_model(model, tmp_path / "svm")
+    again = load_model(WarningSVM, tmp_path / "svm")
     np.testing.assert_array_equal(again.predict(test), model.predict(test))
     assert set(model.predict_labels(test)) <= {"within", "after", "none"}
     with pytest.raises(ModelError):
