@@ -21,13 +21,28 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigError
 from .models.registry import ALL_MODELS
 
-__all__ = ["Settings", "default_store_root", "check_positive", "TrainConfig", "DEFAULT_PARAMS"]
+__all__ = ["Settings", "default_store_root", "check_positive", "settings_object", "TrainConfig", "DEFAULT_PARAMS"]
 
 
 def check_positive(name: str, value: float) -> None:
     """Raise `ConfigError` naming the setting if ``value`` is not > 0."""
     if not (isinstance(value, int | float) and value > 0):
         raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+
+def settings_object(cls: type, params: Mapping[str, Any], **defaults: Any) -> Any:
+    """``cls(**defaults, **params)`` for a settings dataclass (a model's config).
+
+    ``defaults`` the dataclass does not have are ignored; a key of ``params`` it does not have
+    raises `ConfigError` naming the known ones.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} parameters {unknown}; known: {sorted(known)}")
+    values = {k: v for k, v in defaults.items() if k in known}
+    values.update(params)
+    return cls(**values)
 
 
 def default_store_root() -> Path:

@@ -15,6 +15,7 @@ from flare_core.config import DEFAULT_PARAMS, TrainConfig
 from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.errors import ConfigError, ModelError
 from flare_core.metrics import best_tss_threshold
+from flare_core.models.persistence import load_model, load_stages
 from flare_core.models.registry import ALL_MODELS, MODEL_SPECS
 from flare_core.models.survival_chain import SurvivalChain
 from flare_core.splits import split_validation, split_validation_period
@@ -288,16 +289,16 @@ def test_refit_trains_on_all_records_and_keeps_the_selection(
     assert meta["n_refit_records"] == small_dataset.height > n_fit + n_val - 1
     assert meta["n_refit_regions"] == small_dataset["harpnum"].n_unique()
     assert meta["refit_range"] == meta["training_range"]
-    clim = ClimatologyForecaster.load(refit / "climatology")
+    clim = load_model(ClimatologyForecaster, refit / "climatology")
     assert clim.event_rate_ == pytest.approx(small_dataset["m_within_24h"].mean())
-    assert ClimatologyForecaster.load(selected / "climatology").event_rate_ != pytest.approx(
+    assert load_model(ClimatologyForecaster, selected / "climatology").event_rate_ != pytest.approx(
         clim.event_rate_)
-    logistic = LogisticRegressionBaseline.load(refit / "logistic")
+    logistic = load_model(LogisticRegressionBaseline, refit / "logistic")
     scaler = logistic.pipeline_.named_steps["standardscaler"]
     assert int(np.max(scaler.n_samples_seen_)) == small_dataset.height
     assert logistic.n_features_in_ == len(meta["features"])
     def chain(d: Path) -> SurvivalChain:
-        return SurvivalChain.load({m: d / m for m in ("flare_class_forest", "cox_time")})
+        return load_stages(SurvivalChain, {m: d / m for m in ("flare_class_forest", "cox_time")})
 
     forest = chain(refit)
     assert forest.forest_.n_features_ == len(meta["features"])
@@ -321,14 +322,14 @@ def test_refit_runs_exactly_the_selected_epochs(refit_dirs: tuple[Path, Path]) -
     selected, refit = refit_dirs
     meta = json.loads((refit / "model.json").read_text())
     for name, cls in (("defn_m", DeepFlareNet), ("lstm", LSTMForecaster)):
-        chosen, final = cls.load(selected / name), cls.load(refit / name)
+        chosen, final = load_model(cls, selected / name), load_model(cls, refit / name)
         assert len(chosen.history_) >= chosen.best_epoch_ >= 1
         assert final.best_epoch_ == len(final.history_) == chosen.best_epoch_
         assert final.config.epoch_score == "last" and np.isnan(final.best_val_tss_)
         assert all("val_tss" not in h for h in final.history_)  # nothing validated
         assert meta["models"][name]["refit"]["params"]["max_epochs"] == chosen.best_epoch_
-    chosen_cox = CoxTimeModel.load(selected / "cox_time" / "cox_time")
-    final_cox = CoxTimeModel.load(refit / "cox_time" / "cox_time")
+    chosen_cox = load_model(CoxTimeModel, selected / "cox_time" / "cox_time")
+    final_cox = load_model(CoxTimeModel, refit / "cox_time" / "cox_time")
     n_epochs = chosen_cox.history_["best_epoch"] + 1
     assert len(final_cox.history_["train_loss"]) == n_epochs
     assert final_cox.history_["val_loss"] == []  # no early stopping

@@ -47,6 +47,8 @@ __all__ = [
     "PersistentModel",
     "StateLayout",
     "save_model",
+    "save_stages",
+    "load_stages",
     "load_model",
     "TRUSTED_SKLEARN_TYPES",
     "save_torch",
@@ -388,9 +390,26 @@ def save_model(model: Any, directory: str | os.PathLike[str]) -> Path:
         If the model is not fitted or its state does not match its layout.
     """
     cls = type(model)
-    layout = _layout_of(cls)
-    state = model._get_state()
-    _check_state(state, layout, cls.__name__)
+    return _write_state(_layout_of(cls), model._get_state(), directory, cls.__name__)
+
+
+def save_stages(model: Any, directories: Mapping[str, str | os.PathLike[str]]) -> None:
+    """Write a model made of stages, one directory per stage (``{stage: directory}``).
+
+    The model declares ``stage_layouts`` (``{stage: StateLayout}``) and returns
+    ``{stage: ModelState}`` of its fitted stages from ``_get_stage_states``; each is written
+    as `save_model` writes one model (the survival chain,
+    `flare_core.models.survival_chain.SurvivalChain`).
+    """
+    cls = type(model)
+    layouts = cls.stage_layouts
+    for stage, state in model._get_stage_states().items():
+        _write_state(layouts[stage], state, directories[stage], f"{cls.__name__}.{stage}")
+
+
+def _write_state(layout: StateLayout, state: ModelState, directory: str | os.PathLike[str],
+                 owner: str) -> Path:
+    _check_state(state, layout, owner)
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     for name, estimator in state.sklearn.items():
@@ -424,9 +443,20 @@ def load_model(cls: type, directory: str | os.PathLike[str]) -> Any:
         If the metadata is missing or invalid, lacks the layout's header values ("<dir> is
         not a <what>: ..."), or a file cannot be read safely.
     """
+    return cls._from_state(_read_state(_layout_of(cls), directory))
+
+
+def load_stages(cls: type, directories: Mapping[str, str | os.PathLike[str]]) -> Any:
+    """Rebuild a model of stages written by `save_stages` (``{stage: directory}``, only the
+    stages present); ``cls._from_stage_states({stage: ModelState})`` assembles it."""
+    layouts = cls.stage_layouts
+    return cls._from_stage_states({stage: _read_state(layouts[stage], d)
+                                   for stage, d in directories.items()})
+
+
+def _read_state(layout: StateLayout, directory: str | os.PathLike[str]) -> ModelState:
     import polars as pl
 
-    layout = _layout_of(cls)
     d = Path(directory)
     meta = read_json(d / layout.meta_file)
     if not isinstance(meta, dict):
@@ -439,14 +469,13 @@ def load_model(cls: type, directory: str | os.PathLike[str]) -> Any:
     def present(name: str) -> bool:
         return name not in layout.optional or (d / name).exists()
 
-    state = ModelState(
+    return ModelState(
         meta=meta,
         sklearn={n: load_sklearn(d / n) for n in layout.sklearn if present(n)},
         torch={n: load_torch(d / n) for n in layout.torch if present(n)},
         frames={n: _read_parquet(pl, d / n) for n in layout.frames if present(n)},
         models={n: load_model(c, d / n) for n, c in layout.models.items() if present(n)},
     )
-    return cls._from_state(state)
 
 
 def _read_parquet(pl: Any, path: Path) -> Any:

@@ -12,7 +12,8 @@ their own specs (``chain=True``), so that each can be selected, thresholded, pub
 scored by name, and are fitted, saved and loaded together.
 
 Adding a model: its estimator in its own module (``fit(X, y, **fit_params)``,
-``predict_proba(X)`` for a binary forecaster, ``save``/``load``), one `ModelSpec` below
+``predict_proba(X)`` for a binary forecaster, a ``state_layout`` for
+`flare_core.models.persistence`), one `ModelSpec` below
 (with a ``build`` function when the constructor needs more than the defaults), and its tests.
 
 Examples
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import polars as pl
 
-from ..errors import ConfigError, ModelError
+from ..errors import ModelError
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -157,17 +158,11 @@ class ModelSpec:
 
 
 def _config_object(module: str, name: str, params: Mapping[str, Any], **defaults: Any) -> Any:
-    """Instantiate the settings dataclass ``name`` of ``flare_core.models.<module>``."""
-    import dataclasses
+    """The settings dataclass ``name`` of ``flare_core.models.<module>`` (`settings_object`)."""
+    from ..config import settings_object
 
     cfg_cls = getattr(importlib.import_module(f"flare_core.models.{module}"), name)
-    known = {f.name for f in dataclasses.fields(cfg_cls)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ConfigError(f"unknown {name} parameters {unknown}; known: {sorted(known)}")
-    values = {k: v for k, v in defaults.items() if k in known}
-    values.update(params)
-    return cfg_cls(**values)
+    return settings_object(cfg_cls, params, **defaults)
 
 
 def _sklearn_style(cls: type, ctx: BuildContext, name: str) -> Any:
@@ -320,12 +315,7 @@ def fit_estimator(group: str, specs: Sequence[ModelSpec], estimator: Any,
         raise ModelError(f"label column {label!r} not in the dataset")
     accepted = inspect.signature(estimator.fit).parameters
     kwargs: dict[str, Any] = {}
-    if "X_val" in accepted:
-        if val is None:
-            # the refit (``epoch_score="last"``): the validation data are never read, but
-            # the torch classifiers standardise them before training, so one training
-            # record stands in; nothing is selected on it
-            val = train.head(1)
+    if "X_val" in accepted and val is not None:
         kwargs = {"X_val": val, "y_val": val[label]}
     return estimator.fit(train, train[label], **kwargs)
 
@@ -349,16 +339,21 @@ def predict_columns(group: str, specs: Sequence[ModelSpec], estimator: Any,
 
 
 def save_estimator(group: str, specs: Sequence[ModelSpec], estimator: Any, out: Path) -> None:
-    """Write the fitted estimator into ``out/<model name>/`` of each of its models."""
+    """Write the fitted estimator into ``out/<model name>/`` of each of its models
+    (`flare_core.models.persistence`)."""
+    from .persistence import save_model, save_stages
+
     if group == CHAIN:
-        estimator.save({s.name: out / s.name for s in specs})
+        save_stages(estimator, {s.name: out / s.name for s in specs})
     else:
-        estimator.save(out / specs[0].name)
+        save_model(estimator, out / specs[0].name)
 
 
 def load_estimators(directories: Mapping[str, Path]) -> dict[str, Any]:
     """``{model name: fitted estimator}`` from ``{model name: its directory}`` (chain
     members all map to the one `SurvivalChain`)."""
+    from .persistence import load_model, load_stages
+
     out: dict[str, Any] = {}
     for group, specs in estimator_groups(list(directories)):
         for spec in specs:
@@ -366,8 +361,8 @@ def load_estimators(directories: Mapping[str, Path]) -> dict[str, Any]:
         if group == CHAIN:
             from .survival_chain import SurvivalChain
 
-            chain = SurvivalChain.load({s.name: directories[s.name] for s in specs})
+            chain = load_stages(SurvivalChain, {s.name: directories[s.name] for s in specs})
             out.update({s.name: chain for s in specs})
         else:
-            out[specs[0].name] = specs[0].load_class().load(directories[specs[0].name])
+            out[specs[0].name] = load_model(specs[0].load_class(), directories[specs[0].name])
     return out

@@ -32,15 +32,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ..config import settings_object
 from ..errors import ConfigError, ModelError
+from .cox_time import CoxTimeModel
+from .flare_class import FlareClassForest
+from .persistence import ModelState, StateLayout
+from .warning import WarningSVM
 
 __all__ = ["SurvivalChain", "CHAIN_MEMBERS", "TRACK_DEFAULTS", "survival_target"]
 
@@ -73,19 +77,6 @@ def survival_target(frame: pl.DataFrame) -> np.ndarray:
             raise ModelError(f"label column {c!r} not in the dataset")
     return Surv.from_arrays(event=frame["event"].cast(pl.Boolean).to_numpy(),
                             time=frame["time_to_event_h"].cast(pl.Float64).to_numpy())
-
-
-def _config_object(cls: type, params: Mapping[str, Any], **defaults: Any) -> Any:
-    """``cls(**defaults, **params)`` for a settings dataclass; unknown keys raise `ConfigError`."""
-    import dataclasses
-
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} parameters {unknown}; known: {sorted(known)}")
-    values = {k: v for k, v in defaults.items() if k in known}
-    values.update(params)
-    return cls(**values)
 
 
 class SurvivalChain(BaseEstimator):
@@ -222,7 +213,7 @@ class SurvivalChain(BaseEstimator):
         train_bands = None
         if self.forest:
             train_bands = self._fit_forest(X, x, y[time_field], y[event_field])
-        cfg = _config_object(CoxTimeConfig, dict(self.cox_params or {}), seed=self.seed,
+        cfg = settings_object(CoxTimeConfig, dict(self.cox_params or {}), seed=self.seed,
                              device=self.device, tmax_h=self.tmax_h,
                              grid_step_h=_COX_TIME_STEP_H)
 
@@ -264,7 +255,7 @@ class SurvivalChain(BaseEstimator):
 
         if "next_flare_flux_wm2" not in X.columns:
             raise ModelError("label column 'next_flare_flux_wm2' not in the dataset")
-        cfg = _config_object(FlareClassForestConfig, dict(self.forest_params or {}),
+        cfg = settings_object(FlareClassForestConfig, dict(self.forest_params or {}),
                              seed=self.seed)
         bands = flare_class_band(
             X["next_flare_flux_wm2"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
@@ -278,7 +269,7 @@ class SurvivalChain(BaseEstimator):
     def _fit_warning(self, frame: pl.DataFrame, svm_params: Mapping[str, Any]) -> None:
         from .warning import WarningSVM, WarningSVMConfig
 
-        cfg = _config_object(WarningSVMConfig, svm_params, seed=self.seed, lead_h=self.horizon_h,
+        cfg = settings_object(WarningSVMConfig, svm_params, seed=self.seed, lead_h=self.horizon_h,
                              tmax_h=self.tmax_h)
         life = self._cox_outputs(frame, self.matrix(frame))[1]
         windows = self.lifetime_windows(self._track(frame, life))
@@ -417,74 +408,65 @@ class SurvivalChain(BaseEstimator):
         warning = np.where(ok, (codes == WARNING_CLASSES.index("within")).astype(float), np.nan)
         return warning, codes
 
-    # -- files --------------------------------------------------------------------------------
+    # -- state (files: `flare_core.models.persistence.save_stages` / `load_stages`) --------
 
-    def save(self, directories: Mapping[str, str | Path]) -> None:
-        """Write each fitted stage into its directory (``{member name: directory}``).
+    #: One directory per stage (the layout of every MODEL_DIR since format 1):
+    #: ``flare_class_forest/`` holds ``forest/`` and ``inputs.json``; ``cox_time/`` holds
+    #: ``cox_time/`` and ``inputs.json``; ``warning_svm/`` holds ``svm/``, ``track.json`` and
+    #: ``train_windows.parquet``.
+    stage_layouts: ClassVar[dict[str, StateLayout]] = {
+        "flare_class_forest": StateLayout(meta_file="inputs.json",
+                                          what="flare-class forest directory",
+                                          models={"forest": FlareClassForest}),
+        "cox_time": StateLayout(meta_file="inputs.json", what="Cox-Time survival directory",
+                                models={"cox_time": CoxTimeModel}),
+        "warning_svm": StateLayout(meta_file="track.json", what="lifetime warning directory",
+                                   models={"svm": WarningSVM},
+                                   frames=("train_windows.parquet",)),
+    }
 
-        Layout (that of every MODEL_DIR since format 1): ``flare_class_forest/`` holds
-        ``forest/`` and ``inputs.json``; ``cox_time/`` holds ``cox_time/`` and
-        ``inputs.json``; ``warning_svm/`` holds ``svm/``, ``track.json`` and
-        ``train_windows.parquet``.
-        """
-        from .persistence import write_json
-
+    def _get_stage_states(self) -> dict[str, ModelState]:
+        """``{stage: ModelState}`` of the fitted stages (`members_`)."""
         check_is_fitted(self, "cox_")
         inputs = {"features": self.features_, "fill_values": self.fill_values_}
-        for member in self.members_:
-            d = Path(directories[member])
-            if member == "flare_class_forest":
-                self.forest_.save(d / "forest")
-                write_json(inputs, d / "inputs.json")
-            elif member == "cox_time":
-                self.cox_.save(d / "cox_time")
-                write_json({**inputs, "uses_forest": self.forest_ is not None,
-                            "categorical": list(_COX_CATEGORICAL),
-                            "count_bins": _COX_COUNT_BINS}, d / "inputs.json")
-            else:
-                self.warning_svm_.save(d / "svm")
-                write_json({"sigma_h": self.sigma_h_, "window_h": self.window_h_,
-                            "overlap_h": self.overlap_h_}, d / "track.json")
-                self.train_windows_.write_parquet(d / "train_windows.parquet")
+        states = {"cox_time": ModelState(
+            meta={**inputs, "uses_forest": self.forest_ is not None,
+                  "categorical": list(_COX_CATEGORICAL), "count_bins": _COX_COUNT_BINS},
+            models={"cox_time": self.cox_})}
+        if self.forest_ is not None:
+            states["flare_class_forest"] = ModelState(meta=inputs,
+                                                      models={"forest": self.forest_})
+        if self.warning_svm_ is not None:
+            states["warning_svm"] = ModelState(
+                meta={"sigma_h": self.sigma_h_, "window_h": self.window_h_,
+                      "overlap_h": self.overlap_h_},
+                models={"svm": self.warning_svm_},
+                frames={"train_windows.parquet": self.train_windows_})
+        return {m: states[m] for m in CHAIN_MEMBERS if m in states}
 
     @classmethod
-    def load(cls, directories: Mapping[str, str | Path]) -> SurvivalChain:
-        """Read the stages written by `save` (``{member name: directory}``; ``cox_time``
-        required, the others optional)."""
-        from .cox_time import CoxTimeModel
-        from .flare_class import FlareClassForest
-        from .persistence import read_json
-        from .warning import WarningSVM
-
-        if "cox_time" not in directories:
+    def _from_stage_states(cls, states: Mapping[str, ModelState]) -> SurvivalChain:
+        """A fitted chain from `_get_stage_states` output (``cox_time`` required)."""
+        if "cox_time" not in states:
             raise ModelError("a survival chain needs its cox_time directory")
-        cox_dir = Path(directories["cox_time"])
-        inputs = read_json(cox_dir / "inputs.json")
-        forest_dir = directories.get("flare_class_forest")
-        if bool(inputs["uses_forest"]) != (forest_dir is not None):
-            raise ModelError(f"{cox_dir}: Cox-Time was trained "
+        inputs = states["cox_time"].meta
+        forest = states.get("flare_class_forest")
+        if bool(inputs["uses_forest"]) != (forest is not None):
+            raise ModelError(f"Cox-Time was trained "
                              f"{'with' if inputs['uses_forest'] else 'without'} the "
                              "flare-class forest, but the model directory "
                              f"{'lacks' if inputs['uses_forest'] else 'has'} it")
-        warning_dir = directories.get("warning_svm")
-        self = cls(inputs["features"], forest=forest_dir is not None,
-                   warning=warning_dir is not None)
+        warning = states.get("warning_svm")
+        self = cls(inputs["features"], forest=forest is not None, warning=warning is not None)
         self.features_ = list(inputs["features"])
         self.fill_values_ = [float(v) for v in inputs["fill_values"]]
-        self.cox_ = CoxTimeModel.load(cox_dir / "cox_time")
+        self.cox_ = states["cox_time"].models["cox_time"]
         self.tmax_h = float(self.cox_.config.tmax_h)
-        self.forest_ = (None if forest_dir is None
-                        else FlareClassForest.load(Path(forest_dir) / "forest"))
-        self.sigma_h_, self.window_h_, self.overlap_h_ = (TRACK_DEFAULTS["sigma_h"],
-                                                          TRACK_DEFAULTS["window_h"],
-                                                          TRACK_DEFAULTS["overlap_h"])
-        self.warning_svm_ = None
-        self.train_windows_ = None
-        if warning_dir is not None:
-            d = Path(warning_dir)
-            track = read_json(d / "track.json")
-            self.sigma_h_, self.window_h_, self.overlap_h_ = (
-                float(track["sigma_h"]), float(track["window_h"]), float(track["overlap_h"]))
-            self.warning_svm_ = WarningSVM.load(d / "svm")
-            self.train_windows_ = pl.read_parquet(d / "train_windows.parquet")
+        self.forest_ = None if forest is None else forest.models["forest"]
+        track = TRACK_DEFAULTS if warning is None else warning.meta
+        self.sigma_h_, self.window_h_, self.overlap_h_ = (
+            float(track["sigma_h"]), float(track["window_h"]), float(track["overlap_h"]))
+        self.warning_svm_ = None if warning is None else warning.models["svm"]
+        self.train_windows_ = (None if warning is None
+                               else warning.frames["train_windows.parquet"])
         return self

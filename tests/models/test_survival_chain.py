@@ -14,6 +14,7 @@ from sklearn.exceptions import NotFittedError
 from flare_core.config import TrainConfig
 from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.features import feature_columns
+from flare_core.models.persistence import load_stages, save_stages
 from flare_core.models.survival_chain import SurvivalChain, survival_target
 from flare_core.splits import split_validation
 
@@ -73,8 +74,8 @@ def test_fit_returns_self_and_predict_returns_one_frame(parts, tmp_path: Path) -
     assert set(chain.train_windows_["harpnum"].unique()) <= set(val["harpnum"].unique())
     # save / load: the same answers
     dirs = {m: tmp_path / m for m in chain.members_}
-    chain.save(dirs)
-    again = SurvivalChain.load(dirs).predict(val)
+    save_stages(chain, dirs)
+    again = load_stages(SurvivalChain, dirs).predict(val)
     for col in ("p_m24_survival", "mean_lifetime_h", "p_x24_survival"):
         np.testing.assert_allclose(again[col].to_numpy(), out[col].to_numpy(), rtol=1e-6)
     assert again["warning_24h"].equals(out["warning_24h"])
