@@ -75,6 +75,7 @@ from .models.registry import (
     published_specs,
 )
 from .schema import DEFAULT_NRT_LATENCY, with_served_at
+from .timeutil import to_utc
 from .training import MODEL_FORMAT_VERSION
 
 __all__ = [
@@ -331,12 +332,6 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
 # ------------------------------------------------------------------------------ forecast_at
 
 
-def _to_utc(t: datetime) -> datetime:
-    from .timeutil import to_utc
-
-    return to_utc(t)
-
-
 def _with_served_at(sharp: pl.DataFrame, default_latency: timedelta) -> pl.DataFrame:
     """``sharp`` with ``served_at`` (`flare_core.schema.with_served_at`); one series only."""
     if "series" in sharp.columns and sharp["series"].drop_nulls().n_unique() > 1:
@@ -410,7 +405,7 @@ def forecast_at(
     from .publish.forecast_store import conform_forecasts
 
     t0 = time.perf_counter()
-    issue = _to_utc(issue_time)
+    issue = to_utc(issue_time)
     fresh_h = bundle.config.freshness_h if freshness_h is None else float(freshness_h)
     fresh_start = issue - timedelta(hours=fresh_h)
     series = _series_of(sharp)
@@ -515,7 +510,7 @@ def forecast_many(
     from .publish.forecast_store import conform_forecasts
 
     t0 = time.perf_counter()
-    issues = sorted({_to_utc(t) for t in issue_times})
+    issues = sorted({to_utc(t) for t in issue_times})
     if not issues:
         raise ConfigError("issue_times is empty")
     fresh_h = bundle.config.freshness_h if freshness_h is None else float(freshness_h)
@@ -597,7 +592,7 @@ def forget_own_reply_times(sharp: pl.DataFrame, fetched_since: datetime) -> pl.D
     """
     if "available_at" not in sharp.columns:
         return sharp
-    since = _to_utc(fetched_since)
+    since = to_utc(fetched_since)
     return sharp.with_columns(pl.when(pl.col("available_at") >= since).then(None)
                               .otherwise(pl.col("available_at")).alias("available_at"))
 
