@@ -21,7 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigError
 from .models.registry import ALL_MODELS
 
-__all__ = ["Settings", "default_store_root", "check_positive", "settings_object", "TrainConfig", "DEFAULT_PARAMS"]
+__all__ = ["Settings", "default_store_root", "check_positive", "settings_object",
+           "seed_everything", "TrainConfig", "DEFAULT_PARAMS"]
 
 
 def check_positive(name: str, value: float) -> None:
@@ -43,6 +44,22 @@ def settings_object(cls: type, params: Mapping[str, Any], **defaults: Any) -> An
     values = {k: v for k, v in defaults.items() if k in known}
     values.update(params)
     return cls(**values)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's global and torch's random state (libraries that use them)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - libraries that use the global state
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
 
 
 def default_store_root() -> Path:

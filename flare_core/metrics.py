@@ -42,6 +42,7 @@ from .errors import ConfigError, DataQualityWarning
 
 __all__ = [
     "ContingencyTable",
+    "validation_scores",
     "contingency_table",
     "probability_of_detection",
     "false_alarm_ratio",
@@ -762,3 +763,15 @@ def bootstrap_by_region(
         n_groups, n_valid, n_boot, estimate, low, high,
     )
     return BootstrapInterval(estimate, float(low), float(high), confidence, n_boot, n_valid)
+
+
+def validation_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """``threshold``, ``n``, ``n_pos`` and, when both classes occur, TSS, HSS (at
+    ``p >= threshold``) and ROC AUC: what ``model.json`` records per model."""
+    out: dict[str, float] = {"threshold": threshold, "n": int(y.size), "n_pos": int(y.sum())}
+    if 0 < y.sum() < y.size:
+        pred = p >= threshold
+        out["tss"] = true_skill_statistic(y, pred)
+        out["hss"] = heidke_skill_score(y, pred)
+        out["auc"] = roc_auc(y, p)
+    return out

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .config import TrainConfig
 
 __all__ = ["ChronologicalSplit", "chronological_split", "region_kfold", "repeated_region_cv",
-           "split_validation", "split_validation_period"]
+           "split_validation", "split_validation_period", "refit_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -310,3 +310,20 @@ def split_validation_period(dataset: pl.DataFrame, config: TrainConfig
         fit.height, valid["harpnum"].n_unique(), valid.height,
     )
     return fit, valid
+
+
+def refit_records(dataset: pl.DataFrame, config: TrainConfig) -> pl.DataFrame:
+    """The records of the refit (`TrainConfig.refit`): all of ``dataset`` or, with
+    ``validation_end``, those before ``validation_end - tmax_h`` (no label reads a flare
+    after the validation period); thinned by ``train_step_h``."""
+    end = config.validation_period_bound("validation_end")
+    records = (dataset if end is None
+               else dataset.filter(pl.col("t_rec") < end - timedelta(hours=config.tmax_h)))
+    if config.train_step_h is not None:
+        from .sampling import thin_records
+
+        n = records.height
+        records = thin_records(records, config.train_step_h)
+        logger.info("refit: one record per region and %g h: %d of %d records",
+                    config.train_step_h, records.height, n)
+    return records

@@ -35,17 +35,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from .config import TrainConfig
+from .config import TrainConfig, seed_everything
 from .dataset import LogScaler, time_range
 from .errors import ModelError
-from .metrics import best_tss_threshold
+from .metrics import best_tss_threshold, validation_scores
+from .models.calibration import calibrate_on_validation
 from .models.registry import (
     CHAIN,
     LABEL_C,
@@ -57,7 +58,7 @@ from .models.registry import (
     predict_columns,
     save_estimator,
 )
-from .splits import split_validation, split_validation_period
+from .splits import refit_records, split_validation, split_validation_period
 from .versioning import code_version, hash_frame
 
 __all__ = ["MODEL_FORMAT_VERSION", "train_all"]
@@ -68,74 +69,24 @@ logger = logging.getLogger(__name__)
 MODEL_FORMAT_VERSION = 1
 
 
-def _seed_everything(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - libraries that use the global state
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-
-
-def _calibrate_on_validation(name: str, raw: np.ndarray, y_val: np.ndarray,
-                             entry: dict[str, Any]) -> np.ndarray:
-    """Fit Platt scaling of ``raw`` on the validation labels; record it in ``entry``.
-
-    Returns the calibrated values; on a failed fit (one class, backwards ranking) ``raw``
-    unchanged, with the reason logged and recorded.
-    """
-    from .models.calibration import PlattCalibration
-
-    try:
-        calibration = PlattCalibration.fit(raw, y_val)
-    except ModelError as e:
-        logger.warning("%s: probabilities left uncalibrated: %s", name, e)
-        entry["calibration"] = None
-        entry["calibration_error"] = str(e)
-        return raw
-    entry["calibration"] = calibration.to_dict()
-    logger.info("%s: Platt calibration on %d validation records: slope %.3f, intercept %.3f",
-                name, raw.size, calibration.slope, calibration.intercept)
-    return calibration.apply(raw)
-
-
-def _validation_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    from . import metrics
-
-    out: dict[str, float] = {"threshold": threshold, "n": int(y.size), "n_pos": int(y.sum())}
-    if 0 < y.sum() < y.size:
-        pred = p >= threshold
-        out["tss"] = metrics.true_skill_statistic(y, pred)
-        out["hss"] = metrics.heidke_skill_score(y, pred)
-        out["auc"] = metrics.roc_auc(y, p)
-    return out
-
-
-def _refit_records(dataset: pl.DataFrame, config: TrainConfig) -> pl.DataFrame:
-    """The records of the refit (`TrainConfig.refit`): all of ``dataset`` or, with
-    ``validation_end``, those before ``validation_end - tmax_h`` (no label reads a flare
-    after the validation period); thinned by ``train_step_h``."""
-    end = config.validation_period_bound("validation_end")
-    records = (dataset if end is None
-               else dataset.filter(pl.col("t_rec") < end - timedelta(hours=config.tmax_h)))
-    if config.train_step_h is not None:
-        from .sampling import thin_records
-
-        n = records.height
-        records = thin_records(records, config.train_step_h)
-        logger.info("refit: one record per region and %g h: %d of %d records",
-                    config.train_step_h, records.height, n)
-    return records
-
-
 def _labels(frame: pl.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         raise ModelError(f"label column {column!r} not in the dataset")
     return frame[column].cast(pl.Int64).to_numpy()
+
+
+def _fit_or_skip(group: str, specs: list, ctx: BuildContext, train: pl.DataFrame,
+                 val: pl.DataFrame | None, skipped: dict[str, str], *, why: str = "") -> Any:
+    """The fitted estimator of one registry group, or None with each of its models in
+    ``skipped`` (``why`` + the error) and an ERROR log line, when its module is missing or
+    its fit fails."""
+    try:
+        return fit_estimator(group, specs, build_estimator(group, specs, ctx), train, val)
+    except (ModelError, ImportError) as e:
+        for spec in specs:
+            skipped[spec.name] = f"{why}{e}"
+            logger.error("model %s left out: %s", spec.name, skipped[spec.name])
+        return None
 
 
 def _refit_overrides(name: str, model: Any) -> dict[str, Any]:
@@ -163,18 +114,15 @@ def _refit_models(records: pl.DataFrame, out: Path, ctx: BuildContext,
     calibration and validation scores and get a ``"refit"`` entry; a model whose refit
     fails moves to ``skipped``.
     """
-    _seed_everything(ctx.config.seed)
+    seed_everything(ctx.config.seed)
     overrides = {name: _refit_overrides(name, selected[name]) for name in trained}
     ctx = dataclasses.replace(ctx, overrides=overrides)
     for group, specs in estimator_groups(list(trained)):
         t0 = time.perf_counter()
-        try:
-            estimator = fit_estimator(group, specs, build_estimator(group, specs, ctx),
-                                      records, None)
-        except (ModelError, ImportError) as e:
+        estimator = _fit_or_skip(group, specs, ctx, records, None, skipped,
+                                 why="refit on all records failed: ")
+        if estimator is None:
             for spec in specs:
-                skipped[spec.name] = f"refit on all records failed: {e}"
-                logger.error("model %s left out: %s", spec.name, skipped[spec.name])
                 del trained[spec.name]
             continue
         save_estimator(group, specs, estimator, out)
@@ -253,7 +201,7 @@ def train_all(
     for label in (LABEL_M, LABEL_C):
         if label not in dataset.columns:
             raise ModelError(f"dataset lacks the label column {label!r}; build it with labels")
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     dataset = dataset.sort("harpnum", "t_rec")
     log_scales = LogScaler(features).fit(dataset).scales_ if config.log_scale_features else {}
     if log_scales:
@@ -285,13 +233,8 @@ def train_all(
                 logger.error("model %s left out: %s", spec.name, skipped[spec.name])
             continue
         t0 = time.perf_counter()
-        try:
-            estimator = fit_estimator(group, specs, build_estimator(group, specs, ctx),
-                                      fit_part, val_part)
-        except (ModelError, ImportError) as e:
-            for spec in specs:
-                skipped[spec.name] = str(e)
-                logger.error("model %s left out: %s", spec.name, e)
+        estimator = _fit_or_skip(group, specs, ctx, fit_part, val_part, skipped)
+        if estimator is None:
             continue
         fit_s = time.perf_counter() - t0
         if not config.refit:  # with refit, the models trained on all records are written
@@ -306,17 +249,17 @@ def train_all(
                 y_val = _labels(val_part, spec.label)
                 p_val = np.asarray(values[column], dtype=np.float64)
                 if spec.calibrate and config.calibrate_probabilities:
-                    p_val = _calibrate_on_validation(spec.name, p_val, y_val, entry)
+                    p_val = calibrate_on_validation(spec.name, p_val, y_val, entry)
                 threshold, _ = best_tss_threshold(y_val, p_val)
                 entry["threshold"] = threshold
-                entry["validation"] = _validation_scores(y_val, p_val, threshold)
+                entry["validation"] = validation_scores(y_val, p_val, threshold)
             trained[spec.name] = entry
         logger.info("trained %s in %.1f s", group, fit_s)
     if not trained:
         raise ModelError(f"no model could be trained: {skipped}")
     refit_part = None
     if config.refit:
-        refit_part = _refit_records(dataset, config)
+        refit_part = refit_records(dataset, config)
         _refit_models(refit_part, out, ctx, fitted, trained, skipped)
         if not trained:
             raise ModelError(f"no model could be refitted on all records: {skipped}")

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelError
 
-__all__ = ["PlattCalibration"]
+__all__ = ["PlattCalibration", "calibrate_on_validation"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +108,23 @@ class PlattCalibration:
         if values.get("method") != "platt":
             raise ConfigError(f"unknown calibration method {values.get('method')!r}")
         return cls(float(values["slope"]), float(values["intercept"]))
+
+
+def calibrate_on_validation(name: str, raw: np.ndarray, y_val: np.ndarray,
+                             entry: dict[str, Any]) -> np.ndarray:
+    """Fit Platt scaling of ``raw`` on the validation labels; record it in ``entry``.
+
+    Returns the calibrated values; on a failed fit (one class, backwards ranking) ``raw``
+    unchanged, with the reason logged and recorded.
+    """
+    try:
+        calibration = PlattCalibration.fit(raw, y_val)
+    except ModelError as e:
+        logger.warning("%s: probabilities left uncalibrated: %s", name, e)
+        entry["calibration"] = None
+        entry["calibration_error"] = str(e)
+        return raw
+    entry["calibration"] = calibration.to_dict()
+    logger.info("%s: Platt calibration on %d validation records: slope %.3f, intercept %.3f",
+                name, raw.size, calibration.slope, calibration.intercept)
+    return calibration.apply(raw)
