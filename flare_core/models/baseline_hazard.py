@@ -274,6 +274,7 @@ def _nb_crossings(heads, nxt, a):
     # 1: the segments with a crossing (a vectorised count; most segments have none)
     left = np.empty(a.shape[0], dtype=np.int64)
     count = np.empty(a.shape[0], dtype=np.int64)
+    first = np.empty(a.shape[0], dtype=np.int64)
     n_seg = 0
     n = 0
     for r in range(heads.size):
@@ -283,11 +284,15 @@ def _nb_crossings(heads, nxt, a):
             row = a[k]
             nrow = a[k2]
             c = 0
+            usum = 0  # the crossing unit where c == 1
             for u in range(width):
-                c += (row[u] > zero) != (nrow[u] > zero)
+                fl = np.int64((row[u] > zero) != (nrow[u] > zero))
+                c += fl
+                usum += fl * u
             if c:
                 left[n_seg] = k
                 count[n_seg] = c
+                first[n_seg] = usum
                 n_seg += 1
                 n += c
             k = k2
@@ -303,11 +308,15 @@ def _nb_crossings(heads, nxt, a):
         row = a[k]
         nrow = a[nxt[k]]
         p0 = n
-        for u in range(width):  # branch-free compaction of the crossing units
-            units[n] = u
-            n += (row[u] > zero) != (nrow[u] > zero)
-            if n == p0 + count[i]:
-                break
+        if count[i] == 1:
+            units[n] = first[i]
+            n += 1
+        else:
+            for u in range(width):  # branch-free compaction of the crossing units
+                units[n] = u
+                n += (row[u] > zero) != (nrow[u] > zero)
+                if n == p0 + count[i]:
+                    break
         for q0 in range(p0, n):
             u = units[q0]
             a0 = np.float64(row[u])
@@ -353,6 +362,21 @@ def _nb_insert(nxt, tau, y, k_old, wt, seg, units, f, sd):
         while q1 < n_new and seg[q1] == left:
             q1 += 1
         right = nxt[left]
+        t0 = tau[left]
+        dt = tau[right] - t0
+        if q1 == q0 + 1:  # one crossing: y_L + f (y_R - y_L) - f (1 - f) sd W[:, u]
+            kn = k_old + q0
+            fq = f[q0]
+            c = fq * (1.0 - fq) * sd[q0]
+            u = units[q0]
+            for o in range(w_out):
+                yl = np.float64(y[left, o])
+                y[kn, o] = yl + fq * (np.float64(y[right, o]) - yl) - c * wt[u, o]
+            tau2[kn] = t0 + fq * dt
+            nxt2[left] = kn
+            nxt2[kn] = right
+            q0 = q1
+            continue
         for o in range(w_out):
             cur[o] = y[left, o]
             slope[o] = np.float64(y[right, o]) - cur[o]
@@ -361,8 +385,6 @@ def _nb_insert(nxt, tau, y, k_old, wt, seg, units, f, sd):
             u = units[q]
             for o in range(w_out):
                 slope[o] -= c * wt[u, o]
-        t0 = tau[left]
-        dt = tau[right] - t0
         f_prev = 0.0
         prev = left
         for q in range(q0, q1):
@@ -423,9 +445,12 @@ def _nb_g_at_times(heads, nxt, tau, g, t, stop, offs, out):
                 tb = np.inf
             else:
                 tb = tau[k2]
-            while j < s and t[j] < tb:
-                out[p + j] = ga + (t[j] - ta) * slope
-                j += 1
+            j1 = j
+            while j1 < s and t[j1] < tb:
+                j1 += 1
+            for i in range(j, j1):  # vectorised
+                out[p + i] = ga + (t[i] - ta) * slope
+            j = j1
             k = k2
 
 
@@ -700,7 +725,8 @@ def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: 
             for _, st, heads, nxt, tau, g in _cpu_blocks(risk, order, times, stop, chunk_rows):
                 offs = np.zeros(st.size + 1, dtype=np.int64)
                 np.cumsum(st, out=offs[1:])
-                pairs = np.empty(offs[-1], dtype=np.float64)  # g of every at-risk pair
+                # g of every at-risk pair in the net's precision; exp summed in float64
+                pairs = np.empty(offs[-1], dtype=g.dtype)
                 _nb_g_at_times(heads, nxt, tau, g, times, st, offs, pairs)
                 torch.from_numpy(pairs).exp_()
                 _nb_add_rows(pairs, offs, out)
