@@ -30,6 +30,18 @@ pair. Two evaluation strategies are offered here, both accumulating in float64:
   (not an approximation): only float rounding differs, and because ``g`` is continuous a
   crossing located a few ulps off changes ``g`` by a few ulps only.
 
+  On the CPU the knots are found by compiled (numba) kernels on linked lists of knots
+  (`_linked_knots`): a layer's matmul runs only on the knots made *before* it, written in
+  place, and a knot made by that layer's sign changes gets the next layer's pre-activations
+  by rank-one updates: on a segment ``a(s) = a_L + s (a_R - a_L)`` the next layer
+  ``y = W relu(a) + b`` is affine between the crossings, a crossing of unit ``u`` changes
+  its slope by ``+-(a_R - a_L)_u W[:, u]``, and the slopes times the piece lengths add up
+  to ``y_R - y_L`` (known from the matmul), which fixes the first slope. This saves one
+  matmul per knot (O(width) instead of O(width^2)). ``g`` at every at-risk (record, event
+  time) pair is then interpolated from the knots in float32, exponentiated in one
+  vectorised pass and summed in float64. Other devices use the all-torch path
+  (`PiecewiseAffineLogRisk._knots_torch`, one matmul per layer on every knot).
+
 Times are in whatever units the model's time input uses (the caller maps them to hours).
 """
 
@@ -40,6 +52,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from numba import njit
 from torch import nn
 
 from ..errors import ConfigError
@@ -148,6 +161,15 @@ class PiecewiseAffineLogRisk:
                     raise ConfigError(f"unsupported module in head: {type(m).__name__}")
         self.n_rows = z.shape[0]
         self.dtype = dtype
+        self._cpu: tuple | None = None  # `_cpu_params`, made on first use
+
+    def _cpu_params(self) -> tuple[np.ndarray, np.ndarray,
+                                   list[tuple[torch.Tensor, torch.Tensor, np.ndarray]]]:
+        """``u``, the time column and the later layers as arrays sharing the tensors' memory."""
+        if self._cpu is None:
+            self._cpu = (self.u.numpy(), self.w_t.numpy(),
+                         [(wt, b, wt.numpy()) for wt, b in self.layers])
+        return self._cpu
 
     def knots(self, rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -178,7 +200,22 @@ class PiecewiseAffineLogRisk:
         on all knots in one matmul. A unit exactly 0 at a knot needs no knot (the ReLU is
         affine on both sides of it); a sign test ``a > 0`` may then insert a duplicate knot
         at ``f = 0``, which is harmless.
+
+        On the CPU the compiled path (`_linked_knots`) finds the same knots; it computes the
+        next layer's pre-activations at a new knot by rank-one slope updates instead of a
+        matmul (module docstring), so ``g`` may differ from this path's by float rounding.
         """
+        if self.u.device.type == "cpu":
+            heads, nxt, tau_l, g_l = _linked_knots(self, rows.cpu().numpy(),
+                                                   lo.cpu().numpy(), hi.cpu().numpy())
+            perm, rec = _nb_sorted(heads, nxt)
+            return (torch.from_numpy(rec), torch.from_numpy(tau_l[perm]),
+                    torch.from_numpy(g_l[perm]))
+        return self._knots_torch(rows, lo, hi)
+
+    def _knots_torch(self, rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`knots` in torch operations (any device): every layer runs on all knots."""
         ar = torch.arange
         dev, dt = self.u.device, self.dtype
         n = rows.numel()
@@ -235,6 +272,251 @@ class PiecewiseAffineLogRisk:
                 torch.addmm(b, a_new.clamp_(min=0.0), wt, out=out[a.shape[0]:])
             a = out
         return tuple(v.index_select(0, perm) for v in (rec, tau, a[:, 0]))
+
+
+@njit(cache=True, nogil=True)
+def _nb_crossings(heads, nxt, a):
+    """Sign changes of the pre-activations ``a`` (knots x units) between neighbouring knots.
+
+    ``heads[i]`` is record i's first knot and ``nxt[k]`` the knot after ``k`` (-1 at the
+    record's end). Returns ``seg`` (the segment's left knot), ``units``, the fraction ``f``
+    in [0, 1] of the segment where the unit crosses 0 and ``sd = sign * (a_right - a_left)``
+    (sign +1 where the unit switches on), grouped by segment in traversal order, ascending
+    ``f`` within one (ties in unit order). Then the ReLU is applied to ``a`` in place.
+    """
+    width = a.shape[1]
+    zero = a.dtype.type(0.0)
+    # 1: the segments with a crossing (a vectorised count; most segments have none)
+    left = np.empty(a.shape[0], dtype=np.int64)
+    count = np.empty(a.shape[0], dtype=np.int64)
+    first = np.empty(a.shape[0], dtype=np.int64)
+    n_seg = 0
+    n = 0
+    for r in range(heads.size):
+        k = heads[r]
+        k2 = nxt[k]
+        while k2 >= 0:
+            row = a[k]
+            nrow = a[k2]
+            c = 0
+            usum = 0  # the crossing unit where c == 1
+            for u in range(width):
+                fl = np.int64((row[u] > zero) != (nrow[u] > zero))
+                c += fl
+                usum += fl * u
+            if c:
+                left[n_seg] = k
+                count[n_seg] = c
+                first[n_seg] = usum
+                n_seg += 1
+                n += c
+            k = k2
+            k2 = nxt[k]
+    # 2: their crossings, sorted by f within each segment
+    seg = np.empty(n, dtype=np.int64)
+    units = np.empty(n, dtype=np.int64)
+    f = np.empty(n, dtype=np.float64)
+    sd = np.empty(n, dtype=np.float64)
+    n = 0
+    for i in range(n_seg):
+        k = left[i]
+        row = a[k]
+        nrow = a[nxt[k]]
+        p0 = n
+        if count[i] == 1:
+            units[n] = first[i]
+            n += 1
+        else:
+            for u in range(width):  # branch-free compaction of the crossing units
+                units[n] = u
+                n += (row[u] > zero) != (nrow[u] > zero)
+                if n == p0 + count[i]:
+                    break
+        for q0 in range(p0, n):
+            u = units[q0]
+            a0 = np.float64(row[u])
+            a1 = np.float64(nrow[u])
+            fr = min(max(a0 / (a0 - a1), 0.0), 1.0)
+            q = q0
+            while q > p0 and f[q - 1] > fr:  # insertion sort by f, stable
+                f[q], units[q], sd[q] = f[q - 1], units[q - 1], sd[q - 1]
+                q -= 1
+            f[q], units[q] = fr, u
+            sd[q] = a1 - a0 if a1 > 0.0 else a0 - a1
+            seg[q0] = k
+    # 3: the ReLU, in place
+    flat = a.reshape(-1)
+    for i in range(flat.size):
+        flat[i] = max(flat[i], zero)
+    return seg, units, f, sd
+
+
+@njit(cache=True, nogil=True)
+def _nb_insert(nxt, tau, y, k_old, wt, seg, units, f, sd):
+    """Insert the crossings of `_nb_crossings` as knots ``k_old, k_old + 1, ...``.
+
+    ``y[:k_old]`` holds the next layer's pre-activations ``W relu(a) + b`` at the old knots
+    (``wt = W^T``); the rows of the new knots are written to ``y[k_old:]``. On a segment
+    ``a(s) = a_L + s (a_R - a_L)``, ``s`` in [0, 1], ``y`` is affine between crossings with
+    slope ``W D a'`` (``D`` the units on), and each crossing changes that slope by ``sd W[:,
+    u]``; the first slope is ``(y_R - y_L) - sum_i (1 - f_i) sd_i W[:, u_i]`` (the slopes
+    times the piece lengths add up to ``y_R - y_L``). Returns the new ``nxt`` and ``tau``.
+    """
+    n_new = seg.size
+    w_out = y.shape[1]
+    nxt2 = np.empty(k_old + n_new, dtype=np.int64)
+    nxt2[:k_old] = nxt
+    tau2 = np.empty(k_old + n_new, dtype=np.float64)
+    tau2[:k_old] = tau
+    slope = np.empty(w_out, dtype=np.float64)
+    cur = np.empty(w_out, dtype=np.float64)
+    q0 = 0
+    while q0 < n_new:
+        left = seg[q0]
+        q1 = q0 + 1
+        while q1 < n_new and seg[q1] == left:
+            q1 += 1
+        right = nxt[left]
+        t0 = tau[left]
+        dt = tau[right] - t0
+        if q1 == q0 + 1:  # one crossing: y_L + f (y_R - y_L) - f (1 - f) sd W[:, u]
+            kn = k_old + q0
+            fq = f[q0]
+            c = fq * (1.0 - fq) * sd[q0]
+            u = units[q0]
+            for o in range(w_out):
+                yl = np.float64(y[left, o])
+                y[kn, o] = yl + fq * (np.float64(y[right, o]) - yl) - c * wt[u, o]
+            tau2[kn] = t0 + fq * dt
+            nxt2[left] = kn
+            nxt2[kn] = right
+            q0 = q1
+            continue
+        for o in range(w_out):
+            cur[o] = y[left, o]
+            slope[o] = np.float64(y[right, o]) - cur[o]
+        for q in range(q0, q1):
+            c = (1.0 - f[q]) * sd[q]
+            u = units[q]
+            for o in range(w_out):
+                slope[o] -= c * wt[u, o]
+        f_prev = 0.0
+        prev = left
+        for q in range(q0, q1):
+            kn = k_old + q
+            step = f[q] - f_prev
+            c = sd[q]
+            u = units[q]
+            for o in range(w_out):
+                cur[o] += step * slope[o]
+                y[kn, o] = cur[o]
+                slope[o] += c * wt[u, o]
+            tau2[kn] = t0 + f[q] * dt
+            nxt2[prev] = kn
+            prev = kn
+            f_prev = f[q]
+        nxt2[prev] = right
+        q0 = q1
+    return nxt2, tau2
+
+
+@njit(cache=True, nogil=True)
+def _nb_sorted(heads, nxt):
+    """Knot indices in (record, time) order and the record of each."""
+    perm = np.empty(nxt.size, dtype=np.int64)
+    rec = np.empty(nxt.size, dtype=np.int64)
+    p = 0
+    for r in range(heads.size):
+        k = heads[r]
+        while k >= 0:
+            perm[p] = k
+            rec[p] = r
+            p += 1
+            k = nxt[k]
+    return perm[:p], rec[:p]
+
+
+@njit(cache=True, nogil=True)
+def _nb_g_at_times(heads, nxt, tau, g, t, stop, offs, out):
+    """``out[offs[i] + j] = g_i(t[j])`` for ``j < stop[i]``: linear interpolation of record
+    i's knots (``t`` ascending, ``t[0]`` and ``t[stop[i] - 1]`` its first and last knots)."""
+    for r in range(heads.size):
+        s = stop[r]
+        p = offs[r]
+        j = 0
+        k = heads[r]
+        while j < s:
+            k2 = nxt[k]
+            if k2 < 0:  # a one-time range: both knots at t[0]
+                while j < s:
+                    out[p + j] = g[k]
+                    j += 1
+                break
+            ta = tau[k]
+            ga = np.float64(g[k])
+            dt = tau[k2] - ta
+            slope = (np.float64(g[k2]) - ga) / dt if dt > 0.0 else 0.0
+            if nxt[k2] < 0:  # last segment: every remaining time
+                tb = np.inf
+            else:
+                tb = tau[k2]
+            j1 = j
+            while j1 < s and t[j1] < tb:
+                j1 += 1
+            for i in range(j, j1):  # vectorised
+                out[p + i] = ga + (t[i] - ta) * slope
+            j = j1
+            k = k2
+
+
+@njit(cache=True, nogil=True)
+def _nb_add_rows(e, offs, out):
+    """``out[:len_i] += e[offs[i]:offs[i + 1]]`` for every i."""
+    for r in range(offs.size - 1):
+        p = offs[r]
+        for j in range(offs[r + 1] - p):
+            out[j] += e[p + j]
+
+
+@njit(cache=True, nogil=True)
+def _nb_first_layer(u, w_t, rows, tau):
+    """First-layer pre-activations ``u[rows[k // 2]] + tau[k] w_t`` at the two end knots."""
+    a = np.empty((tau.size, u.shape[1]), dtype=u.dtype)
+    for k in range(tau.size):
+        t = u.dtype.type(tau[k])
+        ur = u[rows[k // 2]]
+        for o in range(u.shape[1]):
+            a[k, o] = ur[o] + t * w_t[o]
+    return a
+
+
+def _linked_knots(risk: PiecewiseAffineLogRisk, rows: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`PiecewiseAffineLogRisk.knots` on the CPU, as linked lists.
+
+    Returns ``heads`` (record i's first knot, its ``lo``, is knot ``2 i``), ``nxt`` (the next
+    knot of the same record, -1 after ``hi``), ``tau`` (float64) and ``g`` (dtype of
+    ``risk``) per knot. Knots are appended in creation order: each layer is one matmul on the
+    knots made before it (written in place, no row moves), and the knots it makes get the
+    next layer's pre-activations by rank-one updates (`_nb_insert`).
+    """
+    n = rows.size
+    tau = np.empty(2 * n, dtype=np.float64)
+    tau[0::2] = lo
+    tau[1::2] = hi
+    nxt = np.full(2 * n, -1, dtype=np.int64)
+    nxt[0::2] = np.arange(1, 2 * n, 2)
+    heads = np.arange(0, 2 * n, 2, dtype=np.int64)
+    u, w_t, layers = risk._cpu_params()
+    a = _nb_first_layer(u, w_t, rows, tau)
+    for wt, b, wt_np in layers:
+        seg, units, f, sd = _nb_crossings(heads, nxt, a)
+        k = a.shape[0]
+        y = torch.empty((k + seg.size, wt.shape[1]), dtype=risk.dtype)
+        torch.addmm(b, torch.from_numpy(a), wt, out=y[:k])
+        a = y.numpy()
+        nxt, tau = _nb_insert(nxt, tau, a, k, wt_np, seg, units, f, sd)
+    return heads, nxt, tau, a[:, 0]
 
 
 def _flatten(module: nn.Module) -> list[nn.Module]:
@@ -436,11 +718,45 @@ def _g_blocks(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
         yield r0, torch.cumsum(a_cum, 1).addcmul_(torch.cumsum(s_cum, 1), t_all[:m])
 
 
+def _cpu_blocks(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
+                stop: np.ndarray, chunk_rows: int):
+    """Yield ``(r0, stop, heads, nxt, tau, g)``: the knots (`_linked_knots`) of
+    ``rows[r0:r0 + chunk_rows]`` on ``[times[0], times[stop - 1]]``, one block at a time;
+    records with ``stop == 0`` are left out (``stop`` is the block's, without them)."""
+    times = np.asarray(times, dtype=np.float64)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    stop = np.asarray(stop, dtype=np.int64)
+    for r0 in range(0, rows.size, chunk_rows):
+        st = stop[r0:r0 + chunk_rows]
+        rw = rows[r0:r0 + chunk_rows]
+        if not st.all():
+            live = st > 0
+            if not live.any():
+                continue
+            st, rw = st[live], rw[live]
+        heads, nxt, tau, g = _linked_knots(risk, rw, np.full(st.size, times[0]),
+                                           times[st - 1])
+        yield r0, st, heads, nxt, tau, g
+
+
 def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: np.ndarray,
                         times: np.ndarray, chunk_rows: int) -> np.ndarray:
     """``sum_{sorted records k >= start[j]} exp g(x_order[k], t_j)`` for every j."""
     # sorted record k is at risk at t_j iff start[j] <= k, i.e. for j < #{j : start[j] <= k}
     stop = np.searchsorted(start, np.arange(order.size), side="right")
+    if risk.u.device.type == "cpu":
+        times = np.asarray(times, dtype=np.float64)
+        out = np.zeros(times.size, dtype=np.float64)
+        with torch.inference_mode():
+            for _, st, heads, nxt, tau, g in _cpu_blocks(risk, order, times, stop, chunk_rows):
+                offs = np.zeros(st.size + 1, dtype=np.int64)
+                np.cumsum(st, out=offs[1:])
+                # g of every at-risk pair in the net's precision; exp summed in float64
+                pairs = np.empty(offs[-1], dtype=g.dtype)
+                _nb_g_at_times(heads, nxt, tau, g, times, st, offs, pairs)
+                torch.from_numpy(pairs).exp_()
+                _nb_add_rows(pairs, offs, out)
+        return out
     out = torch.zeros(times.size, dtype=torch.float64, device=risk.u.device)
     stop_t = torch.from_numpy(stop).to(out.device)
     with torch.inference_mode():
@@ -454,6 +770,17 @@ def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: 
 def _g_on_times_piecewise(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
                           chunk_rows: int) -> np.ndarray:
     """``g(x_rows[i], times[j])`` as an (len(rows), len(times)) float64 array."""
+    if risk.u.device.type == "cpu":
+        times = np.asarray(times, dtype=np.float64)
+        m = times.size
+        out = np.empty((rows.size, m), dtype=np.float64)
+        stop = np.full(rows.size, m, dtype=np.int64)
+        with torch.inference_mode():
+            for r0, st, heads, nxt, tau, g in _cpu_blocks(risk, rows, times, stop, chunk_rows):
+                offs = np.arange(st.size + 1, dtype=np.int64) * m
+                _nb_g_at_times(heads, nxt, tau, g, times, st, offs,
+                               out[r0:r0 + st.size].reshape(-1))
+        return out
     out = torch.empty((rows.size, times.size), dtype=torch.float64, device=risk.u.device)
     stop = np.full(rows.size, times.size)
     with torch.inference_mode():
