@@ -3,7 +3,8 @@
 Records of one HARP are hours apart and nearly identical, so a split that lets a region sit on
 both sides leaks the test set into training. Every splitter here works on the region id column
 (``harpnum``) and returns positional row indices (numpy int64 arrays, sorted ascending) into the
-frame it was given.
+frame it was given. This module is the one home of region splitting: every splitter is
+built on scikit-learn's ``GroupKFold`` / ``StratifiedGroupKFold`` (`_kfold_splits`).
 
 * `chronological_split` -- train / validation / test by date; each region goes to the part
   holding its FIRST record time ``t_rec`` (UTC), so a region that spans a boundary stays whole.
@@ -11,8 +12,9 @@ frame it was given.
   ``StratifiedGroupKFold`` when a label column is given).
 * `repeated_region_cv` -- `region_kfold` repeated with a different seeded shuffle each repeat
   (the survival-model study averaged 90 repeats).
-* `split_validation` -- (fit, validation) frames by whole regions, stratified by whether a
-  region ever flares (`flare_core.training.train_all`'s default validation).
+* `split_validation` -- (fit, validation) frames by whole regions: one fold of a shuffled
+  ``StratifiedGroupKFold``, stratified by whether a region ever flares
+  (`flare_core.training.train_all`'s default validation).
 * `split_validation_period` -- (fit, validation) frames by time with a ``tmax_h`` gap
   (`flare_core.config.TrainConfig.validation_start`).
 """
@@ -20,6 +22,7 @@ frame it was given.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
@@ -248,32 +251,55 @@ def split_validation(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split ``dataset`` into (fit, validation) by whole regions (HARPs).
 
-    About ``fraction`` of the regions go to validation; the split is stratified by whether
-    a region ever has a positive ``label`` (flaring regions are rare, and a validation part
-    without them cannot select thresholds). Deterministic for a given ``seed``.
+    The validation part is one fold of a shuffled ``StratifiedGroupKFold`` over the regions
+    with ``round(1 / fraction)`` folds (at least 2, at most one per region): about
+    ``fraction`` of the records, stratified by whether a record's region ever has a positive
+    ``label`` (flaring regions are rare, and a validation part without them cannot select
+    thresholds). Deterministic for a given ``seed``; the same machinery as `region_kfold`.
+
+    Parameters
+    ----------
+    dataset : polars.DataFrame
+        Records with ``harpnum`` (and ``label``; without it every region counts as quiet).
+    fraction : float
+        In (0, 1): the share of the records (whole regions) held out.
+    seed : int
+        Seed of the region shuffle.
+    label : str
+        Binary label column whose "ever positive" per region stratifies the split.
+
+    Returns
+    -------
+    (fit, validation) : tuple of polars.DataFrame
+        The rows of ``dataset`` in their order; no region is in both.
+
+    Raises
+    ------
+    ConfigError
+        If ``fraction`` is not in (0, 1) or ``harpnum`` is null.
+    ModelError
+        If there are fewer than 2 regions.
     """
     if not (0.0 < fraction < 1.0):
         raise ConfigError(f"fraction must lie in (0, 1), got {fraction!r}")
-    regions = dataset.group_by("harpnum").agg(
-        pl.col(label).cast(pl.Boolean).any().alias("_pos") if label in dataset.columns
-        else pl.lit(False).alias("_pos")
-    ).sort("harpnum")
-    if regions.height < 2:
+    if "harpnum" not in dataset.columns:
+        raise ConfigError(f"frame lacks columns ['harpnum']; it has {dataset.columns}")
+    n_regions = dataset["harpnum"].drop_nulls().n_unique()
+    if n_regions < 2:
         raise ModelError(
-            f"need >= 2 regions for a region-disjoint validation split, got {regions.height}"
+            f"need >= 2 regions for a region-disjoint validation split, got {n_regions}"
         )
-    rng = np.random.default_rng(seed)
-    val: list[int] = []
-    for pos in (True, False):
-        ids = regions.filter(pl.col("_pos") == pos)["harpnum"].to_numpy()
-        if ids.size == 0:
-            continue
-        n_val = int(round(fraction * ids.size))
-        if ids.size >= 2:
-            n_val = min(max(n_val, 1), ids.size - 1)
-        val.extend(rng.choice(ids, size=n_val, replace=False).tolist())
-    is_val = pl.col("harpnum").is_in(val)
-    fit, valid = dataset.filter(~is_val), dataset.filter(is_val)
+    ever = (pl.col(label).cast(pl.Boolean).fill_null(False).any().over("harpnum")
+            if label in dataset.columns else pl.lit(False))
+    strata = dataset.select("harpnum", ever.cast(pl.Int8).alias("_ever_positive"))
+    n_splits = min(max(2, round(1.0 / fraction)), n_regions)
+    with warnings.catch_warnings():
+        # one stratum only (no flaring region): scikit-learn warns, the split is still valid
+        warnings.filterwarnings("ignore", message="The least populated class",
+                                category=UserWarning)
+        fit_idx, val_idx = _kfold_splits(strata, n_splits, "_ever_positive", "harpnum",
+                                         seed)[0]
+    fit, valid = dataset[fit_idx], dataset[val_idx]
     if fit.height == 0 or valid.height == 0:
         raise ModelError("validation split left one side empty; use more regions")
     logger.info(

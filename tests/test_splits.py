@@ -99,6 +99,13 @@ def test_repeated_region_cv(fold):
     assert rerun == [h for *_, h in seen]
 
 
+def test_kfold_on_a_bare_region_array():
+    # moved from tests/models/test_cox_time.py (its region_validation_split is gone)
+    harp = np.repeat(np.arange(20), 5)
+    tr, va = region_kfold(pl.DataFrame({"harpnum": harp}), n_splits=4, seed=3)[0]
+    assert set(harp[tr]).isdisjoint(harp[va]) and tr.size + va.size == harp.size
+
+
 def test_splitter_errors():
     frame = pl.DataFrame({"harpnum": [1, 1, 2, None]})
     with pytest.raises(ConfigError, match="null"):
