@@ -316,7 +316,7 @@ def _as_inputs(x, x_cat, n_cat_expected: int | None = None) -> tuple[np.ndarray,
     if bad.any():
         raise ConfigError(
             f"x has NaN/inf in {int(bad.sum())} record(s) (first row {int(np.flatnonzero(bad)[0])});"
-            " impute first (flare_core.imputation)")
+            " fill them first (train_all uses the training means)")
     return x, x_cat.astype(np.int64)
 
 
