@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .models.registry import ALL_MODELS
 
 __all__ = ["Settings", "default_store_root", "check_positive", "settings_object",
-           "seed_everything", "TrainConfig", "DEFAULT_PARAMS"]
+           "seed_everything", "TrainConfig", "DEFAULT_PARAMS", "RESAMPLERS"]
 
 
 def check_positive(name: str, value: float) -> None:
@@ -122,6 +122,14 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Resamplers of the fit part (`TrainConfig.resample`) and the keyword arguments each takes
+#: (`flare_core.sampling.resample_fit_part`).
+RESAMPLERS: dict[str | None, tuple[str, ...]] = {
+    None: (),
+    "kde": ("min_flux_wm2", "bandwidth", "undersample", "flux_col"),
+}
+
+
 def _default_params() -> dict[str, dict[str, Any]]:
     return {}
 
@@ -185,6 +193,21 @@ class TrainConfig:
         models with the same settings. The refitted models are the ones written; their
         thresholds and calibration maps, and the validation scores in ``model.json``, are
         those of the validation run.
+    resample : {None, "kde"}
+        Class re-balancing of the FIT part (never the validation part, never the data of
+        the saved climatology): ``"kde"`` is the survival paper's KDE-guided oversampling of
+        the rarer flare classes and undersampling of the non-flaring records
+        (`flare_core.sampling.kde_resample`, on the GOES class of each record's next >=M
+        flare within ``tmax_h``, seeded by ``seed``), applied after ``train_step_h``. Every
+        output record is a copy of a fit record. It changes the base rate the models fit
+        on: the calibrated forecasters (``calibrate_probabilities``) are re-mapped on the
+        validation part, the others over-forecast. Not with the LSTM (its sequences need
+        unique ``(harpnum, t_rec)`` records) nor with ``refit``. Default None (off); its
+        skill on the NRT validation year is in EVALUATION.md.
+    resample_params : mapping
+        Keyword arguments of the resampler, for ``"kde"`` those of `kde_resample`:
+        ``min_flux_wm2``, ``bandwidth``, ``undersample``, ``flux_col`` (TOML table
+        ``[resample_params]``).
     """
 
     seed: int = 0
@@ -203,6 +226,8 @@ class TrainConfig:
     validation_end: str | None = None
     train_step_h: float | None = None
     refit: bool = False
+    resample: str | None = None
+    resample_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("window_h", "long_window_h", "tmax_h", "horizon_h",
@@ -250,6 +275,28 @@ class TrainConfig:
         if self.refit and bounds[0] is None:
             raise ConfigError("refit needs validation_start (a validation period selects "
                               "what the refit on all records keeps)")
+        self._check_resample()
+
+    def _check_resample(self) -> None:
+        if not isinstance(self.resample, str | None) or self.resample not in RESAMPLERS:
+            raise ConfigError(f"resample must be one of {list(RESAMPLERS)}, got "
+                              f"{self.resample!r}")
+        if not isinstance(self.resample_params, Mapping):
+            raise ConfigError("resample_params must be a table of keyword arguments")
+        known = RESAMPLERS[self.resample]
+        unknown = sorted(set(self.resample_params) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown resample_params {unknown} for resample="
+                              f"{self.resample!r}; known: {list(known)}")
+        if self.resample is None:
+            return
+        if "lstm" in self.models:
+            raise ConfigError(f"resample={self.resample!r} repeats records, and the LSTM's "
+                              "sequences need unique (harpnum, t_rec) records: leave 'lstm' "
+                              "out of models")
+        if self.refit:
+            raise ConfigError(f"resample={self.resample!r} with refit is not supported: the "
+                              "refit would train on records that were not resampled")
 
     def validation_period_bound(self, name: str) -> datetime | None:
         """``validation_start`` / ``validation_end`` as a UTC datetime (None when unset)."""
@@ -277,6 +324,8 @@ class TrainConfig:
             kwargs["models"] = tuple(kwargs["models"])
         if "params" in kwargs:
             kwargs["params"] = {k: dict(v) for k, v in kwargs["params"].items()}
+        if isinstance(kwargs.get("resample_params"), Mapping):
+            kwargs["resample_params"] = dict(kwargs["resample_params"])
         return cls(**kwargs)
 
     @classmethod
@@ -312,6 +361,7 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["models"] = list(self.models)
         d["params"] = {k: dict(v) for k, v in self.params.items()}
+        d["resample_params"] = dict(self.resample_params)
         return d
 
     def params_for(self, model: str) -> dict[str, Any]:

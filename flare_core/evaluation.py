@@ -12,16 +12,24 @@ Metrics (all on the records of the evaluated dataset; nothing is chosen on it):
   estimate on the evaluated labels themselves (the training labels are not in MODEL_DIR);
 * the warning SVM: TSS of ``warning_24h`` against ``m_within_24h`` and, when the model offers
   a decision score, TSS as a function of the warning threshold.
+
+`repeated_cv` is the survival paper's repeated cross-validation (``flareflow evaluate
+--repeats N``): N reshuffles of a region K-fold (`flare_core.splits.repeated_region_cv`), one
+`flare_core.training.train_all` per fold on the other folds, every fold scored with
+`score_predictions`; it reports each fold, each repeat and the mean and spread over all
+``N * K`` models.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import tempfile
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -30,7 +38,11 @@ from .errors import DataQualityWarning, ModelError
 from .forecasting import ModelBundle, predict_records
 from .models.registry import MODEL_SPECS
 
-__all__ = ["AUC_TIMES_H", "BINARY_FORECASTS", "evaluate", "score_predictions"]
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = ["AUC_TIMES_H", "BINARY_FORECASTS", "CV_METRICS", "evaluate", "repeated_cv",
+           "score_predictions"]
 
 logger = logging.getLogger(__name__)
 
@@ -367,3 +379,129 @@ def _example_regions(plots: Any, preds: pl.DataFrame, dataset: pl.DataFrame, rep
             flare_times=flares["_flare"], flare_classes=flares["next_flare_class"].to_list(),
             observed_time_to_event_h=obs, title=f"HARP {harpnum}: mean lifetime"))
     return out
+
+
+# ---------------------------------------------------------------- repeated region CV
+
+#: Scalar scores `repeated_cv` summarises (keys of `score_predictions` entries).
+CV_METRICS: tuple[str, ...] = ("tss", "hss", "bss", "auc", "mean_auc_t", "c_index")
+
+
+def _cv_scores(scores: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The `CV_METRICS` of every model (NaN where undefined)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, m in scores.items():
+        row = {}
+        for k in CV_METRICS:
+            v = m.get(k)
+            row[k] = float(v) if isinstance(v, int | float | np.floating) else float("nan")
+        out[name] = row
+    return out
+
+
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    if x.size == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+            "min": float(x.min()), "max": float(x.max()), "n": int(x.size)}
+
+
+def _summarise(rows: Sequence[dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    names = sorted({n for r in rows for n in r})
+    return {n: {k: _spread([r[n][k] for r in rows if n in r]) for k in CV_METRICS}
+            for n in names}
+
+
+def repeated_cv(
+    dataset: pl.DataFrame,
+    config: TrainConfig,
+    *,
+    n_repeats: int,
+    n_splits: int = 5,
+    seed: int | None = None,
+    work_dir: str | Path | None = None,
+    report_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Repeated region K-fold cross-validation of every model of ``config``.
+
+    For each of ``n_repeats`` reshuffles and each of its ``n_splits`` folds
+    (`flare_core.splits.repeated_region_cv`, stratified by ``m_within_24h``, whole regions),
+    `flare_core.training.train_all` trains on the other folds (its own region-disjoint
+    validation split inside them chooses thresholds, epochs and calibration) and the fold's
+    records are scored with `score_predictions` (BSS against that training part's
+    climatology). Nothing is chosen on a scored fold. The survival paper ran 90 such models.
+
+    Parameters
+    ----------
+    dataset : pl.DataFrame
+        `flare_core.dataset.build_model_dataset` output WITH labels.
+    config : TrainConfig
+        Training configuration of every fold model.
+    n_repeats, n_splits : int
+        Repeats (>= 1) and folds per repeat (>= 2, at most the number of regions).
+    seed : int, optional
+        Master seed of the fold shuffles (default ``config.seed``); equal seeds give equal
+        folds and, with the deterministic models, equal scores.
+    work_dir : path-like, optional
+        Where the fold models are written while they are scored (a temporary directory
+        each, removed afterwards); default the system's.
+    report_dir : path-like, optional
+        When given, created and the result written there as ``cv_metrics.json``.
+
+    Returns
+    -------
+    dict
+        ``n_repeats``, ``n_splits``, ``seed``, ``config``, ``n_records``, ``n_regions``;
+        ``folds`` (per repeat and fold: record and region counts, the test regions,
+        ``models`` with the `CV_METRICS`, ``train_seconds``); ``repeats`` (per repeat: the mean
+        over its folds); ``summary`` (per model and metric: ``mean``, ``std`` (ddof 1),
+        ``min``, ``max`` and ``n`` over all fold models where the score is defined).
+    """
+    from .splits import repeated_region_cv
+    from .training import train_all
+
+    for col in ("m_within_24h", "c_within_24h", "time_to_event_h", "event"):
+        if col not in dataset.columns:
+            raise ModelError(f"dataset lacks the label column {col!r}; build it with labels")
+    master = config.seed if seed is None else seed
+    folds: list[dict[str, Any]] = []
+    for r, k, tr, te in repeated_region_cv(dataset, n_splits=n_splits, n_repeats=n_repeats,
+                                           stratify="m_within_24h", seed=master):
+        train, test = dataset[tr], dataset[te]
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=f"cv_r{r}_f{k}_", dir=work_dir) as tmp:
+            bundle = ModelBundle.load(train_all(train, Path(tmp) / "model", config))
+            preds = predict_records(bundle, test)
+            scores = score_predictions(
+                preds, test, thresholds={n: bundle.threshold(n) for n in bundle.models},
+                climatology=bundle.meta.get("climatology", {}))
+        folds.append({"repeat": r, "fold": k, "n_train": train.height, "n_test": test.height,
+                      "n_test_events": int(test["m_within_24h"].cast(pl.Int64).sum()),
+                      "test_regions": sorted(test["harpnum"].unique().to_list()),
+                      "models": _cv_scores(scores),
+                      "train_seconds": time.perf_counter() - t0})
+        logger.info("cross-validation repeat %d fold %d: %d train / %d test records scored",
+                    r, k, train.height, test.height)
+    repeats = []
+    for r in range(n_repeats):
+        rows = [f["models"] for f in folds if f["repeat"] == r]
+        names = sorted({n for row in rows for n in row})
+        repeats.append({"repeat": r, "models": {
+            n: {k: _spread([row[n][k] for row in rows if n in row])["mean"]
+                for k in CV_METRICS} for n in names}})
+    result = {
+        "n_repeats": n_repeats, "n_splits": n_splits, "seed": master,
+        "config": config.to_dict(), "n_records": dataset.height,
+        "n_regions": dataset["harpnum"].n_unique(),
+        "folds": folds, "repeats": repeats,
+        "summary": _summarise([f["models"] for f in folds]),
+    }
+    if report_dir is not None:
+        from .models.persistence import write_json
+
+        report = Path(report_dir)
+        report.mkdir(parents=True, exist_ok=True)
+        write_json(_nan_to_none(result), report / "cv_metrics.json")
+        logger.info("cross-validation written to %s", report / "cv_metrics.json")
+    return result

@@ -1,5 +1,6 @@
 """Choosing TRAINING rows: thinning to a cadence (`thin_records`), and class re-balancing
-(KDE-guided oversampling, non-flare undersampling, `kde_resample`).
+(KDE-guided oversampling, non-flare undersampling, `kde_resample`; `resample_fit_part` applies
+`flare_core.config.TrainConfig.resample` to the fit part of `flare_core.training.train_all`).
 
 `thin_records` keeps one record per region and ``step_h`` hours. At the 12-min cadence of
 the SHARP series consecutive records of a region are near copies (the keywords move on
@@ -31,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -38,7 +40,11 @@ import polars as pl
 from .errors import ConfigError
 from .goes import CLASS_DECADE_WM2
 
-__all__ = ["ResampleReport", "NON_FLARE", "flare_class_of", "kde_resample", "thin_records"]
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = ["ResampleReport", "NON_FLARE", "flare_class_of", "kde_resample", "resample_fit_part",
+           "thin_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -260,3 +266,27 @@ def kde_resample(
     logger.info("kde_resample (seed %d): rows per class %s -> %s", seed, counts_before,
                 counts_after)
     return frame[indices], report
+
+
+def resample_fit_part(fit_part: pl.DataFrame, config: TrainConfig) -> pl.DataFrame:
+    """The fit part re-balanced as ``config.resample`` says (unchanged when it is None).
+
+    ``"kde"``: `kde_resample` with ``config.resample_params`` and ``seed=config.seed``, so
+    equal configs give equal rows. Call it on the FIT part only, after the validation split:
+    the output repeats some of its records. Row order is kept (a frame sorted by
+    ``(harpnum, t_rec)`` stays sorted, repeats next to their original).
+
+    Raises
+    ------
+    ConfigError
+        From `kde_resample` (no flaring record in the fit part, bad flux column).
+    """
+    if config.resample is None:
+        return fit_part
+    if config.resample != "kde":  # pragma: no cover - TrainConfig checks the name
+        raise ConfigError(f"unknown resample {config.resample!r}")
+    out, report = kde_resample(fit_part, seed=config.seed, **dict(config.resample_params))
+    logger.info("fit part resampled (%s): %d -> %d records; regions per class %s -> %s",
+                config.resample, fit_part.height, out.height, report.regions_before,
+                report.regions_after)
+    return out

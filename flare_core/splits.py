@@ -3,7 +3,9 @@
 Records of one HARP are hours apart and nearly identical, so a split that lets a region sit on
 both sides leaks the test set into training. Every splitter here works on the region id column
 (``harpnum``) and returns positional row indices (numpy int64 arrays, sorted ascending) into the
-frame it was given.
+frame it was given. This module is the one home of region splitting: every splitter is
+built on scikit-learn's splitters (``GroupKFold`` / ``StratifiedGroupKFold`` over records,
+``StratifiedKFold`` over regions).
 
 * `chronological_split` -- train / validation / test by date; each region goes to the part
   holding its FIRST record time ``t_rec`` (UTC), so a region that spans a boundary stays whole.
@@ -11,8 +13,9 @@ frame it was given.
   ``StratifiedGroupKFold`` when a label column is given).
 * `repeated_region_cv` -- `region_kfold` repeated with a different seeded shuffle each repeat
   (the survival-model study averaged 90 repeats).
-* `split_validation` -- (fit, validation) frames by whole regions, stratified by whether a
-  region ever flares (`flare_core.training.train_all`'s default validation).
+* `split_validation` -- (fit, validation) frames by whole regions: one fold of a shuffled
+  ``StratifiedKFold`` over the regions, stratified by whether a region ever flares
+  (`flare_core.training.train_all`'s default validation).
 * `split_validation_period` -- (fit, validation) frames by time with a ``tmax_h`` gap
   (`flare_core.config.TrainConfig.validation_start`).
 """
@@ -20,6 +23,7 @@ frame it was given.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
@@ -248,31 +252,66 @@ def split_validation(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split ``dataset`` into (fit, validation) by whole regions (HARPs).
 
-    About ``fraction`` of the regions go to validation; the split is stratified by whether
-    a region ever has a positive ``label`` (flaring regions are rare, and a validation part
-    without them cannot select thresholds). Deterministic for a given ``seed``.
+    The validation regions are one fold of a shuffled scikit-learn ``StratifiedKFold`` over
+    the REGIONS (one row per HARP, ``round(1 / fraction)`` folds, at least 2 and at most one
+    per region), stratified by whether a region ever has a positive ``label``: about
+    ``fraction`` of the flaring and of the quiet regions (flaring regions are rare, and a
+    validation part without them cannot select thresholds). Deterministic for a given
+    ``seed``.
+
+    The folds are drawn over regions rather than with ``StratifiedGroupKFold`` over records:
+    that splitter orders the groups by their record counts before it assigns them, so with
+    one label per region its shuffle barely changes the folds from seed to seed.
+
+    Parameters
+    ----------
+    dataset : polars.DataFrame
+        Records with ``harpnum`` (and ``label``; without it every region counts as quiet).
+    fraction : float
+        In (0, 1): the share of the regions held out.
+    seed : int
+        Seed of the region shuffle.
+    label : str
+        Binary label column whose "ever positive" per region stratifies the split.
+
+    Returns
+    -------
+    (fit, validation) : tuple of polars.DataFrame
+        The rows of ``dataset`` in their order; no region is in both.
+
+    Raises
+    ------
+    ConfigError
+        If ``fraction`` is not in (0, 1) or ``harpnum`` is missing.
+    ModelError
+        If there are fewer than 2 regions.
     """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     if not (0.0 < fraction < 1.0):
         raise ConfigError(f"fraction must lie in (0, 1), got {fraction!r}")
-    regions = dataset.group_by("harpnum").agg(
-        pl.col(label).cast(pl.Boolean).any().alias("_pos") if label in dataset.columns
-        else pl.lit(False).alias("_pos")
-    ).sort("harpnum")
+    if "harpnum" not in dataset.columns:
+        raise ConfigError(f"frame lacks columns ['harpnum']; it has {dataset.columns}")
+    ever = (pl.col(label).cast(pl.Boolean).fill_null(False).any()
+            if label in dataset.columns else pl.lit(False))
+    regions = (dataset.drop_nulls("harpnum").group_by("harpnum")
+               .agg(ever.alias("_pos")).sort("harpnum"))
     if regions.height < 2:
         raise ModelError(
             f"need >= 2 regions for a region-disjoint validation split, got {regions.height}"
         )
-    rng = np.random.default_rng(seed)
-    val: list[int] = []
-    for pos in (True, False):
-        ids = regions.filter(pl.col("_pos") == pos)["harpnum"].to_numpy()
-        if ids.size == 0:
-            continue
-        n_val = int(round(fraction * ids.size))
-        if ids.size >= 2:
-            n_val = min(max(n_val, 1), ids.size - 1)
-        val.extend(rng.choice(ids, size=n_val, replace=False).tolist())
-    is_val = pl.col("harpnum").is_in(val)
+    y = regions["_pos"].to_numpy().astype(np.int8)
+    largest_class = int(np.bincount(y).max())
+    n_splits = max(2, min(round(1.0 / fraction), largest_class))
+    # two regions, one flaring: nothing to stratify, each is one fold
+    cv = (StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+          if largest_class >= 2 else KFold(n_splits=2, shuffle=True, random_state=seed))
+    with warnings.catch_warnings():
+        # fewer flaring regions than folds: scikit-learn warns, the split is still valid
+        warnings.filterwarnings("ignore", message="The least populated class",
+                                category=UserWarning)
+        _, val_regions = next(cv.split(np.zeros((regions.height, 1)), y))
+    is_val = pl.col("harpnum").is_in(regions["harpnum"].gather(val_regions).implode())
     fit, valid = dataset.filter(~is_val), dataset.filter(is_val)
     if fit.height == 0 or valid.height == 0:
         raise ModelError("validation split left one side empty; use more regions")

@@ -221,6 +221,10 @@ def train_all(
         logger.info("one record per region and %g h: %d of %d fit, %d of %d validation "
                     "records", config.train_step_h, fit_part.height, n_fit, val_part.height,
                     n_val)
+    if config.resample is not None:  # the fit part only: no copy reaches validation
+        from .sampling import resample_fit_part
+
+        fit_part = resample_fit_part(fit_part, config)
     ctx = BuildContext(config=config, features=features, device=config.resolved_device())
     trained: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}

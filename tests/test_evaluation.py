@@ -111,3 +111,62 @@ def test_evaluate_scores_the_flare_class_forest(bundle: ModelBundle, split, tmp_
                                                         zero_division=0))
     assert sum(forest["n_per_band"].values()) == test.height
     assert forest["n_per_band"]["none"] == int((truth == 0).sum())
+
+
+# ------------------------------------------------ repeated region cross-validation
+
+CV_MODELS = ("logistic", "climatology", "persistence")
+
+
+def test_repeated_cv_repeats_differ_and_reproduce(split, tmp_path: Path) -> None:
+    from flare_core.evaluation import CV_METRICS, repeated_cv
+
+    data = pl.concat(split, how="diagonal_relaxed")
+    cfg = TrainConfig.quick(models=CV_MODELS, seed=4)
+    res = repeated_cv(data, cfg, n_repeats=2, n_splits=3, report_dir=tmp_path / "r")
+    assert [(f["repeat"], f["fold"]) for f in res["folds"]] == [(r, k) for r in range(2)
+                                                                for k in range(3)]
+    regions = set(data["harpnum"].unique().to_list())
+    for r in range(2):  # every repeat scores every region exactly once
+        tests = [set(f["test_regions"]) for f in res["folds"] if f["repeat"] == r]
+        assert set().union(*tests) == regions and sum(map(len, tests)) == len(regions)
+    # the repeats are different reshuffles, so their scores differ
+    assert res["folds"][0]["test_regions"] != res["folds"][3]["test_regions"]
+    auc = [rep["models"]["logistic"]["auc"] for rep in res["repeats"]]
+    assert auc[0] != auc[1]
+    # the summary is the mean and spread over the 6 fold models
+    fold_auc = [f["models"]["logistic"]["auc"] for f in res["folds"]]
+    s = res["summary"]["logistic"]["auc"]
+    assert s["n"] == 6 and s["mean"] == pytest.approx(np.mean(fold_auc))
+    assert s["std"] == pytest.approx(np.std(fold_auc, ddof=1)) and s["std"] > 0
+    assert set(res["summary"]["logistic"]) == set(CV_METRICS)
+    assert res["summary"]["climatology"]["auc"]["mean"] == pytest.approx(0.5)
+    on_disk = json.loads((tmp_path / "r" / "cv_metrics.json").read_text())
+    assert on_disk["summary"]["logistic"]["auc"]["mean"] == pytest.approx(s["mean"])
+    # reproducible from the seed
+    again = repeated_cv(data, cfg, n_repeats=2, n_splits=3)
+    assert again["summary"] == res["summary"]
+    assert [f["test_regions"] for f in again["folds"]] == [f["test_regions"]
+                                                           for f in res["folds"]]
+
+
+def test_cli_evaluate_repeats(data_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flareflow.cli import app
+
+    toml = tmp_path / "cv.toml"
+    toml.write_text('models = ["logistic", "climatology"]\nval_fraction = 0.25\n')
+    common = ["--data", str(data_dir / "sharp" / "sun2022_sharp_m24h_fold3.csv.gz"),
+              "--flares", str(data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"),
+              "--report", str(tmp_path / "rep")]
+    res = CliRunner().invoke(app, ["evaluate", "--repeats", "2", "--folds", "2",
+                                   "--config", str(toml), *common])
+    assert res.exit_code == 0, res.output
+    assert "2 x 2-fold region cross-validation (4 models)" in res.output
+    assert "logistic" in res.output and "auc=" in res.output
+    cv = json.loads((tmp_path / "rep" / "cv_metrics.json").read_text())
+    assert cv["n_repeats"] == 2 and cv["n_splits"] == 2 and len(cv["folds"]) == 4
+    assert cv["summary"]["logistic"]["tss"]["n"] == 4
+    bad = CliRunner().invoke(app, ["evaluate", *common])
+    assert bad.exit_code == 2 and "--model" in bad.output

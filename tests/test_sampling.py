@@ -159,3 +159,78 @@ def test_thin_records_keeps_one_real_nrt_record_per_region_hour(data_dir) -> Non
         thin_records(frame, 0)
     with pytest.raises(ConfigError, match="lacks"):
         thin_records(frame.drop("harpnum"), 1.0)
+
+
+# ------------------------------------------------- TrainConfig.resample in train_all
+
+
+@pytest.fixture(scope="module")
+def labelled(data_dir) -> pl.DataFrame:
+    """Records of 30 regions of sun2022 fold 0 (10 with a >=M flare), features and labels."""
+    from flare_core.config import TrainConfig
+    from flare_core.dataset import build_model_dataset, read_inputs
+
+    sharp, flares = read_inputs(
+        [data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz"],
+        [data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"],
+    )
+    ds = build_model_dataset(sharp, flares, TrainConfig.quick())
+    pos = ds.group_by("harpnum").agg(pl.col("m_within_24h").any()).sort("harpnum")
+    keep = (pos.filter(pl.col("m_within_24h"))["harpnum"].head(10).to_list()
+            + pos.filter(~pl.col("m_within_24h"))["harpnum"].head(20).to_list())
+    return ds.filter(pl.col("harpnum").is_in(keep))
+
+
+def test_train_all_resamples_the_fit_part_only(labelled, tmp_path):
+    import json
+
+    from flare_core.config import TrainConfig
+    from flare_core.models.baselines import ClimatologyForecaster
+    from flare_core.splits import split_validation
+    from flare_core.training import train_all
+
+    cfg = TrainConfig.quick(models=("climatology",), resample="kde", seed=3)
+    out = train_all(labelled, tmp_path / "a", cfg)
+    meta = json.loads((out / "model.json").read_text())
+    # what train_all must have done: split first, then resample the fit part alone
+    fit, val = split_validation(labelled.sort("harpnum", "t_rec"), fraction=cfg.val_fraction,
+                                seed=3)
+    resampled, report = kde_resample(fit, seed=3)
+    assert report.counts_after["N"] < report.counts_before["N"]
+    rate = ClimatologyForecaster.load(out / "climatology").event_rate_
+    assert rate == pytest.approx(resampled["m_within_24h"].cast(pl.Float64).mean())
+    assert rate > 2 * fit["m_within_24h"].cast(pl.Float64).mean()  # the base rate moved
+    # validation untouched: same regions, every record once
+    assert meta["validation_regions"] == sorted(val["harpnum"].unique().to_list())
+    assert meta["models"]["climatology"]["validation"]["n"] == val.height
+    assert meta["config"]["resample"] == "kde"
+    # deterministic per seed; the seed of the draws is the config's
+    again = train_all(labelled, tmp_path / "b", cfg)
+    assert ClimatologyForecaster.load(again / "climatology").event_rate_ == rate
+    plain = train_all(labelled, tmp_path / "c", TrainConfig.quick(models=("climatology",),
+                                                                   seed=3))
+    assert ClimatologyForecaster.load(plain / "climatology").event_rate_ == pytest.approx(
+        fit["m_within_24h"].cast(pl.Float64).mean())
+
+
+def test_resample_config_checks(tmp_path):
+    from flare_core.config import TrainConfig
+
+    cfg = TrainConfig(models=("logistic",), resample="kde",
+                      resample_params={"bandwidth": 0.3, "undersample": False})
+    assert TrainConfig.from_mapping(cfg.to_dict()) == cfg
+    toml = tmp_path / "c.toml"
+    toml.write_text('models = ["defn_m"]\nresample = "kde"\n[resample_params]\n'
+                    "min_flux_wm2 = 1e-5\n")
+    assert TrainConfig.from_toml(toml).resample_params == {"min_flux_wm2": 1e-5}
+    with pytest.raises(ConfigError, match="resample must be one of"):
+        TrainConfig(resample="smote")
+    with pytest.raises(ConfigError, match="unknown resample_params"):
+        TrainConfig(models=("logistic",), resample="kde", resample_params={"k": 3})
+    with pytest.raises(ConfigError, match="unknown resample_params"):
+        TrainConfig(resample_params={"bandwidth": 0.3})  # no resampler, no settings
+    with pytest.raises(ConfigError, match="LSTM"):
+        TrainConfig(resample="kde")  # the default models include the LSTM
+    with pytest.raises(ConfigError, match="refit"):
+        TrainConfig(models=("logistic",), resample="kde", refit=True,
+                    validation_start="2015-01-01")

@@ -99,6 +99,13 @@ def test_repeated_region_cv(fold):
     assert rerun == [h for *_, h in seen]
 
 
+def test_kfold_on_a_bare_region_array():
+    # moved from tests/models/test_cox_time.py (its region_validation_split is gone)
+    harp = np.repeat(np.arange(20), 5)
+    tr, va = region_kfold(pl.DataFrame({"harpnum": harp}), n_splits=4, seed=3)[0]
+    assert set(harp[tr]).isdisjoint(harp[va]) and tr.size + va.size == harp.size
+
+
 def test_splitter_errors():
     frame = pl.DataFrame({"harpnum": [1, 1, 2, None]})
     with pytest.raises(ConfigError, match="null"):
@@ -122,3 +129,23 @@ def test_kfold_never_shares_a_region(groups, n_splits, seed):
     for tr, te in region_kfold(frame, n_splits=n_splits, seed=seed):
         assert not (_harps(frame, tr) & _harps(frame, te))
         _assert_partition(frame.height, tr, te)
+
+
+def test_split_validation_reshuffles_whole_regions_per_seed(fold):
+    from flare_core.splits import split_validation
+
+    label = "label_m24_source"
+    ever = fold.group_by("harpnum").agg(pl.col(label).any())
+    n_pos, n_all = int(ever[label].sum()), ever.height
+    vals = []
+    for seed in range(5):
+        fit, val = split_validation(fold, fraction=0.2, seed=seed, label=label)
+        assert fit.height + val.height == fold.height
+        v = set(val["harpnum"].to_list())
+        assert not v & set(fit["harpnum"].to_list())
+        # a fifth of the regions, and a fifth of the flaring ones (stratified by region)
+        assert len(v) == pytest.approx(n_all / 5, abs=1)
+        pos = set(ever.filter(pl.col(label))["harpnum"].to_list())
+        assert len(v & pos) == pytest.approx(n_pos / 5, abs=1)
+        vals.append(frozenset(v))
+    assert len(set(vals)) == 5  # every seed a different draw

@@ -63,7 +63,6 @@ __all__ = [
     "CoxTimeNet",
     "SurvivalArrays",
     "CoxTimeModel",
-    "region_validation_split",
 ]
 
 logger = logging.getLogger(__name__)
@@ -259,37 +258,6 @@ class CoxTimeNet(nn.Module):
         return self.head(self.encode(x_num, x_cat), time)
 
 
-def region_validation_split(
-    harpnum: np.ndarray, *, fraction: float = 0.2, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split record indices so that validation regions share no region with training.
-
-    Parameters
-    ----------
-    harpnum : ndarray of shape (n,)
-        Region of each record.
-    fraction : float
-        Approximate fraction of *regions* put into validation.
-    seed : int
-        Seed of the shuffle.
-
-    Returns
-    -------
-    train_idx, val_idx : ndarray of int
-        Record indices (sorted); their region sets are disjoint.
-    """
-    from sklearn.model_selection import GroupShuffleSplit
-
-    if not 0.0 < fraction < 1.0:
-        raise ConfigError(f"fraction must be in (0, 1), got {fraction!r}")
-    harpnum = np.asarray(harpnum)
-    if np.unique(harpnum).size < 2:
-        raise ConfigError("region_validation_split needs at least 2 regions")
-    gss = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    tr, va = next(gss.split(np.zeros(harpnum.size), groups=harpnum))
-    return np.sort(tr), np.sort(va)
-
-
 class _KeepBest:
     """torchtuples callback: early stopping on the validation loss, best weights in memory."""
 
@@ -350,7 +318,7 @@ def _as_inputs(x, x_cat, n_cat_expected: int | None = None) -> tuple[np.ndarray,
     if bad.any():
         raise ConfigError(
             f"x has NaN/inf in {int(bad.sum())} record(s) (first row {int(np.flatnonzero(bad)[0])});"
-            " impute first (flare_core.imputation)")
+            " fill them first (train_all uses the training means)")
     return x, x_cat.astype(np.int64)
 
 
@@ -464,7 +432,7 @@ class CoxTimeModel(BaseEstimator):
         X_cat : ndarray of shape (n, k), optional
             Non-negative integer categorical codes (embeddings).
         validation : SurvivalArrays or tuple, optional
-            Records of regions *not* in the training set (`region_validation_split`) for early
+            Records of regions *not* in the training set (`flare_core.splits`) for early
             stopping, as `SurvivalArrays` or ``(X_val, y_val)`` / ``(X_val, y_val, X_cat_val)``;
             without it the net trains for ``epochs`` epochs.
 

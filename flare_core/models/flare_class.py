@@ -115,7 +115,7 @@ def _check_x(x) -> np.ndarray:
         raise ConfigError(f"x must be 2-D (records, features), got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ConfigError(f"x has NaN/inf in {int((~np.isfinite(x).all(axis=1)).sum())} record(s);"
-                          " impute first (flare_core.imputation)")
+                          " fill them first (train_all uses the training means)")
     return x
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from flare_core.errors import ConfigError, ModelError
@@ -10,9 +11,9 @@ from flare_core.models.cox_time import (
     CoxTimeConfig,
     CoxTimeModel,
     SurvivalArrays,
-    region_validation_split,
 )
 from flare_core.models.persistence import load_model, save_model
+from flare_core.splits import region_kfold
 
 TINY = dict(epochs=3, n_hidden=2, hidden_nodes=8, batch_size=64, mu0_sample=100, device="cpu",
             grid_step_h=6.0)
@@ -28,20 +29,19 @@ def _synthetic(n=400, seed=0):
     return x, x_cat, np.minimum(d, 144.0), ev, rng.integers(0, 40, size=n)
 
 
+def _region_split(harpnum: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) record indices: one of 5 region folds (`flare_core.splits`)."""
+    return region_kfold(pl.DataFrame({"harpnum": harpnum}), n_splits=5, seed=seed)[0]
+
+
 @pytest.fixture(scope="module")
 def fitted():
     x, xc, d, ev, harp = _synthetic()
-    tr, va = region_validation_split(harp, seed=0)
+    tr, va = _region_split(harp, seed=0)
     model = CoxTimeModel(CoxTimeConfig(**TINY)).fit(
         SurvivalArrays(x[tr], d[tr], ev[tr], xc[tr]),
         validation=SurvivalArrays(x[va], d[va], ev[va], xc[va]))
     return model, (x, xc, d, ev, harp)
-
-
-def test_split_shares_no_region():
-    harp = np.repeat(np.arange(20), 5)
-    tr, va = region_validation_split(harp, fraction=0.25, seed=3)
-    assert set(harp[tr]).isdisjoint(harp[va]) and tr.size + va.size == harp.size
 
 
 def test_predictions_in_hours(fitted):
@@ -64,7 +64,7 @@ def test_predictions_in_hours(fitted):
 
 def test_same_seed_same_predictions_and_save_load(fitted, tmp_path):
     model, (x, xc, d, ev, harp) = fitted
-    tr, va = region_validation_split(harp, seed=0)
+    tr, va = _region_split(harp, seed=0)
     again = CoxTimeModel(CoxTimeConfig(**TINY)).fit(
         SurvivalArrays(x[tr], d[tr], ev[tr], xc[tr]),
         validation=SurvivalArrays(x[va], d[va], ev[va], xc[va]))
@@ -119,8 +119,6 @@ def test_errors(fitted):
 
 def test_end_to_end_real_sun2022_slice(data_dir):
     """Real data: one sun2022 fold slice -> build_dataset -> forest (OOF) -> Cox-Time."""
-    import polars as pl
-
     from flare_core.dataset import DatasetColumns, build_dataset
     from flare_core.models.flare_class import flare_class_band, out_of_fold_bands
     from flare_core.sources.files import read_ncei_goes_flares, read_sun2022
@@ -143,7 +141,7 @@ def test_end_to_end_real_sun2022_slice(data_dir):
     from flare_core.models.flare_class import FlareClassForestConfig
     oof = out_of_fold_bands(x, band, ds["harpnum"].to_numpy(),
                             FlareClassForestConfig(n_estimators=20, n_folds=3))
-    tr, va = region_validation_split(ds["harpnum"].to_numpy(), seed=0)
+    tr, va = _region_split(ds["harpnum"].to_numpy(), seed=0)
     d, ev = ds["time_to_event_h"].to_numpy(), ds["event"].to_numpy()
     model = CoxTimeModel(CoxTimeConfig(**TINY)).fit(
         SurvivalArrays(x[tr], d[tr], ev[tr], oof[tr]),
