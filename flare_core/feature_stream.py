@@ -52,7 +52,7 @@ import polars as pl
 
 from .config import check_positive
 from .errors import ConfigError
-from .features import RunningStats, running_stats_table
+from .features import OutputBuffers, RunningStats, running_stats_table
 from .schema import SHARP_KEYWORDS
 
 __all__ = ["StreamReport", "region_chunks", "write_running_stats", "featurize_store"]
@@ -145,9 +145,9 @@ class _PartWriter:
         self._pending: Future | None = None
 
     def put(self, table) -> None:
+        self._wait()  # also for an empty table: callers rely on the previous write being done
         if table.num_rows == 0:
             return
-        self._wait()
         path = self.out_dir / _PART.format(len(self.files))
         self.files.append(path)
         self.rows += table.num_rows
@@ -207,6 +207,9 @@ def write_running_stats(
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
     writer = _PartWriter(out, compression)
+    # two sets of feature arrays: chunk k is computed while chunk k - 1 is written (the
+    # writer holds at most one table), so chunk k - 2's arrays are free again
+    buffers = OutputBuffers(generations=2)
     seen: set[int] = set()
     keywords: list[str] | None = list(config.keywords) if config.keywords else None
     n_read = 0
@@ -222,7 +225,7 @@ def write_running_stats(
             seen |= harps
             n_read += frame.height
             writer.put(running_stats_table(frame, config, engine=engine, float32=float32,
-                                           keywords=keywords))
+                                           keywords=keywords, buffers=buffers))
     finally:
         writer.close()
     logger.info("running stats streamed: %d records -> %d rows in %d file(s) under %s",
@@ -357,6 +360,9 @@ def featurize_store(
     lookback_us = round(lookback.total_seconds() * 1e6)
     _prepare_out_dir(out, overwrite)
     writer = _PartWriter(out, compression)
+    # two sets of feature arrays: chunk k is computed while chunk k - 1 is written (the
+    # writer holds at most one table), so chunk k - 2's arrays are free again
+    buffers = OutputBuffers(generations=2)
     n_read = n_chunks = 0
     batches = _prefetch(store.iter_sharp(keywords, series=series))
     try:
@@ -364,7 +370,7 @@ def featurize_store(
             n_read += frame.height
             n_chunks += 1
             writer.put(running_stats_table(frame, config, engine=engine, float32=float32,
-                                           emit_from=t0, keywords=keywords))
+                                           emit_from=t0, keywords=keywords, buffers=buffers))
             del frame
     finally:
         batches.close()

@@ -73,6 +73,7 @@ __all__ = [
     "LONG_STATS",
     "build_running_stats",
     "running_stats_table",
+    "OutputBuffers",
     "feature_columns",
     "drop_duplicate_records",
     "select_keywords",
@@ -666,6 +667,33 @@ def _stats_numpy(values_t, t_us, starts, long_starts):
 _N_STATS = len(WINDOW_STATS) + len(LONG_STATS)
 
 
+class OutputBuffers:
+    """Kernel output arrays reused from chunk to chunk of a stream (`running_stats_table`'s
+    ``buffers``): fresh multi-megabyte arrays cost page faults (and, where transparent huge
+    pages are on, compaction stalls) on every chunk.
+
+    It cycles through ``generations`` sets of arrays: the table of a chunk is valid until
+    ``generations`` more chunks have been computed with the same object. `flare_core.
+    feature_stream` uses 2: the table being written is the previous one, never older.
+    """
+
+    def __init__(self, generations: int = 2) -> None:
+        self._sets: list[list[np.ndarray]] = [[] for _ in range(generations)]
+        self._turn = -1
+
+    def take(self, count: int, m: int, dtype) -> list[np.ndarray]:
+        """``count`` C-contiguous ``(15, m)`` arrays of ``dtype`` for the next chunk."""
+        self._turn = (self._turn + 1) % len(self._sets)
+        flat = self._sets[self._turn]
+        need = _N_STATS * m
+        for i in range(count):
+            if i == len(flat):
+                flat.append(np.empty(0, dtype))
+            if flat[i].dtype != dtype or flat[i].size < need:
+                flat[i] = np.empty(need + need // 8, dtype)  # slack for the next chunks
+        return [flat[i][:need].reshape(_N_STATS, m) for i in range(count)]
+
+
 def _pow2_at_least(width: int) -> int:
     return 1 << max(0, int(width) - 1).bit_length()
 
@@ -719,6 +747,7 @@ def running_stats_table(
     float32: bool = False,
     emit_from: datetime | None = None,
     keywords: list[str] | None = None,
+    buffers: OutputBuffers | None = None,
 ):
     """`build_running_stats` as a `pyarrow.Table`, with the options of the streaming path.
 
@@ -736,6 +765,10 @@ def running_stats_table(
     keywords : list of str or None
         The keyword columns, overriding ``config.keywords`` and the "not entirely null"
         rule, so that every chunk of a stream has the same columns.
+    buffers : OutputBuffers or None
+        Reuse the feature arrays of earlier calls (numba engine). The returned table is
+        zero-copy over them: it is valid until ``buffers`` has served as many more calls as
+        it has generations. Default: fresh arrays.
 
     Returns
     -------
@@ -786,7 +819,8 @@ def running_stats_table(
         n_blocks = 1 if len(keywords) >= threads else 2 * threads
         bounds = _independent_blocks(starts, long_starts, n_blocks).tolist()
         xs = [values(k) for k in range(len(keywords))] if n_blocks > 1 else None
-        outs = [np.empty((_N_STATS, m), dtype=dtype) for _ in keywords]
+        outs = ([np.empty((_N_STATS, m), dtype=dtype) for _ in keywords] if buffers is None
+                else buffers.take(len(keywords), m, dtype))
 
         def run(task: tuple[int, int, int]) -> None:
             k, a, b = task

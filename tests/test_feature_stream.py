@@ -167,3 +167,19 @@ def test_keywords_alone_or_together_give_the_same_bits():
     for kw in ("usflux", "totpot"):
         alone = build_running_stats(frame, RunningStats(keywords=(kw,)))
         assert alone.equals(both.select(alone.columns))
+
+
+def test_output_buffers_cycle_through_generations():
+    from flare_core.features import OutputBuffers
+
+    pool = OutputBuffers(generations=2)
+    a = pool.take(3, 100, np.float32)
+    b = pool.take(3, 90, np.float32)
+    assert all(x.shape == (15, 100) and x.flags.c_contiguous for x in a)
+    assert not any(np.shares_memory(x, y) for x in a for y in b)  # the previous chunk's
+    c = pool.take(3, 110, np.float32)  # reuses the first set (grown within its slack)
+    assert all(np.shares_memory(x, y) for x, y in zip(a, c, strict=True))
+    assert all(x.shape == (15, 110) for x in c)
+    d = pool.take(3, 90, np.float64)  # another dtype: new arrays
+    assert all(x.dtype == np.float64 and not np.shares_memory(x, y)
+               for x, y in zip(d, b, strict=True))
