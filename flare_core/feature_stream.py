@@ -51,7 +51,7 @@ import numpy as np
 import polars as pl
 
 from .config import check_positive
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .features import OutputBuffers, RunningStats, running_stats_table
 from .schema import SHARP_KEYWORDS
 
@@ -295,7 +295,7 @@ def _time_chunks(batches: Iterable[pl.DataFrame], max_records: int, lookback_us:
         day = batch["t_rec"].dt.epoch("us").to_numpy() // _DAY_US
         days, counts = np.unique(day, return_counts=True)
         if start is not None and days[0] < start:
-            raise ConfigError("store batches are not in day order")
+            raise StoreError("store batches are not in day order")
         held.append(batch)
         for d, c in zip(days.tolist(), counts.tolist(), strict=True):
             if start is None:

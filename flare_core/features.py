@@ -153,15 +153,27 @@ def drop_duplicate_records(records: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         if col not in records.columns:
             raise ConfigError(f"records frame lacks the key column {col!r}")
     n0 = records.height
-    kept = records.filter(pl.col("harpnum").is_not_null() & pl.col("t_rec").is_not_null())
+    kept = records
+    if records["harpnum"].null_count() or records["t_rec"].null_count():
+        kept = records.filter(pl.col("harpnum").is_not_null() & pl.col("t_rec").is_not_null())
     n_null = n0 - kept.height
-    kept = kept.unique(subset=["harpnum", "t_rec"], keep="last", maintain_order=True)
+    # a stable sort keeps the input order among equal keys, so "last" is still the last
+    # delivered; the (costlier) unique runs only when sorted neighbours share a key
+    h = kept["harpnum"].to_numpy()
+    t = kept["t_rec"].to_physical().to_numpy()
+    dh = np.diff(h)
+    if not np.all((dh > 0) | ((dh == 0) & (np.diff(t) >= 0))):
+        order = np.lexsort((t, h))  # stable
+        kept = kept.select(pl.all().gather(order))
+        h, t = h[order], t[order]
+    if np.any((h[1:] == h[:-1]) & (t[1:] == t[:-1])):
+        kept = kept.unique(subset=["harpnum", "t_rec"], keep="last", maintain_order=True)
     n_dup = n0 - n_null - kept.height
     if n_null:
         logger.warning("dropped %d record(s) with a null harpnum or t_rec", n_null)
     if n_dup:
         logger.warning("dropped %d duplicate (harpnum, t_rec) record(s), kept the last", n_dup)
-    return kept.sort(["harpnum", "t_rec"]), n_null + n_dup
+    return kept, n_null + n_dup
 
 
 def select_keywords(sharp: pl.DataFrame, keywords: tuple[str, ...] | None = None) -> list[str]:
@@ -898,10 +910,12 @@ def build_running_stats(
     Duplicate and null-key policy: see `drop_duplicate_records`. Each window is found by a
     sorted search on (region, time). The numba kernel then slides both windows along each
     keyword in one pass, O(1) amortised per record (stable merges of moments, a small
-    sorted window for the order statistics; see the kernel's comment), in parallel over
-    independent blocks of regions; the numpy kernel gathers windows into right-aligned
-    (rows x slots) matrices per chunk of rows, O(records x records-per-window). Memory is the
-    output plus one keyword's input. For archives larger than memory, stream them with
-    `flare_core.feature_stream`.
+    sorted window for the order statistics; see the kernel's comment). It releases the GIL,
+    and a pool of ``numba.get_num_threads()`` threads runs one keyword per task (with fewer
+    keywords than threads, independent blocks of regions per task), so a thread slowed by
+    other load on the machine holds up only its own tasks. The numpy kernel gathers windows
+    into right-aligned (rows x slots) matrices per chunk of rows, O(records x
+    records-per-window). Memory is the output plus about one keyword's input per thread. For
+    archives larger than memory, stream them with `flare_core.feature_stream`.
     """
     return pl.from_arrow(running_stats_table(sharp, config, engine=engine))
