@@ -71,6 +71,7 @@ from typing import TypeVar
 
 import polars as pl
 
+from .config import check_positive
 from .errors import StoreError
 from .schema import (
     DEFAULT_NRT_LATENCY,
@@ -540,6 +541,7 @@ class Store:
             read at the start (a concurrent commit's files stay readable ``gc_grace_s``).
             Newest values only (no ``as_of``); ``noaa_ars`` is not filled from the map.
         """
+        check_positive("days_per_batch", days_per_batch)
         unknown = [c for c in columns if c not in SHARP_SCHEMA]
         if unknown:
             raise StoreError(f"unknown SHARP column(s) {unknown}")
@@ -551,7 +553,7 @@ class Store:
         want = list(dict.fromkeys(["harpnum", "t_rec", *columns]))
         scan_schema = {c: SHARP_SCHEMA[c] for c in dict.fromkeys([*want, "series", "source"])}
         days = sorted(parts)
-        for a in range(0, len(days), max(1, int(days_per_batch))):
+        for a in range(0, len(days), days_per_batch):
             files = [self.root / f for d in days[a:a + days_per_batch] for f in parts[d]]
             missing = [str(f) for f in files if not f.exists()]
             if missing:
