@@ -5,7 +5,7 @@ The input is a SYNTHETIC SHARP-like archive (random walks at a 12-min cadence wi
 ~1000 records starting at random times over 10 years. It is first generated region chunk
 by region chunk into a temporary `flare_core.store.Store` (not timed), so that generating
 it never dominates memory; then `flare_core.feature_stream.featurize_store` streams it to
-partitioned Float32 Parquet in its own child process, whose wall time and peak RSS
+partitioned Float32 Parquet (uncompressed, the default) in its own child process, whose wall time and peak RSS
 (``ru_maxrss``, the whole process: interpreter, numba, input chunks, output buffers) are
 the figures. Every implementation runs in its own child process so that its peak RSS is
 its own.
@@ -252,6 +252,7 @@ def main() -> None:
     import tempfile
 
     n, n_pd = args.records, min(args.pandas_records, args.records)
+    load0 = os.getloadavg()
     print(f"SYNTHETIC data (random walks, realistic layout only): {n:,} records x "
           f"{len(KEYWORDS)} keywords")
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
@@ -279,6 +280,9 @@ def main() -> None:
               f"build_running_stats on the subset: {pdr['seconds'] / sub['seconds']:.1f}x")
         print("cross-check on the subset: " + _cross_check(f"{tmp}/ours.parquet",
                                                              f"{tmp}/pandas.parquet"))
+    print("load average (1, 5, 15 min) at the start: {:.2f} {:.2f} {:.2f}; at the end: "
+          "{:.2f} {:.2f} {:.2f} (2 cores; other work on the machine slows every figure)"
+          .format(*load0, *os.getloadavg()))
     print(f"RESULT records={n} seconds={ours['seconds']:.2f} peak_rss_gib={ours_rss:.2f} "
           f"speedup_vs_pandas={speedup:.1f}")
 

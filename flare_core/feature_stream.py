@@ -8,11 +8,17 @@ memory is set by the chunk size, not by the archive:
 * `write_running_stats` takes any iterable of frames, each holding WHOLE regions (every
   record of a HARP in one frame; `region_chunks` cuts an in-memory frame that way), so each
   record's windows are inside its own chunk.
-* `featurize_store` reads a `flare_core.store.Store` in TIME chunks of at most
-  ``max_records`` records (whole UTC days). Each chunk is read together with the
-  ``max(window_h, long_window_h)`` hours before it (its lookback): those records enter the
-  windows of the chunk's first rows but get no output row, so every output row equals the
-  in-memory result exactly (windows are ``(t - window_h, t]``, closed right, open left).
+* `featurize_store` reads a `flare_core.store.Store` once, in day order and only the
+  columns it needs (`Store.iter_sharp`, on a read-ahead thread), and cuts it into TIME
+  chunks of at most ``max_records`` records (whole UTC days). Each chunk is computed together
+  with the ``max(window_h, long_window_h)`` hours before it (its lookback, kept in memory
+  from the records already read): those records enter the windows of the chunk's first rows
+  but get no output row, so every output row equals the in-memory result exactly (windows
+  are ``(t - window_h, t]``, closed right, open left).
+
+Per chunk, the keywords are computed on a thread pool (the compiled kernel releases the
+GIL) while the previous chunk's Parquet file is encoded on another thread and the next
+batch is read on a third, so both cores stay busy.
 
 Output layout (``out_dir``)::
 
@@ -44,8 +50,8 @@ import numpy as np
 import polars as pl
 
 from .config import check_positive
-from .errors import ConfigError
-from .features import RunningStats, running_stats_table
+from .errors import ConfigError, StoreError
+from .features import OutputBuffers, RunningStats, running_stats_table
 from .io import atomic_write
 from .schema import SHARP_KEYWORDS
 
@@ -70,7 +76,8 @@ class StreamReport:
     rows : int
         Output rows (one per distinct ``(harpnum, t_rec)``).
     records_read : int
-        Input records read, lookback records included (they are read twice).
+        Input records computed, lookback records included (a chunk's lookback records
+        count again with it; the store itself is read once).
     keywords : tuple of str
         The keywords summarised (15 feature columns each).
     """
@@ -139,9 +146,9 @@ class _PartWriter:
         self._pending: Future | None = None
 
     def put(self, table) -> None:
+        self._wait()  # also for an empty table: callers rely on the previous write being done
         if table.num_rows == 0:
             return
-        self._wait()
         path = self.out_dir / _PART.format(len(self.files))
         self.files.append(path)
         self.rows += table.num_rows
@@ -165,7 +172,7 @@ def write_running_stats(
     config: RunningStats = RunningStats(),
     *,
     float32: bool = False,
-    compression: Compression = "lz4",
+    compression: Compression = "none",
     overwrite: bool = False,
     engine: Literal["auto", "numba", "numpy"] = "auto",
 ) -> StreamReport:
@@ -186,7 +193,9 @@ def write_running_stats(
     float32 : bool
         Store features as Float32 (module docstring: what precision is lost).
     compression : {"none", "lz4", "snappy", "zstd"}
-        Parquet codec.
+        Parquet codec. The features are noisy floats that compress little (lz4: about 20 %
+        smaller files for about 35 % more encoding time, measured on the benchmark's
+        synthetic archive), so the default writes them uncompressed.
     overwrite : bool
         Delete part files already in ``out_dir`` first; otherwise they raise `ConfigError`.
     engine : {"auto", "numba", "numpy"}
@@ -199,6 +208,9 @@ def write_running_stats(
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
     writer = _PartWriter(out, compression)
+    # two sets of feature arrays: chunk k is computed while chunk k - 1 is written (the
+    # writer holds at most one table), so chunk k - 2's arrays are free again
+    buffers = OutputBuffers(generations=2)
     seen: set[int] = set()
     keywords: list[str] | None = list(config.keywords) if config.keywords else None
     n_read = 0
@@ -214,7 +226,7 @@ def write_running_stats(
             seen |= harps
             n_read += frame.height
             writer.put(running_stats_table(frame, config, engine=engine, float32=float32,
-                                           keywords=keywords))
+                                           keywords=keywords, buffers=buffers))
     finally:
         writer.close()
     logger.info("running stats streamed: %d records -> %d rows in %d file(s) under %s",
@@ -222,32 +234,79 @@ def write_running_stats(
     return StreamReport(out, tuple(writer.files), writer.rows, n_read, tuple(keywords or ()))
 
 
-def _day_counts(store, series: str | None, *, find_keywords: bool = True,
-                ) -> tuple[list[datetime], list[int], list[str]]:
-    """Records per UTC day (ascending) and (``find_keywords``) the keywords not entirely
-    null, via DuckDB (one scan of ``t_rec``; the second query reuses the file metadata)."""
-    con = store.duckdb()
-    con.execute("SET enable_object_cache = true")
+_DAY_US = 86_400_000_000
+
+
+def _prefetch(items: Iterator, depth: int = 1) -> Iterator:
+    """``items`` produced on a background thread, up to ``depth`` ahead of the consumer (the
+    store's Parquet reads release the GIL and overlap the kernel)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+    done = object()
     try:
-        cols = {r[0] for r in con.execute("DESCRIBE sharp").fetchall()}
-    except Exception:  # noqa: BLE001 - no SHARP table yet: nothing to featurise
-        con.close()
-        return [], [], []
-    where = "WHERE series = ?" if series is not None and "series" in cols else ""
-    params = [series] if where else []
-    kws = [k for k in SHARP_KEYWORDS if k in cols]
-    try:
-        days = con.execute(
-            "SELECT date_trunc('day', timezone('UTC', t_rec)) AS d, count(*) FROM sharp "
-            f"{where} GROUP BY d ORDER BY d", params).fetchall()
-        nonnull = con.execute(
-            "SELECT " + ", ".join(f"count({k})" for k in kws) + f" FROM sharp {where}",
-            params).fetchone() if kws and find_keywords else [0] * len(kws)
+        queue = [pool.submit(next, items, done) for _ in range(depth)]
+        while True:
+            item = queue.pop(0).result()
+            if item is done:
+                return
+            queue.append(pool.submit(next, items, done))
+            yield item
     finally:
-        con.close()
-    starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d, _ in days]
-    present = [k for k, c in zip(kws, nonnull, strict=True) if c]
-    return starts, [int(c) for _, c in days], present
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _present_keywords(store, series: str | None) -> list[str]:
+    """The SHARP keywords with a value somewhere in the store (stops reading at the first
+    batch where every keyword has one)."""
+    missing = list(SHARP_KEYWORDS)
+    for batch in store.iter_sharp(missing, series=series):
+        counts = batch.select(pl.col(missing).count()).row(0)
+        missing = [k for k, c in zip(missing, counts, strict=True) if c == 0]
+        if not missing:
+            break
+    return [k for k in SHARP_KEYWORDS if k not in missing]
+
+
+def _time_chunks(batches: Iterable[pl.DataFrame], max_records: int, lookback_us: int,
+                 ) -> Iterator[tuple[datetime, pl.DataFrame]]:
+    """Cut day-ordered batches into time chunks of whole UTC days, each with its lookback.
+
+    Chunk k takes the records of days ``[day_k, day_{k+1})``: days are added while the chunk
+    holds at most ``max_records`` (a denser day is a chunk of its own). It is yielded as
+    ``(day_k, frame)``, the frame holding the chunk's records and the stored records of the
+    ``lookback_us`` before ``day_k`` (kept from earlier batches: nothing is read twice).
+    """
+    held: list[pl.DataFrame] = []  # unsorted records with t_rec >= start - lookback
+    start: int | None = None  # first day (days since 1970-01-01 UTC) of the open chunk
+    acc = 0
+
+    def cut(end_day: int | None) -> tuple[datetime, pl.DataFrame]:
+        nonlocal held
+        frame = pl.concat(held, rechunk=False) if len(held) > 1 else held[0]
+        t_us = pl.col("t_rec").dt.epoch("us")
+        lo = start * _DAY_US - lookback_us
+        chunk = frame.filter(t_us >= lo) if end_day is None else frame.filter(
+            (t_us >= lo) & (t_us < end_day * _DAY_US))
+        if end_day is not None:
+            held = [frame.filter(t_us >= end_day * _DAY_US - lookback_us)]
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=start), chunk
+
+    for batch in batches:
+        if batch.height == 0:
+            continue
+        day = batch["t_rec"].dt.epoch("us").to_numpy() // _DAY_US
+        days, counts = np.unique(day, return_counts=True)
+        if start is not None and days[0] < start:
+            raise StoreError("store batches are not in day order")
+        held.append(batch)
+        for d, c in zip(days.tolist(), counts.tolist(), strict=True):
+            if start is None:
+                start = d
+            elif acc and acc + c > max_records:
+                yield cut(d)
+                start, acc = d, 0
+            acc += c
+    if start is not None:
+        yield cut(None)
 
 
 def featurize_store(
@@ -258,7 +317,7 @@ def featurize_store(
     series: str | None = None,
     max_records: int = 250_000,
     float32: bool = False,
-    compression: Compression = "lz4",
+    compression: Compression = "none",
     overwrite: bool = False,
     engine: Literal["auto", "numba", "numpy"] = "auto",
 ) -> StreamReport:
@@ -267,12 +326,12 @@ def featurize_store(
     Parameters
     ----------
     store : flare_core.store.Store
-        The store; read with `Store.read_sharp` (one series) in time chunks.
+        The store; read once with `Store.iter_sharp` (one series, current values).
     out_dir : str or Path
         Output directory; layout in the module docstring.
     config : RunningStats
         Windows and keywords. ``keywords=None`` takes the SHARP keywords that are not
-        entirely null in the store.
+        entirely null in the store (found by reading until each has a value).
     series : str or None
         The series to featurise; default the store's only one (as `Store.read_sharp`).
     max_records : int
@@ -286,43 +345,38 @@ def featurize_store(
     Returns
     -------
     StreamReport
-        ``records_read`` counts each lookback record once more.
+        ``records_read`` counts each lookback record once more (it enters two chunks).
 
     Notes
     -----
-    Chunk k holds the records with ``t_rec`` in ``[day_k, day_{k+1})`` and is read from
-    ``day_k - max(window_h, long_window_h)`` hours: the lookback enters the windows of its
-    first rows, so each output row equals `build_running_stats` on the whole store.
+    Chunk k holds the records with ``t_rec`` in ``[day_k, day_{k+1})`` and is computed with
+    those from ``day_k - max(window_h, long_window_h)`` hours on: the lookback enters the
+    windows of its first rows, so each output row equals `build_running_stats` on the whole
+    store.
     """
     check_positive("max_records", max_records)
     out = Path(out_dir)
-    days, counts, present = _day_counts(store, series, find_keywords=not config.keywords)
-    keywords = list(config.keywords) if config.keywords else present
+    keywords = list(config.keywords) if config.keywords else _present_keywords(store, series)
     lookback = timedelta(hours=max(config.window_h, config.long_window_h))
-    bounds: list[tuple[datetime, datetime]] = []
-    a, acc = 0, 0
-    for i, c in enumerate(counts):
-        if acc and acc + c > max_records:
-            bounds.append((days[a], days[i]))
-            a, acc = i, 0
-        acc += c
-    if counts:
-        bounds.append((days[a], days[-1] + timedelta(days=1)))
+    lookback_us = round(lookback.total_seconds() * 1e6)
     _prepare_out_dir(out, overwrite)
     writer = _PartWriter(out, compression)
-    n_read = 0
+    # two sets of feature arrays: chunk k is computed while chunk k - 1 is written (the
+    # writer holds at most one table), so chunk k - 2's arrays are free again
+    buffers = OutputBuffers(generations=2)
+    n_read = n_chunks = 0
+    batches = _prefetch(store.iter_sharp(keywords, series=series))
     try:
-        for t0, t1 in bounds:
-            frame = store.read_sharp(start=t0 - lookback, end=t1 - timedelta(microseconds=1),
-                                     series=series)
-            frame = frame.select(["harpnum", "t_rec", *keywords])
+        for t0, frame in _time_chunks(batches, max_records, lookback_us):
             n_read += frame.height
+            n_chunks += 1
             writer.put(running_stats_table(frame, config, engine=engine, float32=float32,
-                                           emit_from=t0, keywords=keywords))
+                                           emit_from=t0, keywords=keywords, buffers=buffers))
             del frame
     finally:
+        batches.close()
         writer.close()
     logger.info("store %s featurised: %d rows in %d file(s) under %s (%d chunks of <= %d "
                 "records, lookback %.3g h)", store.root, writer.rows, len(writer.files), out,
-                len(bounds), max_records, lookback.total_seconds() / 3600)
+                n_chunks, max_records, lookback.total_seconds() / 3600)
     return StreamReport(out, tuple(writer.files), writer.rows, n_read, tuple(keywords))

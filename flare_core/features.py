@@ -49,6 +49,7 @@ computed value would be rounding noise.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -63,10 +64,8 @@ from .timeutil import to_utc, to_utc_columns
 
 try:  # the compiled kernel; the numpy kernel is the fallback
     from numba import njit as _njit
-    from numba import prange
 except ImportError:  # pragma: no cover
     _njit = None
-    prange = range
 
 __all__ = [
     "RunningStats",
@@ -74,6 +73,7 @@ __all__ = [
     "LONG_STATS",
     "build_running_stats",
     "running_stats_table",
+    "OutputBuffers",
     "feature_columns",
     "drop_duplicate_records",
     "select_keywords",
@@ -153,15 +153,27 @@ def drop_duplicate_records(records: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         if col not in records.columns:
             raise ConfigError(f"records frame lacks the key column {col!r}")
     n0 = records.height
-    kept = records.filter(pl.col("harpnum").is_not_null() & pl.col("t_rec").is_not_null())
+    kept = records
+    if records["harpnum"].null_count() or records["t_rec"].null_count():
+        kept = records.filter(pl.col("harpnum").is_not_null() & pl.col("t_rec").is_not_null())
     n_null = n0 - kept.height
-    kept = kept.unique(subset=["harpnum", "t_rec"], keep="last", maintain_order=True)
+    # a stable sort keeps the input order among equal keys, so "last" is still the last
+    # delivered; the (costlier) unique runs only when sorted neighbours share a key
+    h = kept["harpnum"].to_numpy()
+    t = kept["t_rec"].to_physical().to_numpy()
+    dh = np.diff(h)
+    if not np.all((dh > 0) | ((dh == 0) & (np.diff(t) >= 0))):
+        order = np.lexsort((t, h))  # stable
+        kept = kept.select(pl.all().gather(order))
+        h, t = h[order], t[order]
+    if np.any((h[1:] == h[:-1]) & (t[1:] == t[:-1])):
+        kept = kept.unique(subset=["harpnum", "t_rec"], keep="last", maintain_order=True)
     n_dup = n0 - n_null - kept.height
     if n_null:
         logger.warning("dropped %d record(s) with a null harpnum or t_rec", n_null)
     if n_dup:
         logger.warning("dropped %d duplicate (harpnum, t_rec) record(s), kept the last", n_dup)
-    return kept.sort(["harpnum", "t_rec"]), n_null + n_dup
+    return kept, n_null + n_dup
 
 
 def select_keywords(sharp: pl.DataFrame, keywords: tuple[str, ...] | None = None) -> list[str]:
@@ -394,6 +406,16 @@ def _sliding_block(x, t_h, starts, long_starts, emit, a, b, cap, lcap,
     lx = np.empty(lcap)
     lt = np.empty(lcap)
     la = np.empty((5, lcap))
+    # the count-only factors of skew and kurt, per count (same operations, same bits)
+    ks = np.zeros(cap + 1)
+    k1 = np.zeros(cap + 1)
+    k2 = np.zeros(cap + 1)
+    for c in range(3, cap + 1):
+        nf = float(c)
+        ks[c] = np.sqrt(nf * (nf - 1.0)) / (nf - 2.0)
+        if c >= 4:
+            k1[c] = (nf + 1.0) * nf * (nf - 1.0) / ((nf - 2.0) * (nf - 3.0))
+            k2[c] = 3.0 * (nf - 1.0) ** 2 / ((nf - 2.0) * (nf - 3.0))
     head = 0
     mid = 0
     tail = 0
@@ -556,13 +578,12 @@ def _sliding_block(x, t_h, starts, long_starts, emit, a, b, cap, lcap,
             res1 = np.sqrt(m2 / (nf - 1.0)) if cnt >= 2 else nan
             res8 = g[7] / g[6] if cnt >= 2 and g[6] > 0 else nan
             res9 = (last - first) / abs(first) if first != 0 else nan
-            if cnt >= 3 and not constant:
-                res10 = np.sqrt(nf * (nf - 1.0)) / (nf - 2.0) * (m3 / nf) / (m2 / nf) ** 1.5
+            if cnt >= 3 and not constant:  # ks[cnt] * ..., the same operations as the docs
+                res10 = ks[cnt] * (m3 / nf) / (m2 / nf) ** 1.5
             else:
                 res10 = nan
             if cnt >= 4 and not constant:
-                res11 = ((nf + 1.0) * nf * (nf - 1.0) / ((nf - 2.0) * (nf - 3.0)) * m4
-                         / (m2 * m2) - 3.0 * (nf - 1.0) ** 2 / ((nf - 2.0) * (nf - 3.0)))
+                res11 = k1[cnt] * m4 / (m2 * m2) - k2[cnt]
             else:
                 res11 = nan
             res4 = 0.5 * (srt[(cnt - 1) // 2] + srt[cnt // 2])
@@ -606,34 +627,38 @@ def _sliding_block(x, t_h, starts, long_starts, emit, a, b, cap, lcap,
             out[14, col] = d if np.isfinite(d) else nan
 
 
-def _sliding_keyword(x, t_h, starts, long_starts, emit, bounds, cap, lcap,
-                     out):  # pragma: no cover - jitted
-    """`_sliding_block` over independent row blocks ``bounds[c]:bounds[c + 1]``, in parallel."""
-    for c in prange(bounds.shape[0] - 1):
-        _sliding_block(x, t_h, starts, long_starts, emit, bounds[c], bounds[c + 1], cap,
-                       lcap, out)
-
-
-def _validity_bits(out, bits):  # pragma: no cover - jitted
-    """Arrow validity bitmaps (LSB first) of the non-NaN entries of each row of ``out``."""
+def _validity_bits(out, bits, nulls):  # pragma: no cover - jitted
+    """Arrow validity bitmaps (LSB first) of the non-NaN entries of each row of ``out``, and
+    each row's NaN count in ``nulls``."""
     n = out.shape[1]
-    for r in prange(out.shape[0]):
-        for byte in range(bits.shape[1]):
+    full = n >> 3
+    for r in range(out.shape[0]):
+        row = out[r]
+        nn = 0
+        for byte in range(full):  # whole bytes: a branch-free inner loop
+            base = byte << 3
             acc = 0
-            base = byte * 8
-            for k in range(min(8, n - base)):
-                v = out[r, base + k]
-                if v == v:
-                    acc |= 1 << k
+            for k in range(8):
+                ok = row[base + k] == row[base + k]
+                acc |= np.uint8(ok) << k
+                nn += 1 - np.int64(ok)
             bits[r, byte] = acc
+        if full < bits.shape[1]:
+            acc = 0
+            for k in range(n - (full << 3)):
+                if row[(full << 3) + k] == row[(full << 3) + k]:
+                    acc |= 1 << k
+                else:
+                    nn += 1
+            bits[r, full] = acc
+        nulls[r] = nn
 
 
 if _njit is not None:
     _add_one = _njit(cache=True, nogil=True, inline="always")(_add_one)
     _merge = _njit(cache=True, nogil=True, inline="always")(_merge)
     _sliding_block = _njit(cache=True, nogil=True)(_sliding_block)
-    _sliding_keyword = _njit(cache=True, nogil=True, parallel=True)(_sliding_keyword)
-    _validity_bits = _njit(cache=True, nogil=True, parallel=True)(_validity_bits)
+    _validity_bits = _njit(cache=True, nogil=True)(_validity_bits)
 
 
 def _stats_numpy(values_t, t_us, starts, long_starts):
@@ -645,6 +670,33 @@ def _stats_numpy(values_t, t_us, starts, long_starts):
 
 
 _N_STATS = len(WINDOW_STATS) + len(LONG_STATS)
+
+
+class OutputBuffers:
+    """Kernel output arrays reused from chunk to chunk of a stream (`running_stats_table`'s
+    ``buffers``): fresh multi-megabyte arrays cost page faults (and, where transparent huge
+    pages are on, compaction stalls) on every chunk.
+
+    It cycles through ``generations`` sets of arrays: the table of a chunk is valid until
+    ``generations`` more chunks have been computed with the same object. `flare_core.
+    feature_stream` uses 2: the table being written is the previous one, never older.
+    """
+
+    def __init__(self, generations: int = 2) -> None:
+        self._sets: list[list[np.ndarray]] = [[] for _ in range(generations)]
+        self._turn = -1
+
+    def take(self, count: int, m: int, dtype) -> list[np.ndarray]:
+        """``count`` C-contiguous ``(15, m)`` arrays of ``dtype`` for the next chunk."""
+        self._turn = (self._turn + 1) % len(self._sets)
+        flat = self._sets[self._turn]
+        need = _N_STATS * m
+        for i in range(count):
+            if i == len(flat):
+                flat.append(np.empty(0, dtype))
+            if flat[i].dtype != dtype or flat[i].size < need:
+                flat[i] = np.empty(need + need // 8, dtype)  # slack for the next chunks
+        return [flat[i][:need].reshape(_N_STATS, m) for i in range(count)]
 
 
 def _pow2_at_least(width: int) -> int:
@@ -677,15 +729,19 @@ def _hours_in_region(groups: np.ndarray, t_us: np.ndarray) -> np.ndarray:
     return (t_us - np.repeat(t_us[first], np.diff(np.append(first, n)))) / _US_PER_H
 
 
-def _arrow_float_column(values: np.ndarray, bits: np.ndarray | None):
-    """Zero-copy Arrow array over ``values`` with NaN as null (``bits``: its validity)."""
+def _arrow_float_column(values: np.ndarray, bits: np.ndarray | None, nulls: int | None):
+    """Zero-copy Arrow array over ``values`` with NaN as null (``bits``: its validity,
+    ``nulls`` its NaN count; no bitmap when there is none, which Parquet writes faster)."""
     import pyarrow as pa
 
     if bits is None:
-        bits = np.packbits(~np.isnan(values), bitorder="little")
+        valid = ~np.isnan(values)
+        bits = np.packbits(valid, bitorder="little")
+        nulls = values.shape[0] - int(np.count_nonzero(valid))
     typ = pa.float32() if values.dtype == np.float32 else pa.float64()
     return pa.Array.from_buffers(typ, values.shape[0],
-                                 [pa.py_buffer(bits), pa.py_buffer(values)])
+                                 [pa.py_buffer(bits) if nulls else None, pa.py_buffer(values)],
+                                 null_count=nulls)
 
 
 def running_stats_table(
@@ -696,6 +752,7 @@ def running_stats_table(
     float32: bool = False,
     emit_from: datetime | None = None,
     keywords: list[str] | None = None,
+    buffers: OutputBuffers | None = None,
 ):
     """`build_running_stats` as a `pyarrow.Table`, with the options of the streaming path.
 
@@ -713,6 +770,10 @@ def running_stats_table(
     keywords : list of str or None
         The keyword columns, overriding ``config.keywords`` and the "not entirely null"
         rule, so that every chunk of a stream has the same columns.
+    buffers : OutputBuffers or None
+        Reuse the feature arrays of earlier calls (numba engine). The returned table is
+        zero-copy over them: it is valid until ``buffers`` has served as many more calls as
+        it has generations. Default: fresh arrays.
 
     Returns
     -------
@@ -757,32 +818,50 @@ def running_stats_table(
         idx = np.arange(n)
         cap = _pow2_at_least(int((idx - starts).max(initial=0)) + 1)
         lcap = _pow2_at_least(int((idx - long_starts).max(initial=0)) + 1)
-        bounds = _independent_blocks(starts, long_starts, 4 * numba.get_num_threads())
         t_h = _hours_in_region(groups, t_us)
+        threads = max(1, numba.get_num_threads())
+        # one task per keyword; with fewer keywords than threads, per independent block too
+        n_blocks = 1 if len(keywords) >= threads else 2 * threads
+        bounds = _independent_blocks(starts, long_starts, n_blocks).tolist()
+        xs = [values(k) for k in range(len(keywords))] if n_blocks > 1 else None
+        outs = ([np.empty((_N_STATS, m), dtype=dtype) for _ in keywords] if buffers is None
+                else buffers.take(len(keywords), m, dtype))
+
+        def run(task: tuple[int, int, int]) -> None:
+            k, a, b = task
+            x = values(k) if xs is None else xs[k]
+            if b > a:
+                _sliding_block(x, t_h, starts, long_starts, emit, a, b, cap, lcap, outs[k])
+
+        def bits_of(k: int):
+            bits = np.empty((_N_STATS, (m + 7) // 8), dtype=np.uint8)
+            nulls = np.empty(_N_STATS, dtype=np.int64)
+            _validity_bits(outs[k], bits, nulls)
+            return k, outs[k], bits, nulls.tolist()
 
         def chunks():
-            for k in range(len(keywords)):
-                out = np.empty((_N_STATS, m), dtype=dtype)
-                if n:
-                    _sliding_keyword(values(k), t_h, starts, long_starts, emit, bounds, cap,
-                                     lcap, out)
-                bits = np.empty((_N_STATS, (m + 7) // 8), dtype=np.uint8)
-                _validity_bits(out, bits)
-                yield k, out, bits
+            # the kernels release the GIL: a thread pool keeps every core busy, and a
+            # thread delayed by other load delays only its own tasks (no barrier per keyword)
+            tasks = [(k, a, b) for k in range(len(keywords))
+                     for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stats") as pool:
+                list(pool.map(run, tasks))
+                yield from pool.map(bits_of, range(len(keywords)))
     else:
         def chunks():
             values_t = np.array([values(k) for k in range(len(keywords))]).reshape(
                 len(keywords), n)
             for k, arr in _stats_numpy(values_t, t_us, starts, long_starts):
-                yield k, np.ascontiguousarray(arr[:, emit >= 0], dtype=dtype), None
+                yield k, np.ascontiguousarray(arr[:, emit >= 0], dtype=dtype), None, None
 
     names = (*WINDOW_STATS, *LONG_STATS)
     columns = [c.rechunk() for c in keys.get_columns()]
     arrays = [pa.array(c.to_arrow()) for c in columns]
     fields = [c.name for c in columns]
-    for k, out, bits in chunks():
+    for k, out, bits, nulls in chunks():
         for j, s in enumerate(names):
-            arrays.append(_arrow_float_column(out[j], None if bits is None else bits[j]))
+            arrays.append(_arrow_float_column(out[j], None if bits is None else bits[j],
+                                              None if nulls is None else nulls[j]))
             fields.append(f"{keywords[k]}__{s}")
     logger.info(
         "running stats: %d records (%d emitted), %d keywords, window %.3g h, long window "
@@ -824,10 +903,12 @@ def build_running_stats(
     Duplicate and null-key policy: see `drop_duplicate_records`. Each window is found by a
     sorted search on (region, time). The numba kernel then slides both windows along each
     keyword in one pass, O(1) amortised per record (stable merges of moments, a small
-    sorted window for the order statistics; see the kernel's comment), in parallel over
-    independent blocks of regions; the numpy kernel gathers windows into right-aligned
-    (rows x slots) matrices per chunk of rows, O(records x records-per-window). Memory is the
-    output plus one keyword's input. For archives larger than memory, stream them with
-    `flare_core.feature_stream`.
+    sorted window for the order statistics; see the kernel's comment). It releases the GIL,
+    and a pool of ``numba.get_num_threads()`` threads runs one keyword per task (with fewer
+    keywords than threads, independent blocks of regions per task), so a thread slowed by
+    other load on the machine holds up only its own tasks. The numpy kernel gathers windows
+    into right-aligned (rows x slots) matrices per chunk of rows, O(records x
+    records-per-window). Memory is the output plus about one keyword's input per thread. For
+    archives larger than memory, stream them with `flare_core.feature_stream`.
     """
     return pl.from_arrow(running_stats_table(sharp, config, engine=engine))

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flare_core.errors import ConfigError
+from flare_core.errors import ConfigError, StoreError
 from flare_core.feature_stream import featurize_store, region_chunks, write_running_stats
 from flare_core.features import RunningStats, build_running_stats
-from flare_core.schema import UTC_DATETIME, conform_sharp
+from flare_core.schema import SERIES_DEFINITIVE_CEA, SERIES_NRT_CEA, UTC_DATETIME, conform_sharp
 from flare_core.store import Store
 
 T0 = datetime(2014, 1, 1, tzinfo=UTC)
@@ -105,3 +105,81 @@ def test_stream_refuses_split_regions_and_stale_output(tmp_path):
         write_running_stats(region_chunks(frame), tmp_path / "b", cfg)
     report = write_running_stats(region_chunks(frame), tmp_path / "b", cfg, overwrite=True)
     assert len(report.files) == 1 and _read(tmp_path / "b").height == frame.height
+
+
+def _legacy_store(root, frame: pl.DataFrame) -> Store:
+    """A format-1 store written by hand: no ``series`` column (series by ``source``), one day
+    without ``meangbz`` and one with ``usflux`` stored as Float32 (the general read path)."""
+    import json
+
+    old = conform_sharp(frame.with_columns(pl.lit("synthetic").alias("source"))).drop(
+        "series", "available_at")
+    old = old.with_columns(pl.when(pl.col("harpnum") % 3 == 0).then(pl.lit("jsoc_nrt"))
+                           .otherwise(pl.col("source")).alias("source"))
+    parts = {}
+    split = old.with_columns(old["t_rec"].dt.strftime("%Y-%m-%d").alias("_day")).partition_by(
+        "_day", as_dict=True, include_key=False)
+    for i, ((d,), part) in enumerate(sorted(split.items())):
+        if i == 1:
+            part = part.drop("meangbz")
+        if i == 2:
+            part = part.with_columns(pl.col("usflux").cast(pl.Float32))
+        rel = f"sharp/day={d}/part-g000001-legacy.parquet"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        part.write_parquet(root / rel)
+        parts[d] = [rel]
+    (root / "MANIFEST.json").write_text(json.dumps({"format": 1, "generation": 1, "tables": {
+        "sharp": {"partitions": parts, "rows": old.height}}}))
+    return Store(root)
+
+
+@pytest.mark.parametrize("series", [SERIES_DEFINITIVE_CEA, SERIES_NRT_CEA])
+def test_iter_sharp_equals_read_sharp_projected(tmp_path, series):
+    store = _legacy_store(tmp_path / "store", _synthetic(9, 60, seed=4))
+    want = store.read_sharp(series=series).select("harpnum", "t_rec", *KW)
+    batches = list(store.iter_sharp(list(KW), series=series, days_per_batch=2))
+    assert len(batches) > 2
+    ends = [b["t_rec"].dt.date() for b in batches if b.height]
+    assert all(a.max() < b.min() for a, b in zip(ends, ends[1:], strict=False))  # day order
+    got = pl.concat(batches).sort("harpnum", "t_rec")
+    assert got.equals(want)
+    with pytest.raises(StoreError, match="several series"):
+        next(store.iter_sharp(list(KW)))
+
+
+def test_featurize_store_one_series_of_a_legacy_store(tmp_path):
+    store = _legacy_store(tmp_path / "store", _synthetic(9, 60, seed=4))
+    cfg = RunningStats(keywords=KW)
+    want = build_running_stats(store.read_sharp(series=SERIES_NRT_CEA), cfg)
+    report = featurize_store(store, tmp_path / "out", cfg, series=SERIES_NRT_CEA,
+                             max_records=40)
+    assert len(report.files) > 3 and report.rows == want.height
+    _assert_close(_read(tmp_path / "out"), want)
+
+
+def test_keywords_alone_or_together_give_the_same_bits():
+    """One keyword runs on blocks of regions in parallel, many run one keyword per thread:
+    each keyword's columns are bit-identical either way."""
+    frame = _synthetic(8, 120, seed=2).with_columns(
+        (pl.col("meangbz") * 3.0).alias("meangam"), (pl.col("usflux") * -2.0).alias("totpot"))
+    both = build_running_stats(frame, RunningStats(keywords=("usflux", "meangbz", "meangam",
+                                                             "totpot")))
+    for kw in ("usflux", "totpot"):
+        alone = build_running_stats(frame, RunningStats(keywords=(kw,)))
+        assert alone.equals(both.select(alone.columns))
+
+
+def test_output_buffers_cycle_through_generations():
+    from flare_core.features import OutputBuffers
+
+    pool = OutputBuffers(generations=2)
+    a = pool.take(3, 100, np.float32)
+    b = pool.take(3, 90, np.float32)
+    assert all(x.shape == (15, 100) and x.flags.c_contiguous for x in a)
+    assert not any(np.shares_memory(x, y) for x in a for y in b)  # the previous chunk's
+    c = pool.take(3, 110, np.float32)  # reuses the first set (grown within its slack)
+    assert all(np.shares_memory(x, y) for x, y in zip(a, c, strict=True))
+    assert all(x.shape == (15, 110) for x in c)
+    d = pool.take(3, 90, np.float64)  # another dtype: new arrays
+    assert all(x.dtype == np.float64 and not np.shares_memory(x, y)
+               for x, y in zip(d, b, strict=True))
