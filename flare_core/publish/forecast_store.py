@@ -228,6 +228,23 @@ def curve_problem(grid: list[float] | None, curve: list[float] | None) -> str | 
     return None
 
 
+def _maybe_bad_curve() -> pl.Expr:
+    """Rows whose survival curve `curve_problem` might reject (a superset: every row it
+    rejects, and maybe a few it accepts), so that only those are checked row by row."""
+    grid, curve = pl.col("survival_grid_h"), pl.col("survival_curve")
+    some = grid.is_not_null() | curve.is_not_null()
+    # a null or NaN element makes the comparisons below null, not False: fill_null(True)
+    ok = (grid.is_not_null() & curve.is_not_null()
+          & (grid.list.len() == curve.list.len()) & (grid.list.len() > 0)
+          & grid.list.eval(pl.element().is_not_null() & pl.element().is_finite()).list.all()
+          & curve.list.eval(pl.element().is_not_null() & pl.element().is_finite()).list.all()
+          & (grid.list.first() >= 0)
+          & grid.list.eval(pl.element().diff().drop_nulls() > 0).list.all()
+          & curve.list.eval(pl.element().is_between(-1e-6 + 1e-12, 1 + 1e-6 - 1e-12)).list.all()
+          & curve.list.eval(pl.element().diff().drop_nulls() < 1e-6 - 1e-12).list.all())
+    return some & ~ok.fill_null(False)
+
+
 def _check_curve(row: dict) -> None:
     problem = curve_problem(row["survival_grid_h"], row["survival_curve"])
     if problem is not None:
@@ -294,8 +311,7 @@ def conform_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
                "mean_lifetime_h must be >= 0 hours")
     _first_bad(pl.all_horizontal([pl.col(c).is_null() for c in _VALUE_COLUMNS]),
                f"no forecast value: all of {list(_VALUE_COLUMNS)} are null")
-    for row in df.filter(pl.col("survival_curve").is_not_null()
-                         | pl.col("survival_grid_h").is_not_null()).iter_rows(named=True):
+    for row in df.filter(_maybe_bad_curve()).iter_rows(named=True):
         _check_curve(row)
     n_unnested = df.filter((pl.col("p_c24") < pl.col("p_m24") - _TOL)
                            | (pl.col("p_m24") < pl.col("p_x24") - _TOL)).height
@@ -440,8 +456,13 @@ class ForecastStore:
     # -- connection handling -------------------------------------------------------------
 
     @contextmanager
-    def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection | None]:
-        """Hold the file lock and yield an open connection (None: nothing stored yet)."""
+    def _connect(self, *, write: bool,
+                 setup: bool = True) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """Hold the file lock and yield an open connection (None: nothing stored yet).
+
+        A write connection first makes sure of the tables and the schema version, unless
+        ``setup`` is False (a later connection of the same upsert, the file already set up).
+        """
         if write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -455,7 +476,7 @@ class ForecastStore:
                 return
             con = self._open(write=write)
             try:
-                if write:
+                if write and setup:
                     con.execute(_TABLE_SQL)
                     _migrate(con)
                     con.execute("INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
@@ -537,7 +558,7 @@ class ForecastStore:
         while i < len(times):
             # One lock hold covers several issue-time transactions, up to max_hold_s, so
             # that opening the file is amortised and a concurrent writer still gets a turn.
-            with self._connect(write=True) as con:
+            with self._connect(write=True, setup=i == 0) as con:
                 assert con is not None
                 held_since = time.monotonic()
                 while i < len(times):
@@ -560,15 +581,19 @@ class ForecastStore:
                             written_at: datetime) -> None:
         """One transaction: delete the issue time's rows of these models and its failed
         regions of these versions, insert ``part`` and ``failed``."""
-        models = part.select("model", "model_version").unique().rows()
+        models: dict[str, list[str]] = {}
+        for model, version in part.select("model", "model_version").unique().sort(
+                "model_version", "model").rows():
+            models.setdefault(version, []).append(model)
         it = to_utc(issue_time)
         try:
             con.execute("BEGIN TRANSACTION")
-            for model, version in models:
-                self._delete(con, it, model, version)
-            for version in versions:
+            for version, names in models.items():
+                self._delete(con, it, version, names)
+            if versions:
                 con.execute("DELETE FROM failed_regions WHERE issue_time = ? AND "
-                            "model_version = ?", [it, version])
+                            f"model_version IN ({', '.join('?' * len(versions))})",
+                            [it, *versions])
             if part.height:
                 self._insert(con, part.with_columns(
                     pl.lit(written_at).alias("written_at")))
@@ -585,10 +610,12 @@ class ForecastStore:
             raise
 
     @staticmethod
-    def _delete(con: duckdb.DuckDBPyConnection, issue_time: datetime, model: str,
-                version: str) -> None:
-        con.execute("DELETE FROM forecasts WHERE issue_time = ? AND model = ? "
-                    "AND model_version = ?", [issue_time, model, version])
+    def _delete(con: duckdb.DuckDBPyConnection, issue_time: datetime, version: str,
+                models: list[str]) -> None:
+        """Delete the rows of ``models`` (of ``version``) at ``issue_time``: one statement."""
+        con.execute("DELETE FROM forecasts WHERE issue_time = ? AND model_version = ? "
+                    f"AND model IN ({', '.join('?' * len(models))})",
+                    [issue_time, version, *models])
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame) -> None:
