@@ -716,6 +716,23 @@ class ForecastStore:
             return self._select(con, ", ".join(schema), "failed_regions", where, params,
                                 _FAILED_KEY, schema)
 
+    def content_stamp(self) -> str:
+        """A short text that changes whenever the stored content does: the row count and
+        newest ``written_at`` of both tables (every upsert stamps what it writes with the
+        time it ran). Empty for a store that does not exist yet. Cheap: two aggregates."""
+        with self._connect(write=False) as con:
+            if con is None:
+                return ""
+            parts = []
+            for table in _TABLES:
+                if table == "failed_regions" and not self._columns(con, table):
+                    parts.append(f"{table}:-")
+                    continue
+                n, newest = con.execute(
+                    f"SELECT count(*), max(written_at) FROM {table}").fetchone()
+                parts.append(f"{table}:{n}:{newest}")
+        return f"{self.path.resolve()}|" + "|".join(parts)
+
     def issue_times(self, *, model: str | None = None) -> list[datetime]:
         """Every stored issue time (tz-aware UTC), ascending; optionally of one model."""
         sql = "SELECT DISTINCT issue_time FROM forecasts"
