@@ -13,6 +13,7 @@ as ``data:`` URIs so the single file can be mailed or archived.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import logging
 import math
@@ -718,6 +719,7 @@ PLOT_WORKERS_ENV = "FLAREFLOW_PLOT_WORKERS"
 #: Fewer plots than this are drawn in this process (a worker pool costs its start-up once).
 _PARALLEL_MIN_PLOTS = 12
 _pool: Any = None
+_exit_registered = False
 
 
 def _plot_workers() -> int:
@@ -745,13 +747,21 @@ def _drawn(result: Path | ConfigError) -> Path:
     return result
 
 
+def _close_pool() -> None:
+    """Stop the plot workers while the interpreter is still whole (at exit)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
+
+
 def _draw_all(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]:
     """Draw every plot job, in a persistent pool of worker processes when there are many
     and more than one worker is allowed (else, or in a daemonic process, here). The PNGs
     are the same either way: each plot is a pure function of its arguments."""
     import multiprocessing
 
-    global _pool
+    global _pool, _exit_registered
     workers = _plot_workers()
     if (len(jobs) < _PARALLEL_MIN_PLOTS or workers < 2
             or multiprocessing.current_process().daemon):
@@ -760,10 +770,14 @@ def _draw_all(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]:
     from concurrent.futures.process import BrokenProcessPool
 
     if _pool is None or getattr(_pool, "_max_workers", workers) != workers:
+        _close_pool()
         # spawn: a fresh interpreter per worker (no fork of a process running threads);
         # each imports matplotlib once, then serves every later page of this process
         _pool = ProcessPoolExecutor(max_workers=workers,
                                     mp_context=multiprocessing.get_context("spawn"))
+        if not _exit_registered:
+            atexit.register(_close_pool)
+            _exit_registered = True
     try:
         futures = [_pool.submit(_draw_one, *j) for j in jobs]
         return [f.result() for f in futures]
