@@ -34,6 +34,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flare_core.io import atomic_write
 from flare_core.issuing import BATCH_ISSUE_TIMES
 from flows.forecast import history_h, model_ref, run_status
 from flows.layout import Layout
@@ -187,6 +188,36 @@ def _already_published(forecasts: FileRef | None, failed: list[dict[str, Any]],
     return all(have.get(f"{t:%Y%m%dT%H%M}", 0) >= n for t, n in want.iter_rows())
 
 
+#: Next to the page: what it was drawn from (`_page_inputs`), so that an unchanged page is
+#: not drawn again.
+PAGE_STAMP = ".drawn-from"
+
+
+def _page_inputs(layout: Layout, store_root: str) -> str:
+    """What the page is drawn from: the forecast store's content stamp and the data store's
+    fingerprint (its flares and records)."""
+    from flare_core.publish.forecast_store import ForecastStore
+
+    return (ForecastStore(layout.forecasts).content_stamp() + "\n"
+            + store_fingerprint(store_root) + "\n")
+
+
+def _page(layout: Layout, store_root: str, log: Any) -> str:
+    """Draw the page of the newest issue time, unless it was drawn from exactly what the
+    stores hold now (a re-run of a published backfill: the same plots, seconds saved)."""
+    index, stamp = layout.page / "index.html", layout.page / PAGE_STAMP
+    inputs = _page_inputs(layout, store_root)
+    try:
+        if index.is_file() and stamp.read_text() == inputs:
+            log.info("page %s is current (drawn from the same forecasts and data)", index)
+            return str(index)
+    except OSError:
+        pass
+    drawn = publish_page(str(layout.forecasts), str(layout.page))["page"]
+    atomic_write(stamp, inputs)
+    return drawn
+
+
 @flow(name="backfill-batches")
 def _run_batches(chunks: list[list[datetime]], model: FileRef, sharp: FileRef, flares: FileRef,
                  work_dir: str, forecast_store: str, scoreboard_dir: str | None,
@@ -282,7 +313,7 @@ def backfill(start: datetime, end: datetime, store: str | None = None,
            "series": series, "forecast_store": str(layout.forecasts),
            "model_dir": model.path}
     if page and totals["rows"]:
-        out["page"] = publish_page(str(layout.forecasts), str(layout.page))["page"]
+        out["page"] = _page(layout, root, log)
     log.info("backfill done (%s): %d of %d issue times published (%d rows), %d gaps, %d "
              "region forecasts left out", out["status"], totals["issue_times"], len(times),
              totals["rows"], len(totals["gaps"]), len(totals["failed_regions"]))

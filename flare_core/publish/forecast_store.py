@@ -228,6 +228,23 @@ def curve_problem(grid: list[float] | None, curve: list[float] | None) -> str | 
     return None
 
 
+def _maybe_bad_curve() -> pl.Expr:
+    """Rows whose survival curve `curve_problem` might reject (a superset: every row it
+    rejects, and maybe a few it accepts), so that only those are checked row by row."""
+    grid, curve = pl.col("survival_grid_h"), pl.col("survival_curve")
+    some = grid.is_not_null() | curve.is_not_null()
+    # a null or NaN element makes the comparisons below null, not False: fill_null(True)
+    ok = (grid.is_not_null() & curve.is_not_null()
+          & (grid.list.len() == curve.list.len()) & (grid.list.len() > 0)
+          & grid.list.eval(pl.element().is_not_null() & pl.element().is_finite()).list.all()
+          & curve.list.eval(pl.element().is_not_null() & pl.element().is_finite()).list.all()
+          & (grid.list.first() >= 0)
+          & grid.list.eval(pl.element().diff().drop_nulls() > 0).list.all()
+          & curve.list.eval(pl.element().is_between(-1e-6 + 1e-12, 1 + 1e-6 - 1e-12)).list.all()
+          & curve.list.eval(pl.element().diff().drop_nulls() < 1e-6 - 1e-12).list.all())
+    return some & ~ok.fill_null(False)
+
+
 def _check_curve(row: dict) -> None:
     problem = curve_problem(row["survival_grid_h"], row["survival_curve"])
     if problem is not None:
@@ -294,8 +311,7 @@ def conform_forecasts(forecasts: pl.DataFrame) -> pl.DataFrame:
                "mean_lifetime_h must be >= 0 hours")
     _first_bad(pl.all_horizontal([pl.col(c).is_null() for c in _VALUE_COLUMNS]),
                f"no forecast value: all of {list(_VALUE_COLUMNS)} are null")
-    for row in df.filter(pl.col("survival_curve").is_not_null()
-                         | pl.col("survival_grid_h").is_not_null()).iter_rows(named=True):
+    for row in df.filter(_maybe_bad_curve()).iter_rows(named=True):
         _check_curve(row)
     n_unnested = df.filter((pl.col("p_c24") < pl.col("p_m24") - _TOL)
                            | (pl.col("p_m24") < pl.col("p_x24") - _TOL)).height
@@ -425,8 +441,13 @@ class ForecastStore:
     # -- connection handling -------------------------------------------------------------
 
     @contextmanager
-    def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection | None]:
-        """Hold the file lock and yield an open connection (None: nothing stored yet)."""
+    def _connect(self, *, write: bool,
+                 setup: bool = True) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """Hold the file lock and yield an open connection (None: nothing stored yet).
+
+        A write connection first makes sure of the tables and the schema version, unless
+        ``setup`` is False (a later connection of the same upsert, the file already set up).
+        """
         if write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -440,7 +461,7 @@ class ForecastStore:
                 return
             con = self._open(write=write)
             try:
-                if write:
+                if write and setup:
                     con.execute(_TABLE_SQL)
                     _migrate(con)
                     con.execute("INSERT OR REPLACE INTO store_meta VALUES ('schema_version', ?)",
@@ -522,7 +543,7 @@ class ForecastStore:
         while i < len(times):
             # One lock hold covers several issue-time transactions, up to max_hold_s, so
             # that opening the file is amortised and a concurrent writer still gets a turn.
-            with self._connect(write=True) as con:
+            with self._connect(write=True, setup=i == 0) as con:
                 assert con is not None
                 held_since = time.monotonic()
                 while i < len(times):
@@ -545,15 +566,19 @@ class ForecastStore:
                             written_at: datetime) -> None:
         """One transaction: delete the issue time's rows of these models and its failed
         regions of these versions, insert ``part`` and ``failed``."""
-        models = part.select("model", "model_version").unique().rows()
+        models: dict[str, list[str]] = {}
+        for model, version in part.select("model", "model_version").unique().sort(
+                "model_version", "model").rows():
+            models.setdefault(version, []).append(model)
         it = to_utc(issue_time)
         try:
             con.execute("BEGIN TRANSACTION")
-            for model, version in models:
-                self._delete(con, it, model, version)
-            for version in versions:
+            for version, names in models.items():
+                self._delete(con, it, version, names)
+            if versions:
                 con.execute("DELETE FROM failed_regions WHERE issue_time = ? AND "
-                            "model_version = ?", [it, version])
+                            f"model_version IN ({', '.join('?' * len(versions))})",
+                            [it, *versions])
             if part.height:
                 self._insert(con, part.with_columns(
                     pl.lit(written_at).alias("written_at")))
@@ -570,10 +595,12 @@ class ForecastStore:
             raise
 
     @staticmethod
-    def _delete(con: duckdb.DuckDBPyConnection, issue_time: datetime, model: str,
-                version: str) -> None:
-        con.execute("DELETE FROM forecasts WHERE issue_time = ? AND model = ? "
-                    "AND model_version = ?", [issue_time, model, version])
+    def _delete(con: duckdb.DuckDBPyConnection, issue_time: datetime, version: str,
+                models: list[str]) -> None:
+        """Delete the rows of ``models`` (of ``version``) at ``issue_time``: one statement."""
+        con.execute("DELETE FROM forecasts WHERE issue_time = ? AND model_version = ? "
+                    f"AND model IN ({', '.join('?' * len(models))})",
+                    [issue_time, version, *models])
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame) -> None:
@@ -674,6 +701,23 @@ class ForecastStore:
                 return pl.DataFrame(schema=schema)
             return self._select(con, ", ".join(schema), "failed_regions", where, params,
                                 _FAILED_KEY, schema)
+
+    def content_stamp(self) -> str:
+        """A short text that changes whenever the stored content does: the row count and
+        newest ``written_at`` of both tables (every upsert stamps what it writes with the
+        time it ran). Empty for a store that does not exist yet. Cheap: two aggregates."""
+        with self._connect(write=False) as con:
+            if con is None:
+                return ""
+            parts = []
+            for table in _TABLES:
+                if table == "failed_regions" and not self._columns(con, table):
+                    parts.append(f"{table}:-")
+                    continue
+                n, newest = con.execute(
+                    f"SELECT count(*), max(written_at) FROM {table}").fetchone()
+                parts.append(f"{table}:{n}:{newest}")
+        return f"{self.path.resolve()}|" + "|".join(parts)
 
     def issue_times(self, *, model: str | None = None) -> list[datetime]:
         """Every stored issue time (tz-aware UTC), ascending; optionally of one model."""

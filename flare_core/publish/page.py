@@ -13,6 +13,7 @@ as ``data:`` URIs so the single file can be mailed or archived.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import logging
 import math
@@ -619,30 +620,37 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     now = coverage.filter(pl.col("issue_time") == latest).row(0, named=True)
 
     current_regions = set(current["harpnum"])
-    model_plots: dict[str, dict[int | None, list[Path]]] = {}
+    # The plots are collected first and drawn together (`_draw_all`: over a few worker
+    # processes when there are many), then placed in the order the page lists them.
+    jobs: list[tuple[str, tuple, dict]] = []
+    placing: list[tuple[str, int | None, list[int], bool]] = []  # model, harpnum, jobs, track
+
+    def job(name: str, *args: Any, **kwargs: Any) -> int:
+        jobs.append((name, args, kwargs))
+        return len(jobs) - 1
+
     for (m, v), part in history.group_by(["model", "model_version"], maintain_order=True):
         if m not in set(current["model"]) or v != current.filter(
                 pl.col("model") == m)["model_version"].max():
             continue
         mine = part.filter(pl.col("harpnum").is_in(list(current_regions)))
-        try:
-            model_plots.setdefault(m, {})[None] = [plots.plot_region_probability_tracks(
-                mine.sort("harpnum", "issue_time"), out / f"{m}_regions.png", flares=flares,
-                gaps=gaps, title=f"{m}: P(flare in the next 24 h) by region")]
-        except ConfigError:  # no probabilities at all (a lifetime-only model)
-            pass
+        placing.append((m, None, [job(
+            "plot_region_probability_tracks", mine.sort("harpnum", "issue_time"),
+            out / f"{m}_regions.png", flares=flares, gaps=gaps,
+            title=f"{m}: P(flare in the next 24 h) by region")], True))
     recent = store.read(start=latest - timedelta(hours=history_h), end=latest + timedelta(
         microseconds=1))
     for (m, harpnum), part in recent.group_by(["model", "harpnum"], maintain_order=True):
         harpnum = int(harpnum)
-        if harpnum not in current_regions or m not in model_plots and m not in set(
-                current["model"]):
+        # (a model with plots is a current model: the test is on the current models)
+        if harpnum not in current_regions or m not in set(current["model"]):
             continue
         v = current.filter(pl.col("model") == m)["model_version"].max()
         part = part.filter(pl.col("model_version") == v)
         ars = part["noaa_ars"].drop_nulls()
         title = f"HARP {harpnum}" + (f" (AR {ars[-1]})" if len(ars) else "") + f", {m} model"
-        paths = model_plots.setdefault(m, {}).setdefault(harpnum, [])
+        mine_jobs: list[int] = []
+        placing.append((m, harpnum, mine_jobs, False))
         curves = part.filter(pl.col("survival_curve").list.len() > 0,
                              pl.col("survival_grid_h").list.len()
                              == pl.col("survival_curve").list.len())
@@ -652,10 +660,11 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
             labels = [f"{t:%m-%d %H:%M}" + (" (latest)" if t == latest else
                                             f" ({(t - latest).total_seconds() / 3600:+.0f} h)")
                       for t in picked["issue_time"]]
-            paths.append(plots.plot_survival_curves(
-                picked["survival_grid_h"].to_list(), picked["survival_curve"].to_list(),
-                picked["issue_time"], out / f"{m}_{harpnum}_survival.png", title=title,
-                labels=labels, horizon_h=24.0))
+            mine_jobs.append(job(
+                "plot_survival_curves", picked["survival_grid_h"].to_list(),
+                picked["survival_curve"].to_list(), picked["issue_time"],
+                out / f"{m}_{harpnum}_survival.png", title=title, labels=labels,
+                horizon_h=24.0))
         life = history.filter(pl.col("model") == m, pl.col("model_version") == v,
                               pl.col("harpnum") == harpnum,
                               pl.col("mean_lifetime_h").is_not_null())
@@ -663,19 +672,31 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
             own = (None if flares is None else flares.filter(pl.col("harpnum") == harpnum,
                                                            pl.col("goes_class").str.slice(0, 1)
                                                            .is_in(["M", "X"])))
-            paths.append(plots.plot_mean_lifetime_track(
-                life["issue_time"], life["mean_lifetime_h"], out / f"{m}_{harpnum}_lifetime.png",
-                title=title, cap_h=cap_h, gaps=gaps, harpnum=harpnum,
-                flare_times=None if own is None else own["peak_time"],
+            mine_jobs.append(job(
+                "plot_mean_lifetime_track", life["issue_time"], life["mean_lifetime_h"],
+                out / f"{m}_{harpnum}_lifetime.png", title=title, cap_h=cap_h, gaps=gaps,
+                harpnum=harpnum, flare_times=None if own is None else own["peak_time"],
                 flare_classes=None if own is None else own["goes_class"].to_list()))
     full_disk = full_disk_probabilities(head).join(
         coverage.select("issue_time", "n_on_disk"), on="issue_time", how="left")
-    fd_plot = None
+    fd_job = None
     if full_disk.height and any(full_disk[c].null_count() < full_disk.height
                                 for c in ("p_c24", "p_m24", "p_x24")):
-        fd_plot = plots.plot_full_disk_probability(
-            full_disk, out / "full_disk.png", flares=flares, gaps=gaps, n_regions=True,
-            title=f"Full-disk flare probability ({model} model, regions forecast)")
+        fd_job = job("plot_full_disk_probability",
+                     full_disk, out / "full_disk.png", flares=flares, gaps=gaps, n_regions=True,
+                     title=f"Full-disk flare probability ({model} model, regions forecast)")
+    drawn = _draw_all(jobs)
+    model_plots: dict[str, dict[int | None, list[Path]]] = {}
+    for m, harpnum, made, track in placing:
+        if track:
+            result = drawn[made[0]]
+            if isinstance(result, ConfigError):  # no probabilities (a lifetime-only model)
+                continue
+            model_plots.setdefault(m, {})[None] = [_drawn(result)]
+        else:
+            model_plots.setdefault(m, {}).setdefault(harpnum, []).extend(
+                _drawn(drawn[k]) for k in made)
+    fd_plot = None if fd_job is None else _drawn(drawn[fd_job])
     ver, ver_plot, ver_note = _verify(history, flares, latest, out,
                                       window_d=verification_days)
     recent_flares = (None if flares is None else flares.filter(
@@ -689,6 +710,80 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         gaps=gap_text, period=period, recent_flares=recent_flares, verification=ver,
         verification_plot=ver_plot, verification_note=ver_note,
         verification_days=verification_days, cap_h=cap_h, notes=notes)
+
+
+#: Worker processes drawing a page's plots (``FLAREFLOW_PLOT_WORKERS``; default: up to 2,
+#: the CPUs; 1 draws in this process). Matplotlib holds the GIL, so threads would not help.
+PLOT_WORKERS_ENV = "FLAREFLOW_PLOT_WORKERS"
+#: Fewer plots than this are drawn in this process (a worker pool costs its start-up once).
+_PARALLEL_MIN_PLOTS = 12
+_pool: Any = None
+_exit_registered = False
+
+
+def _plot_workers() -> int:
+    raw = os.environ.get(PLOT_WORKERS_ENV)
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise ConfigError(f"{PLOT_WORKERS_ENV} must be a whole number, got {raw!r}") from None
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _draw_one(name: str, args: tuple, kwargs: dict) -> Path | ConfigError:
+    """One plot (`flare_core.publish.plots.<name>`); a `ConfigError` is returned, not raised
+    (the page leaves that plot out where it may)."""
+    try:
+        return getattr(plots, name)(*args, **kwargs)
+    except ConfigError as e:
+        return e
+
+
+def _drawn(result: Path | ConfigError) -> Path:
+    if isinstance(result, ConfigError):
+        raise result
+    return result
+
+
+def _close_pool() -> None:
+    """Stop the plot workers while the interpreter is still whole (at exit)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
+
+
+def _draw_all(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]:
+    """Draw every plot job, in a persistent pool of worker processes when there are many
+    and more than one worker is allowed (else, or in a daemonic process, here). The PNGs
+    are the same either way: each plot is a pure function of its arguments."""
+    import multiprocessing
+
+    global _pool, _exit_registered
+    workers = _plot_workers()
+    if (len(jobs) < _PARALLEL_MIN_PLOTS or workers < 2
+            or multiprocessing.current_process().daemon):
+        return [_draw_one(*j) for j in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    if _pool is None or getattr(_pool, "_max_workers", workers) != workers:
+        _close_pool()
+        # spawn: a fresh interpreter per worker (no fork of a process running threads);
+        # each imports matplotlib once, then serves every later page of this process
+        _pool = ProcessPoolExecutor(max_workers=workers,
+                                    mp_context=multiprocessing.get_context("spawn"))
+        if not _exit_registered:
+            atexit.register(_close_pool)
+            _exit_registered = True
+    try:
+        futures = [_pool.submit(_draw_one, *j) for j in jobs]
+        return [f.result() for f in futures]
+    except BrokenProcessPool:  # a worker died (killed, out of memory): draw here instead
+        logger.warning("page: plot worker pool broke; drawing the plots in this process")
+        _pool = None
+        return [_draw_one(*j) for j in jobs]
 
 
 def _headline_model(current: pl.DataFrame) -> str:

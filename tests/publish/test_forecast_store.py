@@ -496,3 +496,14 @@ def test_host_time_zone_does_not_shift_times(tmp_path):
     assert zone == "Pacific/Auckland"  # otherwise the test shows nothing
     assert t_rec == "2014-10-22T02:48:00+00:00"
     assert times == listed == "2014-10-22T00:00:00+00:00 2014-10-22T03:00:00+00:00"
+
+
+def test_content_stamp_changes_with_every_write_only(tmp_path, issue_times):
+    store = ForecastStore(tmp_path / "f.duckdb")
+    assert store.content_stamp() == ""
+    store.upsert(make_forecasts(issue_times[:2]))
+    first = store.content_stamp()
+    store.read()
+    assert first and store.content_stamp() == first  # reading changes nothing
+    store.upsert(make_forecasts(issue_times[:1], seed=3))  # same rows count, newer write
+    assert store.content_stamp() != first

@@ -211,3 +211,29 @@ def test_failed_regions_of_the_issue_time_are_listed(tmp_path):
     clean = ForecastStore(tmp_path / "g.duckdb")
     clean.upsert(fc1)
     assert 'id="failed-regions"' not in publish_latest_page(clean, tmp_path / "s2").read_text()
+
+
+def test_plots_drawn_by_worker_processes_are_the_same(tmp_path, monkeypatch):
+    """A page of many plots drawn over worker processes equals the one drawn in-process,
+    PNG for PNG and in its HTML."""
+    from flare_core.publish import page as page_module
+
+    store = ForecastStore(tmp_path / "f.duckdb")
+    times = [T0 + timedelta(hours=h) for h in range(6)]
+    harps = (4698, 4676, 4685, 4700, 4701, 4702, 4703)
+    store.upsert(make_forecasts(times, harpnums=harps))
+    store.upsert(make_forecasts(times[-1:], harpnums=harps, model="defn", version="2",
+                                with_curves=False))
+    when = datetime(2014, 10, 22, 6, 5, tzinfo=UTC)
+    html = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv(page_module.PLOT_WORKERS_ENV, workers)
+        out = publish_latest_page(store, tmp_path / workers, history_h=24, generated_at=when)
+        html[workers] = out.read_text()
+    assert html["1"] == html["2"]
+    pngs = sorted(p.name for p in (tmp_path / "1").glob("*.png"))
+    assert len(pngs) >= page_module._PARALLEL_MIN_PLOTS
+    assert pngs == sorted(p.name for p in (tmp_path / "2").glob("*.png"))
+    for name in pngs:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
+    assert page_module._pool is not None  # the second page really used the workers

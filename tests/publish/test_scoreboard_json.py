@@ -211,3 +211,50 @@ def test_reading_a_broken_file_names_it(tmp_path, forecasts):
     path.write_text("{not json")
     with pytest.raises(ParseError, match=path.name):
         read_scoreboard_json(path)
+
+
+def test_documents_are_written_as_json_dumps_writes_them(tmp_path, forecasts):
+    """`dumps_document` is ``json.dumps(indent=1, allow_nan=False)`` byte for byte, also for
+    what the documents never hold (the odd values fall back to json.dumps and its errors)."""
+    import numpy as np
+
+    from flare_core.publish.scoreboard_json import dumps_document
+
+    for path in write_scoreboard_json(forecasts, tmp_path):
+        text = path.read_text()
+        assert text == json.dumps(json.loads(text), indent=1, allow_nan=False) + "\n"
+    odd = {"é\u2603\"\\\n": [1, 1.0, -0.0, 1e-05, 1e16, 12345678901234567890, True, False,
+                             None, (1.5, 2.5), [], {}, [[0.1, 0.2], []], np.float64(0.1)],
+           "curve": [0.1, 0.30000000000000004, 5e-324, 1.7976931348623157e308]}
+    assert dumps_document(odd) == json.dumps(odd, indent=1, allow_nan=False)
+    assert dumps_document({1: "a"}) == json.dumps({1: "a"}, indent=1, allow_nan=False)
+    for bad in ({"x": float("nan")}, {"x": [1.0, float("inf")]}, {"x": np.int64(1)}):
+        with pytest.raises((ValueError, TypeError)):
+            dumps_document(bad)
+
+
+def test_the_fast_schema_check_never_passes_what_jsonschema_rejects(forecasts):
+    from flare_core.publish.scoreboard_json import _VALIDATOR, _surely_valid
+
+    doc = build_scoreboard_document(forecasts)
+    assert _surely_valid(doc) and _VALIDATOR.is_valid(doc)
+    edits = [
+        lambda s: s["region_forecasts"][0].update(mean_lifetime_h=-1.0),
+        lambda s: s["region_forecasts"][0].update(mean_lifetime_h=True),
+        lambda s: s["region_forecasts"][0]["region_ids"][0].update(number="12a"),
+        lambda s: s["region_forecasts"][0]["region_ids"][0].update(type="NOAA"),
+        lambda s: s["region_forecasts"][0].update(absent={"B+": "x"}),
+        lambda s: s["region_forecasts"][0].update(survival_curve={"time_h": []}),
+        lambda s: s["full_disk_forecasts"][0].update(number_of_regions=-1),
+        lambda s: s["full_disk_forecasts"].append(s["full_disk_forecasts"][0]),
+        lambda s: s["model"].update(short_name=""),
+        lambda s: s.update(series=3),
+        lambda s: s.update(failed_regions=[{"harpnum": 1, "reason": ""}]),
+        lambda s: s["region_forecasts"][0]["flare_probabilities"][0].update(probability=-0.1),
+        lambda s: s["region_forecasts"][0].update(data_time="yesterday"),
+    ]
+    for edit in edits:
+        bad = copy.deepcopy(doc)
+        edit(bad["forecast_submission"])
+        assert not _VALIDATOR.is_valid(bad)
+        assert not _surely_valid(bad)
