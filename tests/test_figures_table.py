@@ -37,5 +37,5 @@ def test_table_takes_the_newest_line_and_judges_each_target(tmp_path: Path) -> N
     assert "| 20 | **missed** |" in text  # baseline 20x < 50x
     assert "| 70 | met |" in text
     assert "bench_forecast.py` | one hourly forecast" in text and "not measured" in text
-    assert done.stdout.strip().splitlines()[-1] == "RESULT met=5 missed=1 not_measured=6"
+    assert done.stdout.strip().splitlines()[-1] == "RESULT met=5 missed=1 not_measured=7"
     assert _run("--log", str(log), "--readme", str(readme), "--check").returncode == 0
