@@ -186,6 +186,7 @@ def test_train_all_resamples_the_fit_part_only(labelled, tmp_path):
 
     from flare_core.config import TrainConfig
     from flare_core.models.baselines import ClimatologyForecaster
+    from flare_core.models.persistence import load_model
     from flare_core.splits import split_validation
     from flare_core.training import train_all
 
@@ -197,7 +198,7 @@ def test_train_all_resamples_the_fit_part_only(labelled, tmp_path):
                                 seed=3)
     resampled, report = kde_resample(fit, seed=3)
     assert report.counts_after["N"] < report.counts_before["N"]
-    rate = ClimatologyForecaster.load(out / "climatology").event_rate_
+    rate = load_model(ClimatologyForecaster, out / "climatology").event_rate_
     assert rate == pytest.approx(resampled["m_within_24h"].cast(pl.Float64).mean())
     assert rate > 2 * fit["m_within_24h"].cast(pl.Float64).mean()  # the base rate moved
     # validation untouched: same regions, every record once
@@ -206,10 +207,10 @@ def test_train_all_resamples_the_fit_part_only(labelled, tmp_path):
     assert meta["config"]["resample"] == "kde"
     # deterministic per seed; the seed of the draws is the config's
     again = train_all(labelled, tmp_path / "b", cfg)
-    assert ClimatologyForecaster.load(again / "climatology").event_rate_ == rate
+    assert load_model(ClimatologyForecaster, again / "climatology").event_rate_ == rate
     plain = train_all(labelled, tmp_path / "c", TrainConfig.quick(models=("climatology",),
                                                                    seed=3))
-    assert ClimatologyForecaster.load(plain / "climatology").event_rate_ == pytest.approx(
+    assert load_model(ClimatologyForecaster, plain / "climatology").event_rate_ == pytest.approx(
         fit["m_within_24h"].cast(pl.Float64).mean())
 
 
