@@ -54,6 +54,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.evaluation_md import write_block  # noqa: E402
 from flare_core import metrics  # noqa: E402
 from flare_core.config import TrainConfig  # noqa: E402
 from flare_core.dataset import build_model_dataset, read_inputs  # noqa: E402
@@ -412,16 +413,10 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def write_evaluation(text: str) -> None:
-    path = REPO / "EVALUATION.md"
-    doc = path.read_text(encoding="utf-8")
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc and END in doc:
-        doc = doc[:doc.index(BEGIN)] + block + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip() + "\n\n## The NRT stream, hour by hour (validation year)\n\n" + \
-            "Produced by `.venv/bin/python benchmarks/evaluate_nrt.py` (protocol in its " + \
-            "docstring).\n\n" + block + "\n"
-    path.write_text(doc, encoding="utf-8")
+    write_block(REPO / "EVALUATION.md", BEGIN, END, text,
+                heading="\n\n## The NRT stream, hour by hour (validation year)\n\n"
+                        "Produced by `.venv/bin/python benchmarks/evaluate_nrt.py` (protocol in "
+                        "its docstring).\n\n")
 
 
 def main() -> None:

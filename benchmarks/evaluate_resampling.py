@@ -47,6 +47,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.evaluation_md import write_block  # noqa: E402
 from flare_core import metrics  # noqa: E402
 from flare_core.config import TrainConfig  # noqa: E402
 from flare_core.dataset import build_model_dataset, read_inputs  # noqa: E402
@@ -121,27 +122,18 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def write_evaluation(text: str) -> None:
-    path = REPO / "EVALUATION.md"
-    doc = path.read_text(encoding="utf-8")
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc and END in doc:
-        doc = doc[:doc.index(BEGIN)] + block + doc[doc.index(END) + len(END):]
-    else:
-        head = ("\n\n## KDE re-balancing of the fit part (`TrainConfig.resample`), NRT "
-                "validation year\n\nProduced by `.venv/bin/python "
-                "benchmarks/evaluate_resampling.py` (protocol in its docstring): logistic "
-                "regression and Deep Flare Net trained on the NRT stream 2021-05 .. 2022-12 "
-                "with and without the survival paper's re-balancing, scored on the 2023 "
-                "region-hours. These are validation scores: thresholds, epochs and Platt "
-                "calibration were chosen on the same 2023 records, for both arms alike. Only "
-                "these two models were run (the Cox-Time chain, which the survival paper "
-                "re-balanced for, takes ~40 min more on this machine and was not). Off by "
-                "default (`resample = None`).\n\n")
-        marker = "\n# The sun2022 folds"
-        i = doc.find(marker)
-        doc = (doc[:i].rstrip() + head + block + "\n" + doc[i:] if i >= 0
-               else doc.rstrip() + head + block + "\n")
-    path.write_text(doc, encoding="utf-8")
+    heading = ("\n\n## KDE re-balancing of the fit part (`TrainConfig.resample`), NRT "
+               "validation year\n\nProduced by `.venv/bin/python "
+               "benchmarks/evaluate_resampling.py` (protocol in its docstring): logistic "
+               "regression and Deep Flare Net trained on the NRT stream 2021-05 .. 2022-12 "
+               "with and without the survival paper's re-balancing, scored on the 2023 "
+               "region-hours. These are validation scores: thresholds, epochs and Platt "
+               "calibration were chosen on the same 2023 records, for both arms alike. Only "
+               "these two models were run (the Cox-Time chain, which the survival paper "
+               "re-balanced for, takes ~40 min more on this machine and was not). Off by "
+               "default (`resample = None`).\n\n")
+    write_block(REPO / "EVALUATION.md", BEGIN, END, text, heading=heading,
+                before="\n# The sun2022 folds")
 
 
 def main() -> None:

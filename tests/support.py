@@ -63,3 +63,20 @@ def train_tiny_model(data_dir: Path, out: Path) -> Path:
     cfg = TrainConfig.quick(models=("logistic", "persistence", "climatology"))
     ds = build_model_dataset(sharp.filter(pl.col("harpnum").is_in(keep)), flares, cfg)
     return train_all(ds, out, cfg)
+
+
+def sun2022_regions(data_dir: Path, *, flaring: int, quiet: int) -> pl.DataFrame:
+    """Features and labels (quick windows) of the first ``flaring`` regions with a >=M flare
+    and the first ``quiet`` without one (by HARP number) of sun2022 fold 0."""
+    from flare_core.config import TrainConfig
+    from flare_core.dataset import build_model_dataset, read_inputs
+
+    sharp, flares = read_inputs(
+        [data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz"],
+        [data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"],
+    )
+    ds = build_model_dataset(sharp, flares, TrainConfig.quick())
+    pos = ds.group_by("harpnum").agg(pl.col("m_within_24h").any()).sort("harpnum")
+    keep = (pos.filter(pl.col("m_within_24h"))["harpnum"].head(flaring).to_list()
+            + pos.filter(~pl.col("m_within_24h"))["harpnum"].head(quiet).to_list())
+    return ds.filter(pl.col("harpnum").is_in(keep))

@@ -167,18 +167,9 @@ def test_thin_records_keeps_one_real_nrt_record_per_region_hour(data_dir) -> Non
 @pytest.fixture(scope="module")
 def labelled(data_dir) -> pl.DataFrame:
     """Records of 30 regions of sun2022 fold 0 (10 with a >=M flare), features and labels."""
-    from flare_core.config import TrainConfig
-    from flare_core.dataset import build_model_dataset, read_inputs
+    from tests.support import sun2022_regions
 
-    sharp, flares = read_inputs(
-        [data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz"],
-        [data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"],
-    )
-    ds = build_model_dataset(sharp, flares, TrainConfig.quick())
-    pos = ds.group_by("harpnum").agg(pl.col("m_within_24h").any()).sort("harpnum")
-    keep = (pos.filter(pl.col("m_within_24h"))["harpnum"].head(10).to_list()
-            + pos.filter(~pl.col("m_within_24h"))["harpnum"].head(20).to_list())
-    return ds.filter(pl.col("harpnum").is_in(keep))
+    return sun2022_regions(data_dir, flaring=10, quiet=20)
 
 
 def test_train_all_resamples_the_fit_part_only(labelled, tmp_path):

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from flare_core.config import DEFAULT_PARAMS, TrainConfig
-from flare_core.dataset import build_model_dataset, read_inputs
+from flare_core.dataset import read_inputs
 from flare_core.errors import ConfigError, ModelError
 from flare_core.metrics import best_tss_threshold
 from flare_core.models.persistence import load_model, load_stages
@@ -21,6 +21,7 @@ from flare_core.models.survival_chain import SurvivalChain
 from flare_core.splits import split_validation, split_validation_period
 from flare_core.training import train_all
 from flare_core.versioning import hash_frame
+from tests.support import sun2022_regions
 
 FAST_MODELS = ("defn_m", "climatology", "persistence", "logistic")
 
@@ -28,15 +29,7 @@ FAST_MODELS = ("defn_m", "climatology", "persistence", "logistic")
 @pytest.fixture(scope="module")
 def small_dataset(data_dir: Path) -> pl.DataFrame:
     """Records of 40 regions of sun2022 fold 0 (12 with a >=M flare), features and labels."""
-    sharp, flares = read_inputs(
-        [data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz"],
-        [data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"],
-    )
-    ds = build_model_dataset(sharp, flares, TrainConfig.quick())
-    pos = ds.group_by("harpnum").agg(pl.col("m_within_24h").any()).sort("harpnum")
-    keep = (pos.filter(pl.col("m_within_24h"))["harpnum"].head(12).to_list()
-            + pos.filter(~pl.col("m_within_24h"))["harpnum"].head(28).to_list())
-    return ds.filter(pl.col("harpnum").is_in(keep))
+    return sun2022_regions(data_dir, flaring=12, quiet=28)
 
 
 def test_config_checks_values() -> None:

@@ -11,26 +11,17 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from flare_core.config import TrainConfig
-from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.features import feature_columns
 from flare_core.models.persistence import load_stages, save_stages
 from flare_core.models.survival_chain import SurvivalChain, survival_target
 from flare_core.splits import split_validation
+from tests.support import sun2022_regions
 
 
 @pytest.fixture(scope="module")
 def parts(data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(fit, validation) records of 30 regions of sun2022 fold 0 (10 with a >=M flare)."""
-    sharp, flares = read_inputs(
-        [data_dir / "sharp" / "sun2022_sharp_m24h_fold0.csv.gz"],
-        [data_dir / "flares" / "ncei_goes_flares_2010-01-01_2025-11-15.csv.gz"],
-    )
-    ds = build_model_dataset(sharp, flares, TrainConfig.quick())
-    pos = ds.group_by("harpnum").agg(pl.col("m_within_24h").any()).sort("harpnum")
-    keep = (pos.filter(pl.col("m_within_24h"))["harpnum"].head(10).to_list()
-            + pos.filter(~pl.col("m_within_24h"))["harpnum"].head(20).to_list())
-    ds = ds.filter(pl.col("harpnum").is_in(keep)).sort("harpnum", "t_rec")
+    ds = sun2022_regions(data_dir, flaring=10, quiet=20).sort("harpnum", "t_rec")
     return split_validation(ds, fraction=0.3, seed=0)
 
 

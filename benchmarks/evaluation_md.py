@@ -1,0 +1,24 @@
+"""Write a benchmark's generated block into EVALUATION.md between its two markers.
+
+Used by the evaluation scripts (`evaluate_nrt.py`, `evaluate_resampling.py`): the text
+between ``begin`` and ``end`` is replaced; when the markers are absent, ``heading`` and
+the block are inserted before the first line starting with ``before`` (or appended).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_block(path: Path, begin: str, end: str, text: str, *, heading: str,
+                before: str | None = None) -> None:
+    """Replace (or insert, under ``heading``) the marked block of ``path``."""
+    doc = path.read_text(encoding="utf-8")
+    block = f"{begin}\n{text}\n{end}"
+    if begin in doc and end in doc:
+        doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+    else:
+        i = doc.find(before) if before else -1
+        doc = (doc[:i].rstrip() + heading + block + "\n" + doc[i:] if i >= 0
+               else doc.rstrip() + heading + block + "\n")
+    path.write_text(doc, encoding="utf-8")
