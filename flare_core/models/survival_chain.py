@@ -264,7 +264,10 @@ class SurvivalChain(BaseEstimator):
         return out_of_fold_bands(x, bands, X["harpnum"].to_numpy(), cfg)
 
     def _bands_of(self, x: np.ndarray) -> np.ndarray | None:
-        return None if self.forest_ is None else self.forest_.predict(x)
+        """The forest's band of each record (the code `predict` gives Cox-Time)."""
+        if self.forest_ is None:
+            return None
+        return self.forest_.predict_proba(x).argmax(axis=1).astype(np.int64)
 
     def _fit_warning(self, frame: pl.DataFrame, svm_params: Mapping[str, Any]) -> None:
         from .warning import WarningSVM, WarningSVMConfig
@@ -284,9 +287,8 @@ class SurvivalChain(BaseEstimator):
         """(p_m24, mean lifetime, grid, survival curves) of Cox-Time for ``X``."""
         from .lifetime import restricted_mean_lifetime
 
-        if proba is None and self.forest_ is not None:
-            proba = self.forest_.predict_proba(x)
-        bands = None if proba is None else proba.argmax(axis=1).astype(np.int64)
+        bands = (self._bands_of(x) if proba is None
+                 else proba.argmax(axis=1).astype(np.int64))
         x_cat = self._categorical(X, bands)
         grid, surv = self.cox_.predict_survival(x, x_cat)
         j = int(np.searchsorted(grid, self.horizon_h))
