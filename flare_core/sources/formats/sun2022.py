@@ -1,7 +1,7 @@
 """Sun et al. (2022) SHARP folds, ``sun2022_sharp_m24h_fold{k}.csv[.gz]``.
 
-Columns ``prefix, arpnum, t_start, t_end, label, flares, FLARE_INDEX, AREA, USFLUX,
-MEANGBZ, R_VALUE``. ``t_end`` is the record time, nominally TAI, converted to UTC. The
+Columns ``prefix, arpnum, t_start, t_end, label, flares, FLARE_INDEX (dropped), AREA,
+USFLUX, MEANGBZ, R_VALUE``. ``t_end`` is the record time, nominally TAI, converted to UTC. The
 label columns describe the 24 h *after* ``t_end`` and are dropped, never inputs;
 `read_sun2022_labels` returns the source label separately, for cross-checks only.
 
