@@ -36,7 +36,6 @@ Usage (one command, from the repository root)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -54,7 +53,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.evaluation_md import write_block  # noqa: E402
+from benchmarks.evaluation_md import save_results, write_block  # noqa: E402
 from flare_core import metrics  # noqa: E402
 from flare_core.config import TrainConfig  # noqa: E402
 from flare_core.dataset import build_model_dataset, read_inputs  # noqa: E402
@@ -511,13 +510,8 @@ def main() -> None:
     res["records"] = int(sharp.height)
     res["predicted_records"] = n_pred
     res["peak_rss_gib"] = peak_rss_gib()
-    out = REPO / "benchmarks" / "results" / "nrt_evaluation.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1, default=str))
-    text = markdown(res)
-    print(text)
-    if not args.no_write:
-        write_evaluation(text)
+    save_results(res, REPO / "benchmarks" / "results" / "nrt_evaluation.json", markdown(res),
+                 write=not args.no_write, write_evaluation=write_evaluation)
     s = res["served"]["models"]
     print(f"\nread {timings['read_s']:.1f} s, features {timings['features_s']:.1f} s, training "
           f"{timings['train_s']:.1f} s, predicting {n_pred:,} records "

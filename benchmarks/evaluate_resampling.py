@@ -31,7 +31,6 @@ Usage, from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -47,7 +46,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.evaluation_md import write_block  # noqa: E402
+from benchmarks.evaluation_md import save_results, write_block  # noqa: E402
 from flare_core import metrics  # noqa: E402
 from flare_core.config import TrainConfig  # noqa: E402
 from flare_core.dataset import build_model_dataset, read_inputs  # noqa: E402
@@ -217,13 +216,8 @@ def main() -> None:
     else:
         verdict = "no difference outside the bootstrap intervals"
     res["verdict"] = f"Verdict (differences whose 95 % interval excludes 0): {verdict}."
-    out = REPO / "benchmarks" / "results" / "resampling_nrt.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1, default=str))
-    text = markdown(res)
-    print(text)
-    if not args.no_write:
-        write_evaluation(text)
+    save_results(res, REPO / "benchmarks" / "results" / "resampling_nrt.json", markdown(res),
+                 write=not args.no_write, write_evaluation=write_evaluation)
     parts = []
     for name, m in res["scores"].items():
         for k in ("tss", "auc", "bss"):
