@@ -578,8 +578,9 @@ def _sliding_block(x, t_h, starts, long_starts, emit, a, b, cap, lcap,
             res1 = np.sqrt(m2 / (nf - 1.0)) if cnt >= 2 else nan
             res8 = g[7] / g[6] if cnt >= 2 and g[6] > 0 else nan
             res9 = (last - first) / abs(first) if first != 0 else nan
-            if cnt >= 3 and not constant:  # ks[cnt] * ..., the same operations as the docs
-                res10 = ks[cnt] * (m3 / nf) / (m2 / nf) ** 1.5
+            if cnt >= 3 and not constant:  # the docs' formula; v * sqrt(v) for v ** 1.5
+                v2 = m2 / nf
+                res10 = ks[cnt] * (m3 / nf) / (v2 * np.sqrt(v2))
             else:
                 res10 = nan
             if cnt >= 4 and not constant:
