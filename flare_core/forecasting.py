@@ -788,7 +788,7 @@ def isolate_invalid_regions(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFr
         ``issue_time``, ``harpnum``, ``reason`` (every problem, ``"<model>: <what>"``,
         joined by "; ").
     """
-    from .publish.forecast_store import PROBABILITY_COLUMNS, curve_problem
+    from .publish.forecast_store import PROBABILITY_COLUMNS, _maybe_bad_curve, curve_problem
 
     problems: list[pl.Expr] = []
     for col in PROBABILITY_COLUMNS:
@@ -811,8 +811,8 @@ def isolate_invalid_regions(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFr
     checked = rows.with_row_index("_i").with_columns(
         pl.concat_str(problems, separator="; ", ignore_nulls=True).alias("_why"))
     if "survival_curve" in rows.columns:
-        curves = checked.filter(pl.col("survival_curve").is_not_null()
-                                | pl.col("survival_grid_h").is_not_null())
+        # only the rows a vectorised check cannot clear are checked one by one
+        curves = checked.filter(_maybe_bad_curve())
         extra = {i: f"{m}: {why}" for i, m, g, s in curves.select(
                      "_i", "model", "survival_grid_h", "survival_curve").iter_rows()
                  if (why := curve_problem(g, s)) is not None}
@@ -1054,7 +1054,7 @@ def _step_at(grid: np.ndarray, curve: np.ndarray, t_h: float) -> float:
 
 
 def _rebased_survival(preds: pl.DataFrame) -> pl.DataFrame:
-    """The survival model's values re-based from ``t_rec`` to ``issue_time``, row by row.
+    """The survival model's values re-based from ``t_rec`` to ``issue_time``.
 
     With lead ``L = issue_time - t_rec`` (hours) and the record's step curve ``S`` on hours
     after ``t_rec``, the curve on hours ``u`` after the issue time is
@@ -1065,44 +1065,84 @@ def _rebased_survival(preds: pl.DataFrame) -> pl.DataFrame:
     ``Tmax`` the grid's last point), ``survival_grid_h`` and ``survival_curve``; all null
     for a row without curve, with ``S(L) = 0`` or with ``L + 24 h`` beyond ``Tmax``.
     """
-    from .models.lifetime import restricted_mean_lifetime
-
     n = preds.height
     p_x_given_m = _x_given_m(preds)
-    p_m24: list[float | None] = [None] * n
-    p_x24: list[float | None] = [None] * n
-    life: list[float | None] = [None] * n
-    grids: list[list[float] | None] = [None] * n
-    curves: list[list[float] | None] = [None] * n
-    lead_us = (preds["issue_time"] - preds["t_rec"]).dt.total_microseconds().to_list()
-    for i, (lead_i, grid, curve) in enumerate(zip(lead_us, preds["survival_grid_h"],
-                                                  preds["survival_curve"], strict=True)):
-        if grid is None or curve is None or lead_i is None:
-            continue
-        g = np.asarray(grid, dtype=np.float64)
-        s = np.asarray(curve, dtype=np.float64)
-        lead = max(lead_i / 3.6e9, 0.0)
-        tmax = float(g[-1])
-        s_lead = _step_at(g, s, lead)
-        if s_lead <= 0 or lead + 24.0 > tmax:
-            continue
-        keep = g > lead
-        g_i = np.r_[0.0, g[keep] - lead]
-        s_i = np.r_[1.0, np.clip(s[keep] / s_lead, 0.0, 1.0)]
-        p = min(max(1.0 - _step_at(g_i, s_i, 24.0), 0.0), 1.0)
-        p_m24[i] = p
-        if p_x_given_m is not None and p_x_given_m[i] is not None:
-            p_x24[i] = p * p_x_given_m[i]
-        life[i] = float(restricted_mean_lifetime(g_i, s_i[None, :], tmax - lead)[0])
-        grids[i] = g_i.tolist()
-        curves[i] = s_i.tolist()
+    has_x = np.array([v is not None for v in p_x_given_m] if p_x_given_m is not None
+                     else [False] * n, dtype=bool)
+    x_given_m = np.array([np.nan if v is None else v for v in p_x_given_m or [None] * n],
+                         dtype=np.float64)
+    out = {c: np.full(n, np.nan) for c in ("p_m24", "p_x24", "mean_lifetime_h")}
+    done = np.zeros(n, dtype=bool)
+    lists: list[pl.DataFrame] = []
+    lead_us = (preds["issue_time"] - preds["t_rec"]).dt.total_microseconds()
+    has = (preds["survival_grid_h"].is_not_null() & preds["survival_curve"].is_not_null()
+           & lead_us.is_not_null()).to_numpy()
+    # rows with the same grid and lead are re-based together (the same grid points kept)
+    keyed = pl.DataFrame({"_row": np.arange(n, dtype=np.int64),
+                          "grid": preds["survival_grid_h"], "lead": lead_us,
+                          "curve": preds["survival_curve"]}).filter(pl.Series(has))
+    for part in keyed.partition_by("grid", "lead", maintain_order=True):
+        idx = part["_row"].to_numpy()
+        g = np.asarray(part["grid"][0], dtype=np.float64)
+        if g.size and (part["curve"].list.len() == g.size).all():
+            blocks = [(idx, part["curve"].explode().to_numpy().reshape(idx.size, g.size))]
+        else:  # malformed: a row at a time (raising as the row would)
+            blocks = [(idx[k:k + 1], np.atleast_2d(np.asarray(c, dtype=np.float64)))
+                      for k, c in enumerate(part["curve"])]
+        for rows, s_all in blocks:
+            lists.extend(_rebase_block(rows, g, np.asarray(s_all, dtype=np.float64),
+                                       part["lead"][0], x_given_m, out, done))
+    grid_curve = (pl.concat(lists) if lists else pl.DataFrame(
+        schema={"_row": pl.Int64, "survival_grid_h": pl.List(pl.Float64),
+                "survival_curve": pl.List(pl.Float64)}))
+    grid_curve = pl.DataFrame({"_row": np.arange(n, dtype=np.int64)}).join(
+        grid_curve, on="_row", how="left", maintain_order="left")
+
+    def column(name: str, keep: np.ndarray) -> pl.Series:
+        values = pl.Series(name, out[name], dtype=pl.Float64)
+        return values.zip_with(pl.Series(keep), pl.Series(name, [None] * n, dtype=pl.Float64))
+
     return pl.DataFrame([
-        pl.Series("p_m24", p_m24, dtype=pl.Float64),
-        pl.Series("p_x24", p_x24, dtype=pl.Float64),
-        pl.Series("mean_lifetime_h", life, dtype=pl.Float64),
-        pl.Series("survival_grid_h", grids, dtype=pl.List(pl.Float64)),
-        pl.Series("survival_curve", curves, dtype=pl.List(pl.Float64)),
+        column("p_m24", done), column("p_x24", done & has_x),
+        column("mean_lifetime_h", done),
+        grid_curve["survival_grid_h"], grid_curve["survival_curve"],
     ])
+
+
+def _rebase_block(rows: np.ndarray, g: np.ndarray, s: np.ndarray, lead_us: int,
+                  x_given_m: np.ndarray, out: dict[str, np.ndarray], done: np.ndarray
+                  ) -> list[pl.DataFrame]:
+    """`_rebased_survival` of the rows ``rows`` sharing the grid ``g`` and the lead (their
+    curves ``s``, one row each): writes ``out`` and ``done`` at those rows, returns the
+    rows' ``_row, survival_grid_h, survival_curve`` (none when not re-based)."""
+    from .models.lifetime import restricted_mean_lifetime_rows
+
+    lead = max(lead_us / 3.6e9, 0.0)
+    tmax = float(g[-1])
+    j = int(np.searchsorted(g, lead, side="right")) - 1
+    s_lead = np.ones(rows.size) if j < 0 else s[:, j]
+    ok = ~(s_lead <= 0)  # a NaN curve goes on (and is left out as invalid later)
+    if lead + 24.0 > tmax or not ok.any():
+        return []
+    rows, s, s_lead = rows[ok], s[ok], s_lead[ok]
+    keep = g > lead
+    g_i = np.r_[0.0, g[keep] - lead]
+    s_i = np.concatenate([np.ones((rows.size, 1)),
+                          np.clip(s[:, keep] / s_lead[:, None], 0.0, 1.0)], axis=1)
+    j24 = int(np.searchsorted(g_i, 24.0, side="right")) - 1
+    p = np.minimum(np.maximum(1.0 - (np.ones(rows.size) if j24 < 0 else s_i[:, j24]), 0.0),
+                   1.0)
+    out["p_m24"][rows] = p
+    out["p_x24"][rows] = p * x_given_m[rows]
+    out["mean_lifetime_h"][rows] = restricted_mean_lifetime_rows(g_i, s_i, tmax - lead)
+    done[rows] = True
+    list_type = pl.List(pl.Float64)
+    return [pl.DataFrame([
+        pl.Series("_row", rows, dtype=pl.Int64),
+        pl.Series("survival_grid_h", [g_i.tolist()], dtype=list_type).new_from_index(
+            0, rows.size),
+        pl.Series("survival_curve", np.ascontiguousarray(s_i)).cast(list_type),
+    ])]
 
 
 def _x_given_m(preds: pl.DataFrame) -> list[float | None] | None:
