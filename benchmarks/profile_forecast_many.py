@@ -126,6 +126,10 @@ def main() -> None:
     ap.add_argument("--year", type=int, default=2023, help="year of the snapshot read")
     ap.add_argument("--year-run", action="store_true",
                     help="also time every week of the year (53 batches of 168 hours)")
+    ap.add_argument("--save-year", type=Path, default=None,
+                    help="write the year's rows (Parquet; with --year-run)")
+    ap.add_argument("--compare-year", type=Path, default=None,
+                    help="compare the year's rows with saved ones (with --year-run)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs (best is reported)")
     ap.add_argument("--profile", action="store_true", help="one more run under cProfile")
     ap.add_argument("--top", type=int, default=0, help="print the TOP functions by tottime")
@@ -167,11 +171,22 @@ def main() -> None:
     year_s = None
     if args.year_run:
         hours = [year0 + timedelta(hours=h) for h in range(int((year1 - year0) / timedelta(hours=1)) + 1)]
-        per_week, n_rows = [], 0
+        per_week, n_rows, parts = [], 0, []
         for i in range(0, len(hours), 168):
             t0 = time.perf_counter()
-            n_rows += issue_forecasts(bundle, sharp, flares, hours[i:i + 168]).rows.height
+            part = issue_forecasts(bundle, sharp, flares, hours[i:i + 168]).rows
             per_week.append(time.perf_counter() - t0)
+            n_rows += part.height
+            if args.save_year or args.compare_year:
+                parts.append(part)
+        if parts:
+            import polars as pl
+
+            year_rows = pl.concat(parts)
+            if args.save_year:
+                year_rows.write_parquet(args.save_year)
+            if args.compare_year:
+                print(f"year rows vs {args.compare_year}: {compare(year_rows, args.compare_year)}")
         year_s = sum(per_week)
         slow = sorted(range(len(per_week)), key=per_week.__getitem__)[-3:]
         print(f"year {args.year}: {len(hours)} issue times, {len(per_week)} batches, "

@@ -273,7 +273,8 @@ def limit_torch_threads(n_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
+def predict_records(bundle: ModelBundle, dataset: pl.DataFrame, *,
+                    rows: np.ndarray | pl.Series | None = None) -> pl.DataFrame:
     """Every model's forecast for every record of ``dataset``.
 
     Parameters
@@ -283,6 +284,13 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
         Features of the records (`flare_core.dataset.build_model_dataset`, labels optional
         and never read): ``harpnum``, ``t_rec`` and the feature columns. A record's features
         use only data at or before its ``t_rec``, so its forecast does too.
+    rows : boolean array or Series, optional
+        The records whose forecasts are wanted (one flag per row of ``dataset``; default
+        all). The other records are still read as context (the sequence model's earlier
+        records, the lifetime track of the warning; the forest and Cox-Time predict every
+        record for that track) but the other models do not predict them: their binary
+        probabilities and warning are null. The wanted records' values are those of a call
+        without ``rows``.
 
     Returns
     -------
@@ -300,11 +308,20 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
     scales = bundle.meta.get("log_scaled_features") or {}
     if scales:
         data = LogScaler.from_scales(scales).transform(data)
+    wanted = None
+    if rows is not None:
+        wanted = np.asarray(rows.to_numpy() if isinstance(rows, pl.Series) else rows)
+        if wanted.dtype != np.bool_ or wanted.shape != (data.height,):
+            raise ModelError(f"rows must be one bool per record ({data.height}), got "
+                             f"{wanted.dtype} of shape {wanted.shape}")
+        if wanted.all():
+            wanted = None
     out: dict[str, Any] = {}
     for group, specs in estimator_groups(list(bundle.models)):
         t0 = time.perf_counter()
         with limit_torch_threads(bundle.torch_threads):
-            values = predict_columns(group, specs, bundle.models[specs[0].name], data)
+            values = predict_columns(group, specs, bundle.models[specs[0].name], data,
+                                     rows=wanted)
         for spec in specs:
             calibration = bundle.calibration(spec.name)
             if calibration is not None:
@@ -319,11 +336,13 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
         if col not in out:
             dtype = _SCALAR_DTYPES.get(col, pl.Float64)
             columns.append(pl.Series(col, [None] * n, dtype=dtype))
+    unwanted = None if wanted is None else np.flatnonzero(~wanted)
     for col, v in out.items():
-        if isinstance(v, pl.Series):
-            columns.append(v.alias(col))
-        else:
-            columns.append(pl.Series(col, v))
+        series = v.alias(col) if isinstance(v, pl.Series) else pl.Series(col, v)
+        if unwanted is not None and unwanted.size and isinstance(v, np.ndarray) \
+                and series.dtype.is_float():
+            series = series.scatter(unwanted, None)  # not predicted: null, not NaN
+        columns.append(series)
     frame = pl.DataFrame(columns)
     ordered = ["harpnum", "t_rec", *PREDICTION_COLUMNS]
     return frame.select(ordered + [c for c in frame.columns if c not in ordered])
@@ -435,9 +454,11 @@ def forecast_at(
     dataset = build_model_dataset(window, known_flares, bundle.config, with_labels=False)
     dataset, bad_records = _screen_inputs(bundle, dataset)
     bad_records = pl.concat([bad_raw, bad_records])
-    # every record of the window is predicted, not only the newest: the sequence model and
-    # the lifetime warning read a region's earlier records among those predicted
-    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"))
+    # the newest records are predicted with every record of the window as context: the
+    # sequence model and the lifetime warning read a region's earlier records
+    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"),
+                                          latest.select("harpnum",
+                                                        pl.col("_latest").alias("t_rec")))
     preds = (
         predicted
         .join(latest, on="harpnum")
@@ -560,8 +581,8 @@ def forecast_many(
     dataset = build_model_dataset(window, known_flares, bundle.config, with_labels=False)
     dataset, bad_records = _screen_inputs(bundle, dataset)
     bad_records = pl.concat([bad_raw, bad_records])
-    # as in forecast_at, all records of the window are predicted (sequences, warning track)
-    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"))
+    # as in forecast_at, the records used are predicted with the whole window as context
+    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"), used)
     expected = recs.with_row_index("_rec").join(
         pairs.with_columns(pl.col("_rec").cast(pl.UInt32)), on="_rec").drop("_rec")
     preds = predicted.unique(
@@ -657,12 +678,23 @@ def _screen_inputs(bundle: ModelBundle, dataset: pl.DataFrame
     return _absurd(dataset, cols, "feature(s)")
 
 
-def _predict_isolated(bundle: ModelBundle, dataset: pl.DataFrame
+def _predict_isolated(bundle: ModelBundle, dataset: pl.DataFrame, wanted: pl.DataFrame
                       ) -> tuple[pl.DataFrame, dict[int, str]]:
-    """`predict_records`; if a model raises on the batch, region by region, so that a region
-    whose rows make a model raise is left out (HARP -> reason) and the others predicted."""
+    """`predict_records` of the records of ``dataset`` whose ``(harpnum, t_rec)`` is in
+    ``wanted`` (the others are context), those rows only; if a model raises on the batch,
+    region by region, so that a region whose rows make a model raise is left out (HARP ->
+    reason) and the others predicted."""
+    flag = "_wanted"
+    keys = wanted.select("harpnum", "t_rec").unique().with_columns(pl.lit(True).alias(flag))
+    dataset = dataset.join(keys, on=["harpnum", "t_rec"], how="left",
+                           maintain_order="left").with_columns(pl.col(flag).fill_null(False))
+
+    def predict(part: pl.DataFrame) -> pl.DataFrame:
+        rows = part[flag]
+        return predict_records(bundle, part.drop(flag), rows=rows).filter(rows)
+
     try:
-        return predict_records(bundle, dataset), {}
+        return predict(dataset), {}
     except Exception as e:  # noqa: BLE001 - any model failure; re-tried region by region
         logger.warning("prediction of %d records failed (%s: %s); predicting region by region",
                        dataset.height, type(e).__name__, e)
@@ -670,11 +702,11 @@ def _predict_isolated(bundle: ModelBundle, dataset: pl.DataFrame
     for (harpnum,), part in dataset.partition_by("harpnum", as_dict=True,
                                                   maintain_order=True).items():
         try:
-            parts.append(predict_records(bundle, part))
+            parts.append(predict(part))
         except Exception as e:  # noqa: BLE001 - reported as the region's reason
             raised[int(harpnum)] = f"model: {type(e).__name__}: {e}"
     if not parts:
-        return predict_records(bundle, dataset.clear()), raised
+        return predict_records(bundle, dataset.clear().drop(flag)), raised
     return pl.concat(parts, how="diagonal_relaxed"), raised
 
 
@@ -882,8 +914,9 @@ def project_class_probabilities(rows: pl.DataFrame) -> pl.DataFrame:
     present = ~np.isnan(arr)
     filled_hi = np.where(present, arr, np.inf)
     filled_lo = np.where(present, arr, -np.inf)
-    # a violation between any two present classes (nulls never violate)
-    bad = ((filled_lo[:, 0] < np.maximum(filled_lo[:, 1], filled_lo[:, 2]))
+    # a violation between any two present classes (nulls never violate: a null is +inf as
+    # the larger class of a pair, -inf as the smaller)
+    bad = ((filled_hi[:, 0] < np.maximum(filled_lo[:, 1], filled_lo[:, 2]))
            | (filled_hi[:, 1] < filled_lo[:, 2])) & (present.sum(axis=1) > 1)
     for i in np.flatnonzero(bad):
         keep = present[i]

@@ -679,3 +679,27 @@ def test_rebased_survival_equals_the_row_by_row_reference() -> None:
     assert got.equals(expected, null_equal=True)
     assert got["p_m24"].null_count() < got.height and got["p_m24"].is_nan().any()
     assert _rebased_survival(preds.clear()).equals(expected.clear())
+
+
+def test_predict_records_of_some_rows_equals_the_whole_batch(bundle: ModelBundle, inputs,
+                                                             record_preds: pl.DataFrame
+                                                             ) -> None:
+    """``rows``: the wanted records get every value of a whole-batch call (the others are
+    read as context: sequences, lifetime track), the models that predict rows leave the
+    others null."""
+    sharp, flares = inputs
+    ds = build_model_dataset(sharp, flares, bundle.config, with_labels=False)
+    rng = np.random.default_rng(2)
+    wanted = rng.uniform(size=ds.height) < 0.15
+    some = predict_records(bundle, ds, rows=wanted)
+    assert some.columns == record_preds.columns and some.height == ds.height
+    assert some.filter(pl.Series(wanted)).equals(record_preds.filter(pl.Series(wanted)))
+    others = some.filter(~pl.Series(wanted))
+    for col in ("p_m24_defn", "p_c24_defn", "p_m24_lstm", "warning_24h"):
+        assert others[col].null_count() == others.height, col
+    # every record of the chain's track is still predicted (the warning reads them)
+    assert others["mean_lifetime_h"].equals(record_preds.filter(~pl.Series(wanted))
+                                            ["mean_lifetime_h"])
+    assert predict_records(bundle, ds, rows=np.ones(ds.height, bool)).equals(record_preds)
+    with pytest.raises(ModelError, match="one bool per record"):
+        predict_records(bundle, ds, rows=wanted[:-1])
