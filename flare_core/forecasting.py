@@ -461,7 +461,7 @@ def forecast_at(
                                                         pl.col("_latest").alias("t_rec")))
     preds = (
         predicted
-        .join(latest, on="harpnum")
+        .join(latest, on="harpnum", maintain_order="left")  # by harpnum (dataset order)
         .filter(pl.col("t_rec") == pl.col("_latest"))
         .drop("_latest")
         .unique(["harpnum"], keep="last", maintain_order=True)
