@@ -351,12 +351,28 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame, *,
 # ------------------------------------------------------------------------------ forecast_at
 
 
-def _with_served_at(sharp: pl.DataFrame, default_latency: timedelta) -> pl.DataFrame:
-    """``sharp`` with ``served_at`` (`flare_core.schema.with_served_at`); one series only."""
+def _with_served_at(sharp: pl.DataFrame, default_latency: timedelta,
+                    until: datetime | None = None) -> pl.DataFrame:
+    """``sharp`` with ``served_at`` (`flare_core.schema.with_served_at`); one series only.
+
+    With ``until``, the rows that cannot be served by then are dropped first where that
+    is exact: ``served_at`` is a cumulative maximum in T_REC order, so a record's value
+    reads no later record, and a record with ``t_rec > until`` is served after ``until``
+    unless its ``available_at`` (or ``t_rec + default_latency``) is before its ``t_rec``;
+    when one such record exists every row is kept. The rows with ``served_at <= until``
+    and their values are those of the whole frame.
+    """
     if "series" in sharp.columns and sharp["series"].drop_nulls().n_unique() > 1:
         found = sorted(sharp["series"].drop_nulls().unique())
         raise ConfigError(f"the SHARP frame mixes series {found}: HARP numbers are per "
                           "series; forecast one at a time")
+    if until is not None:
+        fallback = pl.col("t_rec") + pl.lit(default_latency)
+        avail = (pl.coalesce(pl.col("available_at"), fallback)
+                 if "available_at" in sharp.columns else fallback)
+        later = pl.col("t_rec") > until
+        if not sharp.select((later & (avail <= until)).any()).item():
+            sharp = sharp.filter(~later)
     return with_served_at(sharp, default_latency)
 
 
@@ -428,7 +444,7 @@ def forecast_at(
     fresh_h = bundle.config.freshness_h if freshness_h is None else float(freshness_h)
     fresh_start = issue - timedelta(hours=fresh_h)
     series = _series_of(sharp)
-    past = (_with_served_at(sharp, default_latency)
+    past = (_with_served_at(sharp, default_latency, issue)
             .filter(pl.col("served_at") <= issue).drop("served_at"))
     latest = (
         past.filter(pl.col("t_rec") > fresh_start)
@@ -539,7 +555,7 @@ def forecast_many(
     issue_s = pl.Series("issue_time", issues, dtype=pl.Datetime("us", "UTC"))
     iss_us = issue_s.dt.epoch("us").to_numpy()
     series = _series_of(sharp)
-    past = _with_served_at(sharp, default_latency).filter(
+    past = _with_served_at(sharp, default_latency, issues[-1]).filter(
         (pl.col("served_at") <= issues[-1]) & (pl.col("t_rec") > issues[0] - fresh))
     noaa = pl.col("noaa_ars") if "noaa_ars" in past.columns else pl.lit(None, pl.Utf8)
     # per region and t_rec the last row (forecast_at: stable sort by t_rec, then .last())

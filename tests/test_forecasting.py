@@ -703,3 +703,33 @@ def test_predict_records_of_some_rows_equals_the_whole_batch(bundle: ModelBundle
     assert predict_records(bundle, ds, rows=np.ones(ds.height, bool)).equals(record_preds)
     with pytest.raises(ModelError, match="one bool per record"):
         predict_records(bundle, ds, rows=wanted[:-1])
+
+
+def test_served_by_until_keeps_the_served_rows_of_the_whole_frame() -> None:
+    """``_with_served_at(..., until)`` drops only rows that cannot be served by ``until``;
+    a later record stamped before its own t_rec is still served (and everything kept)."""
+    from datetime import UTC, datetime
+
+    from flare_core.forecasting import _with_served_at
+    from flare_core.schema import DEFAULT_NRT_LATENCY
+
+    t0 = datetime(2023, 3, 5, tzinfo=UTC)
+    t_rec = [t0 + timedelta(minutes=12 * k) for k in range(40)] * 2
+    frame = pl.DataFrame({
+        "harpnum": [1] * 40 + [2] * 40, "t_rec": t_rec,
+        "available_at": [None if k % 3 else t + timedelta(minutes=30 + 7 * (k % 5))
+                         for k, t in enumerate(t_rec)]},
+        schema_overrides={"available_at": pl.Datetime("us", "UTC")})
+    until = t0 + timedelta(hours=4)
+
+    def served(f: pl.DataFrame) -> pl.DataFrame:
+        return f.filter(pl.col("served_at") <= until).sort("harpnum", "t_rec")
+
+    whole = served(_with_served_at(frame, DEFAULT_NRT_LATENCY))
+    cut = _with_served_at(frame, DEFAULT_NRT_LATENCY, until)
+    assert cut.height < frame.height and served(cut).equals(whole)
+    odd = frame.with_columns(pl.when(pl.int_range(pl.len()) == 70).then(pl.lit(t0))
+                             .otherwise(pl.col("available_at")).alias("available_at"))
+    assert _with_served_at(odd, DEFAULT_NRT_LATENCY, until).height == frame.height
+    assert served(_with_served_at(odd, DEFAULT_NRT_LATENCY, until)).equals(
+        served(_with_served_at(odd, DEFAULT_NRT_LATENCY)))
