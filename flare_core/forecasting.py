@@ -290,7 +290,9 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame, *,
         records, the lifetime track of the warning; the forest and Cox-Time predict every
         record for that track) but the other models do not predict them: their binary
         probabilities and warning are null. The wanted records' values are those of a call
-        without ``rows``.
+        without ``rows`` (the SVM's labels exactly; the networks get at least
+        `flare_core.models.registry.MIN_PREDICTED_ROWS` records a batch, measured to
+        round as in a whole batch).
 
     Returns
     -------
