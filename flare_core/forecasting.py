@@ -273,7 +273,8 @@ def limit_torch_threads(n_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
+def predict_records(bundle: ModelBundle, dataset: pl.DataFrame, *,
+                    rows: np.ndarray | pl.Series | None = None) -> pl.DataFrame:
     """Every model's forecast for every record of ``dataset``.
 
     Parameters
@@ -283,6 +284,15 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
         Features of the records (`flare_core.dataset.build_model_dataset`, labels optional
         and never read): ``harpnum``, ``t_rec`` and the feature columns. A record's features
         use only data at or before its ``t_rec``, so its forecast does too.
+    rows : boolean array or Series, optional
+        The records whose forecasts are wanted (one flag per row of ``dataset``; default
+        all). The other records are still read as context (the sequence model's earlier
+        records, the lifetime track of the warning; the forest and Cox-Time predict every
+        record for that track) but the other models do not predict them: their binary
+        probabilities and warning are null. The wanted records' values are those of a call
+        without ``rows`` (the SVM's labels exactly; the networks get at least
+        `flare_core.models.registry.MIN_PREDICTED_ROWS` records a batch, measured to
+        round as in a whole batch).
 
     Returns
     -------
@@ -300,11 +310,20 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
     scales = bundle.meta.get("log_scaled_features") or {}
     if scales:
         data = LogScaler.from_scales(scales).transform(data)
+    wanted = None
+    if rows is not None:
+        wanted = np.asarray(rows.to_numpy() if isinstance(rows, pl.Series) else rows)
+        if wanted.dtype != np.bool_ or wanted.shape != (data.height,):
+            raise ModelError(f"rows must be one bool per record ({data.height}), got "
+                             f"{wanted.dtype} of shape {wanted.shape}")
+        if wanted.all():
+            wanted = None
     out: dict[str, Any] = {}
     for group, specs in estimator_groups(list(bundle.models)):
         t0 = time.perf_counter()
         with limit_torch_threads(bundle.torch_threads):
-            values = predict_columns(group, specs, bundle.models[specs[0].name], data)
+            values = predict_columns(group, specs, bundle.models[specs[0].name], data,
+                                     rows=wanted)
         for spec in specs:
             calibration = bundle.calibration(spec.name)
             if calibration is not None:
@@ -319,11 +338,13 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
         if col not in out:
             dtype = _SCALAR_DTYPES.get(col, pl.Float64)
             columns.append(pl.Series(col, [None] * n, dtype=dtype))
+    unwanted = None if wanted is None else np.flatnonzero(~wanted)
     for col, v in out.items():
-        if isinstance(v, pl.Series):
-            columns.append(v.alias(col))
-        else:
-            columns.append(pl.Series(col, v))
+        series = v.alias(col) if isinstance(v, pl.Series) else pl.Series(col, v)
+        if unwanted is not None and unwanted.size and isinstance(v, np.ndarray) \
+                and series.dtype.is_float():
+            series = series.scatter(unwanted, None)  # not predicted: null, not NaN
+        columns.append(series)
     frame = pl.DataFrame(columns)
     ordered = ["harpnum", "t_rec", *PREDICTION_COLUMNS]
     return frame.select(ordered + [c for c in frame.columns if c not in ordered])
@@ -332,12 +353,28 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame) -> pl.DataFrame:
 # ------------------------------------------------------------------------------ forecast_at
 
 
-def _with_served_at(sharp: pl.DataFrame, default_latency: timedelta) -> pl.DataFrame:
-    """``sharp`` with ``served_at`` (`flare_core.schema.with_served_at`); one series only."""
+def _with_served_at(sharp: pl.DataFrame, default_latency: timedelta,
+                    until: datetime | None = None) -> pl.DataFrame:
+    """``sharp`` with ``served_at`` (`flare_core.schema.with_served_at`); one series only.
+
+    With ``until``, the rows that cannot be served by then are dropped first where that
+    is exact: ``served_at`` is a cumulative maximum in T_REC order, so a record's value
+    reads no later record, and a record with ``t_rec > until`` is served after ``until``
+    unless its ``available_at`` (or ``t_rec + default_latency``) is before its ``t_rec``;
+    when one such record exists every row is kept. The rows with ``served_at <= until``
+    and their values are those of the whole frame.
+    """
     if "series" in sharp.columns and sharp["series"].drop_nulls().n_unique() > 1:
         found = sorted(sharp["series"].drop_nulls().unique())
         raise ConfigError(f"the SHARP frame mixes series {found}: HARP numbers are per "
                           "series; forecast one at a time")
+    if until is not None:
+        fallback = pl.col("t_rec") + pl.lit(default_latency)
+        avail = (pl.coalesce(pl.col("available_at"), fallback)
+                 if "available_at" in sharp.columns else fallback)
+        later = pl.col("t_rec") > until
+        if not sharp.select((later & (avail <= until)).any()).item():
+            sharp = sharp.filter(~later)
     return with_served_at(sharp, default_latency)
 
 
@@ -409,7 +446,7 @@ def forecast_at(
     fresh_h = bundle.config.freshness_h if freshness_h is None else float(freshness_h)
     fresh_start = issue - timedelta(hours=fresh_h)
     series = _series_of(sharp)
-    past = (_with_served_at(sharp, default_latency)
+    past = (_with_served_at(sharp, default_latency, issue)
             .filter(pl.col("served_at") <= issue).drop("served_at"))
     latest = (
         past.filter(pl.col("t_rec") > fresh_start)
@@ -435,12 +472,14 @@ def forecast_at(
     dataset = build_model_dataset(window, known_flares, bundle.config, with_labels=False)
     dataset, bad_records = _screen_inputs(bundle, dataset)
     bad_records = pl.concat([bad_raw, bad_records])
-    # every record of the window is predicted, not only the newest: the sequence model and
-    # the lifetime warning read a region's earlier records among those predicted
-    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"))
+    # the newest records are predicted with every record of the window as context: the
+    # sequence model and the lifetime warning read a region's earlier records
+    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"),
+                                          latest.select("harpnum",
+                                                        pl.col("_latest").alias("t_rec")))
     preds = (
         predicted
-        .join(latest, on="harpnum")
+        .join(latest, on="harpnum", maintain_order="left")  # by harpnum (dataset order)
         .filter(pl.col("t_rec") == pl.col("_latest"))
         .drop("_latest")
         .unique(["harpnum"], keep="last", maintain_order=True)
@@ -518,7 +557,7 @@ def forecast_many(
     issue_s = pl.Series("issue_time", issues, dtype=pl.Datetime("us", "UTC"))
     iss_us = issue_s.dt.epoch("us").to_numpy()
     series = _series_of(sharp)
-    past = _with_served_at(sharp, default_latency).filter(
+    past = _with_served_at(sharp, default_latency, issues[-1]).filter(
         (pl.col("served_at") <= issues[-1]) & (pl.col("t_rec") > issues[0] - fresh))
     noaa = pl.col("noaa_ars") if "noaa_ars" in past.columns else pl.lit(None, pl.Utf8)
     # per region and t_rec the last row (forecast_at: stable sort by t_rec, then .last())
@@ -560,8 +599,8 @@ def forecast_many(
     dataset = build_model_dataset(window, known_flares, bundle.config, with_labels=False)
     dataset, bad_records = _screen_inputs(bundle, dataset)
     bad_records = pl.concat([bad_raw, bad_records])
-    # as in forecast_at, all records of the window are predicted (sequences, warning track)
-    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"))
+    # as in forecast_at, the records used are predicted with the whole window as context
+    predicted, raised = _predict_isolated(bundle, dataset.sort("harpnum", "t_rec"), used)
     expected = recs.with_row_index("_rec").join(
         pairs.with_columns(pl.col("_rec").cast(pl.UInt32)), on="_rec").drop("_rec")
     preds = predicted.unique(
@@ -657,12 +696,23 @@ def _screen_inputs(bundle: ModelBundle, dataset: pl.DataFrame
     return _absurd(dataset, cols, "feature(s)")
 
 
-def _predict_isolated(bundle: ModelBundle, dataset: pl.DataFrame
+def _predict_isolated(bundle: ModelBundle, dataset: pl.DataFrame, wanted: pl.DataFrame
                       ) -> tuple[pl.DataFrame, dict[int, str]]:
-    """`predict_records`; if a model raises on the batch, region by region, so that a region
-    whose rows make a model raise is left out (HARP -> reason) and the others predicted."""
+    """`predict_records` of the records of ``dataset`` whose ``(harpnum, t_rec)`` is in
+    ``wanted`` (the others are context), those rows only; if a model raises on the batch,
+    region by region, so that a region whose rows make a model raise is left out (HARP ->
+    reason) and the others predicted."""
+    flag = "_wanted"
+    keys = wanted.select("harpnum", "t_rec").unique().with_columns(pl.lit(True).alias(flag))
+    dataset = dataset.join(keys, on=["harpnum", "t_rec"], how="left",
+                           maintain_order="left").with_columns(pl.col(flag).fill_null(False))
+
+    def predict(part: pl.DataFrame) -> pl.DataFrame:
+        rows = part[flag]
+        return predict_records(bundle, part.drop(flag), rows=rows).filter(rows)
+
     try:
-        return predict_records(bundle, dataset), {}
+        return predict(dataset), {}
     except Exception as e:  # noqa: BLE001 - any model failure; re-tried region by region
         logger.warning("prediction of %d records failed (%s: %s); predicting region by region",
                        dataset.height, type(e).__name__, e)
@@ -670,11 +720,11 @@ def _predict_isolated(bundle: ModelBundle, dataset: pl.DataFrame
     for (harpnum,), part in dataset.partition_by("harpnum", as_dict=True,
                                                   maintain_order=True).items():
         try:
-            parts.append(predict_records(bundle, part))
+            parts.append(predict(part))
         except Exception as e:  # noqa: BLE001 - reported as the region's reason
             raised[int(harpnum)] = f"model: {type(e).__name__}: {e}"
     if not parts:
-        return predict_records(bundle, dataset.clear()), raised
+        return predict_records(bundle, dataset.clear().drop(flag)), raised
     return pl.concat(parts, how="diagonal_relaxed"), raised
 
 
@@ -788,7 +838,7 @@ def isolate_invalid_regions(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFr
         ``issue_time``, ``harpnum``, ``reason`` (every problem, ``"<model>: <what>"``,
         joined by "; ").
     """
-    from .publish.forecast_store import PROBABILITY_COLUMNS, curve_problem
+    from .publish.forecast_store import PROBABILITY_COLUMNS, _maybe_bad_curve, curve_problem
 
     problems: list[pl.Expr] = []
     for col in PROBABILITY_COLUMNS:
@@ -811,8 +861,8 @@ def isolate_invalid_regions(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFr
     checked = rows.with_row_index("_i").with_columns(
         pl.concat_str(problems, separator="; ", ignore_nulls=True).alias("_why"))
     if "survival_curve" in rows.columns:
-        curves = checked.filter(pl.col("survival_curve").is_not_null()
-                                | pl.col("survival_grid_h").is_not_null())
+        # only the rows a vectorised check cannot clear are checked one by one
+        curves = checked.filter(_maybe_bad_curve())
         extra = {i: f"{m}: {why}" for i, m, g, s in curves.select(
                      "_i", "model", "survival_grid_h", "survival_curve").iter_rows()
                  if (why := curve_problem(g, s)) is not None}
@@ -882,8 +932,9 @@ def project_class_probabilities(rows: pl.DataFrame) -> pl.DataFrame:
     present = ~np.isnan(arr)
     filled_hi = np.where(present, arr, np.inf)
     filled_lo = np.where(present, arr, -np.inf)
-    # a violation between any two present classes (nulls never violate)
-    bad = ((filled_lo[:, 0] < np.maximum(filled_lo[:, 1], filled_lo[:, 2]))
+    # a violation between any two present classes (nulls never violate: a null is +inf as
+    # the larger class of a pair, -inf as the smaller)
+    bad = ((filled_hi[:, 0] < np.maximum(filled_lo[:, 1], filled_lo[:, 2]))
            | (filled_hi[:, 1] < filled_lo[:, 2])) & (present.sum(axis=1) > 1)
     for i in np.flatnonzero(bad):
         keep = present[i]
@@ -1054,7 +1105,7 @@ def _step_at(grid: np.ndarray, curve: np.ndarray, t_h: float) -> float:
 
 
 def _rebased_survival(preds: pl.DataFrame) -> pl.DataFrame:
-    """The survival model's values re-based from ``t_rec`` to ``issue_time``, row by row.
+    """The survival model's values re-based from ``t_rec`` to ``issue_time``.
 
     With lead ``L = issue_time - t_rec`` (hours) and the record's step curve ``S`` on hours
     after ``t_rec``, the curve on hours ``u`` after the issue time is
@@ -1065,44 +1116,84 @@ def _rebased_survival(preds: pl.DataFrame) -> pl.DataFrame:
     ``Tmax`` the grid's last point), ``survival_grid_h`` and ``survival_curve``; all null
     for a row without curve, with ``S(L) = 0`` or with ``L + 24 h`` beyond ``Tmax``.
     """
-    from .models.lifetime import restricted_mean_lifetime
-
     n = preds.height
     p_x_given_m = _x_given_m(preds)
-    p_m24: list[float | None] = [None] * n
-    p_x24: list[float | None] = [None] * n
-    life: list[float | None] = [None] * n
-    grids: list[list[float] | None] = [None] * n
-    curves: list[list[float] | None] = [None] * n
-    lead_us = (preds["issue_time"] - preds["t_rec"]).dt.total_microseconds().to_list()
-    for i, (lead_i, grid, curve) in enumerate(zip(lead_us, preds["survival_grid_h"],
-                                                  preds["survival_curve"], strict=True)):
-        if grid is None or curve is None or lead_i is None:
-            continue
-        g = np.asarray(grid, dtype=np.float64)
-        s = np.asarray(curve, dtype=np.float64)
-        lead = max(lead_i / 3.6e9, 0.0)
-        tmax = float(g[-1])
-        s_lead = _step_at(g, s, lead)
-        if s_lead <= 0 or lead + 24.0 > tmax:
-            continue
-        keep = g > lead
-        g_i = np.r_[0.0, g[keep] - lead]
-        s_i = np.r_[1.0, np.clip(s[keep] / s_lead, 0.0, 1.0)]
-        p = min(max(1.0 - _step_at(g_i, s_i, 24.0), 0.0), 1.0)
-        p_m24[i] = p
-        if p_x_given_m is not None and p_x_given_m[i] is not None:
-            p_x24[i] = p * p_x_given_m[i]
-        life[i] = float(restricted_mean_lifetime(g_i, s_i[None, :], tmax - lead)[0])
-        grids[i] = g_i.tolist()
-        curves[i] = s_i.tolist()
+    has_x = np.array([v is not None for v in p_x_given_m] if p_x_given_m is not None
+                     else [False] * n, dtype=bool)
+    x_given_m = np.array([np.nan if v is None else v for v in p_x_given_m or [None] * n],
+                         dtype=np.float64)
+    out = {c: np.full(n, np.nan) for c in ("p_m24", "p_x24", "mean_lifetime_h")}
+    done = np.zeros(n, dtype=bool)
+    lists: list[pl.DataFrame] = []
+    lead_us = (preds["issue_time"] - preds["t_rec"]).dt.total_microseconds()
+    has = (preds["survival_grid_h"].is_not_null() & preds["survival_curve"].is_not_null()
+           & lead_us.is_not_null()).to_numpy()
+    # rows with the same grid and lead are re-based together (the same grid points kept)
+    keyed = pl.DataFrame({"_row": np.arange(n, dtype=np.int64),
+                          "grid": preds["survival_grid_h"], "lead": lead_us,
+                          "curve": preds["survival_curve"]}).filter(pl.Series(has))
+    for part in keyed.partition_by("grid", "lead", maintain_order=True):
+        idx = part["_row"].to_numpy()
+        g = np.asarray(part["grid"][0], dtype=np.float64)
+        if g.size and (part["curve"].list.len() == g.size).all():
+            blocks = [(idx, part["curve"].explode().to_numpy().reshape(idx.size, g.size))]
+        else:  # malformed: a row at a time (raising as the row would)
+            blocks = [(idx[k:k + 1], np.atleast_2d(np.asarray(c, dtype=np.float64)))
+                      for k, c in enumerate(part["curve"])]
+        for rows, s_all in blocks:
+            lists.extend(_rebase_block(rows, g, np.asarray(s_all, dtype=np.float64),
+                                       part["lead"][0], x_given_m, out, done))
+    grid_curve = (pl.concat(lists) if lists else pl.DataFrame(
+        schema={"_row": pl.Int64, "survival_grid_h": pl.List(pl.Float64),
+                "survival_curve": pl.List(pl.Float64)}))
+    grid_curve = pl.DataFrame({"_row": np.arange(n, dtype=np.int64)}).join(
+        grid_curve, on="_row", how="left", maintain_order="left")
+
+    def column(name: str, keep: np.ndarray) -> pl.Series:
+        values = pl.Series(name, out[name], dtype=pl.Float64)
+        return values.zip_with(pl.Series(keep), pl.Series(name, [None] * n, dtype=pl.Float64))
+
     return pl.DataFrame([
-        pl.Series("p_m24", p_m24, dtype=pl.Float64),
-        pl.Series("p_x24", p_x24, dtype=pl.Float64),
-        pl.Series("mean_lifetime_h", life, dtype=pl.Float64),
-        pl.Series("survival_grid_h", grids, dtype=pl.List(pl.Float64)),
-        pl.Series("survival_curve", curves, dtype=pl.List(pl.Float64)),
+        column("p_m24", done), column("p_x24", done & has_x),
+        column("mean_lifetime_h", done),
+        grid_curve["survival_grid_h"], grid_curve["survival_curve"],
     ])
+
+
+def _rebase_block(rows: np.ndarray, g: np.ndarray, s: np.ndarray, lead_us: int,
+                  x_given_m: np.ndarray, out: dict[str, np.ndarray], done: np.ndarray
+                  ) -> list[pl.DataFrame]:
+    """`_rebased_survival` of the rows ``rows`` sharing the grid ``g`` and the lead (their
+    curves ``s``, one row each): writes ``out`` and ``done`` at those rows, returns the
+    rows' ``_row, survival_grid_h, survival_curve`` (none when not re-based)."""
+    from .models.lifetime import restricted_mean_lifetime_rows
+
+    lead = max(lead_us / 3.6e9, 0.0)
+    tmax = float(g[-1])
+    j = int(np.searchsorted(g, lead, side="right")) - 1
+    s_lead = np.ones(rows.size) if j < 0 else s[:, j]
+    ok = ~(s_lead <= 0)  # a NaN curve goes on (and is left out as invalid later)
+    if lead + 24.0 > tmax or not ok.any():
+        return []
+    rows, s, s_lead = rows[ok], s[ok], s_lead[ok]
+    keep = g > lead
+    g_i = np.r_[0.0, g[keep] - lead]
+    s_i = np.concatenate([np.ones((rows.size, 1)),
+                          np.clip(s[:, keep] / s_lead[:, None], 0.0, 1.0)], axis=1)
+    j24 = int(np.searchsorted(g_i, 24.0, side="right")) - 1
+    p = np.minimum(np.maximum(1.0 - (np.ones(rows.size) if j24 < 0 else s_i[:, j24]), 0.0),
+                   1.0)
+    out["p_m24"][rows] = p
+    out["p_x24"][rows] = p * x_given_m[rows]
+    out["mean_lifetime_h"][rows] = restricted_mean_lifetime_rows(g_i, s_i, tmax - lead)
+    done[rows] = True
+    list_type = pl.List(pl.Float64)
+    return [pl.DataFrame([
+        pl.Series("_row", rows, dtype=pl.Int64),
+        pl.Series("survival_grid_h", [g_i.tolist()], dtype=list_type).new_from_index(
+            0, rows.size),
+        pl.Series("survival_curve", np.ascontiguousarray(s_i)).cast(list_type),
+    ])]
 
 
 def _x_given_m(preds: pl.DataFrame) -> list[float | None] | None:

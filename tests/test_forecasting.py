@@ -611,3 +611,125 @@ def test_headline_follows_its_recorded_rule(bundle: ModelBundle, inputs) -> None
         np.testing.assert_allclose(j["p_m24"].to_numpy(), j["pm"].to_numpy(), atol=1e-12)
     assert forecast_many(bundle, sharp, flares, issues).filter(
         pl.col("model") == "headline").height == 0  # only when asked
+
+
+def _rebased_one_row_at_a_time(preds: pl.DataFrame) -> pl.DataFrame:
+    """The re-basing of `_rebased_survival`, written one row at a time (the reference)."""
+    from flare_core.models.lifetime import restricted_mean_lifetime
+
+    def step_at(g, s, t):
+        j = int(np.searchsorted(g, t, side="right")) - 1
+        return 1.0 if j < 0 else float(s[j])
+
+    out: dict[str, list] = {c: [] for c in ("p_m24", "p_x24", "mean_lifetime_h",
+                                            "survival_grid_h", "survival_curve")}
+    for r in preds.iter_rows(named=True):
+        vals = dict.fromkeys(out)
+        if r["survival_grid_h"] is not None and r["survival_curve"] is not None:
+            g = np.asarray(r["survival_grid_h"], dtype=np.float64)
+            s = np.asarray(r["survival_curve"], dtype=np.float64)
+            lead = max((r["issue_time"] - r["t_rec"]) / timedelta(microseconds=1) / 3.6e9, 0.0)
+            s_lead = step_at(g, s, lead)
+            if not (s_lead <= 0 or lead + 24.0 > g[-1]):
+                keep = g > lead
+                g_i = np.r_[0.0, g[keep] - lead]
+                s_i = np.r_[1.0, np.clip(s[keep] / s_lead, 0.0, 1.0)]
+                p = min(max(1.0 - step_at(g_i, s_i, 24.0), 0.0), 1.0)
+                x = r["p_x_given_m_forest"]
+                vals = {"p_m24": p, "p_x24": None if x is None else p * x,
+                        "mean_lifetime_h": float(restricted_mean_lifetime(
+                            g_i, s_i[None, :], g[-1] - lead)[0]),
+                        "survival_grid_h": g_i.tolist(), "survival_curve": s_i.tolist()}
+        for c in out:
+            out[c].append(vals[c])
+    return pl.DataFrame(out, schema={"p_m24": pl.Float64, "p_x24": pl.Float64,
+                                     "mean_lifetime_h": pl.Float64,
+                                     "survival_grid_h": pl.List(pl.Float64),
+                                     "survival_curve": pl.List(pl.Float64)})
+
+
+def test_rebased_survival_equals_the_row_by_row_reference() -> None:
+    """Grouped by grid and lead, the re-basing gives every row's values bit for bit: several
+    grids and leads, a curve at 0 by the lead, a NaN curve, no curve, no P(X | M)."""
+    from datetime import UTC, datetime
+
+    from flare_core.forecasting import _rebased_survival
+
+    rng = np.random.default_rng(11)
+    issue = datetime(2023, 3, 5, 12, tzinfo=UTC)
+    grids = [np.arange(0.0, 145.0), np.r_[0.5, np.cumsum(rng.uniform(0.2, 2.0, 150))]]
+    rows = []
+    for k in range(400):
+        g = grids[k % 2]
+        s = np.minimum.accumulate(np.clip(1.0 - np.cumsum(rng.exponential(0.004, g.size)),
+                                          0.0, 1.0))
+        if k % 37 == 0:
+            s[:] = 0.0  # S(L) = 0: nothing to re-base
+        if k % 41 == 0:
+            s[5:] = np.nan
+        lead_min = int(rng.choice([0, 12, 36, 60, 300, 345]))
+        rows.append({"issue_time": issue, "t_rec": issue - timedelta(minutes=lead_min),
+                     "survival_grid_h": None if k % 29 == 0 else g.tolist(),
+                     "survival_curve": None if k % 29 == 0 else s.tolist(),
+                     "p_x_given_m_forest": None if k % 13 == 0 else float(rng.uniform())})
+    preds = pl.DataFrame(rows, schema_overrides={"survival_grid_h": pl.List(pl.Float64),
+                                                 "survival_curve": pl.List(pl.Float64)})
+    got = _rebased_survival(preds)
+    expected = _rebased_one_row_at_a_time(preds)
+    assert got.equals(expected, null_equal=True)
+    assert got["p_m24"].null_count() < got.height and got["p_m24"].is_nan().any()
+    assert _rebased_survival(preds.clear()).equals(expected.clear())
+
+
+def test_predict_records_of_some_rows_equals_the_whole_batch(bundle: ModelBundle, inputs,
+                                                             record_preds: pl.DataFrame
+                                                             ) -> None:
+    """``rows``: the wanted records get every value of a whole-batch call (the others are
+    read as context: sequences, lifetime track), the models that predict rows leave the
+    others null."""
+    sharp, flares = inputs
+    ds = build_model_dataset(sharp, flares, bundle.config, with_labels=False)
+    rng = np.random.default_rng(2)
+    wanted = rng.uniform(size=ds.height) < 0.15
+    some = predict_records(bundle, ds, rows=wanted)
+    assert some.columns == record_preds.columns and some.height == ds.height
+    assert some.filter(pl.Series(wanted)).equals(record_preds.filter(pl.Series(wanted)))
+    others = some.filter(~pl.Series(wanted))
+    for col in ("p_m24_defn", "p_c24_defn", "p_m24_lstm", "warning_24h"):
+        assert others[col].null_count() == others.height, col
+    # every record of the chain's track is still predicted (the warning reads them)
+    assert others["mean_lifetime_h"].equals(record_preds.filter(~pl.Series(wanted))
+                                            ["mean_lifetime_h"])
+    assert predict_records(bundle, ds, rows=np.ones(ds.height, bool)).equals(record_preds)
+    with pytest.raises(ModelError, match="one bool per record"):
+        predict_records(bundle, ds, rows=wanted[:-1])
+
+
+def test_served_by_until_keeps_the_served_rows_of_the_whole_frame() -> None:
+    """``_with_served_at(..., until)`` drops only rows that cannot be served by ``until``;
+    a later record stamped before its own t_rec is still served (and everything kept)."""
+    from datetime import UTC, datetime
+
+    from flare_core.forecasting import _with_served_at
+    from flare_core.schema import DEFAULT_NRT_LATENCY
+
+    t0 = datetime(2023, 3, 5, tzinfo=UTC)
+    t_rec = [t0 + timedelta(minutes=12 * k) for k in range(40)] * 2
+    frame = pl.DataFrame({
+        "harpnum": [1] * 40 + [2] * 40, "t_rec": t_rec,
+        "available_at": [None if k % 3 else t + timedelta(minutes=30 + 7 * (k % 5))
+                         for k, t in enumerate(t_rec)]},
+        schema_overrides={"available_at": pl.Datetime("us", "UTC")})
+    until = t0 + timedelta(hours=4)
+
+    def served(f: pl.DataFrame) -> pl.DataFrame:
+        return f.filter(pl.col("served_at") <= until).sort("harpnum", "t_rec")
+
+    whole = served(_with_served_at(frame, DEFAULT_NRT_LATENCY))
+    cut = _with_served_at(frame, DEFAULT_NRT_LATENCY, until)
+    assert cut.height < frame.height and served(cut).equals(whole)
+    odd = frame.with_columns(pl.when(pl.int_range(pl.len()) == 70).then(pl.lit(t0))
+                             .otherwise(pl.col("available_at")).alias("available_at"))
+    assert _with_served_at(odd, DEFAULT_NRT_LATENCY, until).height == frame.height
+    assert served(_with_served_at(odd, DEFAULT_NRT_LATENCY, until)).equals(
+        served(_with_served_at(odd, DEFAULT_NRT_LATENCY)))

@@ -17,9 +17,10 @@ Band of a record (from `flare_core.labels.label_time_to_event` columns):
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -163,15 +164,28 @@ class FlareClassForest(ClassifierMixin, BaseEstimator):
     def _check_fitted(self) -> None:
         check_fitted(self, "forest_")
 
+    def _sequential_forest(self) -> Any:
+        """The fitted forest predicting in one thread (a shallow copy; the trees are shared).
+
+        With several jobs scikit-learn adds the trees' probabilities in the order the
+        threads finish, so the last bits of the mean change from call to call; one job adds
+        them in tree order, the same result every time (and what a Dask worker runs)."""
+        if getattr(self.forest_, "n_jobs", None) in (None, 1):
+            return self.forest_
+        forest = copy.copy(self.forest_)
+        forest.n_jobs = 1
+        return forest
+
     def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
         """Band codes (n,), int64."""
         self._check_fitted()
-        return self.forest_.predict(_check_x(X)).astype(np.int64)
+        return self._sequential_forest().predict(_check_x(X)).astype(np.int64)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
-        """Probabilities (n, 4), columns in `FLARE_CLASS_BANDS` order (0 for unseen bands)."""
+        """Probabilities (n, 4), columns in `FLARE_CLASS_BANDS` order (0 for unseen bands);
+        the same bits on every call (trees added in order, `_sequential_forest`)."""
         self._check_fitted()
-        p = self.forest_.predict_proba(_check_x(X))
+        p = self._sequential_forest().predict_proba(_check_x(X))
         out = np.zeros((p.shape[0], len(FLARE_CLASS_BANDS)))
         out[:, self.forest_.classes_.astype(int)] = p
         return out

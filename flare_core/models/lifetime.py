@@ -14,6 +14,7 @@ Frames: ``harpnum`` (Int64), ``t_rec`` (Datetime UTC), ``mean_lifetime_h`` (Floa
 
 from __future__ import annotations
 
+import bisect
 import logging
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..config import check_positive
 from ..errors import ConfigError
 
 __all__ = ["QUIET_S_TMAX", "lifetime_label", "restricted_mean_lifetime",
-           "smooth_lifetime_track"]
+           "restricted_mean_lifetime_rows", "smooth_lifetime_track"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,28 @@ def restricted_mean_lifetime(times_h: np.ndarray, survival: np.ndarray, tmax_h: 
     t = np.concatenate([[0.0], np.clip(times_h[keep], 0.0, None), [tmax_h]])
     s = np.concatenate([np.ones((survival.shape[0], 1)), survival[:, keep]], axis=1)
     return s @ np.diff(t)
+
+
+def restricted_mean_lifetime_rows(times_h: np.ndarray, survival: np.ndarray,
+                                  tmax_h: float) -> np.ndarray:
+    """`restricted_mean_lifetime` of each row of ``survival`` (n, m) on its own.
+
+    The same value, bit for bit, as ``restricted_mean_lifetime(times_h, survival[i], tmax_h)``
+    for every row ``i`` (one row's product with the step widths at a time, as that call
+    computes it; a product of the whole matrix may sum in another order).
+    """
+    check_positive("tmax_h", tmax_h)
+    times_h = np.asarray(times_h, dtype=np.float64)
+    survival = np.atleast_2d(np.asarray(survival, dtype=np.float64))
+    if survival.shape[1] != times_h.size:
+        raise ConfigError(
+            f"survival has {survival.shape[1]} columns but times_h has {times_h.size} entries"
+        )
+    keep = times_h < tmax_h
+    dt = np.diff(np.concatenate([[0.0], np.clip(times_h[keep], 0.0, None), [tmax_h]]))
+    s = np.concatenate([np.ones((survival.shape[0], 1)), survival[:, keep]], axis=1)
+    return np.array([(s[i:i + 1].copy() @ dt)[0] for i in range(s.shape[0])],
+                    dtype=np.float64)
 
 
 def lifetime_label(mean_h: float | None, s_tmax: float | None, *, tmax_h: float = 144.0,
@@ -127,6 +150,23 @@ def _sigma_records(steps_us: np.ndarray, sigma_h: float) -> float:
     return sigma_h / cadence_h if cadence_h > 0 else 1.0
 
 
+def _running_sigmas(steps_us: np.ndarray, sigma_h: float) -> np.ndarray:
+    """``[1, _sigma_records(steps_us[:1]), ..., _sigma_records(steps_us[:n])]``, one prefix
+    median after the other (a sorted insertion each, instead of a median of every prefix);
+    the medians are np.median's (the middle value, or the mean of the two middle ones)."""
+    out = np.empty(steps_us.size + 1)
+    out[0] = 1.0
+    ordered: list[int] = []
+    for i, step in enumerate(steps_us.tolist(), start=1):
+        bisect.insort(ordered, step)
+        half = i // 2
+        median = (float(ordered[half]) if i % 2 else
+                  (float(ordered[half - 1]) + float(ordered[half])) / 2.0)
+        cadence_h = median / _US_PER_H
+        out[i] = sigma_h / cadence_h if cadence_h > 0 else 1.0
+    return out
+
+
 def _causal_smooth(x: np.ndarray, t_us: np.ndarray, sigma_h: float) -> np.ndarray:
     """`_causal_gaussian` whose width at record ``i`` uses the cadence of records ``<= i`` only.
 
@@ -134,8 +174,7 @@ def _causal_smooth(x: np.ndarray, t_us: np.ndarray, sigma_h: float) -> np.ndarra
     records up to and including ``i`` (the first record, having no step, is its own value),
     so records after ``i`` change neither the values nor the kernel used at ``i``.
     """
-    steps = np.diff(t_us)
-    sigmas = np.array([1.0] + [_sigma_records(steps[:i], sigma_h) for i in range(1, x.size)])
+    sigmas = _running_sigmas(np.diff(t_us), sigma_h)
     out = np.empty_like(x)
     for sigma in np.unique(sigmas):
         use = sigmas == sigma

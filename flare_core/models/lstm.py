@@ -345,8 +345,13 @@ class LSTMForecaster(TorchBinaryClassifier[LSTMConfig]):
         )
         return self
 
-    def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
-        """P(flare of at least the target class within 24 h) per record, ``(n_records,)``."""
+    def predict_proba(self, X: pl.DataFrame, *, rows: np.ndarray | None = None  # noqa: N803
+                      ) -> np.ndarray:
+        """P(flare of at least the target class within 24 h) per record, ``(n_records,)``.
+
+        ``rows``: optional boolean mask (n_records,); only those records are predicted (their
+        sequences still gather every record of ``X``), the others are NaN.
+        """
         check_fitted(self, "network_")
         if not isinstance(X, pl.DataFrame):
             raise ModelError("LSTMForecaster needs a polars frame with harpnum and t_rec")
@@ -355,10 +360,18 @@ class LSTMForecaster(TorchBinaryClassifier[LSTMConfig]):
         c = self.config
         index, lengths = sequence_index(X, n_steps=c.n_steps, max_lookback_h=c.max_lookback_h,
                                         step_h=c.step_h)
-        out = np.empty(X.height, dtype=np.float64)
-        for lo in range(0, X.height, _PREDICT_CHUNK):  # bounded memory at 10^6 records
-            hi = min(lo + _PREDICT_CHUNK, X.height)
-            seq = gather_sequences(z, index[lo:hi])
-            out[lo:hi] = self._event_probability(torch.as_tensor(seq),
-                                                 torch.as_tensor(lengths[lo:hi]))
+        out = np.full(X.height, np.nan, dtype=np.float64)
+        if rows is None:
+            wanted = np.arange(X.height)
+        else:
+            rows = np.asarray(rows, dtype=bool)
+            if rows.shape != (X.height,):
+                raise ModelError(f"rows must be a boolean mask of {X.height} records, got "
+                                 f"shape {rows.shape}")
+            wanted = np.flatnonzero(rows)
+        for lo in range(0, wanted.size, _PREDICT_CHUNK):  # bounded memory at 10^6 records
+            part = wanted[lo:lo + _PREDICT_CHUNK]
+            seq = gather_sequences(z, index[part])
+            out[part] = self._event_probability(torch.as_tensor(seq),
+                                                torch.as_tensor(lengths[part]))
         return out

@@ -109,6 +109,11 @@ class ModelSpec:
     sorted_input : bool
         ``predict_proba`` needs records sorted by (harpnum, t_rec) (sequences); answers
         are returned in input order.
+    predicts_rows : bool
+        When only some records' forecasts are wanted (`predict_columns` ``rows``), only
+        those are predicted (a costly model: the networks); otherwise every record is, so
+        that each value keeps the bits of a whole-batch call (a BLAS matrix-vector product
+        may sum a row in another order at another place in the batch).
     """
 
     name: str
@@ -124,6 +129,7 @@ class ModelSpec:
     chain: bool = False
     build: Callable[[type, BuildContext], Any] | None = None
     sorted_input: bool = False
+    predicts_rows: bool = False
 
     @property
     def group(self) -> str:
@@ -239,12 +245,12 @@ _register(ModelSpec("warning_svm", "warning", "warning:WarningSVM",
 _register(ModelSpec("defn_m", "binary", "defn:DeepFlareNet", ("p_m24_defn",), label=LABEL_M,
                     published="defn", publish_columns={"p_m24": "p_m24_defn",
                                                        "p_c24": "p_c24_defn"},
-                    calibrate=True, build=_defn("M", "defn_m")))
+                    calibrate=True, build=_defn("M", "defn_m"), predicts_rows=True))
 _register(ModelSpec("defn_c", "binary", "defn:DeepFlareNet", ("p_c24_defn",), label=LABEL_C,
-                    calibrate=True, build=_defn("C", "defn_c")))
+                    calibrate=True, build=_defn("C", "defn_c"), predicts_rows=True))
 _register(ModelSpec("lstm", "binary", "lstm:LSTMForecaster", ("p_m24_lstm",), label=LABEL_M,
                     published="lstm", publish_columns={"p_m24": "p_m24_lstm"},
-                    calibrate=True, build=_lstm, sorted_input=True))
+                    calibrate=True, build=_lstm, sorted_input=True, predicts_rows=True))
 _register(ModelSpec("logistic", "binary", "baselines:LogisticRegressionBaseline",
                     ("p_m24_logistic",), label=LABEL_M, published="logistic",
                     publish_columns={"p_m24": "p_m24_logistic"}, calibrate=True,
@@ -320,21 +326,49 @@ def fit_estimator(group: str, specs: Sequence[ModelSpec], estimator: Any,
     return estimator.fit(train, train[label], **kwargs)
 
 
+#: Fewest rows a model with ``predicts_rows`` is given when only some are wanted. Its
+#: networks' float32 matrix products give a row the same bits in any batch of at least 8
+#: rows (measured: DeFN and LSTM, MKL on AVX-512, batches of 8 to 20,000 rows, as in a
+#: whole-batch call), not always in smaller ones.
+MIN_PREDICTED_ROWS = 256
+
+
 def predict_columns(group: str, specs: Sequence[ModelSpec], estimator: Any,
-                    data: pl.DataFrame) -> dict[str, Any]:
-    """``{column: values}`` (one value per row of ``data``, input order) of the group."""
+                    data: pl.DataFrame, *, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """``{column: values}`` (one value per row of ``data``, input order) of the group.
+
+    ``rows``: optional boolean mask (one per row of ``data``) of the rows whose values are
+    wanted; the others may be left NaN: a model with ``predicts_rows`` predicts only the
+    wanted rows (the sequence model with every row as context), the chain classifies the
+    warning of the wanted rows only.
+    """
     if group == CHAIN:
-        frame = estimator.predict(data)
+        frame = estimator.predict(data) if rows is None else estimator.predict(data, rows=rows)
         return {c: frame[c] for c in frame.columns}
     spec = specs[0]
+    if not spec.predicts_rows:
+        rows = None
+    elif rows is not None and rows.sum() < MIN_PREDICTED_ROWS:
+        # a batch of a few rows: the float32 products of the networks may round otherwise
+        # (another MKL code path); a few more rows of the frame are predicted as well
+        rows = rows.copy()
+        rows[np.flatnonzero(~rows)[:MIN_PREDICTED_ROWS - int(rows.sum())]] = True
     if spec.sorted_input:
         idx = "_row"
         ordered = data.with_row_index(idx).sort("harpnum", "t_rec")
-        p_sorted = np.asarray(estimator.predict_proba(ordered), dtype=np.float64)
+        order = ordered[idx].to_numpy()
+        p_sorted = np.asarray(estimator.predict_proba(ordered) if rows is None else
+                              estimator.predict_proba(ordered, rows=rows[order]),
+                              dtype=np.float64)
         p = np.empty_like(p_sorted)
-        p[ordered[idx].to_numpy()] = p_sorted
-    else:
+        p[order] = p_sorted
+    elif rows is None:
         p = np.asarray(estimator.predict_proba(data), dtype=np.float64)
+    else:
+        p = np.full(data.height, np.nan)
+        if rows.any():
+            p[rows] = np.asarray(estimator.predict_proba(data.filter(pl.Series(rows))),
+                                 dtype=np.float64)
     return {spec.columns[0]: p}
 
 

@@ -306,8 +306,14 @@ class SurvivalChain(BaseEstimator):
         keep = [c for c in ("harpnum", "t_rec", "time_to_event_h", "event") if c in X.columns]
         return X.select(keep).with_columns(pl.Series("mean_lifetime_h", life))
 
-    def predict(self, X: pl.DataFrame) -> pl.DataFrame:  # noqa: N803
+    def predict(self, X: pl.DataFrame, *, rows: np.ndarray | None = None  # noqa: N803
+                ) -> pl.DataFrame:
         """Every stage's output for every record of ``X`` (input order).
+
+        ``rows``: optional boolean mask (n,) of the records whose warning is wanted; the
+        warning SVM classifies only those (``warning_24h`` null, ``warning_class_code`` -1
+        elsewhere). The forest and Cox-Time predict every record: the warning reads the
+        lifetime track of the earlier records.
 
         Returns
         -------
@@ -339,7 +345,7 @@ class SurvivalChain(BaseEstimator):
         if self.forest_ is not None:
             out["p_x24_survival"] = p24 * out["p_x_given_m_forest"]
         if self.warning_svm_ is not None:
-            warning, codes = self.warn(self._track(X, life))
+            warning, codes = self.warn(self._track(X, life), rows=rows)
             out["warning_24h"] = pl.Series("warning_24h", warning).fill_nan(None).cast(
                 pl.Boolean)
             out["warning_class_code"] = codes
@@ -397,13 +403,21 @@ class SurvivalChain(BaseEstimator):
         out = pl.DataFrame({idx: sm[idx], "slope_h_per_h": slope, "mean_h": mean})
         return out.sort(idx).drop(idx).with_columns(pl.all().fill_nan(None))
 
-    def warn(self, track: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(warning_24h as float 1/0/NaN, SVM class code or -1) for every record."""
+    def warn(self, track: pl.DataFrame, *, rows: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """(warning_24h as float 1/0/NaN, SVM class code or -1) for every record (for the
+        records of the boolean mask ``rows`` only, NaN and -1 elsewhere, when given)."""
         from .warning import WARNING_CLASSES
 
         check_is_fitted(self, "warning_svm_")
         w = self.record_windows(track)
         ok = (w["slope_h_per_h"].is_not_null() & w["mean_h"].is_not_null()).to_numpy()
+        if rows is not None:
+            rows = np.asarray(rows, dtype=bool)
+            if rows.shape != ok.shape:
+                raise ModelError(f"rows must be a boolean mask of {ok.size} records, got "
+                                 f"shape {rows.shape}")
+            ok &= rows
         codes = np.full(w.height, -1, dtype=np.int64)
         if ok.any():
             codes[ok] = self.warning_svm_.predict(w.filter(pl.Series(ok)))

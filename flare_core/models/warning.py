@@ -270,9 +270,10 @@ class WarningSVM(BaseEstimator):
         check_fitted(self, "pipeline_")
 
     def predict(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:  # noqa: N803
-        """Class codes (n,) of `WARNING_CLASSES`."""
+        """Class codes (n,) of `WARNING_CLASSES` (those of ``pipeline_.predict``:
+        `rbf_svc_predict`)."""
         self._check_fitted()
-        return self.pipeline_.predict(_features(X)).astype(np.int64)
+        return rbf_svc_predict(self.pipeline_, _features(X)).astype(np.int64)
 
     def predict_labels(self, windows: pl.DataFrame) -> np.ndarray:
         """Class names (n,) of `WARNING_CLASSES`."""
@@ -303,6 +304,77 @@ class WarningSVM(BaseEstimator):
         self.n_train_ = int(state.meta["n_train"])
         return self
 
+
+
+#: Rows of the kernel matrix computed at once (a block of 128 x n_SV float64 stays in cache).
+_KERNEL_ROWS = 128
+#: Relative margin (to the sum of the absolute terms) within which a pairwise decision value
+#: counts as a tie and the row is predicted by scikit-learn itself.
+_TIE_MARGIN = 1e-9
+
+
+def rbf_svc_predict(pipeline: Any, x: np.ndarray) -> np.ndarray:
+    """``pipeline.predict(x)`` of a transformer(s) + RBF `sklearn.svm.SVC` pipeline, faster.
+
+    libsvm evaluates the kernel one support vector at a time; here the kernel rows of a
+    block of records are evaluated in numpy (the same squared differences, ``exp(-gamma
+    d2)``) and the one-vs-one decision values ``sum_k coef_k K(x, sv_k) - rho`` of every
+    class pair are matrix products, then libsvm's vote (a positive value is a vote for the
+    first class of the pair; the first class with the most votes wins). The summation order
+    differs from libsvm's, so a decision value may differ from libsvm's by rounding (about
+    1e-15 of the sum of the absolute terms); a record any of whose decision values lies
+    within `_TIE_MARGIN` of that sum from zero, or with a non-finite input, is predicted by
+    ``pipeline.predict`` itself. The labels are therefore those of ``pipeline.predict``.
+    Any other pipeline (another kernel, sparse support vectors, ``break_ties``) is passed
+    to ``pipeline.predict``.
+    """
+    from sklearn.svm import SVC
+
+    svc = pipeline[-1] if hasattr(pipeline, "steps") else pipeline
+    x = np.asarray(x, dtype=np.float64)
+    if (not isinstance(svc, SVC) or svc.kernel != "rbf" or getattr(svc, "_sparse", True)
+            or (svc.break_ties and svc.decision_function_shape == "ovr")
+            or len(svc.classes_) < 2 or x.ndim != 2 or x.shape[0] == 0):
+        return pipeline.predict(x)
+    z = pipeline[:-1].transform(x) if svc is not pipeline else x
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    sv = np.asarray(svc.support_vectors_, dtype=np.float64)
+    starts = np.r_[0, np.cumsum(svc.n_support_)]
+    n_class = len(svc.classes_)
+    pairs = [(i, j) for i in range(n_class) for j in range(i + 1, n_class)]
+    # column p of w: libsvm's coefficients of pair p (class i's SVs with sv_coef[j - 1],
+    # class j's with sv_coef[i]), zero for the other classes' SVs
+    dual = np.asarray(svc._dual_coef_, dtype=np.float64)
+    w = np.zeros((sv.shape[0], len(pairs)))
+    for p, (i, j) in enumerate(pairs):
+        w[starts[i]:starts[i + 1], p] = dual[j - 1, starts[i]:starts[i + 1]]
+        w[starts[j]:starts[j + 1], p] = dual[i, starts[j]:starts[j + 1]]
+    rho = -np.asarray(svc._intercept_, dtype=np.float64)
+    w_abs = np.abs(w)
+    gamma = float(svc._gamma)
+    dec = np.empty((z.shape[0], len(pairs)))
+    tie = ~np.isfinite(z).all(axis=1)
+    for lo in range(0, z.shape[0], _KERNEL_ROWS):
+        block = z[lo:lo + _KERNEL_ROWS]
+        d2 = np.zeros((block.shape[0], sv.shape[0]))
+        for f in range(sv.shape[1]):
+            d = block[:, f, None] - sv[None, :, f]
+            d *= d
+            d2 += d
+        d2 *= -gamma
+        k = np.exp(d2, out=d2)
+        dec[lo:lo + block.shape[0]] = k @ w - rho
+        scale = k @ w_abs + np.abs(rho)
+        tie[lo:lo + block.shape[0]] |= (np.abs(dec[lo:lo + block.shape[0]])
+                                        <= _TIE_MARGIN * scale).any(axis=1)
+    votes = np.zeros((z.shape[0], n_class), dtype=np.int64)
+    rows = np.arange(z.shape[0])
+    for p, (i, j) in enumerate(pairs):
+        votes[rows, np.where(dec[:, p] > 0, i, j)] += 1
+    out = np.asarray(svc.classes_)[votes.argmax(axis=1)]
+    if tie.any():
+        out[tie] = pipeline.predict(x[tie])
+    return out
 
 
 def warning_tss(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

@@ -84,3 +84,33 @@ def test_causal_smoothing_cadence_from_past_records_only():
     sym_both = smooth_lifetime_track(pl.concat([tr, later]), sigma_h=6.0, causal=False)
     assert not np.allclose(sym_both["mean_lifetime_smooth_h"].to_numpy()[:40],
                            sym_alone["mean_lifetime_smooth_h"].to_numpy())
+
+
+def test_running_cadence_is_the_median_of_each_prefix():
+    from flare_core.models.lifetime import _running_sigmas
+
+    rng = np.random.default_rng(5)
+    us = 60_000_000
+    for steps in (rng.choice([12, 12, 12, 24, 6, 96], 301) * us + rng.integers(-2, 3, 301),
+                  np.zeros(7, dtype=np.int64), np.array([12 * us, -us, 0, 12 * us]),
+                  np.empty(0, dtype=np.int64)):
+        steps = np.asarray(steps, dtype=np.int64)
+        expected = [1.0]
+        for i in range(1, steps.size + 1):
+            cadence_h = float(np.median(steps[:i])) / 3_600_000_000
+            expected.append(6.0 / cadence_h if cadence_h > 0 else 1.0)
+        np.testing.assert_array_equal(_running_sigmas(steps, 6.0), expected)
+
+
+def test_restricted_mean_lifetime_rows_equals_one_row_at_a_time():
+    from flare_core.models.lifetime import restricted_mean_lifetime_rows
+
+    rng = np.random.default_rng(6)
+    times = np.cumsum(rng.uniform(0.1, 3.0, 97))
+    surv = np.sort(rng.uniform(0, 1, (53, times.size)), axis=1)[:, ::-1]
+    for tmax in (times[-1], 100.0, times[40], 0.05):
+        got = restricted_mean_lifetime_rows(times, surv, tmax)
+        expected = [restricted_mean_lifetime(times, surv[i], tmax)[0] for i in range(53)]
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ConfigError):
+        restricted_mean_lifetime_rows(times, surv[:, :-1], 10.0)

@@ -148,6 +148,21 @@ def test_prediction_has_no_look_ahead(fitted_and_data):
     np.testing.assert_allclose(p_prefix, p_full[:12], rtol=1e-6, atol=1e-7)
 
 
+def test_predicting_some_rows_reads_the_others_as_context(fitted_and_data):
+    model, test = fitted_and_data
+    wanted = np.zeros(test.height, dtype=bool)
+    wanted[5::7] = True
+    p_full = model.predict_proba(test)
+    p_some = model.predict_proba(test, rows=wanted)
+    assert np.isnan(p_some[~wanted]).all()
+    # the same sequences (earlier records of every row); a batch of another size may round
+    # the float32 network differently
+    np.testing.assert_allclose(p_some[wanted], p_full[wanted], rtol=1e-6, atol=1e-7)
+    assert np.isnan(model.predict_proba(test, rows=np.zeros(test.height, bool))).all()
+    with pytest.raises(ModelError, match="boolean mask"):
+        model.predict_proba(test, rows=wanted[:-1])
+
+
 def test_save_load_round_trip(fitted_and_data, tmp_path):
     model, test = fitted_and_data
     save_model(model, tmp_path / "lstm")

@@ -92,3 +92,31 @@ def test_max_train_caps_the_support_vectors_and_keeps_the_classes():
     assert share.min() > 0.05  # every class is present in the synthetic windows
     with pytest.raises(ConfigError, match="max_train"):
         WarningSVMConfig(max_train=3)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_rbf_predict_gives_the_labels_of_scikit_learn(n_classes, monkeypatch):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from flare_core.models import warning
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(600, 2)) * [0.5, 30.0] + [0.0, 80.0]
+    y = (np.digitize(x[:, 0] + rng.normal(0, 0.4, 600), [-0.3, 0.3]) % n_classes)
+    pipe = make_pipeline(StandardScaler(), SVC(class_weight="balanced",
+                                               decision_function_shape="ovo")).fit(x, y)
+    test = rng.normal(size=(2000, 2)) * [0.6, 35.0] + [0.0, 80.0]
+    expected = pipe.predict(test)
+    np.testing.assert_array_equal(warning.rbf_svc_predict(pipe, test), expected)
+    for bad in (np.nan, np.inf):  # refused as scikit-learn refuses it
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            warning.rbf_svc_predict(pipe, np.r_[test[:3], [[bad, 1.0]]])
+    # every row a tie: all predicted by scikit-learn itself, the same labels
+    monkeypatch.setattr(warning, "_TIE_MARGIN", 10.0)
+    np.testing.assert_array_equal(warning.rbf_svc_predict(pipe, test), expected)
+    # another kernel: scikit-learn's own predict
+    linear = make_pipeline(StandardScaler(), SVC(kernel="linear")).fit(x, y)
+    np.testing.assert_array_equal(warning.rbf_svc_predict(linear, test),
+                                  linear.predict(test))
