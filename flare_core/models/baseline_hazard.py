@@ -124,9 +124,9 @@ class PiecewiseAffineLogRisk:
             w = first.weight.detach().to(dev, dtype)
             b = (first.bias.detach().to(dev, dtype) if first.bias is not None
                  else torch.zeros(w.shape[0], dtype=dtype, device=dev))
-            wz_t = w[:, :-1].T.contiguous()
-            self.u = torch.cat([torch.addmm(b, z[i:i + chunk_rows].to(dtype), wz_t)
-                                for i in range(0, max(1, z.shape[0]), chunk_rows)])
+            self._z, self._b0, self._chunk_rows = z, b, chunk_rows
+            self._wz_t = w[:, :-1].T.contiguous()
+            self._u: torch.Tensor | None = None  # `u`, made on first use
             self.w_t = w[:, -1].contiguous()
             # remaining modules -> list of (W^T, b) with batch norm folded in; ReLU between them
             self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -164,14 +164,29 @@ class PiecewiseAffineLogRisk:
                     raise ConfigError(f"unsupported module in head: {type(m).__name__}")
         self.n_rows = z.shape[0]
         self.dtype = dtype
+        self.device = dev
         self._cpu: tuple | None = None  # `_cpu_params`, made on first use
 
-    def _cpu_params(self) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...],
-                                   tuple[np.ndarray, ...]]:
-        """``u``, the time column and the later layers' ``W^T`` and biases as arrays sharing
-        the tensors' memory (the arguments of `_nb_build`)."""
+    @property
+    def u(self) -> torch.Tensor:
+        """The first layer's record part ``W_z z + b``, shape (n, width) (made on first use;
+        the compiled CPU path computes it per block of records instead)."""
+        if self._u is None:
+            with torch.inference_mode():
+                z, c = self._z, self._chunk_rows
+                self._u = torch.cat([torch.addmm(self._b0, z[i:i + c].to(self.dtype),
+                                                 self._wz_t)
+                                     for i in range(0, max(1, z.shape[0]), c)])
+        return self._u
+
+    def _cpu_params(self) -> tuple[np.ndarray, ...]:
+        """``z``, the first layer (``W_z^T``, bias, time column) and the later layers' ``W^T``
+        and biases as arrays (sharing the tensors' memory where they can): the first six
+        arguments of `_nb_build`."""
         if self._cpu is None:
-            self._cpu = (self.u.numpy(), self.w_t.numpy(),
+            with torch.inference_mode():
+                z = self._z.to(self.dtype).contiguous()
+            self._cpu = (z.numpy(), self._wz_t.numpy(), self._b0.numpy(), self.w_t.numpy(),
                          tuple(wt.numpy() for wt, _ in self.layers),
                          tuple(b.numpy() for _, b in self.layers))
         return self._cpu
@@ -210,7 +225,7 @@ class PiecewiseAffineLogRisk:
         next layer's pre-activations at a new knot by rank-one slope updates instead of a
         matmul (module docstring), so ``g`` may differ from this path's by float rounding.
         """
-        if self.u.device.type == "cpu" and self.layers:
+        if self.device.type == "cpu" and self.layers:
             heads, nxt, tau_l, g_l = _linked_knots(self, rows.cpu().numpy(),
                                                    lo.cpu().numpy(), hi.cpu().numpy())
             perm, rec = _nb_sorted(heads, nxt)
@@ -319,26 +334,50 @@ def _exp(x):
     return (p * _f64_from_bits((h + 1023) << 52)) * _f64_from_bits((ni - h + 1023) << 52)
 
 
+@intrinsic
+def _relu_bits64(typingctx, y, yoff, bias, boff, a, aoff):
+    """``a.flat[aoff + i] = relu(v_i)`` for ``v_i = y.flat[yoff + i] + bias.flat[boff + i]``,
+    ``i < 64``, returning the bits ``v_i > 0`` as a uint64: one vector block in LLVM IR (a
+    compare gives the bit mask directly; a numba loop builds it bit by bit)."""
+    if not (isinstance(y, types.Array) and y.dtype in (types.float32, types.float64)
+            and isinstance(bias, types.Array) and isinstance(a, types.Array)
+            and bias.dtype == y.dtype and a.dtype == y.dtype):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vt = ir.VectorType(context.get_value_type(signature.args[0].dtype), 64)
+
+        def ptr(i):
+            ary = context.make_array(signature.args[i])(context, builder, args[i])
+            return builder.bitcast(builder.gep(ary.data, [args[i + 1]]), vt.as_pointer())
+
+        v = builder.fadd(builder.load(ptr(0), align=4), builder.load(ptr(2), align=4))
+        pos = builder.fcmp_ordered(">", v, ir.Constant(vt, None))
+        builder.store(builder.select(pos, v, ir.Constant(vt, None)), ptr(4), align=4)
+        return builder.bitcast(pos, ir.IntType(64))
+
+    return types.uint64(y, types.intp, bias, types.intp, a, types.intp), codegen
+
+
 @njit(cache=True, nogil=True)
 def _nb_signs(y, bias, a, mask):
-    """``a = relu(y + bias)`` and the bits ``y + bias > 0`` (64 units a word) of every row."""
+    """``a = relu(y + bias)`` and the bits ``y + bias > 0`` (64 units a word) of every row
+    (all three C-contiguous)."""
     width = y.shape[1]
     full = width // 64
     zero = y.dtype.type(0.0)
     for r in range(y.shape[0]):
-        yr = y[r]
-        ar = a[r]
-        for u in range(width):
-            ar[u] = max(yr[u] + bias[u], zero)
-        for w in range(full):  # constant trip count: vectorises
-            m = np.uint64(0)
-            for j in range(64):
-                m |= np.uint64(yr[64 * w + j] + bias[64 * w + j] > zero) << np.uint64(j)
-            mask[r, w] = m
-        if full < mask.shape[1]:
+        for w in range(full):
+            o = r * width + 64 * w
+            mask[r, w] = _relu_bits64(y, o, bias, 64 * w, a, o)
+        if full < mask.shape[1]:  # the last, partial word
+            yr = y[r]
+            ar = a[r]
             m = np.uint64(0)
             for u in range(64 * full, width):
-                m |= np.uint64(yr[u] + bias[u] > zero) << np.uint64(u - 64 * full)
+                v = yr[u] + bias[u]
+                m |= np.uint64(v > zero) << np.uint64(u - 64 * full)
+                ar[u] = v if v > zero else zero
             mask[r, full] = m
 
 
@@ -438,18 +477,18 @@ def _nb_insert(nxt, tau, y, k_old, wt, seg, units, f, sd, n_new):
         right = nxt[left]
         t0 = tau[left]
         dt = tau[right] - t0
-        if q1 == q0 + 1:  # one crossing: y_L + f (y_R - y_L) - f (1 - f) sd W[:, u]
+        if q1 == q0 + 1:  # one crossing: (1 - f) y_L + f y_R - f (1 - f) sd W[:, u]
             kn = k_old + q0
             fq = f[q0]
-            c = fq * (1.0 - fq) * sd[q0]
-            u = units[q0]
+            c = y.dtype.type(fq * (1.0 - fq) * sd[q0])
+            cl = y.dtype.type(1.0 - fq)
+            cr = y.dtype.type(fq)
             yl = y[left]
             yr = y[right]
             yn = y[kn]
-            wu = wt[u]
-            for o in range(w_out):
-                v = np.float64(yl[o])
-                yn[o] = v + fq * (np.float64(yr[o]) - v) - c * wu[o]
+            wu = wt[units[q0]]
+            for o in range(w_out):  # in the net's precision (3 terms, rounded once each)
+                yn[o] = cl * yl[o] + cr * yr[o] - c * wu[o]
             tau[kn] = t0 + fq * dt
             nxt[left] = kn
             nxt[kn] = right
@@ -484,12 +523,12 @@ def _nb_insert(nxt, tau, y, k_old, wt, seg, units, f, sd, n_new):
 
 
 @njit(cache=True, nogil=True)
-def _nb_workspace(u):
+def _nb_workspace(w):
     """Empty buffers for `_nb_build` (grown on demand): pre-activations, their ReLU, sign
     words, ``nxt``, ``tau``, scratch and the four crossing arrays."""
     n = 1024
-    width = u.shape[1]
-    return (np.empty(n * width, dtype=u.dtype), np.empty(n * width, dtype=u.dtype),
+    width = w.shape[1]
+    return (np.empty(n * width, dtype=w.dtype), np.empty(n * width, dtype=w.dtype),
             np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.int64),
             np.empty(n, dtype=np.float64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64),
             np.empty(n, dtype=np.int64), np.empty(n, dtype=np.float64),
@@ -497,11 +536,11 @@ def _nb_workspace(u):
 
 
 @njit(cache=True, nogil=True)
-def _nb_build(u, w_t, wts, bs, rows, lo, hi, ws):
+def _nb_build(z, wz_t, b0, w_t, wts, bs, rows, lo, hi, ws):
     """The knots of records ``rows`` on ``[lo, hi]`` as linked lists (`_linked_knots`).
 
-    ``u`` is the first layer's record part, ``w_t`` its time column; ``wts``/``bs`` the later
-    layers' ``W^T`` and bias (float32). Each layer: `_nb_signs` (ReLU and sign bits of every
+    The first layer is ``W_z z + b0 + t w_t`` (its record part computed here, one small
+    matmul for the block); ``wts``/``bs`` are the later layers' ``W^T`` and bias. Each layer: `_nb_signs` (ReLU and sign bits of every
     knot), `_nb_crossings`, one matmul on the knots made before it (``np.dot``, BLAS), then
     `_nb_insert` for its new knots. Returns ``heads, nxt, tau, g`` (views into the workspace
     ``ws``, valid until its next use) and the workspace.
@@ -509,7 +548,9 @@ def _nb_build(u, w_t, wts, bs, rows, lo, hi, ws):
     ybuf, abuf, mbuf, nxt, tau, left, seg, units, f, sd = ws
     n = rows.size
     k = 2 * n
-    width = u.shape[1]
+    width = wz_t.shape[1]
+    u = np.empty((n, width), dtype=wz_t.dtype)
+    np.dot(z[rows], wz_t, u)
     ybuf = _nb_grow(ybuf, k * width)
     nxt = _nb_grow(nxt, k)
     tau = _nb_grow(tau, k)
@@ -520,12 +561,12 @@ def _nb_build(u, w_t, wts, bs, rows, lo, hi, ws):
         tau[2 * i + 1] = hi[i]
         nxt[2 * i] = 2 * i + 1
         nxt[2 * i + 1] = -1
-        ur = u[rows[i]]
+        ur = u[i]
         t0 = u.dtype.type(lo[i])
         t1 = u.dtype.type(hi[i])
         for o in range(width):
-            y[2 * i, o] = ur[o] + t0 * w_t[o]
-            y[2 * i + 1, o] = ur[o] + t1 * w_t[o]
+            y[2 * i, o] = (ur[o] + b0[o]) + t0 * w_t[o]
+            y[2 * i + 1, o] = (ur[o] + b0[o]) + t1 * w_t[o]
     bias = np.zeros(width, dtype=u.dtype)
     for li in range(len(wts)):
         wt = wts[li]
@@ -584,12 +625,12 @@ def _nb_add_expg(heads, nxt, tau, g, t, stop, out, buf):
 
 
 @njit(cache=True, nogil=True)
-def _nb_breslow_sums(u, w_t, wts, bs, rows, stop, t, block):
+def _nb_breslow_sums(z, wz_t, b0, w_t, wts, bs, rows, stop, t, block):
     """``sum_i exp g(x_rows[i], t[j])`` over the records with ``j < stop[i]``, for every j:
     knots of ``block`` records at a time (`_nb_build`), summed by `_nb_add_expg`."""
     out = np.zeros(t.size, dtype=np.float64)
     buf = np.empty(t.size, dtype=np.float64)
-    ws = _nb_workspace(u)
+    ws = _nb_workspace(wz_t)
     n = rows.size
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)
@@ -608,7 +649,8 @@ def _nb_breslow_sums(u, w_t, wts, bs, rows, stop, t, block):
                 st[p] = stop[i]
                 hi[p] = t[stop[i] - 1]
                 p += 1
-        heads, nxt, tau, g, ws = _nb_build(u, w_t, wts, bs, rw, np.full(live, t[0]), hi, ws)
+        heads, nxt, tau, g, ws = _nb_build(z, wz_t, b0, w_t, wts, bs, rw, np.full(live, t[0]),
+                                           hi, ws)
         _nb_add_expg(heads, nxt, tau, g, t, st, out, buf)
     return out
 
@@ -672,10 +714,11 @@ def _linked_knots(risk: PiecewiseAffineLogRisk, rows: np.ndarray, lo: np.ndarray
     knots made before it (written in place, no row moves), and the knots it makes get the
     next layer's pre-activations by rank-one updates (`_nb_build`).
     """
-    u, w_t, wts, bs = risk._cpu_params()
-    heads, nxt, tau, g, _ = _nb_build(u, w_t, wts, bs, np.ascontiguousarray(rows, np.int64),
+    p = risk._cpu_params()
+    heads, nxt, tau, g, _ = _nb_build(*p, np.ascontiguousarray(rows, np.int64),
                                       np.ascontiguousarray(lo, np.float64),
-                                      np.ascontiguousarray(hi, np.float64), _nb_workspace(u))
+                                      np.ascontiguousarray(hi, np.float64),
+                                      _nb_workspace(p[1]))
     return heads, nxt, tau, g
 
 
@@ -689,7 +732,7 @@ def _knot_rows(chunk_pairs: int, risk: PiecewiseAffineLogRisk) -> int:
     # a record has tens of knots, each a row of every layer: on the CPU 1/256 of chunk_pairs
     # records (64 by default, ~2000 knots of 64 float32) keep a block's layers in the L2
     # cache; other devices take larger blocks (fewer kernel launches)
-    return max(1, chunk_pairs // (256 if risk.u.device.type == "cpu" else 32))
+    return max(1, chunk_pairs // (256 if risk.device.type == "cpu" else 32))
 
 
 def _check_chunk(chunk_pairs: int) -> None:
@@ -842,7 +885,7 @@ def _g_blocks(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
     holding event times writes its change of ``(alpha, slope)`` at its first time and a
     cumulative sum along the times spreads it to the rest.
     """
-    dev = risk.u.device
+    dev = risk.device
     t_all = torch.from_numpy(np.asarray(times, dtype=np.float64)).to(dev)
     rows_t = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64)).to(dev)
     stop_t = torch.from_numpy(np.asarray(stop, dtype=np.int64)).to(dev)
@@ -908,12 +951,11 @@ def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: 
     """``sum_{sorted records k >= start[j]} exp g(x_order[k], t_j)`` for every j."""
     # sorted record k is at risk at t_j iff start[j] <= k, i.e. for j < #{j : start[j] <= k}
     stop = np.searchsorted(start, np.arange(order.size), side="right")
-    if risk.u.device.type == "cpu" and risk.layers:
-        u, w_t, wts, bs = risk._cpu_params()
-        return _nb_breslow_sums(u, w_t, wts, bs, np.ascontiguousarray(order, np.int64),
+    if risk.device.type == "cpu" and risk.layers:
+        return _nb_breslow_sums(*risk._cpu_params(), np.ascontiguousarray(order, np.int64),
                                 stop.astype(np.int64), np.asarray(times, dtype=np.float64),
                                 chunk_rows)
-    out = torch.zeros(times.size, dtype=torch.float64, device=risk.u.device)
+    out = torch.zeros(times.size, dtype=torch.float64, device=risk.device)
     stop_t = torch.from_numpy(stop).to(out.device)
     with torch.inference_mode():
         for r0, g in _g_blocks(risk, order, times, stop, chunk_rows):
@@ -926,7 +968,7 @@ def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: 
 def _g_on_times_piecewise(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times: np.ndarray,
                           chunk_rows: int) -> np.ndarray:
     """``g(x_rows[i], times[j])`` as an (len(rows), len(times)) float64 array."""
-    if risk.u.device.type == "cpu" and risk.layers:
+    if risk.device.type == "cpu" and risk.layers:
         times = np.asarray(times, dtype=np.float64)
         m = times.size
         out = np.empty((rows.size, m), dtype=np.float64)
@@ -937,7 +979,7 @@ def _g_on_times_piecewise(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times:
                 _nb_g_at_times(heads, nxt, tau, g, times, st, offs,
                                out[r0:r0 + st.size].reshape(-1))
         return out
-    out = torch.empty((rows.size, times.size), dtype=torch.float64, device=risk.u.device)
+    out = torch.empty((rows.size, times.size), dtype=torch.float64, device=risk.device)
     stop = np.full(rows.size, times.size)
     with torch.inference_mode():
         for r0, g in _g_blocks(risk, rows, times, stop, chunk_rows):
