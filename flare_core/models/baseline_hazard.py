@@ -47,6 +47,8 @@ Times are in whatever units the model's time input uses (the caller maps them to
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 from collections.abc import Callable
 
@@ -715,10 +717,11 @@ def _linked_knots(risk: PiecewiseAffineLogRisk, rows: np.ndarray, lo: np.ndarray
     next layer's pre-activations by rank-one updates (`_nb_build`).
     """
     p = risk._cpu_params()
-    heads, nxt, tau, g, _ = _nb_build(*p, np.ascontiguousarray(rows, np.int64),
-                                      np.ascontiguousarray(lo, np.float64),
-                                      np.ascontiguousarray(hi, np.float64),
-                                      _nb_workspace(p[1]))
+    with _one_blas_thread():
+        heads, nxt, tau, g, _ = _nb_build(*p, np.ascontiguousarray(rows, np.int64),
+                                          np.ascontiguousarray(lo, np.float64),
+                                          np.ascontiguousarray(hi, np.float64),
+                                          _nb_workspace(p[1]))
     return heads, nxt, tau, g
 
 
@@ -726,6 +729,26 @@ def _flatten(module: nn.Module) -> list[nn.Module]:
     if isinstance(module, nn.Sequential):
         return [m for child in module for m in _flatten(child)]
     return [module]
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries (None without threadpoolctl),
+    made once scipy's BLAS, the one numba's ``np.dot`` calls, is loaded."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS numba calls)
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    """Context running BLAS on one thread: the compiled path's matmuls are a few thousand
+    rows of 64 each, which a multi-threaded BLAS slows down several fold (more so on a
+    shared machine); costs ~10 us."""
+    ctl = _blas_controller()
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 def _knot_rows(chunk_pairs: int, risk: PiecewiseAffineLogRisk) -> int:
@@ -952,9 +975,10 @@ def _sum_expg_piecewise(risk: PiecewiseAffineLogRisk, order: np.ndarray, start: 
     # sorted record k is at risk at t_j iff start[j] <= k, i.e. for j < #{j : start[j] <= k}
     stop = np.searchsorted(start, np.arange(order.size), side="right")
     if risk.device.type == "cpu" and risk.layers:
-        return _nb_breslow_sums(*risk._cpu_params(), np.ascontiguousarray(order, np.int64),
-                                stop.astype(np.int64), np.asarray(times, dtype=np.float64),
-                                chunk_rows)
+        with _one_blas_thread():
+            return _nb_breslow_sums(*risk._cpu_params(), np.ascontiguousarray(order, np.int64),
+                                    stop.astype(np.int64), np.asarray(times, dtype=np.float64),
+                                    chunk_rows)
     out = torch.zeros(times.size, dtype=torch.float64, device=risk.device)
     stop_t = torch.from_numpy(stop).to(out.device)
     with torch.inference_mode():
@@ -973,7 +997,7 @@ def _g_on_times_piecewise(risk: PiecewiseAffineLogRisk, rows: np.ndarray, times:
         m = times.size
         out = np.empty((rows.size, m), dtype=np.float64)
         stop = np.full(rows.size, m, dtype=np.int64)
-        with torch.inference_mode():
+        with torch.inference_mode(), _one_blas_thread():
             for r0, st, heads, nxt, tau, g in _cpu_blocks(risk, rows, times, stop, chunk_rows):
                 offs = np.arange(st.size + 1, dtype=np.int64) * m
                 _nb_g_at_times(heads, nxt, tau, g, times, st, offs,
