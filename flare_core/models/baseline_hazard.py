@@ -394,38 +394,36 @@ def _nb_grow(v, n):
 
 
 @njit(cache=True, nogil=True)
-def _nb_crossings(heads, nxt, y, bias, mask, left, seg, units, f, sd):
+def _nb_crossings(nxt, y, bias, mask, left, seg, units, f, sd):
     """Sign changes of the pre-activations ``y + bias`` between neighbouring knots.
 
-    ``heads[i]`` is record i's first knot and ``nxt[k]`` the knot after ``k`` (-1 at the
-    record's end); ``mask`` holds the sign bits of every knot (`_nb_signs`), so a segment
-    without a crossing costs one XOR per 64 units, and ``left`` (one entry per knot) is
-    scratch. Writes (growing the arrays as needed) ``seg`` (the segment's left knot),
-    ``units``, the fraction ``f`` in [0, 1] of the segment where the unit crosses 0 and ``sd
-    = sign * (a_right - a_left)`` (sign +1 where the unit switches on), grouped by segment in
-    traversal order, ascending ``f`` within one (ties in unit order). Returns their number
-    and the four arrays.
+    ``nxt[k]`` is the knot after ``k`` in its record (-1 at the record's end); ``mask``
+    holds the sign bits of every knot (`_nb_signs`), so a segment without a crossing costs
+    one XOR per 64 units, and ``left`` (one entry per knot) is scratch. Writes (growing the
+    arrays as needed) ``seg`` (the segment's left knot), ``units``, the fraction ``f`` in
+    [0, 1] of the segment where the unit crosses 0 and ``sd = sign * (a_right - a_left)``
+    (sign +1 where the unit switches on), grouped by segment in knot order, ascending ``f``
+    within one (ties in unit order). Returns their number and the four arrays.
     """
     nw = mask.shape[1]
-    # 1: the segments with a crossing and the number of crossings (one pass, no allocation)
+    # 1: the segments with a crossing and the number of crossings (one pass, no allocation);
+    # segment k is (k, nxt[k]), visited in knot order (independent loads, no pointer chase)
     n_seg = 0
     n = 0
-    for r in range(heads.size):
-        k = heads[r]
+    for k in range(nxt.size):
         k2 = nxt[k]
-        while k2 >= 0:
-            c = 0
-            for w in range(nw):
-                x = mask[k, w] ^ mask[k2, w]
-                while x:
-                    x &= x - np.uint64(1)
-                    c += 1
-            if c:
-                left[n_seg] = k
-                n_seg += 1
-                n += c
-            k = k2
-            k2 = nxt[k]
+        if k2 < 0:
+            continue
+        c = 0
+        for w in range(nw):
+            x = mask[k, w] ^ mask[k2, w]
+            while x:
+                x &= x - np.uint64(1)
+                c += 1
+        if c:
+            left[n_seg] = k
+            n_seg += 1
+            n += c
     seg = _nb_grow(seg, n)
     units = _nb_grow(units, n)
     f = _nb_grow(f, n)
@@ -579,7 +577,7 @@ def _nb_build(z, wz_t, b0, w_t, wts, bs, rows, lo, hi, ws):
         a = abuf[:k * w_in].reshape((k, w_in))
         _nb_signs(y, bias, a, mbuf[:k * nw].reshape((k, nw)))
         left = _nb_grow(left, k)
-        n_new, seg, units, f, sd = _nb_crossings(heads, nxt, y, bias,
+        n_new, seg, units, f, sd = _nb_crossings(nxt[:k], y, bias,
                                                  mbuf[:k * nw].reshape((k, nw)), left,
                                                  seg, units, f, sd)
         k2 = k + n_new
