@@ -297,43 +297,46 @@ class PiecewiseAffineLogRisk:
 
 
 @intrinsic
-def _f64_from_bits(typingctx, bits):
-    """Reinterpret an int64 as the float64 with the same bits (vectorises, unlike ldexp)."""
+def _f32_from_bits(typingctx, bits):
+    """Reinterpret the low 32 bits of an integer as a float32 (vectorises, unlike ldexp)."""
     if not isinstance(bits, types.Integer):
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
+        v = args[0]
+        if signature.args[0].bitwidth > 32:
+            v = builder.trunc(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
 
-    return types.float64(types.int64), codegen
+    return types.float32(bits), codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _exp(x):
-    """``exp(x)`` in float64 (relative error below 1e-12), in plain arithmetic so that loops
-    over it vectorise (numba's ``np.exp`` is a libm call per element).
+def _exp32(x):
+    """``exp(x)`` of a float32 in float32 (relative error about 1e-7, that of float32
+    rounding), in plain arithmetic so that loops over it vectorise (16 lanes; numba's
+    ``np.exp`` is a libm call per element).
 
-    ``x = n ln 2 + r`` with ``|r| <= ln 2 / 2`` (Cody-Waite split of ln 2), ``exp(r)`` by its
-    Taylor polynomial of degree 10 (remainder below 3e-13 relative) and ``2^n`` applied as
-    two exact powers of two built from their bits (so overflow gives inf and underflow 0).
+    ``x = n ln 2 + r`` with ``|r| <= ln 2 / 2`` (Cody-Waite split of ln 2, ``n ln2_hi``
+    exact), ``exp(r)`` by its Taylor polynomial of degree 7 (remainder below 6e-9 relative)
+    and ``2^n`` applied as two exact powers of two built from their bits (overflow gives
+    inf, underflow 0).
     """
-    x = min(max(x, -1500.0), 1500.0)
-    n = np.floor(x * 1.4426950408889634 + 0.5)
-    r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10
-    p = 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    ni = np.int64(n)
+    f = types.float32
+    x = min(max(x, f(-150.0)), f(150.0))
+    n = np.floor(x * f(1.442695) + f(0.5))
+    r = (x - n * f(0.693359375)) - n * f(-2.12194440e-4)
+    p = f(1.0 / 5040.0)
+    p = p * r + f(1.0 / 720.0)
+    p = p * r + f(1.0 / 120.0)
+    p = p * r + f(1.0 / 24.0)
+    p = p * r + f(1.0 / 6.0)
+    p = p * r + f(0.5)
+    p = p * r + f(1.0)
+    p = p * r + f(1.0)
+    ni = np.int32(n)
     h = ni >> 1
-    return (p * _f64_from_bits((h + 1023) << 52)) * _f64_from_bits((ni - h + 1023) << 52)
+    return (p * _f32_from_bits((h + 127) << 23)) * _f32_from_bits((ni - h + 127) << 23)
 
 
 @intrinsic
@@ -598,8 +601,10 @@ def _nb_build(z, wz_t, b0, w_t, wts, bs, rows, lo, hi, ws):
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _nb_add_expg(heads, nxt, tau, g, t, stop, out, buf):
     """``out[j] += exp g_i(t[j])`` for every record i and ``j < stop[i]`` (``g_i`` the linear
-    interpolation of its knots, ``t[0]`` and ``t[stop[i] - 1]`` its first and last knots),
-    in float64; ``buf`` (at least ``max(stop)`` long) is scratch."""
+    interpolation of its knots, ``t[0]`` and ``t[stop[i] - 1]`` its first and last knots):
+    ``g`` interpolated in float64 and rounded to the net's float32, exponentiated in float32
+    (`_exp32`), summed in float64; ``buf`` (float32, at least ``max(stop)`` long) is
+    scratch."""
     for r in range(heads.size):
         s = stop[r]
         j = 0
@@ -621,7 +626,7 @@ def _nb_add_expg(heads, nxt, tau, g, t, stop, out, buf):
                 j += 1
             k = k2
         for j in range(s):  # vectorised
-            out[j] += _exp(buf[j])
+            out[j] += np.float64(_exp32(buf[j]))
 
 
 @njit(cache=True, nogil=True)
@@ -629,7 +634,7 @@ def _nb_breslow_sums(z, wz_t, b0, w_t, wts, bs, rows, stop, t, block):
     """``sum_i exp g(x_rows[i], t[j])`` over the records with ``j < stop[i]``, for every j:
     knots of ``block`` records at a time (`_nb_build`), summed by `_nb_add_expg`."""
     out = np.zeros(t.size, dtype=np.float64)
-    buf = np.empty(t.size, dtype=np.float64)
+    buf = np.empty(t.size, dtype=np.float32)
     ws = _nb_workspace(wz_t)
     n = rows.size
     for r0 in range(0, n, block):
