@@ -31,15 +31,21 @@ pair. Two evaluation strategies are offered here, both accumulating in float64:
   crossing located a few ulps off changes ``g`` by a few ulps only.
 
   On the CPU the knots are found by compiled (numba) kernels on linked lists of knots
-  (`_linked_knots`): a layer's matmul runs only on the knots made *before* it, written in
+  (`_nb_build`): a layer's matmul runs only on the knots made *before* it, written in
   place, and a knot made by that layer's sign changes gets the next layer's pre-activations
   by rank-one updates: on a segment ``a(s) = a_L + s (a_R - a_L)`` the next layer
   ``y = W relu(a) + b`` is affine between the crossings, a crossing of unit ``u`` changes
   its slope by ``+-(a_R - a_L)_u W[:, u]``, and the slopes times the piece lengths add up
   to ``y_R - y_L`` (known from the matmul), which fixes the first slope. This saves one
-  matmul per knot (O(width) instead of O(width^2)). ``g`` at every at-risk (record, event
-  time) pair is then interpolated from the knots in float32, exponentiated in one
-  vectorised pass and summed in float64. Other devices use the all-torch path
+  matmul per knot (O(width) instead of O(width^2)). The ReLU and the sign bits of every
+  knot come from one vector pass (`_nb_signs`), so a segment without a sign change costs
+  one XOR per 64 units. The whole Breslow sum is one compiled call (`_nb_breslow_sums`):
+  blocks of 64 records (a block's layers stay in the L2 cache), the first layer's record
+  part and every later layer one float32 BLAS matmul per block (``np.dot``, on one thread),
+  then ``g`` at every at-risk (record, event time) pair interpolated from the knots in
+  float64, exponentiated in float32 by a vectorised polynomial (`_exp32`) and summed in
+  float64. The matmuls (~24 GFLOP for 50 000 records, 6 layers of 64, ~30 knots each) are
+  about 60 % of the time. Other devices use the all-torch path
   (`PiecewiseAffineLogRisk._knots_torch`, one matmul per layer on every knot).
 
 Times are in whatever units the model's time input uses (the caller maps them to hours).
