@@ -549,10 +549,11 @@ def _nb_build(z, wz_t, b0, w_t, wts, bs, rows, lo, hi, ws):
     """The knots of records ``rows`` on ``[lo, hi]`` as linked lists (`_linked_knots`).
 
     The first layer is ``W_z z + b0 + t w_t`` (its record part computed here, one small
-    matmul for the block); ``wts``/``bs`` are the later layers' ``W^T`` and bias. Each layer: `_nb_signs` (ReLU and sign bits of every
-    knot), `_nb_crossings`, one matmul on the knots made before it (``np.dot``, BLAS), then
-    `_nb_insert` for its new knots. Returns ``heads, nxt, tau, g`` (views into the workspace
-    ``ws``, valid until its next use) and the workspace.
+    matmul for the block); ``wts``/``bs`` are the later layers' ``W^T`` and bias. Each
+    layer: `_nb_signs` (ReLU and sign bits of every knot), `_nb_crossings`, one matmul on
+    the knots made before it (``np.dot``, BLAS), then `_nb_insert` for its new knots.
+    Returns ``heads, nxt, tau, g`` (views into the workspace ``ws``, valid until its next
+    use) and the workspace.
     """
     ybuf, abuf, mbuf, nxt, tau, left, seg, units, f, sd = ws
     n = rows.size
@@ -590,7 +591,7 @@ def _nb_build(z, wz_t, b0, w_t, wts, bs, rows, lo, hi, ws):
                                                  mbuf[:k * nw].reshape((k, nw)), left,
                                                  seg, units, f, sd)
         k2 = k + n_new
-        ybuf = _nb_grow(ybuf, k2 * w_out)  # y is dead here: no copy needed, but cheap
+        ybuf = _nb_grow(ybuf, k2 * w_out)  # (y is dead here: the copy is only wasted time)
         nxt = _nb_grow(nxt, k2)
         tau = _nb_grow(tau, k2)
         y = ybuf[:k2 * w_out].reshape((k2, w_out))
