@@ -609,9 +609,9 @@ def _nb_build(z, wz_t, b0, w_t, wts, bs, rows, lo, hi, ws):
 def _nb_add_expg(heads, nxt, tau, g, t, stop, out, buf):
     """``out[j] += exp g_i(t[j])`` for every record i and ``j < stop[i]`` (``g_i`` the linear
     interpolation of its knots, ``t[0]`` and ``t[stop[i] - 1]`` its first and last knots):
-    ``g`` interpolated in float64 and rounded to the net's float32, exponentiated in float32
-    (`_exp32`), summed in float64; ``buf`` (float32, at least ``max(stop)`` long) is
-    scratch."""
+    ``g`` interpolated in float64 and rounded to the dtype of ``buf`` (the net's), then
+    exponentiated in it (float32: `_exp32`) and summed in float64; ``buf`` (at least
+    ``max(stop)`` long) is scratch."""
     for r in range(heads.size):
         s = stop[r]
         j = 0
@@ -632,8 +632,12 @@ def _nb_add_expg(heads, nxt, tau, g, t, stop, out, buf):
                 buf[j] = ga + (t[j] - ta) * slope
                 j += 1
             k = k2
-        for j in range(s):  # vectorised
-            out[j] += np.float64(_exp32(buf[j]))
+        if buf.itemsize == 4:
+            for j in range(s):  # vectorised
+                out[j] += np.float64(_exp32(buf[j]))
+        else:  # a float64 net: float64 exp
+            for j in range(s):
+                out[j] += np.exp(np.float64(buf[j]))
 
 
 @njit(cache=True, nogil=True)
@@ -641,7 +645,7 @@ def _nb_breslow_sums(z, wz_t, b0, w_t, wts, bs, rows, stop, t, block):
     """``sum_i exp g(x_rows[i], t[j])`` over the records with ``j < stop[i]``, for every j:
     knots of ``block`` records at a time (`_nb_build`), summed by `_nb_add_expg`."""
     out = np.zeros(t.size, dtype=np.float64)
-    buf = np.empty(t.size, dtype=np.float32)
+    buf = np.empty(t.size, dtype=wz_t.dtype)
     ws = _nb_workspace(wz_t)
     n = rows.size
     for r0 in range(0, n, block):

@@ -271,3 +271,29 @@ def test_compiled_breslow_with_several_sign_words(width):
     rec, _, _ = risk.knots(torch.arange(40), torch.full((40,), -2.0, dtype=torch.float64),
                            torch.full((40,), 2.0, dtype=torch.float64))
     assert rec.numel() > 3 * 40  # kinks were found
+
+
+def test_compiled_breslow_in_float64():
+    """A `PiecewiseAffineLogRisk` in float64 keeps float64 throughout the compiled path
+    (knots, interpolation and exp): the hazards equal a float64 forward pass to rounding."""
+    import torch
+
+    from flare_core.models.baseline_hazard import PiecewiseAffineLogRisk
+
+    net, z, net64 = _random_net(3, 3, 64)
+    rng = np.random.default_rng(4)
+    d = np.round(rng.uniform(-2.0, 2.0, size=40), 1)
+    ev = rng.integers(0, 2, size=40)
+    ev[0] = 1
+
+    def g64(rows, times):
+        with torch.inference_mode():
+            return net64.head(z.double()[torch.from_numpy(rows)],
+                              torch.from_numpy(np.asarray(times, dtype=np.float64))[:, None]
+                              ).numpy().ravel()
+
+    risk = PiecewiseAffineLogRisk(net.head_layers, z, dtype=torch.float64)
+    times, haz = breslow_baseline_hazards(risk, d, ev)
+    t_ref, h_ref = breslow_baseline_hazards(g64, d, ev)
+    assert np.array_equal(times, t_ref)
+    np.testing.assert_allclose(haz, h_ref, rtol=1e-11)
