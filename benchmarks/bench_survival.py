@@ -25,9 +25,10 @@ Implementations timed: pycox; ``piecewise`` = `PiecewiseAffineLogRisk` (the ReLU
 piecewise affine in t: the kinks of every record's ``g(., t)`` are found layer by layer by
 compiled kernels, each layer one matmul on the knots made before it, the next layer's values
 at a new knot by rank-one slope updates, the first layer's record part once per record; ``g``
-at the at-risk event times is the linear interpolation of the knots, exponentiated in one
-vectorised pass and summed in float64), which is what `CoxTimeModel` uses; with
-``--generic`` also the chunked per-pair callable path. Both implementations first run once,
+at the at-risk event times is the linear interpolation of the knots, exponentiated in float32
+by a vectorised polynomial and summed in float64; the whole Breslow sum is one compiled call
+over blocks of 64 records, its BLAS matmuls on one thread), which is what `CoxTimeModel` uses;
+with ``--generic`` also the chunked per-pair callable path. Both implementations first run once,
 untimed, on about 1000 records (`_warm_up`: loading the compiled kernels and warming torch is a
 one-off cost per process); the timed runs are single wall-clock runs in the same process.
 

@@ -130,8 +130,9 @@ class CoxTimeConfig:
     device : str or None
         Torch device; None: CUDA when available, else CPU.
     chunk_pairs : int
-        Work unit of the baseline and survival computation: ``chunk_pairs // 32`` records
-        per block of knots (`flare_core.models.baseline_hazard`).
+        Work unit of the baseline and survival computation: ``chunk_pairs // 256`` records
+        per block of knots on the CPU, ``// 32`` on other devices
+        (`flare_core.models.baseline_hazard`).
     """
 
     tmax_h: float = 144.0
