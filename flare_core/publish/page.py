@@ -582,17 +582,22 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     """
     check_positive("history_h", history_h)
     check_positive("freshness_h", freshness_h)
-    latest = store.latest_issue_time(model=model)
+    stored = store.issue_times()  # one connection for both ends when no model is asked for
+    latest = (store.latest_issue_time(model=model) if model is not None
+              else stored[-1] if stored else None)
     if latest is None:
         raise DataGapError(f"forecast store {store.path} holds no forecast"
                            + (f" of model {model!r}" if model else ""))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    current = store.read(issue_time=latest)
+    # the curves of the last history_h hours, the current issue time's rows among them
+    recent = store.read(start=latest - timedelta(hours=history_h), end=latest + timedelta(
+        microseconds=1))
+    current = recent.filter(pl.col("issue_time") == latest)
     model = model or _headline_model(current)
     version = current.filter(pl.col("model") == model)["model_version"].max()
-    first = store.issue_times()[0]
+    first = stored[0]
     history = _read_history(store, first, latest)
     head = history.filter(pl.col("model") == model, pl.col("model_version") == version)
     period = f"{_fmt_time(first)} \u2013 {_fmt_time(latest)}"
@@ -638,8 +643,6 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
             "plot_region_probability_tracks", mine.sort("harpnum", "issue_time"),
             out / f"{m}_regions.png", flares=flares, gaps=gaps,
             title=f"{m}: P(flare in the next 24 h) by region")], True))
-    recent = store.read(start=latest - timedelta(hours=history_h), end=latest + timedelta(
-        microseconds=1))
     for (m, harpnum), part in recent.group_by(["model", "harpnum"], maintain_order=True):
         harpnum = int(harpnum)
         # (a model with plots is a current model: the test is on the current models)
@@ -740,6 +743,36 @@ def _draw_one(name: str, args: tuple, kwargs: dict) -> Path | ConfigError:
         return e
 
 
+def _draw_batch(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]:
+    """Several plots, in order, in one worker (one task: its figures are reused)."""
+    return [_draw_one(*j) for j in jobs]
+
+
+#: Rough drawing cost of one plot, for `_batches` (relative; the rest count 1).
+_PLOT_COST = {"plot_region_probability_tracks": 4.0, "plot_full_disk_probability": 5.0}
+#: The extra cost of a plot kind's first plot in a worker (`plots._draw_layered`).
+_KIND_COST = 6.0
+
+
+def _batches(jobs: list[tuple[str, tuple, dict]], n: int) -> list[list[int]]:
+    """Job indices in at most ``n`` batches of about equal cost, each plot kind (function)
+    in one batch where it can be: a worker draws a kind's axes and ticks once, then copies
+    them (`plots._draw_layered`), so splitting a kind over workers costs that again. The
+    kinds go, costliest first, to the cheapest batch so far."""
+    kinds: dict[str, list[int]] = {}
+    for i, (name, _, _) in enumerate(jobs):
+        kinds.setdefault(name, []).append(i)
+    cost = {name: _KIND_COST + _PLOT_COST.get(name, 1.0) * len(idx)
+            for name, idx in kinds.items()}
+    batches: list[list[int]] = [[] for _ in range(n)]
+    totals = [0.0] * n
+    for name in sorted(kinds, key=lambda k: (-cost[k], k)):
+        k = totals.index(min(totals))
+        batches[k].extend(kinds[name])
+        totals[k] += cost[name]
+    return [b for b in batches if b]
+
+
 def _drawn(result: Path | ConfigError) -> Path:
     if isinstance(result, ConfigError):
         raise result
@@ -778,8 +811,13 @@ def _draw_all(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]:
             atexit.register(_close_pool)
             _exit_registered = True
     try:
-        futures = [_pool.submit(_draw_one, *j) for j in jobs]
-        return [f.result() for f in futures]
+        batches = _batches(jobs, workers)
+        futures = [_pool.submit(_draw_batch, [jobs[i] for i in b]) for b in batches]
+        results: list[Path | ConfigError] = [ConfigError("not drawn")] * len(jobs)
+        for batch, future in zip(batches, futures, strict=True):
+            for i, result in zip(batch, future.result(), strict=True):
+                results[i] = result
+        return results
     except BrokenProcessPool:  # a worker died (killed, out of memory): draw here instead
         logger.warning("page: plot worker pool broke; drawing the plots in this process")
         _pool = None

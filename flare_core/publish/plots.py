@@ -26,8 +26,10 @@ from __future__ import annotations
 import logging
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import Mapping, Sequence, Sized
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,10 @@ import polars as pl
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FixedFormatter, FixedLocator
 
 from ..config import check_positive
@@ -82,15 +86,18 @@ _REUSED = threading.local()
 _REUSED_MAX = 8
 
 
-def _page_figure(kind: str, width: float, height: float, nrows: int = 1
-                 ) -> tuple[Figure, list[Any]]:
+def _page_figure(kind: str, width: float, height: float, nrows: int = 1, *,
+                 static_legends: bool = True) -> tuple[Figure, list[Any]]:
     """A figure of ``nrows`` panels (sharing the x axis) without layout engine, reused from
-    the previous figure of that kind and size in this thread once its artists are removed.
+    the previous figure of that kind and size in this thread once its artists are removed;
+    its panels have a grid.
 
     Page figures are drawn dozens at a time: building the axes and their ticks again for
     each costs more than drawing the data. A reused figure is emptied back to the state of
     a new one (no artists, no legends, data limits and colour cycle reset), so a PNG does
-    not depend on what was drawn before it. The margins are set by `_margins`.
+    not depend on what was drawn before it. The margins are set by `_margins`. The figure
+    is drawn in layers (`_draw_layered`), its legends in the static layer unless
+    ``static_legends`` is false (legends that differ from one plot to the next).
     """
     cache = getattr(_REUSED, "figures", None)
     if cache is None:
@@ -101,6 +108,9 @@ def _page_figure(kind: str, width: float, height: float, nrows: int = 1
         fig = Figure(figsize=(width, height), dpi=_DPI)
         FigureCanvasAgg(fig)
         axes = list(fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0])
+        for ax in axes:
+            ax.grid(alpha=0.3)  # every page figure's grid, kept across plots
+        _STATIC[fig] = _Layers(static_legends=static_legends)
     else:
         fig, axes = entry
         _empty(fig, axes)
@@ -115,6 +125,7 @@ def _empty(fig: Figure, axes: Sequence[Any]) -> None:
     limits, autoscaling and colour cycle, leaving the axes, their ticks and styles."""
     for legend in list(fig.legends):
         legend.remove()
+    _STATIC[fig].pending.clear()
     for text in list(fig.texts):
         text.remove()
     for ax in axes:
@@ -144,8 +155,19 @@ def _bottom_legend(fig: Figure, handles: list[Any], labels: list[str], *, ncols:
     rows = -(-len(labels) // max(ncols, 1))
     legend_h = 0.08 + 0.19 * rows  # fontsize 8: one row of handles ~0.19 in, plus padding
     fig.subplots_adjust(bottom=(legend_h + axes_bottom) / height)
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.02 / height),
-               fontsize=8, ncols=ncols)
+    _legend(fig, handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.02 / height),
+            fontsize=8, ncols=ncols)
+
+
+def _legend(fig: Figure, handles: list[Any], labels: list[str], **kwargs: Any) -> None:
+    """``fig.legend(handles, labels, **kwargs)``; for a page figure whose legends are in
+    its static layer, made only when that layer is drawn (`_draw_layered`): a copied layer
+    already shows it."""
+    state = _STATIC.get(fig)
+    if state is None or not state.static_legends:
+        fig.legend(handles, labels, **kwargs)
+    else:
+        state.pending.append((list(handles), list(labels), kwargs))
 
 
 def _save(fig: Figure, out_path: str | Path) -> Path:
@@ -154,10 +176,147 @@ def _save(fig: Figure, out_path: str | Path) -> Path:
     if path.suffix.lower() != ".png":
         raise ConfigError(f"plot output must be a .png path, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.canvas.draw()
+    if fig in _STATIC:
+        _draw_layered(fig)
+    else:
+        fig.canvas.draw()
     path.write_bytes(_png_bytes(np.asarray(fig.canvas.buffer_rgba()), dpi=fig.dpi))
     logger.debug("wrote %s", path)
     return path
+
+
+@dataclass
+class _Layers:
+    """The static layers of one reused page figure (`_draw_layered`)."""
+
+    static_legends: bool
+    layers: dict[tuple, Any] = field(default_factory=dict)  # `_static_key` -> pixels
+    pending: list[tuple[list, list, dict]] = field(default_factory=list)  # `_legend` calls
+
+
+#: Each reused page figure's static layers.
+_STATIC: weakref.WeakKeyDictionary[Figure, _Layers] = weakref.WeakKeyDictionary()
+#: Static layers kept per figure (a page's figures of one kind share one or a few).
+_LAYERS_MAX = 4
+#: Spines are drawn above the data lines (zorder 2) and below higher ones, as `Axes.draw`.
+_SPINE_ZORDER = 2.5
+
+
+def _static_key(fig: Figure, *, legends: bool) -> tuple:
+    """Everything the static layer of a page figure depends on: size, margins, per axes
+    the limits, scales, ticks (locator, fixed positions and labels), tick styles and axis
+    labels, and the legends (texts and handle styles)."""
+    sp = fig.subplotpars
+    key: list[Any] = [tuple(fig.get_size_inches()), fig.dpi,
+                      (sp.left, sp.right, sp.bottom, sp.top, sp.wspace, sp.hspace)]
+    for ax in fig.axes:
+        key.append((ax.get_xlim(), ax.get_ylim(), ax.get_xscale(), ax.get_yscale(),
+                    *(_axis_key(axis) for axis in (ax.xaxis, ax.yaxis))))
+    if legends:
+        key.extend(_legend_key(*spec) for spec in _STATIC[fig].pending)
+    return tuple(key)
+
+
+def _legend_key(handles: list[Any], labels: list[str], kwargs: dict[str, Any]) -> tuple:
+    """What a figure legend (`_legend`) shows: its options, texts and each handle's style
+    (a handle of another kind than lines and patches makes the key unique: never reused)."""
+    return (repr(sorted(kwargs.items())), tuple(labels),
+            tuple(_handle_key(h) for h in handles))
+
+
+def _handle_key(handle: Any) -> Any:
+    if isinstance(handle, Line2D):
+        return ("line", *map(_colour_key, (handle.get_color(), handle.get_markeredgecolor(),
+                                           handle.get_markerfacecolor())),
+                handle.get_linewidth(), handle.get_linestyle(), handle.get_marker(),
+                handle.get_markersize(), handle.get_markeredgewidth(), handle.get_alpha(),
+                handle.get_drawstyle())
+    if isinstance(handle, Patch):
+        return ("patch", _colour_key(handle.get_facecolor()),
+                _colour_key(handle.get_edgecolor()), handle.get_hatch(), handle.get_alpha(),
+                handle.get_linewidth())
+    return object()
+
+
+def _colour_key(colour: Any) -> Any:
+    try:
+        return to_rgba(colour)
+    except ValueError:  # "auto", "none" and the like
+        return repr(colour)
+
+
+def _axis_key(axis: Any) -> tuple:
+    locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
+    return (type(locator).__name__, tuple(getattr(locator, "locs", ())),
+            type(formatter).__name__, tuple(getattr(formatter, "seq", ())),
+            getattr(formatter, "offset_string", ""),
+            tuple(sorted((k, repr(v)) for k, v in axis._major_tick_kw.items())))
+
+
+def _dynamic(ax: Any) -> list[Any]:
+    """The artists a page figure draws per plot: data, spans, texts (`_empty` removes them)."""
+    return [*ax.lines, *ax.patches, *ax.texts, *ax.collections, *ax.images]
+
+
+def _titles(ax: Any) -> list[Any]:
+    """The texts drawn per plot outside the axes' artists: the titles."""
+    return [ax.title, ax._left_title, ax._right_title]
+
+
+def _draw_layered(fig: Figure) -> None:
+    """Draw a reused page figure as two layers: the static one (axes, spines, ticks, tick
+    labels, grid, axis labels and, where `_page_figure` says so, the legends), drawn once
+    per `_static_key` and then copied, and over it what this plot adds (its artists in
+    zorder with the spines between, titles, the other legends). A static layer is the
+    same pixels whether drawn now or copied, so the PNG does not depend on what the figure
+    drew before; the ticks and texts, most of a figure's drawing time, are drawn once for
+    a page's figures of one kind. Page figures' legends lie outside the axes, so drawing
+    them before the data changes nothing."""
+    canvas = fig.canvas
+    state = _STATIC[fig]
+    legends = [] if state.static_legends else list(fig.legends)
+    key = _static_key(fig, legends=not legends)
+    layer = state.layers.pop(key, None)
+    if layer is not None:
+        renderer = canvas.get_renderer()
+        canvas.restore_region(layer)
+    else:
+        for handles, labels, kwargs in state.pending:
+            fig.legend(handles, labels, **kwargs)
+        hidden = [a for ax in fig.axes for a in _dynamic(ax)] + legends + list(fig.texts)
+        visible = [a.get_visible() for a in hidden]
+        texts = [(t, t.get_text()) for ax in fig.axes for t in _titles(ax)]
+        for a in hidden:
+            a.set_visible(False)
+        for t, _ in texts:
+            t.set_text("")
+        try:
+            canvas.draw()
+        finally:
+            for a, v in zip(hidden, visible, strict=True):
+                a.set_visible(v)
+            for t, text in texts:
+                t.set_text(text)
+        renderer = canvas.get_renderer()
+        layer = canvas.copy_from_bbox(fig.bbox)
+    state.pending.clear()
+    state.layers[key] = layer  # the newest last; the oldest dropped beyond a few
+    while len(state.layers) > _LAYERS_MAX:
+        state.layers.pop(next(iter(state.layers)))
+    for ax in fig.axes:
+        artists = sorted(_dynamic(ax), key=lambda a: a.get_zorder())
+        for a in artists:
+            if a.get_zorder() < _SPINE_ZORDER:
+                a.draw(renderer)
+        for spine in ax.spines.values():
+            spine.draw(renderer)
+        for a in artists:
+            if a.get_zorder() >= _SPINE_ZORDER:
+                a.draw(renderer)
+        for t in _titles(ax):
+            t.draw(renderer)
+    for a in [*legends, *fig.texts]:
+        a.draw(renderer)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -171,16 +330,16 @@ def _png_bytes(rgba: np.ndarray, *, dpi: float, level: int = 3) -> bytes:
     quarter of the time: Pillow tries five row filters on every row, which the page's flat
     backgrounds do not need, and keeps the alpha channel of an opaque figure."""
     height, width = rgba.shape[:2]
-    opaque = bool((rgba[..., 3] == 255).all())
-    pixels = rgba[..., :3] if opaque else rgba
-    rows = np.zeros((height, 1 + width * pixels.shape[2]), dtype=np.uint8)  # filter 0: none
-    rows[:, 1:] = pixels.reshape(height, -1)
+    opaque = bool(rgba[..., 3].min() == 255)
+    channels = 3 if opaque else 4
+    rows = np.zeros((height, 1 + width * channels), dtype=np.uint8)  # filter 0: none
+    rows[:, 1:].reshape(height, width, channels)[...] = rgba[..., :channels]
     ppm = round(dpi / 0.0254)
     return (b"\x89PNG\r\n\x1a\n"
             + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8,
                                               2 if opaque else 6, 0, 0, 0))
             + _png_chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
-            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+            + _png_chunk(b"IDAT", zlib.compress(rows, level))
             + _png_chunk(b"IEND", b""))
 
 
@@ -471,9 +630,9 @@ def _plot_labelled_curves(grids: list[np.ndarray], s: list[np.ndarray], when: li
     ax.set(xlim=(0, max(float(g[-1]) for g in grids)), ylim=(0, 1.02),
            xlabel="hours after the forecast's issue time",
            ylabel="S(t) = P(no \u2265M flare by t)", title=title or "Survival curves")
-    ax.grid(alpha=0.3)
     # in the right margin, its top at the axes' top
-    fig.legend(loc="upper left", bbox_to_anchor=(1 - 1.98 / 8.0, 1 - 0.02 / 4.2), fontsize=8,
+    _legend(fig, *ax.get_legend_handles_labels(), loc="upper left",
+            bbox_to_anchor=(1 - 1.98 / 8.0, 1 - 0.02 / 4.2), fontsize=8,
                title="issued (UTC)", title_fontsize=8)
     return _save(fig, out_path)
 
@@ -562,7 +721,6 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
         top = max(top, cap_h)
     ax.set_ylim(0, max(top, 1.0) * 1.08)
     _time_axis(ax, *_time_xlim(ax, min(when), max(when)))
-    ax.grid(alpha=0.3)
     _bottom_legend(fig, *ax.get_legend_handles_labels(), ncols=3, axes_bottom=0.56,
                    height=4.2)
     return _save(fig, out_path)
@@ -692,10 +850,14 @@ def plot_region_probability_tracks(forecasts: pl.DataFrame, out_path: str | Path
     regions = forecasts["harpnum"].unique(maintain_order=True).to_list()
     start, end = forecasts["issue_time"].min(), forecasts["issue_time"].max()
     height = 1.1 + 1.9 * len(regions)
-    fig, axes = _page_figure("regions", 10.0, height, len(regions))
+    # the legend differs between models (the classes each forecasts): not in the static layer
+    fig, axes = _page_figure("regions", 10.0, height, len(regions), static_legends=False)
     _margins(fig, left=0.95, right=0.15, top=0.3, bottom=0.0, hspace=0.1)
+    parts = forecasts.partition_by("harpnum", as_dict=True, maintain_order=True)
+    own_flares = (flares.partition_by("harpnum", as_dict=True)
+                  if flares is not None and "harpnum" in flares.columns else {})
     for ax, harpnum in zip(axes, regions, strict=True):
-        part = forecasts.filter(pl.col("harpnum") == harpnum).sort("issue_time")
+        part = parts[(harpnum,)].sort("issue_time")
         _shade_gaps(ax, gaps, harpnum=harpnum)
         when, series = _break_at_gaps(
             _times(part["issue_time"], "issue_time"),
@@ -704,14 +866,11 @@ def plot_region_probability_tracks(forecasts: pl.DataFrame, out_path: str | Path
         for col, p in zip(present, series, strict=True):
             name, colour = _CLASS_STYLE[col]
             ax.plot(when, p, color=colour, lw=1.3, label=name)
-        own = (flares.filter(pl.col("harpnum") == harpnum)
-               if flares is not None and "harpnum" in flares.columns else None)
-        _mark_flares(ax, own, start, end, label_region=False)
+        _mark_flares(ax, own_flares.get((harpnum,)), start, end, label_region=False)
         ars = part["noaa_ars"].drop_nulls()
-        xlim = _time_xlim(ax, start, end)
         ax.set(ylim=(0, 1.03),
                ylabel=f"HARP {harpnum}" + (f"\nAR {ars[-1]}" if len(ars) else ""))
-        ax.grid(alpha=0.3)
+    xlim = _time_xlim(axes[0], start, end)  # shared by every panel
     axes[0].set_title(title or "Probability of a flare in the next 24 h, by region")
     _time_axis(axes[-1], *xlim)
     handles, labels = {}, {}
