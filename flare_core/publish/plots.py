@@ -916,8 +916,10 @@ def plot_verification(reliability: pl.DataFrame, roc: pl.DataFrame, out_path: st
     models = reliability["model"].unique(maintain_order=True).to_list()
     by_model = ({r["model"]: r for r in scores.iter_rows(named=True)}
                 if scores is not None else {})
-    fig = _figure(10.0, 4.8)
+    fig = _figure(10.0, 4.8, layout=None)  # a page figure: fixed margins, legends inside
     rel_ax, roc_ax = fig.subplots(1, 2)
+    _margins(fig, left=0.7, right=0.2, top=0.62 if title else 0.35, bottom=0.6)
+    fig.subplots_adjust(wspace=0.22)
     colours = colormaps["tab10"]
     biggest = float(reliability["n"].max() or 1)
     for k, model in enumerate(models):
