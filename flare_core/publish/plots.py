@@ -5,6 +5,13 @@ path. Figures are built on `matplotlib.figure.Figure` with an Agg canvas, so not
 touches pyplot's global state or backend or needs a display, and calls are safe from
 worker threads.
 
+The page's figures (survival curves with labels, lifetime tracks, region tracks) are drawn
+dozens per page, so they skip what costs most in matplotlib: no constrained layout (fixed
+margins), one figure per kind and size reused per thread, fixed time ticks, and two layers
+(`_draw_layered`: axes, ticks, labels and legends drawn once and copied, the data drawn
+over them); PNGs are written by `_png_bytes`. A PNG depends only on the call's arguments,
+not on what was drawn before it.
+
 Forecast figures
     `plot_survival_curves` (S(t) of one region, coloured by issue/record time or lead time),
     `plot_mean_lifetime_track` (mean lifetime vs time with the observed flares, as in the
@@ -197,7 +204,7 @@ class _Layers:
 #: Each reused page figure's static layers.
 _STATIC: weakref.WeakKeyDictionary[Figure, _Layers] = weakref.WeakKeyDictionary()
 #: Static layers kept per figure (a page's figures of one kind share one or a few).
-_LAYERS_MAX = 4
+_LAYERS_MAX = 2
 #: Spines are drawn above the data lines (zorder 2) and below higher ones, as `Axes.draw`.
 _SPINE_ZORDER = 2.5
 
