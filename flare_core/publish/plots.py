@@ -699,7 +699,7 @@ def plot_mean_lifetime_track(times: Any, mean_lifetime_h: Any, out_path: str | P
     when, (life, *rest) = _break_at_gaps(when, life, *([] if obs is None else [obs]),
                                          max_gap_cadences=max_gap_cadences)
     fig, (ax,) = _page_figure("lifetime", 7.0, 4.2)
-    _margins(fig, left=0.95, right=0.15, top=0.3, bottom=0.0)
+    _margins(fig, left=0.95, right=0.32, top=0.3, bottom=0.0)
     _shade_gaps(ax, gaps, harpnum=harpnum)
     ax.plot(when, life, color="tab:blue", lw=1.6, marker=".", ms=3,
             label="predicted mean lifetime")
@@ -782,7 +782,7 @@ def plot_full_disk_probability(full_disk: pl.DataFrame, out_path: str | Path, *,
     fig = _figure(10.0, 4.6, layout=None)  # one per page, with a twin axis: not reused
     ax = fig.add_subplot()
     _margins(fig, left=0.75, right=0.7 if n_regions and "n_regions" in full_disk.columns
-             else 0.15, top=0.3, bottom=0.0)
+             else 0.32, top=0.3, bottom=0.0)
     _shade_gaps(ax, gaps)
     for m_i, model in enumerate(models):
         part = full_disk if model is None else full_disk.filter(pl.col("model") == model)
@@ -859,7 +859,7 @@ def plot_region_probability_tracks(forecasts: pl.DataFrame, out_path: str | Path
     height = 1.1 + 1.9 * len(regions)
     # the legend differs between models (the classes each forecasts): not in the static layer
     fig, axes = _page_figure("regions", 10.0, height, len(regions), static_legends=False)
-    _margins(fig, left=0.95, right=0.15, top=0.3, bottom=0.0, hspace=0.1)
+    _margins(fig, left=0.95, right=0.32, top=0.3, bottom=0.0, hspace=0.1)
     parts = forecasts.partition_by("harpnum", as_dict=True, maintain_order=True)
     own_flares = (flares.partition_by("harpnum", as_dict=True)
                   if flares is not None and "harpnum" in flares.columns else {})
