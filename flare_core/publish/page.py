@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -582,17 +582,22 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     """
     check_positive("history_h", history_h)
     check_positive("freshness_h", freshness_h)
-    latest = store.latest_issue_time(model=model)
+    stored = store.issue_times()  # one connection for both ends when no model is asked for
+    latest = (store.latest_issue_time(model=model) if model is not None
+              else stored[-1] if stored else None)
     if latest is None:
         raise DataGapError(f"forecast store {store.path} holds no forecast"
                            + (f" of model {model!r}" if model else ""))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    current = store.read(issue_time=latest)
+    # the curves of the last history_h hours, the current issue time's rows among them
+    recent = store.read(start=latest - timedelta(hours=history_h), end=latest + timedelta(
+        microseconds=1))
+    current = recent.filter(pl.col("issue_time") == latest)
     model = model or _headline_model(current)
     version = current.filter(pl.col("model") == model)["model_version"].max()
-    first = store.issue_times()[0]
+    first = stored[0]
     history = _read_history(store, first, latest)
     head = history.filter(pl.col("model") == model, pl.col("model_version") == version)
     period = f"{_fmt_time(first)} \u2013 {_fmt_time(latest)}"
@@ -620,7 +625,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     now = coverage.filter(pl.col("issue_time") == latest).row(0, named=True)
 
     current_regions = set(current["harpnum"])
-    # The plots are collected first and drawn together (`_draw_all`: over a few worker
+    # The plots are collected first and drawn together (`_start_drawing`: over a few worker
     # processes when there are many), then placed in the order the page lists them.
     jobs: list[tuple[str, tuple, dict]] = []
     placing: list[tuple[str, int | None, list[int], bool]] = []  # model, harpnum, jobs, track
@@ -629,23 +634,28 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         jobs.append((name, args, kwargs))
         return len(jobs) - 1
 
+    # each current model's version; each (model, version, region)'s lifetimes; each
+    # region's M and X flares (split once here rather than filtered per plot)
+    versions = dict(current.group_by("model").agg(pl.col("model_version").max()).iter_rows())
+    lives = history.filter(pl.col("mean_lifetime_h").is_not_null()).partition_by(
+        ["model", "model_version", "harpnum"], as_dict=True)
+    big = (None if flares is None else flares.filter(
+        pl.col("goes_class").str.slice(0, 1).is_in(["M", "X"])))
+    big_by_region = {} if big is None else big.partition_by("harpnum", as_dict=True)
     for (m, v), part in history.group_by(["model", "model_version"], maintain_order=True):
-        if m not in set(current["model"]) or v != current.filter(
-                pl.col("model") == m)["model_version"].max():
+        if m not in versions or v != versions[m]:
             continue
         mine = part.filter(pl.col("harpnum").is_in(list(current_regions)))
         placing.append((m, None, [job(
             "plot_region_probability_tracks", mine.sort("harpnum", "issue_time"),
             out / f"{m}_regions.png", flares=flares, gaps=gaps,
             title=f"{m}: P(flare in the next 24 h) by region")], True))
-    recent = store.read(start=latest - timedelta(hours=history_h), end=latest + timedelta(
-        microseconds=1))
     for (m, harpnum), part in recent.group_by(["model", "harpnum"], maintain_order=True):
         harpnum = int(harpnum)
         # (a model with plots is a current model: the test is on the current models)
-        if harpnum not in current_regions or m not in set(current["model"]):
+        if harpnum not in current_regions or m not in versions:
             continue
-        v = current.filter(pl.col("model") == m)["model_version"].max()
+        v = versions[m]
         part = part.filter(pl.col("model_version") == v)
         ars = part["noaa_ars"].drop_nulls()
         title = f"HARP {harpnum}" + (f" (AR {ars[-1]})" if len(ars) else "") + f", {m} model"
@@ -665,13 +675,9 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
                 picked["survival_curve"].to_list(), picked["issue_time"],
                 out / f"{m}_{harpnum}_survival.png", title=title, labels=labels,
                 horizon_h=24.0))
-        life = history.filter(pl.col("model") == m, pl.col("model_version") == v,
-                              pl.col("harpnum") == harpnum,
-                              pl.col("mean_lifetime_h").is_not_null())
-        if life.height:
-            own = (None if flares is None else flares.filter(pl.col("harpnum") == harpnum,
-                                                           pl.col("goes_class").str.slice(0, 1)
-                                                           .is_in(["M", "X"])))
+        life = lives.get((m, v, harpnum))
+        if life is not None and life.height:
+            own = None if big is None else big_by_region.get((harpnum,), big.clear())
             mine_jobs.append(job(
                 "plot_mean_lifetime_track", life["issue_time"], life["mean_lifetime_h"],
                 out / f"{m}_{harpnum}_lifetime.png", title=title, cap_h=cap_h, gaps=gaps,
@@ -685,7 +691,14 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         fd_job = job("plot_full_disk_probability",
                      full_disk, out / "full_disk.png", flares=flares, gaps=gaps, n_regions=True,
                      title=f"Full-disk flare probability ({model} model, regions forecast)")
-    drawn = _draw_all(jobs)
+    # the plots are drawn (in the workers) while this process verifies and reads the rest
+    collect = _start_drawing(jobs)
+    ver, ver_plot, ver_note = _verify(history, flares, latest, out,
+                                      window_d=verification_days)
+    recent_flares = (None if flares is None else flares.filter(
+        pl.col("peak_time") >= latest - timedelta(hours=24)).sort("peak_time"))
+    failed = store.read_failed(issue_time=latest)
+    drawn = collect()
     model_plots: dict[str, dict[int | None, list[Path]]] = {}
     for m, harpnum, made, track in placing:
         if track:
@@ -697,13 +710,9 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
             model_plots.setdefault(m, {}).setdefault(harpnum, []).extend(
                 _drawn(drawn[k]) for k in made)
     fd_plot = None if fd_job is None else _drawn(drawn[fd_job])
-    ver, ver_plot, ver_note = _verify(history, flares, latest, out,
-                                      window_d=verification_days)
-    recent_flares = (None if flares is None else flares.filter(
-        pl.col("peak_time") >= latest - timedelta(hours=24)).sort("peak_time"))
     return render_forecast_page(
         current, out / "index.html", full_disk_plot=fd_plot, embed_images=embed_images,
-        failed_regions=store.read_failed(issue_time=latest),
+        failed_regions=failed,
         generated_at=generated_at, plot_model=model, model_plots=model_plots,
         coverage={"n_forecast": now["n_forecast"], "n_on_disk": now["n_on_disk"],
                   "not_forecast": now["not_forecast"], "freshness_h": freshness_h},
@@ -740,6 +749,36 @@ def _draw_one(name: str, args: tuple, kwargs: dict) -> Path | ConfigError:
         return e
 
 
+def _draw_batch(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]:
+    """Several plots, in order, in one worker (one task: its figures are reused)."""
+    return [_draw_one(*j) for j in jobs]
+
+
+#: Rough drawing cost of one plot, for `_batches` (relative; the rest count 1).
+_PLOT_COST = {"plot_region_probability_tracks": 4.0, "plot_full_disk_probability": 5.0}
+#: The extra cost of a plot kind's first plot in a worker (`plots._draw_layered`).
+_KIND_COST = 6.0
+
+
+def _batches(jobs: list[tuple[str, tuple, dict]], n: int) -> list[list[int]]:
+    """Job indices in at most ``n`` batches of about equal cost, each plot kind (function)
+    in one batch where it can be: a worker draws a kind's axes and ticks once, then copies
+    them (`plots._draw_layered`), so splitting a kind over workers costs that again. The
+    kinds go, costliest first, to the cheapest batch so far."""
+    kinds: dict[str, list[int]] = {}
+    for i, (name, _, _) in enumerate(jobs):
+        kinds.setdefault(name, []).append(i)
+    cost = {name: _KIND_COST + _PLOT_COST.get(name, 1.0) * len(idx)
+            for name, idx in kinds.items()}
+    batches: list[list[int]] = [[] for _ in range(n)]
+    totals = [0.0] * n
+    for name in sorted(kinds, key=lambda k: (-cost[k], k)):
+        k = totals.index(min(totals))
+        batches[k].extend(kinds[name])
+        totals[k] += cost[name]
+    return [b for b in batches if b]
+
+
 def _drawn(result: Path | ConfigError) -> Path:
     if isinstance(result, ConfigError):
         raise result
@@ -754,17 +793,21 @@ def _close_pool() -> None:
         _pool = None
 
 
-def _draw_all(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]:
-    """Draw every plot job, in a persistent pool of worker processes when there are many
-    and more than one worker is allowed (else, or in a daemonic process, here). The PNGs
-    are the same either way: each plot is a pure function of its arguments."""
+def _start_drawing(jobs: list[tuple[str, tuple, dict]]
+                   ) -> Callable[[], list[Path | ConfigError]]:
+    """Start drawing every plot job, in a persistent pool of worker processes when there
+    are many and more than one worker is allowed (in batches by plot kind, `_batches`),
+    and return the call that waits for the results, in job order. Without workers (few
+    jobs, one worker, or in a daemonic process) the plots are drawn here when that call is
+    made. The PNGs are the same either way: each plot is a pure function of its
+    arguments."""
     import multiprocessing
 
     global _pool, _exit_registered
     workers = _plot_workers()
     if (len(jobs) < _PARALLEL_MIN_PLOTS or workers < 2
             or multiprocessing.current_process().daemon):
-        return [_draw_one(*j) for j in jobs]
+        return lambda: [_draw_one(*j) for j in jobs]
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
@@ -777,13 +820,30 @@ def _draw_all(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]:
         if not _exit_registered:
             atexit.register(_close_pool)
             _exit_registered = True
-    try:
-        futures = [_pool.submit(_draw_one, *j) for j in jobs]
-        return [f.result() for f in futures]
-    except BrokenProcessPool:  # a worker died (killed, out of memory): draw here instead
+    batches = _batches(jobs, workers)
+
+    def broken() -> list[Path | ConfigError]:  # a worker died (killed, out of memory)
+        global _pool
         logger.warning("page: plot worker pool broke; drawing the plots in this process")
         _pool = None
         return [_draw_one(*j) for j in jobs]
+
+    try:
+        futures = [_pool.submit(_draw_batch, [jobs[i] for i in b]) for b in batches]
+    except BrokenProcessPool:
+        return broken
+
+    def collect() -> list[Path | ConfigError]:
+        results: list[Path | ConfigError] = [ConfigError("not drawn")] * len(jobs)
+        try:
+            for batch, future in zip(batches, futures, strict=True):
+                for i, result in zip(batch, future.result(), strict=True):
+                    results[i] = result
+        except BrokenProcessPool:
+            return broken()
+        return results
+
+    return collect
 
 
 def _headline_model(current: pl.DataFrame) -> str:

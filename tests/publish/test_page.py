@@ -237,3 +237,19 @@ def test_plots_drawn_by_worker_processes_are_the_same(tmp_path, monkeypatch):
     for name in pngs:
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
     assert page_module._pool is not None  # the second page really used the workers
+
+
+def test_plot_jobs_batched_by_kind():
+    """Worker batches keep each plot kind together (a worker draws a kind's static layer
+    once) and hold every job once."""
+    from flare_core.publish import page as page_module
+
+    jobs = ([("plot_survival_curves", (), {})] * 5
+            + [("plot_region_probability_tracks", (), {})] * 4
+            + [("plot_mean_lifetime_track", (), {})] * 5 + [("plot_full_disk_probability", (), {})])
+    batches = page_module._batches(jobs, 2)
+    assert len(batches) == 2
+    assert sorted(i for b in batches for i in b) == list(range(len(jobs)))
+    kinds = [{jobs[i][0] for i in b} for b in batches]
+    assert not kinds[0] & kinds[1]
+    assert [sorted(b) for b in page_module._batches(jobs, 1)] == [list(range(len(jobs)))]

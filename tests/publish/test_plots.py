@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -193,3 +194,96 @@ def test_page_figures_labelled_curves_tracks_gaps(tmp_path):
         fd, tmp_path / "fd.png", flares=flares, gaps=gaps, n_regions=True))
     plain = assert_png_drawn(plots.plot_full_disk_probability(fd, tmp_path / "fd0.png"))
     assert not np.array_equal(with_gaps, plain)
+
+
+def _page_figures(tmp_path: Path, tag: str) -> dict[str, bytes]:
+    """The page's figure kinds, with gaps and flares, one instant and two legends."""
+    from flare_core.publish.full_disk import data_gaps, disk_coverage
+
+    times = [T0 + timedelta(hours=h) for h in range(30) if not 10 <= h < 17]
+    fc = make_forecasts(times)
+    gaps = data_gaps(disk_coverage(fc))
+    flares = FLARES.with_columns(harpnum=pl.lit(4698), noaa_ar=pl.lit(12192))
+    track = fc.filter(pl.col("harpnum") == 4698)
+    one = track.tail(4)
+    out = tmp_path / tag
+    paths = [
+        plots.plot_mean_lifetime_track(track["issue_time"], track["mean_lifetime_h"],
+                                       out / "life.png", cap_h=144, gaps=gaps, harpnum=4698,
+                                       flare_times=FLARES["peak_time"],
+                                       flare_classes=FLARES["goes_class"].to_list()),
+        plots.plot_mean_lifetime_track(track["issue_time"][:1], [50.0], out / "instant.png",
+                                       cap_h=144),
+        plots.plot_region_probability_tracks(fc, out / "regions.png", flares=flares, gaps=gaps),
+        plots.plot_region_probability_tracks(fc.drop("p_x24"), out / "regions_cm.png"),
+        plots.plot_survival_curves(GRID_H, one["survival_curve"].to_list(), one["issue_time"],
+                                   out / "curves.png", horizon_h=24,
+                                   labels=[f"{t:%m-%d %H:%M}" for t in one["issue_time"]]),
+        plots.plot_survival_curves(GRID_H, one["survival_curve"].to_list()[:2],
+                                   one["issue_time"][:2], out / "curves2.png",
+                                   labels=["a", "b"], title="two curves"),
+    ]
+    return {p.name: p.read_bytes() for p in paths}
+
+
+def test_reused_page_figures_draw_what_new_ones_draw(tmp_path):
+    """Page figures are reused per thread and drawn over a copied static layer: a PNG must
+    not depend on what the figure drew before. Each figure drawn first in a new thread
+    (new figures) equals, byte for byte, the same figure drawn after all the others, in
+    any order."""
+    import threading
+
+    fresh: dict[str, bytes] = {}
+
+    def draw_fresh():
+        fresh.update(_page_figures(tmp_path, "fresh"))
+
+    worker = threading.Thread(target=draw_fresh)
+    worker.start()
+    worker.join()
+    first = _page_figures(tmp_path, "first")  # this thread: new figures, then reused
+    again = _page_figures(tmp_path, "again")  # reused figures, cached layers
+    assert first == fresh and again == fresh
+    for name, png in fresh.items():
+        assert_png_drawn(tmp_path / "fresh" / name)
+        assert png[:8] == PNG_MAGIC
+    assert fresh["regions.png"] != fresh["regions_cm.png"]
+
+
+def test_time_axis_fixed_ticks():
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    start = datetime(2014, 10, 1, 0, 30, tzinfo=UTC)
+    end = start + timedelta(hours=40)
+    plots._time_axis(ax, start, end)
+    from matplotlib.dates import num2date
+
+    ticks = [num2date(t, tz=UTC).replace(microsecond=0)
+             for t in ax.xaxis.get_major_locator().locs]
+    labels = list(ax.xaxis.get_major_formatter().seq)
+    assert ticks[0] == datetime(2014, 10, 1, 4, tzinfo=UTC) and ticks[-1] <= end
+    assert {b - a for a, b in zip(ticks, ticks[1:], strict=False)} == {timedelta(hours=4)}
+    assert labels[:2] == ["04:00", "08:00"] and labels[ticks.index(
+        datetime(2014, 10, 2, tzinfo=UTC))] == "Oct-02"
+    assert ax.xaxis.get_major_formatter().get_offset() == "2014-Oct-02"
+    plots._time_axis(ax, start, start + timedelta(days=20))  # every two days, at midnight
+    days = [num2date(t, tz=UTC) for t in ax.xaxis.get_major_locator().locs]
+    assert {b - a for a, b in zip(days, days[1:], strict=False)} == {timedelta(days=2)}
+    assert days[0].hour == 0 and start < days[0] <= start + timedelta(days=2)
+    assert list(ax.xaxis.get_major_formatter().seq) == [f"{d:%b-%d}" for d in days]
+    assert ax.xaxis.get_major_formatter().get_offset() == "2014"
+    plots._time_axis(ax, start, start + timedelta(days=800))  # years: matplotlib's ticks
+    assert type(ax.xaxis.get_major_locator()).__name__ == "AutoDateLocator"
+
+
+def test_png_writer_round_trips():
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (31, 47, 4), dtype=np.uint8)
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    for image in (rgba, opaque):
+        data = plots._png_bytes(image, dpi=110)
+        back = (imread(io.BytesIO(data)) * 255).round().astype(np.uint8)
+        assert back.shape[2] == (3 if image is opaque else 4)
+        assert np.array_equal(back, image[..., :back.shape[2]])
