@@ -30,11 +30,10 @@ as UTC); durations are hours.
 
 from __future__ import annotations
 
+import io
 import logging
-import struct
 import threading
 import weakref
-import zlib
 from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -326,28 +325,17 @@ def _draw_layered(fig: Figure) -> None:
         a.draw(renderer)
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-
 def _png_bytes(rgba: np.ndarray, *, dpi: float, level: int = 3) -> bytes:
-    """A PNG of an (h, w, 4) uint8 image: RGB when it is opaque, rows unfiltered, zlib at
-    ``level``, the resolution in a pHYs chunk. What ``savefig`` writes through Pillow, in a
-    quarter of the time: Pillow tries five row filters on every row, which the page's flat
-    backgrounds do not need, and keeps the alpha channel of an opaque figure."""
-    height, width = rgba.shape[:2]
+    """A PNG of an (h, w, 4) uint8 image through Pillow: RGB when it is opaque, zlib at
+    ``level`` (``savefig``'s default 6 costs ~40 % more per page figure and keeps the alpha
+    channel of an opaque figure), the resolution in its pHYs chunk."""
+    from PIL import Image
+
     opaque = bool(rgba[..., 3].min() == 255)
-    channels = 3 if opaque else 4
-    rows = np.zeros((height, 1 + width * channels), dtype=np.uint8)  # filter 0: none
-    rows[:, 1:].reshape(height, width, channels)[...] = rgba[..., :channels]
-    ppm = round(dpi / 0.0254)
-    return (b"\x89PNG\r\n\x1a\n"
-            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8,
-                                              2 if opaque else 6, 0, 0, 0))
-            + _png_chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
-            + _png_chunk(b"IDAT", zlib.compress(rows, level))
-            + _png_chunk(b"IEND", b""))
+    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]) if opaque else rgba)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=level, dpi=(dpi, dpi))
+    return buffer.getvalue()
 
 
 def _times(values: Any, name: str) -> list[datetime]:
