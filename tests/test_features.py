@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from flare_core.errors import ConfigError
@@ -85,7 +85,11 @@ def _reference(sharp: pl.DataFrame, cfg: RunningStats) -> pl.DataFrame:
     return pl.DataFrame(out, schema_overrides={"t_rec": UTC_DATETIME}, infer_schema_length=None)
 
 
-def _assert_frames_close(got: pl.DataFrame, want: pl.DataFrame) -> None:
+def _assert_frames_close(got: pl.DataFrame, want: pl.DataFrame,
+                         inputs: pl.DataFrame | None = None) -> None:
+    """Equal at rtol 1e-9; the absolute floor is 1e-12 of the column's largest value and,
+    given the ``inputs``, of its keyword's largest input (a spread of equal values of 4e21
+    is 0, or the reference's rounding of ~1e6)."""
     assert got.height == want.height
     if want.height == 0:
         return
@@ -97,6 +101,10 @@ def _assert_frames_close(got: pl.DataFrame, want: pl.DataFrame) -> None:
         assert np.array_equal(np.isnan(g), np.isnan(w)), c
         ok = ~np.isnan(w)
         scale = np.max(np.abs(w[ok]), initial=1.0)
+        keyword = c.split("__")[0]
+        if inputs is not None and keyword in inputs.columns:
+            values = inputs[keyword].cast(pl.Float64).to_numpy()
+            scale = max(scale, np.nanmax(np.abs(values), initial=0.0))
         np.testing.assert_allclose(g[ok], w[ok], rtol=1e-9, atol=1e-12 * scale, err_msg=c)
 
 
@@ -130,10 +138,15 @@ def sharp_frames(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=sharp_frames(), window_h=st.sampled_from([0.5, 1.0, 4.0]),
        long_h=st.sampled_from([2.0, 24.0]))
+@example(frame=pl.DataFrame(  # equal values of 4e21: the kernel's spread 0, the reference's ~6e5
+    {"harpnum": [100] * 3, "t_rec": [T0 + timedelta(minutes=12 * i) for i in range(3)],
+     "kw_a": [None] * 3, "kw_b": [3.9e21] * 3},
+    schema={"harpnum": pl.Int64, "t_rec": UTC_DATETIME, "kw_a": pl.Float64,
+            "kw_b": pl.Float64}), window_h=0.5, long_h=2.0)
 def test_kernel_matches_reference(engine, frame, window_h, long_h):
     cfg = RunningStats(window_h=window_h, long_window_h=long_h, keywords=("kw_a", "kw_b"))
     _assert_frames_close(build_running_stats(frame, cfg, engine=engine),
-                         _reference(frame, cfg))
+                         _reference(frame, cfg), frame)
 
 
 @pytest.mark.parametrize("engine", ["numba", "numpy"])
@@ -147,7 +160,7 @@ def test_96_minute_cadence_with_gap_matches_reference(engine):
     }, schema_overrides={"t_rec": UTC_DATETIME})
     cfg = RunningStats(keywords=("usflux",))
     got = build_running_stats(frame, cfg, engine=engine)
-    _assert_frames_close(got, _reference(frame, cfg))
+    _assert_frames_close(got, _reference(frame, cfg), frame)
     # the record after the gap starts a fresh window: one value, no slope
     assert got["usflux__count"].to_list() == [1, 2, 3, 3, 3, 1, 2, 3]
     assert got["usflux__slope_per_h"][5] is None
@@ -218,6 +231,6 @@ def test_real_sun2022_fold_matches_reference(data_dir, engine):
     small = sharp.filter(pl.col("harpnum").is_in(harps.implode()))
     cfg = RunningStats(keywords=("usflux", "meangbz", "r_value", "area"))
     got = build_running_stats(small, cfg, engine=engine)
-    _assert_frames_close(got, _reference(small, cfg))
+    _assert_frames_close(got, _reference(small, cfg), small)
     # 96-min cadence: a 4-h window holds at most 3 records (t, t-96, t-192 min)
     assert got["usflux__count"].max() <= 3
