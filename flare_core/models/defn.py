@@ -47,6 +47,10 @@ __all__ = ["DeFNConfig", "DeepFlareNet", "DeFNNetwork", "default_class_weight"]
 
 logger = logging.getLogger(__name__)
 
+#: Records per forward pass in `DeepFlareNet.predict_proba` (a 200-wide hidden layer of 65 k
+#: records is 52 MB of float32).
+_PREDICT_CHUNK = 65_536
+
 _LABEL_COLUMN = {"M": "m_within_24h", "C": "c_within_24h"}
 
 
@@ -246,6 +250,14 @@ class DeepFlareNet(TorchBinaryClassifier[DeFNConfig]):
         """P(flare of at least the target class within 24 h), shape ``(n_samples,)``."""
         check_fitted(self, "network_")
         x = as_feature_matrix(X, self.feature_names_in_, self.n_features_in_)
-        return self._event_probability(
-            torch.as_tensor(self.scaler_.transform(x), dtype=torch.float32)
-        )
+        if x.shape[0] <= _PREDICT_CHUNK:
+            return self._event_probability(
+                torch.as_tensor(self.scaler_.transform(x), dtype=torch.float32))
+        # in chunks: each hidden layer of a whole 10^6-record batch is ~0.8 GB of float32
+        # (equal parts, none much smaller than the others)
+        out = np.empty(x.shape[0], dtype=np.float64)
+        for part in np.array_split(np.arange(x.shape[0]), -(-x.shape[0] // _PREDICT_CHUNK)):
+            lo, hi = part[0], part[-1] + 1
+            out[lo:hi] = self._event_probability(
+                torch.as_tensor(self.scaler_.transform(x[lo:hi]), dtype=torch.float32))
+        return out

@@ -43,9 +43,11 @@ __all__ = ["LSTMConfig", "LSTMNetwork", "LSTMForecaster", "build_sequences", "se
 
 logger = logging.getLogger(__name__)
 
-#: Records per forward pass in `LSTMForecaster.predict_proba` (sequences of 65 k records x
-#: 10 steps x 100 features are ~250 MB of float32).
-_PREDICT_CHUNK = 65_536
+#: Records per forward pass in `LSTMForecaster.predict_proba`: the padded sequences (16 k
+#: records x 10 steps x 100 features, ~65 MB of float32), their packed and sorted copies and
+#: the LSTM's input projections for every step (4 x hidden a step, ~170 MB at hidden 64)
+#: live at once; 65 k records a pass peaked ~1.9 GB above the rest.
+_PREDICT_CHUNK = 16_384
 
 
 def build_sequences(
@@ -110,9 +112,12 @@ def build_sequences(
 
 def gather_sequences(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values`` rows at ``index`` (`sequence_index`), 0.0 where the index is -1 (padding)."""
-    out = np.zeros((*index.shape, values.shape[1]), dtype=values.dtype)
-    has = index >= 0
-    out[has] = values[index[has]]
+    # one take of whole rows, then the padding zeroed (~10x faster than a boolean-masked
+    # fancy assignment at 10^5 records; the same values)
+    if values.shape[0] == 0:  # nothing to take: padding only
+        return np.zeros((*index.shape, values.shape[1]), dtype=values.dtype)
+    out = np.take(values, np.maximum(index, 0), axis=0)
+    out[index < 0] = 0
     return out
 
 
@@ -369,8 +374,10 @@ class LSTMForecaster(TorchBinaryClassifier[LSTMConfig]):
                 raise ModelError(f"rows must be a boolean mask of {X.height} records, got "
                                  f"shape {rows.shape}")
             wanted = np.flatnonzero(rows)
-        for lo in range(0, wanted.size, _PREDICT_CHUNK):  # bounded memory at 10^6 records
-            part = wanted[lo:lo + _PREDICT_CHUNK]
+        # bounded memory at 10^6 records: equal parts, none much smaller than the others
+        for part in np.array_split(wanted, max(1, -(-wanted.size // _PREDICT_CHUNK))):
+            if part.size == 0:
+                continue
             seq = gather_sequences(z, index[part])
             out[part] = self._event_probability(torch.as_tensor(seq),
                                                 torch.as_tensor(lengths[part]))

@@ -100,6 +100,11 @@ def _load_bundle_and_dataset(
     return bundle, dataset
 
 
+#: Records per `predict_records` call of ``flareflow predict`` (whole regions; see
+#: `flare_core.forecasting.region_chunks`).
+_PREDICT_RECORDS = 131_072
+
+
 def _horizons(text: str | None) -> list[float]:
     """``--horizons 6,12,24`` -> [6.0, 12.0, 24.0] (empty when not given)."""
     if not text:
@@ -177,7 +182,9 @@ def predict(
     ``warning_24h``; ``--horizons`` adds ``p_m{h}_survival``, ``--curves`` the curves.
     """
     setup_logging(verbose or None, level=logging.INFO)
-    from flare_core.forecasting import predict_records, survival_probabilities
+    import polars as pl
+
+    from flare_core.forecasting import predict_records, region_chunks, survival_probabilities
 
     files = _data_files(ctx, data)
     _check_inputs(files, flares)
@@ -185,22 +192,25 @@ def predict(
     bundle, dataset = _load_bundle_and_dataset(
         model, files, flares, harp_map, with_labels=False
     )
-    preds = predict_records(bundle, dataset)
-    if hours:
-        extra = survival_probabilities(preds, hours)
-        preds = preds.with_columns(extra.get_columns())
-    import polars as pl
-
-    lists = [c for c, t in preds.schema.items() if isinstance(t, pl.List)]
-    if curves:
-        flat = preds.with_columns(
-            pl.col(c).cast(pl.List(pl.Utf8)).list.join(";") for c in lists
-        )
-    else:
-        flat = preds.drop(lists)
+    # whole regions at a time: the survival curves (a float64 list per record) and the
+    # models' working arrays of 10^6 records at once peaked over 8 GiB
+    parts = []
+    for rows in region_chunks(dataset, _PREDICT_RECORDS):
+        preds = predict_records(bundle, dataset[rows])
+        if hours:
+            extra = survival_probabilities(preds, hours)
+            preds = preds.with_columns(extra.get_columns())
+        lists = [c for c, t in preds.schema.items() if isinstance(t, pl.List)]
+        if curves:
+            parts.append(preds.with_columns(
+                pl.col(c).cast(pl.List(pl.Utf8)).list.join(";") for c in lists))
+        else:
+            parts.append(preds.drop(lists))
+        del preds
+    flat = pl.concat(parts, rechunk=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     flat.write_csv(out)
-    typer.echo(f"wrote {preds.height} forecasts to {out}")
+    typer.echo(f"wrote {flat.height} forecasts to {out}")
 
 
 @app.command(context_settings=_EXTRA_ARGS)

@@ -271,3 +271,12 @@ def test_member_ensemble_averages_seeded_members_and_round_trips(data, tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(xt), model.predict_proba(xt))
     with pytest.raises(ConfigError, match="n_members"):
         DeFNConfig(n_members=0)
+
+
+def test_prediction_in_chunks_equals_one_pass(fitted, data, monkeypatch):
+    from flare_core.models import defn
+
+    _, _, (x, _) = data
+    whole = fitted.predict_proba(x)
+    monkeypatch.setattr(defn, "_PREDICT_CHUNK", 400)  # 1500 rows: 4 parts of 375
+    np.testing.assert_allclose(fitted.predict_proba(x), whole, rtol=1e-6, atol=1e-7)

@@ -187,3 +187,27 @@ def test_errors():
     for bad in ({"n_steps": 0}, {"dropout": 1.0}, {"class_weight": (1.0, -1.0)}):
         with pytest.raises(ConfigError):
             LSTMConfig(**bad)
+
+
+def test_gather_sequences_takes_rows_and_zero_pads():
+    from flare_core.models.lstm import gather_sequences
+
+    values = np.arange(12, dtype=np.float32).reshape(4, 3) - 5.0
+    index = np.array([[-1, -1, 0], [0, 1, 2], [-1, 2, 3]])
+    out = gather_sequences(values, index)
+    expected = np.zeros((3, 3, 3), dtype=np.float32)
+    for i, row in enumerate(index):
+        for k, j in enumerate(row):
+            if j >= 0:
+                expected[i, k] = values[j]
+    assert out.dtype == values.dtype and out.tobytes() == expected.tobytes()
+    assert gather_sequences(np.zeros((0, 3)), np.full((2, 4), -1)).shape == (2, 4, 3)
+
+
+def test_prediction_in_chunks_equals_one_pass(fitted_and_data, monkeypatch):
+    from flare_core.models import lstm
+
+    model, test = fitted_and_data
+    whole = model.predict_proba(test)
+    monkeypatch.setattr(lstm, "_PREDICT_CHUNK", test.height // 3 + 1)
+    np.testing.assert_allclose(model.predict_proba(test), whole, rtol=1e-6, atol=1e-7)

@@ -110,6 +110,11 @@ def test_rbf_predict_gives_the_labels_of_scikit_learn(n_classes, monkeypatch):
     test = rng.normal(size=(2000, 2)) * [0.6, 35.0] + [0.0, 80.0]
     expected = pipe.predict(test)
     np.testing.assert_array_equal(warning.rbf_svc_predict(pipe, test), expected)
+    # blocks of another size (the minimum rows, a block larger than the data): the same
+    for cells in (1, 10**7):
+        monkeypatch.setattr(warning, "_KERNEL_CELLS", cells)
+        np.testing.assert_array_equal(warning.rbf_svc_predict(pipe, test), expected)
+    monkeypatch.undo()
     for bad in (np.nan, np.inf):  # refused as scikit-learn refuses it
         with pytest.raises(ValueError, match="NaN|infinity"):
             warning.rbf_svc_predict(pipe, np.r_[test[:3], [[bad, 1.0]]])
