@@ -69,6 +69,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
@@ -315,7 +316,7 @@ class _Numbers(list):
     once (`_curves`). Only documents this module builds and encodes at once use the text and
     the array; `build_scoreboard_document` hands out plain lists."""
 
-    __slots__ = ("array", "last", "level", "text")
+    __slots__ = ("array", "last", "level", "problems", "text")
 
 
 #: Nesting level of a curve's lists in a document: doc 0, forecast_submission 1,
@@ -358,30 +359,69 @@ def _published_survival(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _curves(df: pl.DataFrame) -> list[dict[str, _Numbers] | None]:
     """The ``survival_curve`` entry of every row of conformed rows (None: no curve), built
     for the whole frame at once: ``time_h`` the grid, ``survival_probability`` S(t) as
-    `_clipped` publishes it; each grid's text is made once (a batch repeats a few grids)."""
+    `_clipped` publishes it; each distinct grid and curve is made once (a batch repeats a few
+    grids, and the headline rows the survival model's curves). The checks of
+    `_semantic_problems` on them run here, over the whole batch (``problems`` of the
+    ``survival_probability`` entry)."""
     has = df["survival_curve"].is_not_null().to_numpy()
     out: list[dict[str, _Numbers] | None] = [None] * df.height
     if not has.any():
         return out
     # conformed: a row with a curve has a grid of the same non-zero length, finite values
     curves = df["survival_curve"].filter(has)
-    ends = np.cumsum(curves.list.len().to_numpy()).tolist()
+    lengths = curves.list.len().to_numpy().astype(np.int64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
     grid = df["survival_grid_h"].filter(has).explode().to_numpy()
     raw = curves.explode().to_numpy()
     surv, surv_text = _published_survival(raw)
+    problems = _curve_problems(grid, surv, starts, ends)
     grids: dict[bytes, _Numbers] = {}
-    start = 0
-    for row, end in zip(np.flatnonzero(has).tolist(), ends, strict=True):
+    made: dict[tuple[bytes, bytes], dict[str, _Numbers]] = {}
+    for row, start, end, bad in zip(np.flatnonzero(has).tolist(), starts.tolist(),
+                                    ends.tolist(), problems, strict=True):
         g = grid[start:end]
-        key = g.tobytes()
-        time_h = grids.get(key)
-        if time_h is None:
-            time_h = grids[key] = _numbers(g, list(map(float.__repr__, g.tolist())), g[-1])
-        out[row] = {"time_h": time_h,
-                    "survival_probability": _numbers(surv[start:end],
-                                                     surv_text[start:end].tolist(),
-                                                     raw[end - 1])}
-        start = end
+        key = (g.tobytes(), raw[start:end].tobytes())
+        curve = made.get(key)
+        if curve is None:
+            time_h = grids.get(key[0])
+            if time_h is None:
+                time_h = grids[key[0]] = _numbers(g, list(map(float.__repr__, g.tolist())),
+                                                  g[-1])
+            sv = _numbers(surv[start:end], surv_text[start:end].tolist(), raw[end - 1])
+            sv.problems = bad
+            curve = made[key] = {"time_h": time_h, "survival_probability": sv}
+        out[row] = dict(curve)
+    return out
+
+
+def _curve_problems(t: np.ndarray, sv: np.ndarray, starts: np.ndarray,
+                    ends: np.ndarray) -> list[tuple[str, ...]]:
+    """`_semantic_problems`' curve checks of every curve (``t[start:end]``,
+    ``sv[start:end]``), vectorised: the problems of each, in that function's order."""
+    n = len(starts)
+    row_of = np.repeat(np.arange(n), ends - starts)
+    within = np.ones(len(t), dtype=bool)  # positions i with i and i + 1 in one curve
+    within[ends - 1] = False
+    within = within[:-1]
+
+    def rows(mask: np.ndarray, pairs: bool = False) -> set[int]:
+        idx = np.flatnonzero(mask & within if pairs else mask)
+        return set(row_of[idx].tolist())
+
+    finite = np.isfinite(t) & np.isfinite(sv)
+    checks = (("non-finite values", rows(~finite)),
+              ("negative time_h", rows(t < 0)),
+              ("survival probability outside [0, 1]", rows((sv < 0) | (sv > 1))),
+              ("time_h not increasing", rows(np.diff(t) <= 0, pairs=True)),
+              ("S(t) increases", rows(np.diff(sv) > 1e-6, pairs=True)))
+    bad_rows = set().union(*(r for _, r in checks))
+    out: list[tuple[str, ...]] = [()] * n
+    for i in bad_rows:
+        if i in checks[0][1]:
+            out[i] = (checks[0][0],)  # as `_semantic_problems`: nothing more is checked
+        else:
+            out[i] = tuple(what for what, r in checks[1:] if i in r)
     return out
 
 
@@ -701,19 +741,19 @@ def _semantic_problems(sub: dict) -> list[str]:
             continue
         where = f"region_forecasts/{i}/survival_curve"
         if type(curve["time_h"]) is _Numbers and type(curve["survival_probability"]) is _Numbers:
-            # built by `_curves` from float arrays: these arrays, floats only
-            t, sv = curve["time_h"].array, curve["survival_probability"].array
-        else:
-            try:
-                t = np.asarray(curve["time_h"], dtype=np.float64)
-                sv = np.asarray(curve["survival_probability"], dtype=np.float64)
-            except (TypeError, ValueError):
-                problems.append(f"{where}: times and probabilities must be numbers")
-                continue
-            if t.ndim != 1 or sv.ndim != 1 or bool in {
-                    *map(type, curve["time_h"]), *map(type, curve["survival_probability"])}:
-                problems.append(f"{where}: times and probabilities must be numbers")
-                continue
+            # built by `_curves` from float arrays of equal lengths, and checked there
+            problems += [f"{where}: {what}" for what in curve["survival_probability"].problems]
+            continue
+        try:
+            t = np.asarray(curve["time_h"], dtype=np.float64)
+            sv = np.asarray(curve["survival_probability"], dtype=np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"{where}: times and probabilities must be numbers")
+            continue
+        if t.ndim != 1 or sv.ndim != 1 or bool in {*map(type, curve["time_h"]),
+                                                    *map(type, curve["survival_probability"])}:
+            problems.append(f"{where}: times and probabilities must be numbers")
+            continue
         if not (np.isfinite(t).all() and np.isfinite(sv).all()):
             problems.append(f"{where}: non-finite values")
             continue
@@ -753,7 +793,12 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
     """Write one validated scoreboard document per (issue_time, model, model_version).
 
     Each file is written atomically (temporary file, then rename), so a reader never sees a
-    half-written document and a re-run replaces the file.
+    half-written document and a re-run replaces the file. The files are written by a
+    background thread while the next documents are built (file creation waits on the disk;
+    it releases the GIL); the call returns once all are written, and raises the first error
+    in document order (a document that fails to build stops the batch after the documents
+    before it are written, as a sequential loop would; after a failed write, documents built
+    meanwhile may be written too).
 
     Parameters
     ----------
@@ -774,13 +819,23 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     cache: dict = {}
-    for doc in _documents(conform_forecasts(forecasts), mode=mode, horizon_h=horizon_h,
-                          failed=conform_failed(failed)):
-        path = out / scoreboard_filename(doc)
-        # rebuilt from the forecast store at will: atomic, not flushed (a backfill writes one
-        # per issue time and model; an fsync of each measured ~0.5 ms more per document)
-        atomic_write(path, _dumps_built(doc, cache) + "\n", fsync=False)
-        paths.append(path)
+    writes: list[Future] = []
+    checked = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoreboard-json") as pool:
+        for doc in _documents(conform_forecasts(forecasts), mode=mode, horizon_h=horizon_h,
+                              failed=conform_failed(failed)):
+            path = out / scoreboard_filename(doc)
+            # rebuilt from the forecast store at will: atomic, not flushed (a backfill writes
+            # one per issue time and model; an fsync of each measured ~0.5 ms more per
+            # document)
+            writes.append(pool.submit(atomic_write, path, _dumps_built(doc, cache) + "\n",
+                                      fsync=False))
+            paths.append(path)
+            while checked < len(writes) and writes[checked].done():
+                writes[checked].result()  # a failed write stops the batch early
+                checked += 1
+    for w in writes[checked:]:
+        w.result()
     logger.info("wrote %d scoreboard document(s) to %s", len(paths), out)
     return paths
 
