@@ -278,6 +278,9 @@ def _parse_time_cached(s: str) -> datetime:
     return to_utc(s)
 
 
+_CLASS_PAIRS = tuple(FLARE_CLASS_LABELS.items())
+
+
 def _probabilities_of(row: dict) -> list[dict]:
     return [{"class": label, "probability": round(float(row[col]), _DECIMALS)}
             for col, label in FLARE_CLASS_LABELS.items() if row.get(col) is not None]
@@ -507,6 +510,7 @@ def _documents(df: pl.DataFrame, *, mode: str, horizon_h: float,
             "harpnum", "reason", "issue_time", "model_version").iter_rows():
         bad.setdefault((it, v), []).append({"harpnum": int(h), "reason": r})
     by_region = ordered.sort([*_GROUP_KEYS, "harpnum"])
+    memo: dict[str, dict] = {}
     curves = iter(_curves(by_region))
     rows = by_region.drop("survival_grid_h", "survival_curve").iter_rows(named=True)
     row = next(rows, None)
@@ -519,12 +523,21 @@ def _documents(df: pl.DataFrame, *, mode: str, horizon_h: float,
             part.append(row)
             row = next(rows, None)
         yield _build(part, fd, mode=mode, horizon=horizon,
-                     failed=[dict(f) for f in bad.get((key[0], key[2]), [])])
+                     failed=[dict(f) for f in bad.get((key[0], key[2]), [])], memo=memo)
 
 
 def _build(part: list[dict[str, Any]], full_disk: dict[str, Any], *, mode: str,
-           horizon: timedelta, failed: list[dict[str, Any]]) -> dict[str, Any]:
-    """One document from the rows of one group (sorted by HARP number)."""
+           horizon: timedelta, failed: list[dict[str, Any]],
+           memo: dict[str, dict] | None = None) -> dict[str, Any]:
+    """One document from the rows of one group (sorted by HARP number).
+
+    ``memo`` keeps what the documents of a batch repeat (data times, region ids, absences)
+    across calls; a document never holds the same region twice, so no object appears twice
+    in one document."""
+    memo = {} if memo is None else memo
+    data_times = memo.setdefault("data_time", {})
+    region_ids = memo.setdefault("region_ids", {})
+    absences = memo.setdefault("absent", {})
     issue_time, model, version = part[0]["issue_time"], part[0]["model"], part[0]["model_version"]
     window = {"start_time": _format_time(issue_time),
               "end_time": _format_time(issue_time + horizon)}
@@ -535,13 +548,26 @@ def _build(part: list[dict[str, Any]], full_disk: dict[str, Any], *, mode: str,
     regions = []
     for row in part:
         curve = row["survival_curve"]  # `_curves`
+        t_rec, ids_of, absent_of = row["t_rec"], (row["harpnum"], row["noaa_ars"]), (
+            model, *(row[col] is None for col in PROBABILITY_COLUMNS))
+        data_time = data_times.get(t_rec)
+        if data_time is None and t_rec is not None:
+            data_time = data_times[t_rec] = _format_time(t_rec)
+        ids = region_ids.get(ids_of)
+        if ids is None:
+            ids = region_ids[ids_of] = _region_ids(*ids_of)
+        absent = absences.get(absent_of)
+        if absent is None:
+            absent = absences[absent_of] = {
+                label: absent_class_reason(model, col)
+                for col, label in FLARE_CLASS_LABELS.items() if row[col] is None}
         regions.append({
-            "region_ids": _region_ids(row["harpnum"], row["noaa_ars"]),
-            "data_time": None if row["t_rec"] is None else _format_time(row["t_rec"]),
+            "region_ids": ids,
+            "data_time": data_time,
             "prediction_window": dict(window),
-            "flare_probabilities": _probabilities_of(row),
-            "absent": {label: absent_class_reason(model, col)
-                       for col, label in FLARE_CLASS_LABELS.items() if row[col] is None},
+            "flare_probabilities": [{"class": label, "probability": round(row[col], _DECIMALS)}
+                                    for col, label in _CLASS_PAIRS if row[col] is not None],
+            "absent": dict(absent),
             "mean_lifetime_h": (None if row["mean_lifetime_h"] is None
                                 else round(row["mean_lifetime_h"], 2)),
             "lifetime_label": _lifetime_label(row["mean_lifetime_h"], curve),
