@@ -46,14 +46,16 @@ table (`FAILED_SCHEMA`: ``issue_time, harpnum, model_version, series, reason``),
 and replaced with them; read with `ForecastStore.read_failed`.
 
 Re-running an issue time *replaces* it: `upsert` first deletes every row of that issue time
-for the (model, model_version) pairs it writes, then inserts the new rows, in one
-transaction. A region that dropped out of a re-run therefore does not linger, and an
-interrupted run leaves each issue time either wholly old or wholly new.
+for the (model, model_version) pairs it writes, then inserts the new rows, in the same
+transaction (one transaction covers a run of consecutive issue times: one DELETE and one
+INSERT each, so that a week of hourly issue times commits a handful of times, not 168). A
+region that dropped out of a re-run therefore does not linger, and an interrupted run leaves
+each issue time either wholly old or wholly new.
 
 DuckDB lets only one process open a database file for writing. Every access (read or write)
 therefore holds an exclusive file lock (``<path>.lock``, the `filelock` package; released by
-the OS if the holder dies) for a short while: one read, or a run of issue-time transactions
-of at most ``max_hold_s`` seconds. Opening the file is retried a few times in case a process
+the OS if the holder dies) for a short while: one read, or a run of transactions of at most
+``max_hold_s`` seconds (each transaction aims at half of it). Opening the file is retried a few times in case a process
 that does not use the lock holds it. An hourly run and a backfill thus interleave without
 losing or duplicating rows.
 """
