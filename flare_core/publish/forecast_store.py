@@ -46,14 +46,16 @@ table (`FAILED_SCHEMA`: ``issue_time, harpnum, model_version, series, reason``),
 and replaced with them; read with `ForecastStore.read_failed`.
 
 Re-running an issue time *replaces* it: `upsert` first deletes every row of that issue time
-for the (model, model_version) pairs it writes, then inserts the new rows, in one
-transaction. A region that dropped out of a re-run therefore does not linger, and an
-interrupted run leaves each issue time either wholly old or wholly new.
+for the (model, model_version) pairs it writes, then inserts the new rows, in the same
+transaction (one transaction covers a run of consecutive issue times: one DELETE and one
+INSERT each, so that a week of hourly issue times commits a handful of times, not 168). A
+region that dropped out of a re-run therefore does not linger, and an interrupted run leaves
+each issue time either wholly old or wholly new.
 
 DuckDB lets only one process open a database file for writing. Every access (read or write)
 therefore holds an exclusive file lock (``<path>.lock``, the `filelock` package; released by
-the OS if the holder dies) for a short while: one read, or a run of issue-time transactions
-of at most ``max_hold_s`` seconds. Opening the file is retried a few times in case a process
+the OS if the holder dies) for a short while: one read, or a run of transactions of at most
+``max_hold_s`` seconds (each transaction aims at half of it). Opening the file is retried a few times in case a process
 that does not use the lock holds it. An hourly run and a backfill thus interleave without
 losing or duplicating rows.
 """
@@ -71,6 +73,7 @@ from pathlib import Path
 
 import duckdb
 import filelock
+import numpy as np
 import polars as pl
 
 from ..config import check_positive
@@ -500,10 +503,17 @@ class ForecastStore:
     def upsert(self, forecasts: pl.DataFrame, *, failed: pl.DataFrame | None = None) -> int:
         """Store forecasts, replacing whatever an earlier run wrote for the same issue time.
 
-        For each issue time in ``forecasts`` or ``failed`` (one transaction each), every
-        stored row of that issue time with a (model, model_version) present in the input is
+        For each issue time in ``forecasts`` or ``failed``, every stored row of that issue
+        time with a (model, model_version) present in the input at that issue time is
         deleted and the input rows are inserted. Other models' rows are kept. The failed
         regions of that issue time and of the input's model versions are replaced likewise.
+
+        The issue times are written in ascending order, a run of consecutive issue times
+        per transaction: the first transaction holds one issue time, and each next one
+        grows (at most 4x) towards ``max_hold_s / 2`` seconds, as measured on the ones
+        before. A backfill batch of a week thus commits in a handful of transactions (a
+        commit flushes DuckDB's write-ahead log to disk) instead of one per issue time,
+        while a transaction, and so a lock hold, stays short.
 
         Parameters
         ----------
@@ -524,8 +534,9 @@ class ForecastStore:
         ParseError
             If a frame fails `conform_forecasts` / `conform_failed` (nothing is written).
         StoreError
-            If the lock or the database cannot be had, or a write fails (the issue time in
-            progress is rolled back; issue times already committed stay).
+            If the lock or the database cannot be had, or a write fails (the transaction in
+            progress is rolled back, so each of its issue times stays as it was; issue times
+            already committed stay).
         """
         df = conform_forecasts(forecasts)
         bad = conform_failed(failed)
@@ -533,26 +544,37 @@ class ForecastStore:
             logger.info("forecast store %s: nothing to upsert", self.path)
             return 0
         written_at = datetime.now(UTC)
-        times = sorted(set(df["issue_time"].to_list()) | set(bad["issue_time"].to_list()))
-        versions = sorted(set(df["model_version"].to_list()) | set(bad["model_version"]))
-        by_time = {k[0]: v for k, v in df.sort(FORECAST_KEY).partition_by(
-            "issue_time", as_dict=True, maintain_order=True).items()}
-        bad_by_time = {k[0]: v for k, v in bad.partition_by(
-            "issue_time", as_dict=True, maintain_order=True).items()}
-        n, i = 0, 0
+        # rows sorted by issue time (the key): each issue time is one contiguous slice
+        df = df.sort(FORECAST_KEY)
+        bad = bad.sort("issue_time", maintain_order=True)
+        versions = pl.concat([df["model_version"], bad["model_version"]]).unique().sort()
+        times = pl.concat([df["issue_time"], bad["issue_time"]]).unique().sort()
+        t_us = times.dt.epoch("us").to_numpy()
+        df_at = np.searchsorted(df["issue_time"].dt.epoch("us").to_numpy(), t_us)
+        bad_at = np.searchsorted(bad["issue_time"].dt.epoch("us").to_numpy(), t_us)
+        df_at = np.append(df_at, df.height)
+        bad_at = np.append(bad_at, bad.height)
+        target_s = self.max_hold_s / 2
+        n, i, step = 0, 0, 1
         while i < len(times):
-            # One lock hold covers several issue-time transactions, up to max_hold_s, so
-            # that opening the file is amortised and a concurrent writer still gets a turn.
+            # One lock hold covers several transactions, up to max_hold_s, so that opening
+            # the file is amortised and a concurrent writer still gets a turn.
             with self._connect(write=True, setup=i == 0) as con:
                 assert con is not None
                 held_since = time.monotonic()
                 while i < len(times):
-                    part = by_time.get(times[i], df.clear())
-                    self._replace_issue_time(con, times[i], part,
-                                             bad_by_time.get(times[i], bad.clear()),
-                                             versions, written_at)
+                    j = min(i + step, len(times))
+                    t0 = time.monotonic()
+                    part = df.slice(int(df_at[i]), int(df_at[j] - df_at[i]))
+                    self._replace_issue_times(
+                        con, times.slice(i, j - i), part,
+                        bad.slice(int(bad_at[i]), int(bad_at[j] - bad_at[i])),
+                        versions.to_list(), written_at)
                     n += part.height
-                    i += 1
+                    elapsed = time.monotonic() - t0
+                    step = max(1, min(4 * (j - i), int((j - i) * target_s
+                                                       / max(elapsed, 1e-6))))
+                    i = j
                     if time.monotonic() - held_since > self.max_hold_s:
                         break
             if i < len(times):
@@ -561,27 +583,27 @@ class ForecastStore:
                     "issue time(s)", self.path, n, bad.height, len(times))
         return n
 
-    def _replace_issue_time(self, con: duckdb.DuckDBPyConnection, issue_time: datetime,
-                            part: pl.DataFrame, failed: pl.DataFrame, versions: list[str],
-                            written_at: datetime) -> None:
-        """One transaction: delete the issue time's rows of these models and its failed
-        regions of these versions, insert ``part`` and ``failed``."""
-        models: dict[str, list[str]] = {}
-        for model, version in part.select("model", "model_version").unique().sort(
-                "model_version", "model").rows():
-            models.setdefault(version, []).append(model)
-        it = to_utc(issue_time)
+    def _replace_issue_times(self, con: duckdb.DuckDBPyConnection, times: pl.Series,
+                             part: pl.DataFrame, failed: pl.DataFrame, versions: list[str],
+                             written_at: datetime) -> None:
+        """One transaction: at each of ``times``, delete the rows of the (model, version)
+        pairs ``part`` holds there and the failed regions of ``versions``, insert ``part``
+        and ``failed`` (the rows of those issue times)."""
         try:
             con.execute("BEGIN TRANSACTION")
-            for version, names in models.items():
-                self._delete(con, it, version, names)
-            if versions:
-                con.execute("DELETE FROM failed_regions WHERE issue_time = ? AND "
-                            f"model_version IN ({', '.join('?' * len(versions))})",
-                            [it, *versions])
             if part.height:
-                self._insert(con, part.with_columns(
-                    pl.lit(written_at).alias("written_at")))
+                self._delete(con, part.select("issue_time", "model", "model_version").unique())
+            if versions:
+                con.register("_times", times.to_frame("issue_time").to_arrow())
+                try:
+                    con.execute("DELETE FROM failed_regions USING _times t WHERE "
+                                "failed_regions.issue_time = t.issue_time AND "
+                                f"model_version IN ({', '.join('?' * len(versions))})",
+                                versions)
+                finally:
+                    con.unregister("_times")
+            if part.height:
+                self._insert(con, part.with_columns(pl.lit(written_at).alias("written_at")))
             if failed.height:
                 self._insert_into(con, "failed_regions", failed.with_columns(
                     pl.lit(written_at).alias("written_at")))
@@ -590,17 +612,25 @@ class ForecastStore:
             with suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             if isinstance(e, duckdb.Error):
-                raise StoreError(f"forecast store {self.path}: writing issue time "
-                                 f"{issue_time.isoformat()} failed: {e}") from e
+                span = (times[0].isoformat() if len(times) == 1 else
+                        f"{times[0].isoformat()} .. {times[-1].isoformat()}")
+                raise StoreError(f"forecast store {self.path}: writing issue time(s) {span} "
+                                 f"failed: {e}") from e
             raise
 
     @staticmethod
-    def _delete(con: duckdb.DuckDBPyConnection, issue_time: datetime, version: str,
-                models: list[str]) -> None:
-        """Delete the rows of ``models`` (of ``version``) at ``issue_time``: one statement."""
-        con.execute("DELETE FROM forecasts WHERE issue_time = ? AND model_version = ? "
-                    f"AND model IN ({', '.join('?' * len(models))})",
-                    [issue_time, version, *models])
+    def _delete(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> None:
+        """Delete the stored rows of these (issue_time, model, model_version): one
+        statement (a join; the issue-time bounds let DuckDB skip the other row groups)."""
+        con.register("_keys", keys.to_arrow())
+        try:
+            con.execute("DELETE FROM forecasts USING _keys k WHERE "
+                        "forecasts.issue_time = k.issue_time AND forecasts.model = k.model "
+                        "AND forecasts.model_version = k.model_version "
+                        "AND forecasts.issue_time BETWEEN ? AND ?",
+                        [keys["issue_time"].min(), keys["issue_time"].max()])
+        finally:
+            con.unregister("_keys")
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame) -> None:

@@ -69,6 +69,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
@@ -277,6 +278,9 @@ def _parse_time_cached(s: str) -> datetime:
     return to_utc(s)
 
 
+_CLASS_PAIRS = tuple(FLARE_CLASS_LABELS.items())
+
+
 def _probabilities_of(row: dict) -> list[dict]:
     return [{"class": label, "probability": round(float(row[col]), _DECIMALS)}
             for col, label in FLARE_CLASS_LABELS.items() if row.get(col) is not None]
@@ -301,11 +305,134 @@ def _region_ids(harpnum: int, noaa_ars: str | None) -> list[dict]:
     return ids
 
 
-def _lifetime_label(row: dict) -> str | None:
-    if row["mean_lifetime_h"] is None or not row["survival_curve"]:
+def _lifetime_label(mean_lifetime_h: float | None, curve: dict | None) -> str | None:
+    if mean_lifetime_h is None or curve is None:
         return None
-    return lifetime_label(row["mean_lifetime_h"], float(row["survival_curve"][-1]),
-                          tmax_h=float(row["survival_grid_h"][-1]))
+    time_h, survival = curve["time_h"], curve["survival_probability"]
+    return lifetime_label(mean_lifetime_h, survival.last, tmax_h=time_h.last)
+
+
+class _Numbers(list):
+    """The published numbers of one survival grid or curve: a list of floats that also
+    carries the array it came from (``array``, ``last``: the unrounded last value) and its
+    JSON text as `_encode` writes it at ``level`` (``text``), both made for a whole batch at
+    once (`_curves`). Only documents this module builds and encodes at once use the text and
+    the array; `build_scoreboard_document` hands out plain lists."""
+
+    __slots__ = ("array", "last", "level", "problems", "text")
+
+
+#: Nesting level of a curve's lists in a document: doc 0, forecast_submission 1,
+#: region_forecasts 2, a region 3, survival_curve 4, time_h 5.
+_CURVE_LEVEL = 5
+
+
+def _numbers_text(items: list[str], level: int) -> str:
+    inner = "\n" + " " * (level + 1)
+    return "[" + inner + ("," + inner).join(items) + "\n" + " " * level + "]"
+
+
+@functools.lru_cache(maxsize=1)
+def _four_decimals() -> np.ndarray:
+    """``repr(k / 10000)`` for k = 0 .. 10000: the text of every published S(t) value."""
+    return np.array([float.__repr__(k / 10000) for k in range(10001)], dtype=object)
+
+
+def _published_survival(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_clipped` of every value (``round(min(1, max(0, s)), 4)``) and its ``repr``, exact.
+
+    ``rint(10^4 s)`` is Python's correctly rounded ``round(s, 4)`` wherever ``10^4 s`` is not
+    within 1e-6 of a half (the product's error is ~1e-12); those few values, and ``-0.0``
+    (kept as ``-0.0`` by `_clipped`), go through `_clipped` itself."""
+    x = np.clip(values, 0.0, 1.0)
+    y = x * 10000.0
+    k = np.rint(y)
+    slow = np.flatnonzero((np.abs(y - np.floor(y) - 0.5) < 1e-6)
+                          | ((values == 0.0) & np.signbit(values)))
+    k = k.astype(np.int64)
+    out = k / 10000.0
+    text = _four_decimals()[k]
+    for i in slow.tolist():
+        v = _clipped(float(values[i]))
+        out[i] = v
+        text[i] = float.__repr__(v)
+    return out, text
+
+
+def _curves(df: pl.DataFrame) -> list[dict[str, _Numbers] | None]:
+    """The ``survival_curve`` entry of every row of conformed rows (None: no curve), built
+    for the whole frame at once: ``time_h`` the grid, ``survival_probability`` S(t) as
+    `_clipped` publishes it; each distinct grid and curve is made once (a batch repeats a few
+    grids, and the headline rows the survival model's curves). The checks of
+    `_semantic_problems` on them run here, over the whole batch (``problems`` of the
+    ``survival_probability`` entry)."""
+    has = df["survival_curve"].is_not_null().to_numpy()
+    out: list[dict[str, _Numbers] | None] = [None] * df.height
+    if not has.any():
+        return out
+    # conformed: a row with a curve has a grid of the same non-zero length, finite values
+    curves = df["survival_curve"].filter(has)
+    lengths = curves.list.len().to_numpy().astype(np.int64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    grid = df["survival_grid_h"].filter(has).explode().to_numpy()
+    raw = curves.explode().to_numpy()
+    surv, surv_text = _published_survival(raw)
+    problems = _curve_problems(grid, surv, starts, ends)
+    grids: dict[bytes, _Numbers] = {}
+    made: dict[tuple[bytes, bytes], dict[str, _Numbers]] = {}
+    for row, start, end, bad in zip(np.flatnonzero(has).tolist(), starts.tolist(),
+                                    ends.tolist(), problems, strict=True):
+        g = grid[start:end]
+        key = (g.tobytes(), raw[start:end].tobytes())
+        curve = made.get(key)
+        if curve is None:
+            time_h = grids.get(key[0])
+            if time_h is None:
+                time_h = grids[key[0]] = _numbers(g, list(map(float.__repr__, g.tolist())),
+                                                  g[-1])
+            sv = _numbers(surv[start:end], surv_text[start:end].tolist(), raw[end - 1])
+            sv.problems = bad
+            curve = made[key] = {"time_h": time_h, "survival_probability": sv}
+        out[row] = dict(curve)
+    return out
+
+
+def _curve_problems(t: np.ndarray, sv: np.ndarray, starts: np.ndarray,
+                    ends: np.ndarray) -> list[tuple[str, ...]]:
+    """`_semantic_problems`' curve checks of every curve (``t[start:end]``,
+    ``sv[start:end]``), vectorised: the problems of each, in that function's order."""
+    n = len(starts)
+    row_of = np.repeat(np.arange(n), ends - starts)
+    within = np.ones(len(t), dtype=bool)  # positions i with i and i + 1 in one curve
+    within[ends - 1] = False
+    within = within[:-1]
+
+    def rows(mask: np.ndarray, pairs: bool = False) -> set[int]:
+        idx = np.flatnonzero(mask & within if pairs else mask)
+        return set(row_of[idx].tolist())
+
+    finite = np.isfinite(t) & np.isfinite(sv)
+    checks = (("non-finite values", rows(~finite)),
+              ("negative time_h", rows(t < 0)),
+              ("survival probability outside [0, 1]", rows((sv < 0) | (sv > 1))),
+              ("time_h not increasing", rows(np.diff(t) <= 0, pairs=True)),
+              ("S(t) increases", rows(np.diff(sv) > 1e-6, pairs=True)))
+    bad_rows = set().union(*(r for _, r in checks))
+    out: list[tuple[str, ...]] = [()] * n
+    for i in bad_rows:
+        if i in checks[0][1]:
+            out[i] = (checks[0][0],)  # as `_semantic_problems`: nothing more is checked
+        else:
+            out[i] = tuple(what for what, r in checks[1:] if i in r)
+    return out
+
+
+def _numbers(values: np.ndarray, items: list[str], last: float) -> _Numbers:
+    out = _Numbers(values.tolist())
+    out.array, out.last, out.level = values, float(last), _CURVE_LEVEL
+    out.text = _numbers_text(items, _CURVE_LEVEL)
+    return out
 
 
 def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast",
@@ -338,8 +465,12 @@ def build_scoreboard_document(forecasts: pl.DataFrame, *, mode: str = "forecast"
     ParseError
         If the rows span several issue times or models, or fail `conform_forecasts`.
     """
-    return _document(conform_forecasts(forecasts), mode=mode, horizon_h=horizon_h,
-                     failed=conform_failed(failed))
+    doc = _document(conform_forecasts(forecasts), mode=mode, horizon_h=horizon_h,
+                    failed=conform_failed(failed))
+    for region in doc["forecast_submission"]["region_forecasts"]:
+        if region["survival_curve"] is not None:  # plain lists, as json.loads gives them
+            region["survival_curve"] = {k: list(v) for k, v in region["survival_curve"].items()}
+    return doc
 
 
 def _document(df: pl.DataFrame, *, mode: str, horizon_h: float,
@@ -378,22 +509,35 @@ def _documents(df: pl.DataFrame, *, mode: str, horizon_h: float,
     for h, r, it, v in failed.sort("harpnum").select(
             "harpnum", "reason", "issue_time", "model_version").iter_rows():
         bad.setdefault((it, v), []).append({"harpnum": int(h), "reason": r})
-    rows = ordered.sort([*_GROUP_KEYS, "harpnum"]).iter_rows(named=True)
+    by_region = ordered.sort([*_GROUP_KEYS, "harpnum"])
+    memo: dict[str, dict] = {}
+    curves = iter(_curves(by_region))
+    rows = by_region.drop("survival_grid_h", "survival_curve").iter_rows(named=True)
     row = next(rows, None)
     for fd in full_disk:
         key = (fd["issue_time"], fd["model"], fd["model_version"])
         part = []
         while row is not None and (row["issue_time"], row["model"],
                                    row["model_version"]) == key:
+            row["survival_curve"] = next(curves)
             part.append(row)
             row = next(rows, None)
         yield _build(part, fd, mode=mode, horizon=horizon,
-                     failed=[dict(f) for f in bad.get((key[0], key[2]), [])])
+                     failed=[dict(f) for f in bad.get((key[0], key[2]), [])], memo=memo)
 
 
 def _build(part: list[dict[str, Any]], full_disk: dict[str, Any], *, mode: str,
-           horizon: timedelta, failed: list[dict[str, Any]]) -> dict[str, Any]:
-    """One document from the rows of one group (sorted by HARP number)."""
+           horizon: timedelta, failed: list[dict[str, Any]],
+           memo: dict[str, dict] | None = None) -> dict[str, Any]:
+    """One document from the rows of one group (sorted by HARP number).
+
+    ``memo`` keeps what the documents of a batch repeat (data times, region ids, absences)
+    across calls; a document never holds the same region twice, so no object appears twice
+    in one document."""
+    memo = {} if memo is None else memo
+    data_times = memo.setdefault("data_time", {})
+    region_ids = memo.setdefault("region_ids", {})
+    absences = memo.setdefault("absent", {})
     issue_time, model, version = part[0]["issue_time"], part[0]["model"], part[0]["model_version"]
     window = {"start_time": _format_time(issue_time),
               "end_time": _format_time(issue_time + horizon)}
@@ -403,20 +547,30 @@ def _build(part: list[dict[str, Any]], full_disk: dict[str, Any], *, mode: str,
     methods = sorted({r["method"] for r in part if r["method"] is not None})
     regions = []
     for row in part:
-        curve = None
-        if row["survival_curve"] is not None:
-            curve = {"time_h": [float(x) for x in row["survival_grid_h"]],
-                     "survival_probability": [_clipped(s) for s in row["survival_curve"]]}
+        curve = row["survival_curve"]  # `_curves`
+        t_rec, ids_of, absent_of = row["t_rec"], (row["harpnum"], row["noaa_ars"]), (
+            model, *(row[col] is None for col in PROBABILITY_COLUMNS))
+        data_time = data_times.get(t_rec)
+        if data_time is None and t_rec is not None:
+            data_time = data_times[t_rec] = _format_time(t_rec)
+        ids = region_ids.get(ids_of)
+        if ids is None:
+            ids = region_ids[ids_of] = _region_ids(*ids_of)
+        absent = absences.get(absent_of)
+        if absent is None:
+            absent = absences[absent_of] = {
+                label: absent_class_reason(model, col)
+                for col, label in FLARE_CLASS_LABELS.items() if row[col] is None}
         regions.append({
-            "region_ids": _region_ids(row["harpnum"], row["noaa_ars"]),
-            "data_time": None if row["t_rec"] is None else _format_time(row["t_rec"]),
+            "region_ids": ids,
+            "data_time": data_time,
             "prediction_window": dict(window),
-            "flare_probabilities": _probabilities_of(row),
-            "absent": {label: absent_class_reason(model, col)
-                       for col, label in FLARE_CLASS_LABELS.items() if row[col] is None},
+            "flare_probabilities": [{"class": label, "probability": round(row[col], _DECIMALS)}
+                                    for col, label in _CLASS_PAIRS if row[col] is not None],
+            "absent": dict(absent),
             "mean_lifetime_h": (None if row["mean_lifetime_h"] is None
                                 else round(row["mean_lifetime_h"], 2)),
-            "lifetime_label": _lifetime_label(row),
+            "lifetime_label": _lifetime_label(row["mean_lifetime_h"], curve),
             "warning_class": row["warning_class"],
             "survival_curve": curve,
         })
@@ -486,6 +640,7 @@ _ID_KEYS = frozenset(("type", "number"))
 _FAILED_KEYS = frozenset(("harpnum", "reason"))
 _FULL_DISK_KEYS = frozenset(("prediction_window", "flare_probabilities", "number_of_regions"))
 _CURVE_KEYS = frozenset(("time_h", "survival_probability"))
+_LISTS = (list, _Numbers)  # _Numbers: a list of floats (`_curves`)
 
 
 def _is_time(v: Any) -> bool:
@@ -546,8 +701,8 @@ def _is_region(r: Any) -> bool:
         return False
     curve = r["survival_curve"]
     return curve is None or (type(curve) is dict and curve.keys() == _CURVE_KEYS
-                             and type(curve["time_h"]) is list and len(curve["time_h"]) >= 1
-                             and type(curve["survival_probability"]) is list
+                             and type(curve["time_h"]) in _LISTS and len(curve["time_h"]) >= 1
+                             and type(curve["survival_probability"]) in _LISTS
                              and len(curve["survival_probability"]) >= 1)
 
 
@@ -611,6 +766,10 @@ def _semantic_problems(sub: dict) -> list[str]:
         if curve is None:
             continue
         where = f"region_forecasts/{i}/survival_curve"
+        if type(curve["time_h"]) is _Numbers and type(curve["survival_probability"]) is _Numbers:
+            # built by `_curves` from float arrays of equal lengths, and checked there
+            problems += [f"{where}: {what}" for what in curve["survival_probability"].problems]
+            continue
         try:
             t = np.asarray(curve["time_h"], dtype=np.float64)
             sv = np.asarray(curve["survival_probability"], dtype=np.float64)
@@ -660,7 +819,12 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
     """Write one validated scoreboard document per (issue_time, model, model_version).
 
     Each file is written atomically (temporary file, then rename), so a reader never sees a
-    half-written document and a re-run replaces the file.
+    half-written document and a re-run replaces the file. The files are written by a
+    background thread while the next documents are built (file creation waits on the disk;
+    it releases the GIL); the call returns once all are written, and raises the first error
+    in document order (a document that fails to build stops the batch after the documents
+    before it are written, as a sequential loop would; after a failed write, documents built
+    meanwhile may be written too).
 
     Parameters
     ----------
@@ -680,13 +844,24 @@ def write_scoreboard_json(forecasts: pl.DataFrame, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for doc in _documents(conform_forecasts(forecasts), mode=mode, horizon_h=horizon_h,
-                          failed=conform_failed(failed)):
-        path = out / scoreboard_filename(doc)
-        # rebuilt from the forecast store at will: atomic, not flushed (a backfill writes one
-        # per issue time and model; an fsync of each measured ~0.5 ms more per document)
-        atomic_write(path, dumps_document(doc) + "\n", fsync=False)
-        paths.append(path)
+    cache: dict = {}
+    writes: list[Future] = []
+    checked = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoreboard-json") as pool:
+        for doc in _documents(conform_forecasts(forecasts), mode=mode, horizon_h=horizon_h,
+                              failed=conform_failed(failed)):
+            path = out / scoreboard_filename(doc)
+            # rebuilt from the forecast store at will: atomic, not flushed (a backfill writes
+            # one per issue time and model; an fsync of each measured ~0.5 ms more per
+            # document)
+            writes.append(pool.submit(atomic_write, path, _dumps_built(doc, cache) + "\n",
+                                      fsync=False))
+            paths.append(path)
+            while checked < len(writes) and writes[checked].done():
+                writes[checked].result()  # a failed write stops the batch early
+                checked += 1
+    for w in writes[checked:]:
+        w.result()
     logger.info("wrote %d scoreboard document(s) to %s", len(paths), out)
     return paths
 
@@ -701,6 +876,10 @@ def dumps_document(doc: dict[str, Any]) -> str:
     type other than dict, list, str, int, float, bool, None) goes to `json.dumps`, which
     then gives its usual result or error.
     """
+    return _dumps(doc)
+
+
+def _dumps(doc: Any) -> str:
     out: list[str] = []
     try:
         _encode(doc, 0, out)
@@ -738,6 +917,9 @@ def _encode(o: Any, level: int, out: list[str]) -> None:
     if text is not None:
         out.append(text)
     elif isinstance(o, (list, tuple)):
+        if type(o) is _Numbers and o.level == level:  # its text is made (`_curves`)
+            out.append(o.text)
+            return
         if not o:
             out.append("[]")
             return
@@ -773,8 +955,121 @@ def _encode(o: Any, level: int, out: list[str]) -> None:
             else:
                 out.append(text)
         out.append("\n" + " " * level + "}")
+    elif type(o) is _Raw:
+        out.append(o.text)
     else:
         raise _NotPlain
+
+
+# -- the regions of a built document, encoded faster -------------------------------------------
+# `_build` makes every region with the same keys, in the same order, of a few shapes: lists of
+# two-key dicts of scalars (ids, probabilities), small dicts of strings (window, absent) and the
+# curve (`_Numbers`). `_region_text` writes those shapes without the generic recursion (and
+# the windows, absences and ids, which repeat, once each); anything else goes to `_encode`.
+
+_REGION_ORDER = ("region_ids", "data_time", "prediction_window", "flare_probabilities",
+                 "absent", "mean_lifetime_h", "lifetime_label", "warning_class",
+                 "survival_curve")
+_REGION_KEYS = tuple(("{" if i == 0 else ",") + "\n    " + _json_str(k) + ": "
+                     for i, k in enumerate(_REGION_ORDER))
+_PAIR_LISTS = frozenset(("region_ids", "flare_probabilities"))
+_STR_DICTS = frozenset(("prediction_window", "absent"))
+
+
+def _pairs_text(items: Any) -> str | None:
+    """`_encode` of a list (level 4) of dicts of two scalars, or None if it is not one."""
+    if type(items) is not list:
+        return None
+    if not items:
+        return "[]"
+    parts = []
+    for d in items:
+        if type(d) is not dict or len(d) != 2:
+            return None
+        (k1, v1), (k2, v2) = d.items()
+        if type(k1) is not str or type(k2) is not str:
+            return None
+        t1, t2 = _scalar(v1), _scalar(v2)
+        if t1 is None or t2 is None:
+            return None
+        parts.append("{\n      " + _json_str(k1) + ": " + t1 + ",\n      " + _json_str(k2)
+                     + ": " + t2 + "\n     }")
+    return "[\n     " + ",\n     ".join(parts) + "\n    ]"
+
+
+def _str_dict_text(d: Any, cache: dict) -> str | None:
+    """`_encode` of a dict (level 4) of str -> str, or None if it is not one."""
+    if type(d) is not dict:
+        return None
+    key = tuple(d.items())
+    try:
+        text = cache.get(key)
+    except TypeError:  # an unhashable value: not a string
+        return None
+    if text is None:
+        if not all(type(k) is str and type(v) is str for k, v in key):
+            return None
+        text = ("{}" if not d else "{\n     " + ",\n     ".join(
+            _json_str(k) + ": " + _json_str(v) for k, v in key) + "\n    }")
+        cache[key] = text
+    return text
+
+
+def _curve_text(c: Any) -> str | None:
+    if (type(c) is dict and len(c) == 2 and type(c.get("time_h")) is _Numbers
+            and type(c.get("survival_probability")) is _Numbers
+            and next(iter(c)) == "time_h"):
+        t, s = c["time_h"], c["survival_probability"]
+        if t.level == s.level == _CURVE_LEVEL:
+            return ("{\n     \"time_h\": " + t.text + ",\n     \"survival_probability\": "
+                    + s.text + "\n    }")
+    return None
+
+
+def _region_text(r: Any, cache: dict) -> str | None:
+    """`_encode` of a region (level 3) as `_build` makes it, or None if it is not one."""
+    if type(r) is not dict or tuple(r) != _REGION_ORDER:
+        return None
+    parts = []
+    for head, (k, v) in zip(_REGION_KEYS, r.items(), strict=True):
+        text = _scalar(v)
+        if text is None:
+            if k in _PAIR_LISTS:
+                text = _pairs_text(v)
+            elif k in _STR_DICTS:
+                text = _str_dict_text(v, cache)
+            elif k == "survival_curve":
+                text = _curve_text(v)
+            if text is None:
+                return None
+        parts.append(head + text)
+    parts.append("\n   }")
+    return "".join(parts)
+
+
+class _Raw:
+    """JSON text `_encode` writes as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _dumps_built(doc: dict[str, Any], cache: dict) -> str:
+    """`dumps_document` of a document `_build` made, its regions through `_region_text`
+    (``cache``: texts of the repeated parts, shared by the documents of a batch)."""
+    sub = doc.get("forecast_submission")
+    if type(sub) is dict and len(doc) == 1 and next(reversed(sub)) == "region_forecasts":
+        regions = sub["region_forecasts"]
+        try:
+            texts = [_region_text(r, cache) for r in regions] if type(regions) is list else [None]
+        except _NotPlain:
+            texts = [None]
+        if texts and None not in texts:
+            head = {**sub, "region_forecasts": _Raw("[\n   " + ",\n   ".join(texts) + "\n  ]")}
+            return _dumps({"forecast_submission": head})
+    return _dumps(doc)
 
 
 def read_scoreboard_json(path: str | Path) -> dict[str, Any]:

@@ -507,3 +507,38 @@ def test_content_stamp_changes_with_every_write_only(tmp_path, issue_times):
     assert first and store.content_stamp() == first  # reading changes nothing
     store.upsert(make_forecasts(issue_times[:1], seed=3))  # same rows count, newer write
     assert store.content_stamp() != first
+
+
+def test_a_batch_replaces_per_issue_time_the_models_it_holds_there(tmp_path, issue_times):
+    """One upsert of many issue times (a few transactions, not one per issue time) deletes at
+    each issue time only the models it writes there, and only the failed regions of its own
+    issue times, as one upsert per issue time would."""
+    from flare_core.publish.forecast_store import FAILED_SCHEMA
+
+    times = issue_times[:6]
+    old = pl.concat([make_forecasts(times, model=m, seed=i) for i, m in enumerate("xy")])
+    stay = pl.DataFrame({"issue_time": [issue_times[1], issue_times[7]], "harpnum": [9, 9],
+                         "model_version": ["v1"] * 2, "series": [None] * 2,
+                         "reason": ["input: kept"] * 2}, schema=FAILED_SCHEMA)
+    batch, single = (ForecastStore(tmp_path / f"{n}.duckdb") for n in ("batch", "single"))
+    for store in (batch, single):
+        store.upsert(old, failed=stay)
+    # the re-run: model x at the even issue times, y at the odd ones, none at issue time 1
+    new = pl.concat([make_forecasts(times[0::2], model="x", seed=5),
+                     make_forecasts(times[3::2], model="y", seed=6)])
+    failed = stay.filter(pl.col("issue_time") == issue_times[1]).with_columns(
+        issue_time=pl.lit(issue_times[4]).cast(FAILED_SCHEMA["issue_time"]))
+    batch.upsert(new, failed=failed)
+    for it in new["issue_time"].unique().sort():
+        single.upsert(new.filter(pl.col("issue_time") == it),
+                      failed=failed.filter(pl.col("issue_time") == it))
+    assert batch.read().drop("written_at").equals(single.read().drop("written_at"))
+    assert batch.read_failed().drop("written_at").equals(
+        single.read_failed().drop("written_at"))
+    got = batch.read().drop("written_at")
+    for it, model, source in ((times[0], "x", new), (times[0], "y", old), (times[1], "x", old),
+                              (times[3], "y", new), (times[3], "x", old)):
+        pick = (pl.col("issue_time") == it) & (pl.col("model") == model)
+        assert got.filter(pick).equals(source.filter(pick).sort(FORECAST_KEY))
+    # issue times 1 (not in the batch) and 7 keep their failures; 4 gained one
+    assert batch.read_failed()["issue_time"].to_list() == [issue_times[i] for i in (1, 4, 7)]

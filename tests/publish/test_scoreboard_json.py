@@ -258,3 +258,73 @@ def test_the_fast_schema_check_never_passes_what_jsonschema_rejects(forecasts):
         edit(bad["forecast_submission"])
         assert not _VALIDATOR.is_valid(bad)
         assert not _surely_valid(bad)
+
+
+def test_batch_rounding_of_curves_is_pythons_round():
+    """`_published_survival` (numpy, per batch) gives `_clipped` (Python's ``round``) bit for
+    bit: exact ties (1/32 = 0.03125), values a hair off a tie, -0.0, values outside [0, 1]."""
+    import numpy as np
+
+    from flare_core.publish.scoreboard_json import _clipped, _published_survival
+
+    rng = np.random.default_rng(3)
+    ties = (np.arange(20001) + 0.5) / 20000
+    values = np.concatenate([
+        rng.uniform(-0.01, 1.01, 50_000), ties, np.nextafter(ties, 0), np.nextafter(ties, 1),
+        [0.0, -0.0, 1.0, 0.03125, 0.00005, -1e-300, 1e-300, 5e-324, 1 + 1e-6, -1e-6]])
+    out, text = _published_survival(values)
+    want = [_clipped(float(v)) for v in values]
+    assert [float.__repr__(v) for v in out.tolist()] == [float.__repr__(v) for v in want]
+    assert text.tolist() == [float.__repr__(v) for v in want]
+
+
+def test_batch_curve_checks_say_what_the_document_check_says():
+    """`_curve_problems` (vectorised over a batch) gives each curve the messages the per
+    document check (`_semantic_problems` on plain lists) gives it, in its order."""
+    import numpy as np
+
+    from flare_core.publish.scoreboard_json import _curve_problems, _semantic_problems
+
+    curves = [([0.0, 1.0, 2.0], [1.0, 0.9, 0.8]), ([0.0], [1.0]),
+              ([-1.0, 1.0, 1.0], [1.0, 0.95, 0.96]), ([0.0, np.inf], [1.0, 0.5]),
+              ([0.0, 2.0, 1.0], [1.0, 1.5, -0.1]), ([0.0, 1.0], [0.5, 0.5 + 5e-7])]
+    t = np.concatenate([np.asarray(c[0]) for c in curves])
+    sv = np.concatenate([np.asarray(c[1]) for c in curves])
+    ends = np.cumsum([len(c[0]) for c in curves])
+    got = _curve_problems(t, sv, ends - [len(c[0]) for c in curves], ends)
+    for i, (time_h, surv) in enumerate(curves):
+        region = {"region_ids": [{"type": "HARP", "number": str(i)}],
+                  "prediction_window": {"start_time": "2014-10-22T00:00Z",
+                                        "end_time": "2014-10-23T00:00Z"},
+                  "survival_curve": {"time_h": time_h, "survival_probability": surv}}
+        want = _semantic_problems({"full_disk_forecasts": [], "region_forecasts": [region]})
+        assert [f"region_forecasts/0/survival_curve: {p}" for p in got[i]] == want, i
+    assert got[0] == () and got[1] == () and got[5] == ()
+
+
+def test_written_files_are_json_dumps_of_the_built_documents(tmp_path, issue_times):
+    """The batch path (curves and regions encoded by shape, a writer thread) writes, for
+    every group, ``json.dumps(build_scoreboard_document(group), indent=1)``: odd NOAA lists,
+    absent classes, no curve, a rounding tie, failed regions, a headline method."""
+    from flare_core.publish.forecast_store import FAILED_SCHEMA
+
+    fc = pl.concat([
+        make_forecasts(issue_times[:3]),
+        make_forecasts(issue_times[:2], model="headline", seed=2, with_curves=False)
+        .with_columns(pl.lit("M+: cox_ph").alias("method"), pl.lit(None, pl.Float64)
+                      .alias("p_x24"), pl.lit("12190; 0,12191").alias("noaa_ars")),
+    ]).with_columns(pl.when(pl.col("harpnum") == 4676).then(
+        pl.col("survival_curve").list.eval(pl.element().clip(upper_bound=0.03125)))
+        .otherwise(pl.col("survival_curve")).alias("survival_curve"))
+    failed = pl.DataFrame({"issue_time": [issue_times[1]], "harpnum": [4711],
+                           "model_version": ["v1"], "series": [None],
+                           "reason": ["input: \u00e9 \"quoted\""]}, schema=FAILED_SCHEMA)
+    paths = write_scoreboard_json(fc, tmp_path, mode="historical", failed=failed)
+    groups = fc.partition_by("issue_time", "model", as_dict=True)
+    assert len(paths) == len(groups) == 5
+    for part in groups.values():
+        doc = build_scoreboard_document(part, mode="historical", failed=failed)
+        from flare_core.publish.scoreboard_json import scoreboard_filename
+
+        text = (tmp_path / scoreboard_filename(doc)).read_text()
+        assert text == json.dumps(doc, indent=1, allow_nan=False) + "\n"
