@@ -83,7 +83,6 @@ __all__ = [
     "ModelBundle",
     "limit_torch_threads",
     "predict_records",
-    "region_chunks",
     "forecast_at",
     "forecast_many",
     "survival_probabilities",
@@ -349,37 +348,6 @@ def predict_records(bundle: ModelBundle, dataset: pl.DataFrame, *,
     frame = pl.DataFrame(columns)
     ordered = ["harpnum", "t_rec", *PREDICTION_COLUMNS]
     return frame.select(ordered + [c for c in frame.columns if c not in ordered])
-
-
-def region_chunks(dataset: pl.DataFrame, max_records: int) -> list[slice]:
-    """Contiguous row slices of ``dataset``, each of whole regions and at most
-    ``max_records`` rows (a larger region is a slice of its own), covering every row in order.
-
-    Every model reads only a record's own region (its features, the sequence model's earlier
-    records, the warning's lifetime track), so `predict_records` of each slice gives the
-    rows of a call on the whole frame, in a fraction of its memory (the networks get at
-    least `flare_core.models.registry.MIN_PREDICTED_ROWS` records a batch unless the slice
-    has fewer; measured identical at 10^5-10^6 records). One slice when a region's rows are
-    not contiguous (``harpnum`` not in runs).
-    """
-    if max_records < 1:
-        raise ConfigError(f"max_records must be >= 1, got {max_records!r}")
-    n = dataset.height
-    if n <= max_records:
-        return [slice(0, n)]
-    harp = dataset["harpnum"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, harp[1:] != harp[:-1]])
-    if starts.size != np.unique(harp).size:  # a region in several runs
-        return [slice(0, n)]
-    ends = np.r_[starts[1:], n]
-    out: list[slice] = []
-    lo = 0
-    for a, b in zip(starts, ends, strict=True):
-        if b - lo > max_records and a > lo:
-            out.append(slice(lo, int(a)))
-            lo = int(a)
-    out.append(slice(lo, n))
-    return out
 
 
 # ------------------------------------------------------------------------------ forecast_at

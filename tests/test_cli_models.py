@@ -69,6 +69,21 @@ def test_train_predict_evaluate(files: dict[str, Path]) -> None:
                 "mean_lifetime_h", "warning_24h"):
         assert col in frame.columns
     assert frame["p_m24_defn"].is_between(0, 1).all()
+    # region chunks predicted on 2 threads: the same file as one thread
+    import flareflow.cli.model_commands as commands
+
+    saved = commands._PREDICT_RECORDS
+    commands._PREDICT_RECORDS = max(1, n_records // 5)
+    try:
+        for jobs in ("1", "2"):
+            res = runner.invoke(app, ["predict", "--model", str(model), "--data",
+                                      str(files["fold1"]), "--flares", str(files["flares"]),
+                                      "--out", str(tmp / f"jobs{jobs}.csv"), "--jobs", jobs])
+            assert res.exit_code == 0, res.output
+    finally:
+        commands._PREDICT_RECORDS = saved
+    assert (tmp / "jobs1.csv").read_bytes() == (tmp / "jobs2.csv").read_bytes()
+    assert pl.read_csv(tmp / "jobs2.csv").height == n_records
     # --horizons reads the survival curves: this MODEL_DIR has none, and says so
     res = runner.invoke(app, ["predict", "--model", str(model), "--data", str(files["fold1"]),
                               "--flares", str(files["flares"]), "--out", str(tmp / "h.csv"),

@@ -12,13 +12,13 @@ import pytest
 from flare_core.config import TrainConfig
 from flare_core.dataset import build_model_dataset, read_inputs
 from flare_core.errors import ConfigError, DataGapError, ModelError
+from flare_core.feature_stream import region_chunks
 from flare_core.forecasting import (
     PREDICTION_COLUMNS,
     ModelBundle,
     forecast_at,
     forecast_many,
     predict_records,
-    region_chunks,
     survival_probabilities,
 )
 from flare_core.models.registry import ALL_MODELS
@@ -205,7 +205,6 @@ def test_predictions_run_with_limited_torch_threads_and_restore_them(
 ) -> None:
     import torch
 
-    from flare_core.errors import ConfigError
     from flare_core.models.defn import DeepFlareNet
 
     sharp, flares = inputs
@@ -376,7 +375,6 @@ FLOAT_COLUMNS = ["p_c24", "p_m24", "p_x24", "mean_lifetime_h", "survival_grid_h"
 def test_survival_probabilities_by_horizon(record_preds: pl.DataFrame) -> None:
     """p_m{h}_survival = 1 - S(h) on the record's step curve: equal to p_m24_survival at 24 h,
     non-decreasing in h, null beyond the follow-up; bad horizons are refused."""
-    from flare_core.errors import ConfigError
 
     hs = [6, 12, 24, 48, 72, 1.5]
     probs = survival_probabilities(record_preds, hs)
@@ -736,25 +734,6 @@ def test_served_by_until_keeps_the_served_rows_of_the_whole_frame() -> None:
         served(_with_served_at(odd, DEFAULT_NRT_LATENCY)))
 
 
-def test_region_chunks_cover_whole_regions_in_order() -> None:
-    """Contiguous slices of whole regions, at most max_records rows unless one region is
-    larger, covering every row; one slice when a region is not in one run."""
-    harp = [1] * 3 + [2] * 5 + [3] * 2 + [4] * 9 + [5] * 1
-    ds = pl.DataFrame({"harpnum": harp, "x": range(len(harp))})
-    chunks = region_chunks(ds, 6)
-    assert [(c.start, c.stop) for c in chunks] == [(0, 3), (3, 8), (8, 10), (10, 19), (19, 20)]
-    assert chunks[0].start == 0 and chunks[-1].stop == ds.height
-    assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:], strict=False))
-    for c in chunks:  # whole regions: no region on both sides of a cut
-        assert c.start == 0 or harp[c.start - 1] != harp[c.start]
-        assert c.stop - c.start <= 6 or len(set(harp[c.start:c.stop])) == 1
-    assert region_chunks(ds, 100) == [slice(0, ds.height)]
-    split = pl.DataFrame({"harpnum": [1, 1, 2, 2, 1, 1]})
-    assert region_chunks(split, 2) == [slice(0, 6)]
-    with pytest.raises(ConfigError):
-        region_chunks(ds, 0)
-
-
 def test_predict_records_by_region_chunks_equals_the_whole_batch(
         bundle: ModelBundle, inputs, record_preds: pl.DataFrame) -> None:
     """`flareflow predict` predicts whole regions at a time: every model reads a record's
@@ -762,9 +741,10 @@ def test_predict_records_by_region_chunks_equals_the_whole_batch(
     to rounding: its piecewise hazard integration depends on the batch at ~1e-8)."""
     sharp, flares = inputs
     ds = build_model_dataset(sharp, flares, bundle.config, with_labels=False)
-    chunks = region_chunks(ds, ds.height // 4)
+    assert ds["harpnum"].is_sorted()  # region_chunks yields regions by ascending harpnum
+    chunks = list(region_chunks(ds, max_records=ds.height // 4))
     assert len(chunks) >= 3
-    parts = pl.concat([predict_records(bundle, ds[c]) for c in chunks])
+    parts = pl.concat([predict_records(bundle, c) for c in chunks])
     assert parts.columns == record_preds.columns and parts.height == record_preds.height
     survival = {"p_m24_survival", "mean_lifetime_h", "survival_curve", "p_x24_survival",
                 "p_m24_logistic"}
