@@ -102,7 +102,7 @@ def _load_bundle_and_dataset(
 
 #: Records per `predict_records` call of ``flareflow predict`` (whole regions,
 #: `flare_core.feature_stream.region_chunks`; ``--jobs`` calls at once).
-_PREDICT_RECORDS = 65_536
+_PREDICT_RECORDS = 32_768
 
 
 def _horizons(text: str | None) -> list[float]:
