@@ -54,27 +54,14 @@ def restricted_mean_lifetime(times_h: np.ndarray, survival: np.ndarray, tmax_h: 
         Restricted mean lifetime in hours, in ``[0, tmax_h]`` (the mean of
         ``min(T, tmax_h)``; a quiet region sits near the cap, see `lifetime_label`).
     """
-    check_positive("tmax_h", tmax_h)
-    times_h = np.asarray(times_h, dtype=np.float64)
-    survival = np.atleast_2d(np.asarray(survival, dtype=np.float64))
-    if survival.shape[1] != times_h.size:
-        raise ConfigError(
-            f"survival has {survival.shape[1]} columns but times_h has {times_h.size} entries"
-        )
-    keep = times_h < tmax_h
-    t = np.concatenate([[0.0], np.clip(times_h[keep], 0.0, None), [tmax_h]])
-    s = np.concatenate([np.ones((survival.shape[0], 1)), survival[:, keep]], axis=1)
-    return s @ np.diff(t)
+    s, dt = _step_integrand(times_h, survival, tmax_h)
+    return s @ dt
 
 
-def restricted_mean_lifetime_rows(times_h: np.ndarray, survival: np.ndarray,
-                                  tmax_h: float) -> np.ndarray:
-    """`restricted_mean_lifetime` of each row of ``survival`` (n, m) on its own.
-
-    The same value, bit for bit, as ``restricted_mean_lifetime(times_h, survival[i], tmax_h)``
-    for every row ``i`` (one row's product with the step widths at a time, as that call
-    computes it; a product of the whole matrix may sum in another order).
-    """
+def _step_integrand(times_h: np.ndarray, survival: np.ndarray, tmax_h: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The step values ``S`` (n, k + 1; 1 before the first jump) and widths (k + 1,) of the
+    integral of ``S`` over ``[0, tmax_h]``, from the jumps before ``tmax_h``."""
     check_positive("tmax_h", tmax_h)
     times_h = np.asarray(times_h, dtype=np.float64)
     survival = np.atleast_2d(np.asarray(survival, dtype=np.float64))
@@ -85,6 +72,18 @@ def restricted_mean_lifetime_rows(times_h: np.ndarray, survival: np.ndarray,
     keep = times_h < tmax_h
     dt = np.diff(np.concatenate([[0.0], np.clip(times_h[keep], 0.0, None), [tmax_h]]))
     s = np.concatenate([np.ones((survival.shape[0], 1)), survival[:, keep]], axis=1)
+    return s, dt
+
+
+def restricted_mean_lifetime_rows(times_h: np.ndarray, survival: np.ndarray,
+                                  tmax_h: float) -> np.ndarray:
+    """`restricted_mean_lifetime` of each row of ``survival`` (n, m) on its own.
+
+    The same value, bit for bit, as ``restricted_mean_lifetime(times_h, survival[i], tmax_h)``
+    for every row ``i`` (one row's product with the step widths at a time, as that call
+    computes it; a product of the whole matrix may sum in another order).
+    """
+    s, dt = _step_integrand(times_h, survival, tmax_h)
     return np.array([(s[i:i + 1].copy() @ dt)[0] for i in range(s.shape[0])],
                     dtype=np.float64)
 

@@ -163,6 +163,26 @@ def _random_net(seed: int, n_hidden: int, width: int, n_numeric: int = 4):
     return net, z, copy.deepcopy(net).double()
 
 
+def _net_with_float64_reference(seed: int, n_hidden: int, width: int, *, data_seed: int):
+    """`_random_net`, 40 durations on a 0.1 grid with events (the first one an event), and
+    the float64 copy's log-risk ``g64(rows, times)`` as a reference callable."""
+    import torch
+
+    net, z, net64 = _random_net(seed, n_hidden, width)
+    rng = np.random.default_rng(data_seed)
+    d = np.round(rng.uniform(-2.0, 2.0, size=40), 1)
+    ev = rng.integers(0, 2, size=40)
+    ev[0] = 1
+
+    def g64(rows, times):
+        with torch.inference_mode():
+            return net64.head(z.double()[torch.from_numpy(rows)],
+                              torch.from_numpy(np.asarray(times, dtype=np.float64))[:, None]
+                              ).numpy().ravel()
+
+    return net, z, d, ev, g64
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), n_hidden=st.integers(1, 4),
        width=st.sampled_from([3, 8, 13, 64, 70]), n_times=st.integers(1, 30))
@@ -251,18 +271,7 @@ def test_compiled_breslow_with_several_sign_words(width):
 
     from flare_core.models.baseline_hazard import PiecewiseAffineLogRisk
 
-    net, z, net64 = _random_net(5, 3, width)
-    rng = np.random.default_rng(7)
-    d = np.round(rng.uniform(-2.0, 2.0, size=40), 1)
-    ev = rng.integers(0, 2, size=40)
-    ev[0] = 1
-
-    def g64(rows, times):
-        with torch.inference_mode():
-            return net64.head(z.double()[torch.from_numpy(rows)],
-                              torch.from_numpy(np.asarray(times, dtype=np.float64))[:, None]
-                              ).numpy().ravel()
-
+    net, z, d, ev, g64 = _net_with_float64_reference(5, 3, width, data_seed=7)
     risk = PiecewiseAffineLogRisk(net.head_layers, z)
     times, haz = breslow_baseline_hazards(risk, d, ev, chunk_pairs=256 * 7)  # 7-record blocks
     t_ref, h_ref = breslow_baseline_hazards(g64, d, ev)
@@ -280,18 +289,7 @@ def test_compiled_breslow_in_float64():
 
     from flare_core.models.baseline_hazard import PiecewiseAffineLogRisk
 
-    net, z, net64 = _random_net(3, 3, 64)
-    rng = np.random.default_rng(4)
-    d = np.round(rng.uniform(-2.0, 2.0, size=40), 1)
-    ev = rng.integers(0, 2, size=40)
-    ev[0] = 1
-
-    def g64(rows, times):
-        with torch.inference_mode():
-            return net64.head(z.double()[torch.from_numpy(rows)],
-                              torch.from_numpy(np.asarray(times, dtype=np.float64))[:, None]
-                              ).numpy().ravel()
-
+    net, z, d, ev, g64 = _net_with_float64_reference(3, 3, 64, data_seed=4)
     risk = PiecewiseAffineLogRisk(net.head_layers, z, dtype=torch.float64)
     times, haz = breslow_baseline_hazards(risk, d, ev)
     t_ref, h_ref = breslow_baseline_hazards(g64, d, ev)
