@@ -165,7 +165,8 @@ def _random_net(seed: int, n_hidden: int, width: int, n_numeric: int = 4):
 
 def _net_with_float64_reference(seed: int, n_hidden: int, width: int, *, data_seed: int):
     """`_random_net`, 40 durations on a 0.1 grid with events (the first one an event), and
-    the float64 copy's log-risk ``g64(rows, times)`` as a reference callable."""
+    the float64 copy's log-risk ``g64(rows, times)`` as a reference callable, and the
+    generator the data came from (for more draws)."""
     import torch
 
     net, z, net64 = _random_net(seed, n_hidden, width)
@@ -180,7 +181,7 @@ def _net_with_float64_reference(seed: int, n_hidden: int, width: int, *, data_se
                               torch.from_numpy(np.asarray(times, dtype=np.float64))[:, None]
                               ).numpy().ravel()
 
-    return net, z, d, ev, g64
+    return net, z, d, ev, g64, rng
 
 
 @settings(max_examples=25, deadline=None)
@@ -190,22 +191,12 @@ def test_compiled_breslow_and_curves_equal_float64_forward_pass(seed, n_hidden, 
     """The compiled knot path (CPU) gives the Breslow hazards and cumulative hazards of a
     float64 forward pass at every (record, time) pair, for widths below, at and above one
     64-bit word, one or many event times, ties and records censored before the first event."""
-    import torch
 
     from flare_core.models.baseline_hazard import PiecewiseAffineLogRisk
 
-    net, z, net64 = _random_net(seed, n_hidden, width)
-    rng = np.random.default_rng(seed + 1)
-    d = np.round(rng.uniform(-2.0, 2.0, size=40), 1)  # 0.1 grid: ties
-    ev = rng.integers(0, 2, size=40)
-    ev[0] = 1
-
-    def g64(rows, times):
-        with torch.inference_mode():
-            return net64.head(z.double()[torch.from_numpy(rows)],
-                              torch.from_numpy(np.asarray(times, dtype=np.float64))[:, None]
-                              ).numpy().ravel()
-
+    # durations on a 0.1 grid: ties
+    net, z, d, ev, g64, rng = _net_with_float64_reference(seed, n_hidden, width,
+                                                          data_seed=seed + 1)
     times, haz = breslow_baseline_hazards(PiecewiseAffineLogRisk(net.head_layers, z), d, ev)
     t_ref, h_ref = breslow_baseline_hazards(g64, d, ev)
     assert np.array_equal(times, t_ref)
@@ -271,7 +262,7 @@ def test_compiled_breslow_with_several_sign_words(width):
 
     from flare_core.models.baseline_hazard import PiecewiseAffineLogRisk
 
-    net, z, d, ev, g64 = _net_with_float64_reference(5, 3, width, data_seed=7)
+    net, z, d, ev, g64, _ = _net_with_float64_reference(5, 3, width, data_seed=7)
     risk = PiecewiseAffineLogRisk(net.head_layers, z)
     times, haz = breslow_baseline_hazards(risk, d, ev, chunk_pairs=256 * 7)  # 7-record blocks
     t_ref, h_ref = breslow_baseline_hazards(g64, d, ev)
@@ -289,7 +280,7 @@ def test_compiled_breslow_in_float64():
 
     from flare_core.models.baseline_hazard import PiecewiseAffineLogRisk
 
-    net, z, d, ev, g64 = _net_with_float64_reference(3, 3, 64, data_seed=4)
+    net, z, d, ev, g64, _ = _net_with_float64_reference(3, 3, 64, data_seed=4)
     risk = PiecewiseAffineLogRisk(net.head_layers, z, dtype=torch.float64)
     times, haz = breslow_baseline_hazards(risk, d, ev)
     t_ref, h_ref = breslow_baseline_hazards(g64, d, ev)
