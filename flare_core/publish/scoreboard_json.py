@@ -933,11 +933,7 @@ def _encode(o: Any, level: int, out: list[str]) -> None:
         out.append("[")
         for i, v in enumerate(o):
             out.append(inner if i == 0 else "," + inner)
-            text = _scalar(v)
-            if text is None:
-                _encode(v, level + 1, out)
-            else:
-                out.append(text)
+            _encode_value(v, level + 1, out)
         out.append("\n" + " " * level + "]")
     elif isinstance(o, dict):
         if not o:
@@ -949,16 +945,21 @@ def _encode(o: Any, level: int, out: list[str]) -> None:
             if not isinstance(k, str):
                 raise _NotPlain
             out.append((inner if i == 0 else "," + inner) + _json_str(k) + ": ")
-            text = _scalar(v)
-            if text is None:
-                _encode(v, level + 1, out)
-            else:
-                out.append(text)
+            _encode_value(v, level + 1, out)
         out.append("\n" + " " * level + "}")
     elif type(o) is _Raw:
         out.append(o.text)
     else:
         raise _NotPlain
+
+
+def _encode_value(v: Any, level: int, out: list[str]) -> None:
+    """An element of a list or dict: a scalar's text, or `_encode` of a container."""
+    text = _scalar(v)
+    if text is None:
+        _encode(v, level, out)
+    else:
+        out.append(text)
 
 
 # -- the regions of a built document, encoded faster -------------------------------------------
