@@ -256,11 +256,20 @@ class Store:
                     ) -> pl.DataFrame | None:
         """Read the listed Parquet files (threads: per-file overhead dominates small days).
 
-        Raises `_VanishedFile` (a `StoreError`) naming a listed file that is not there."""
+        ``columns`` (SHARP columns) are read in one scan of all the files, a column missing
+        from a file null there; should that scan fail, the files are read one by one, so
+        that the error names the file at fault. Raises `_VanishedFile` (a `StoreError`)
+        naming a listed file that is not there."""
         from concurrent.futures import ThreadPoolExecutor
 
         if not files:
             return None
+        if columns is not None and len(files) > 1 and all(c in SHARP_SCHEMA for c in columns):
+            try:
+                return _scan_sharp(files, columns).collect()
+            except (OSError, pl.exceptions.PolarsError) as e:
+                logger.debug("store %s: one scan of %d files failed (%s); reading them one by "
+                             "one", self.root, len(files), e)
 
         def read_one(f: Path) -> pl.DataFrame:
             try:
@@ -544,7 +553,7 @@ class Store:
         if chosen is None or not parts:
             return
         want = list(dict.fromkeys(["harpnum", "t_rec", *columns]))
-        scan_schema = {c: SHARP_SCHEMA[c] for c in dict.fromkeys([*want, "series", "source"])}
+        scanned = list(dict.fromkeys([*want, "series", "source"]))
         days = sorted(parts)
         for a in range(0, len(days), days_per_batch):
             files = [self.root / f for d in days[a:a + days_per_batch] for f in parts[d]]
@@ -552,8 +561,7 @@ class Store:
             if missing:
                 raise StoreError(f"{self.root}: manifest lists missing file(s) {missing[:3]}")
             try:  # one multi-file scan; files of another layout take the general path
-                frame = (pl.scan_parquet(files, hive_partitioning=False, schema=scan_schema,
-                                         missing_columns="insert", extra_columns="ignore")
+                frame = (_scan_sharp(files, scanned)
                          .filter(pl.coalesce(pl.col("series"), _series_by_source()) == chosen)
                          .select(want).collect())
             except pl.exceptions.PolarsError:
@@ -857,6 +865,14 @@ def _conform_map(df: pl.DataFrame) -> pl.DataFrame:
 def _series_by_source() -> pl.Expr:
     return (pl.when(pl.col("source").str.ends_with("_nrt")).then(pl.lit(SERIES_NRT_CEA))
             .otherwise(pl.lit(SERIES_DEFINITIVE_CEA)))
+
+
+def _scan_sharp(files: list[Path], columns: list[str]) -> pl.LazyFrame:
+    """One lazy scan of SHARP part files, projected to ``columns`` (canonical dtypes; a
+    column absent from a file is null there, a file's other columns are not decoded)."""
+    return pl.scan_parquet(files, hive_partitioning=False, missing_columns="insert",
+                           extra_columns="ignore",
+                           schema={c: SHARP_SCHEMA[c] for c in columns})
 
 
 def _with_default_series(df: pl.DataFrame, series: str | None) -> pl.DataFrame:
