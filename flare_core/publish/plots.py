@@ -253,7 +253,7 @@ def _colour_key(colour: Any) -> Any:
 
 def _axis_key(axis: Any) -> tuple:
     locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
-    return (type(locator).__name__, tuple(getattr(locator, "locs", ())),
+    return (axis.label.get_text(), type(locator).__name__, tuple(getattr(locator, "locs", ())),
             type(formatter).__name__, tuple(getattr(formatter, "seq", ())),
             getattr(formatter, "offset_string", ""),
             tuple(sorted((k, repr(v)) for k, v in axis._major_tick_kw.items())))
@@ -331,8 +331,10 @@ def _png_bytes(rgba: np.ndarray, *, dpi: float, level: int = 3) -> bytes:
     channel of an opaque figure), the resolution in its pHYs chunk."""
     from PIL import Image
 
-    opaque = bool(rgba[..., 3].min() == 255)
-    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]) if opaque else rgba)
+    rgba = np.ascontiguousarray(rgba)
+    image = Image.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1)
+    if rgba[..., 3].min() == 255:  # opaque: Pillow drops the alpha band (in C)
+        image = image.convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=level, dpi=(dpi, dpi))
     return buffer.getvalue()
@@ -851,8 +853,12 @@ def plot_region_probability_tracks(forecasts: pl.DataFrame, out_path: str | Path
     parts = forecasts.partition_by("harpnum", as_dict=True, maintain_order=True)
     own_flares = (flares.partition_by("harpnum", as_dict=True)
                   if flares is not None and "harpnum" in flares.columns else {})
+    # the limits first: a panel's spans and lines then never autoscale the shared time
+    # axis (each autoscale of one panel would set the limits of all the others)
+    xlim = _time_xlim(axes[0], start, end)  # shared by every panel
     for ax, harpnum in zip(axes, regions, strict=True):
         part = parts[(harpnum,)].sort("issue_time")
+        ax.set_ylim(0, 1.03)
         _shade_gaps(ax, gaps, harpnum=harpnum)
         when, series = _break_at_gaps(
             _times(part["issue_time"], "issue_time"),
@@ -863,9 +869,7 @@ def plot_region_probability_tracks(forecasts: pl.DataFrame, out_path: str | Path
             ax.plot(when, p, color=colour, lw=1.3, label=name)
         _mark_flares(ax, own_flares.get((harpnum,)), start, end, label_region=False)
         ars = part["noaa_ars"].drop_nulls()
-        ax.set(ylim=(0, 1.03),
-               ylabel=f"HARP {harpnum}" + (f"\nAR {ars[-1]}" if len(ars) else ""))
-    xlim = _time_xlim(axes[0], start, end)  # shared by every panel
+        ax.set_ylabel(f"HARP {harpnum}" + (f"\nAR {ars[-1]}" if len(ars) else ""))
     axes[0].set_title(title or "Probability of a flare in the next 24 h, by region")
     _time_axis(axes[-1], *xlim)
     handles, labels = {}, {}

@@ -250,6 +250,23 @@ def test_reused_page_figures_draw_what_new_ones_draw(tmp_path):
     assert fresh["regions.png"] != fresh["regions_cm.png"]
 
 
+def test_reused_page_figure_redraws_other_axis_labels(tmp_path):
+    """The regions' panels are labelled by HARP (in the static layer): a figure of the same
+    size, limits and ticks for other regions must not show the copied labels."""
+    import threading
+
+    fc = make_forecasts([T0 + timedelta(hours=h) for h in range(12)])
+    other = fc.with_columns(pl.col("harpnum") + 1000)
+    plots.plot_region_probability_tracks(fc, tmp_path / "before.png")  # this thread's layer
+    after = plots.plot_region_probability_tracks(other, tmp_path / "after.png").read_bytes()
+    fresh: list[bytes] = []
+    worker = threading.Thread(target=lambda: fresh.append(plots.plot_region_probability_tracks(
+        other, tmp_path / "fresh.png").read_bytes()))
+    worker.start()
+    worker.join()
+    assert after == fresh[0] != (tmp_path / "before.png").read_bytes()
+
+
 def test_time_axis_fixed_ticks():
     from matplotlib.figure import Figure
 
