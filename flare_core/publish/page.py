@@ -91,8 +91,8 @@ footer { margin-top: 2em; font-size: 0.85em; color: #666; }
 <tr><th class="text">Coverage</th><td id="coverage"{% if coverage_warn %} class="warn"{% endif %}>
 {{ coverage }}</td></tr>
 <tr><th class="text">Data gaps</th><td id="gaps"{% if gaps %} class="warn"{% endif %}>
-{% if gaps %}{{ gaps | length }} in the published period ({{ period }}): see below{% else %}
-none in the published period ({{ period }}){% endif %}</td></tr>
+{% if gaps %}{{ gaps | length }} in the period shown ({{ period }}): see below{% else %}
+none in the period shown ({{ period }}){% endif %}</td></tr>
 <tr><th class="text">Observed flares, last 24 h</th><td id="recent-flares">{{ recent_flares }}</td></tr>
 <tr><th class="text">Page generated</th><td>{{ generated_at }}</td></tr>
 </table>
@@ -135,7 +135,7 @@ flares from other regions (behind the limb, unnumbered, without fresh data) are 
 so it is a lower bound.</p>
 {% if full_disk_plot %}
 <div class="wide" id="full-disk-history"><img src="{{ full_disk_plot }}"
- alt="full-disk probability over the published period, observed flares marked"></div>
+ alt="full-disk probability over the period shown, observed flares marked"></div>
 {% endif %}
 
 {% for m in models %}
@@ -298,9 +298,9 @@ def render_forecast_page(forecasts: pl.DataFrame, out_path: str | Path, *,
         ``n_forecast`` and ``n_on_disk`` (None when unknown) and ``freshness_h``: the
         coverage line ("N regions with fresh data of M on the disk").
     gaps : sequence of str, optional
-        One sentence per data gap of the published period (`full_disk.data_gaps`).
+        One sentence per data gap of the period shown (`full_disk.data_gaps`).
     period : str, optional
-        The published period, as shown with the gaps.
+        The period the plots show, as shown with the gaps.
     recent_flares : pl.DataFrame, optional
         Flares (peak_time, goes_class, noaa_ar) of the 24 h before the issue time, listed
         in the header (None: the flare list was not available).
@@ -512,6 +512,7 @@ def _pick_curves(part: pl.DataFrame, latest: datetime, offsets_h: Sequence[float
 
 def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
                         model: str | None = None, history_h: float = 72.0,
+                        period_days: float = 27.0,
                         embed_images: bool = False,
                         generated_at: datetime | None = None,
                         data_store: str | Path | Store | None = None,
@@ -523,18 +524,24 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     Reads the forecast store and, for the observed flares and the regions on the disk, the
     data store (`flare_core.store.Store`; default: the installation root holding the
     forecast store, ``<root>/published/forecasts.duckdb``, when it has a ``MANIFEST.json``).
-    Only flares peaking before ``T`` are used. Draws, into ``out_dir``:
+    Only flares peaking before ``T`` are used. The plots show the PERIOD: the last
+    ``period_days`` before ``T`` (the whole published period when it is shorter), so an
+    hourly page costs the same after a year of service as after a day. Draws, into
+    ``out_dir``:
 
-    - ``full_disk.png``: full-disk P(C+/M+/X+) of the headline model over the WHOLE
-      published period, with the observed C/M/X flares (class, peak, NOAA region), the
-      number of regions forecast and the data gaps (`full_disk.data_gaps`) shaded;
+    - ``full_disk.png``: full-disk P(C+/M+/X+) of the headline model over the period,
+      with the observed C/M/X flares (class, peak, NOAA region), the number of regions
+      forecast and the data gaps (`full_disk.data_gaps`) shaded;
     - ``<model>_regions.png`` per model: each current region's probabilities over the
-      published period, its own flares marked;
+      period, its own flares marked;
     - for models with survival curves, per region ``<model>_<harpnum>_survival.png``: the
       latest curve and those issued ``curve_offsets_h`` hours earlier (within
       ``history_h``), labelled by issue time;
     - for models with mean lifetimes, per region ``<model>_<harpnum>_lifetime.png``: the
       restricted mean time to the next >=M flare (capped at ``cap_h``) over the period;
+      a region's plot that would show exactly another model's data (the headline's curves
+      and lifetimes are its curve model's) is drawn once, under that model's name, and
+      linked from both tables;
     - ``verification.png``: reliability and ROC of every model over the forecasts issued
       in the last ``verification_days`` whose window closed by ``T``
       (`flare_core.publish.verification`), with a table of Brier score, BSS, AUC, TSS.
@@ -553,6 +560,9 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         plots.
     history_h : float, optional
         How far back the earlier survival curves may go, hours (default 72).
+    period_days : float, optional
+        Days before ``T`` the plots and the data gaps cover (default 27, about one solar
+        rotation: every region on the disk now appeared within it).
     embed_images : bool, optional
         Inline the PNGs in the page.
     generated_at : datetime, optional
@@ -581,6 +591,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         If the store holds no forecast (of ``model``).
     """
     check_positive("history_h", history_h)
+    check_positive("period_days", period_days)
     check_positive("freshness_h", freshness_h)
     stored = store.issue_times()  # one connection for both ends when no model is asked for
     latest = (store.latest_issue_time(model=model) if model is not None
@@ -597,8 +608,13 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     current = recent.filter(pl.col("issue_time") == latest)
     model = model or _headline_model(current)
     version = current.filter(pl.col("model") == model)["model_version"].max()
-    first = stored[0]
-    history = _read_history(store, first, latest)
+    cut = latest - timedelta(days=period_days)
+    first = next(t for t in stored if t >= cut)  # the period's first issue time
+    # read from the rolling verification's start where that lies before the period
+    v_start, _ = verification.verification_window(latest, window_d=verification_days)
+    read_from = next((t for t in stored if t >= v_start), latest)
+    everything = _read_history(store, min(first, read_from), latest)
+    history = everything.filter(pl.col("issue_time") >= first)
     head = history.filter(pl.col("model") == model, pl.col("model_version") == version)
     period = f"{_fmt_time(first)} \u2013 {_fmt_time(latest)}"
 
@@ -607,7 +623,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     if data is not None:
         try:
             if flares is None:
-                flares = data.read_flares(end=latest)
+                flares = data.read_flares(start=min(first, read_from), end=latest)
             records = data.read_sharp(start=first - timedelta(hours=freshness_h), end=latest)
         except (FlareflowError, OSError) as e:
             notes.append(f"The data store {data.root} could not be read ({e}): no observed "
@@ -650,7 +666,19 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
             "plot_region_probability_tracks", mine.sort("harpnum", "issue_time"),
             out / f"{m}_regions.png", flares=flares, gaps=gaps,
             title=f"{m}: P(flare in the next 24 h) by region")], True))
-    for (m, harpnum), part in recent.group_by(["model", "harpnum"], maintain_order=True):
+    # A region's plot that shows exactly another model's data (the headline's survival
+    # curves and lifetimes are its curve model's) is drawn once and linked from both
+    # tables: the headline comes last, so the plot is named and titled after its source.
+    shared: dict[tuple, int] = {}
+
+    def shared_job(key: tuple, name: str, *args: Any, **kwargs: Any) -> int:
+        if key not in shared:
+            shared[key] = job(name, *args, **kwargs)
+        return shared[key]
+
+    groups = sorted(recent.group_by(["model", "harpnum"], maintain_order=True),
+                    key=lambda g: g[0][0] == HEADLINE_MODEL)  # stable: the rest keep order
+    for (m, harpnum), part in groups:
         harpnum = int(harpnum)
         # (a model with plots is a current model: the test is on the current models)
         if harpnum not in current_regions or m not in versions:
@@ -670,16 +698,20 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
             labels = [f"{t:%m-%d %H:%M}" + (" (latest)" if t == latest else
                                             f" ({(t - latest).total_seconds() / 3600:+.0f} h)")
                       for t in picked["issue_time"]]
-            mine_jobs.append(job(
-                "plot_survival_curves", picked["survival_grid_h"].to_list(),
-                picked["survival_curve"].to_list(), picked["issue_time"],
+            grids, values = picked["survival_grid_h"].to_list(), picked["survival_curve"].to_list()
+            key = ("survival", harpnum, tuple(picked["issue_time"]),
+                   tuple(map(tuple, grids)), tuple(map(tuple, values)))
+            mine_jobs.append(shared_job(
+                key, "plot_survival_curves", grids, values, picked["issue_time"],
                 out / f"{m}_{harpnum}_survival.png", title=title, labels=labels,
                 horizon_h=24.0))
         life = lives.get((m, v, harpnum))
         if life is not None and life.height:
             own = None if big is None else big_by_region.get((harpnum,), big.clear())
-            mine_jobs.append(job(
-                "plot_mean_lifetime_track", life["issue_time"], life["mean_lifetime_h"],
+            key = ("lifetime", harpnum, tuple(life["issue_time"]),
+                   tuple(life["mean_lifetime_h"]))
+            mine_jobs.append(shared_job(
+                key, "plot_mean_lifetime_track", life["issue_time"], life["mean_lifetime_h"],
                 out / f"{m}_{harpnum}_lifetime.png", title=title, cap_h=cap_h, gaps=gaps,
                 harpnum=harpnum, flare_times=None if own is None else own["peak_time"],
                 flare_classes=None if own is None else own["goes_class"].to_list()))
@@ -693,7 +725,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
                      title=f"Full-disk flare probability ({model} model, regions forecast)")
     # the plots are drawn (in the workers) while this process verifies and reads the rest
     collect = _start_drawing(jobs)
-    ver, ver_plot, ver_note = _verify(history, flares, latest, out,
+    ver, ver_plot, ver_note = _verify(everything, flares, latest, out,
                                       window_d=verification_days)
     recent_flares = (None if flares is None else flares.filter(
         pl.col("peak_time") >= latest - timedelta(hours=24)).sort("peak_time"))
@@ -754,29 +786,44 @@ def _draw_batch(jobs: list[tuple[str, tuple, dict]]) -> list[Path | ConfigError]
     return [_draw_one(*j) for j in jobs]
 
 
-#: Rough drawing cost of one plot, for `_batches` (relative; the rest count 1).
-_PLOT_COST = {"plot_region_probability_tracks": 4.0, "plot_full_disk_probability": 5.0}
-#: The extra cost of a plot kind's first plot in a worker (`plots._draw_layered`).
-_KIND_COST = 6.0
+#: Rough drawing cost of one plot, for `_batches`, in units of one small page plot (~25 ms
+#: on the 2-core development machine): a regions figure costs per panel (region).
+_PLOT_COST = {"plot_full_disk_probability": 6.0}
+_PANEL_COST = 0.6
+#: The extra cost of a plot kind's first plot in a worker, where it draws the static layer
+#: (`plots._draw_layered`): a few small plots, or per panel for a regions figure.
+_KIND_COST = 3.0
+_PANEL_KIND_COST = 1.4
+
+
+def _job_cost(name: str, args: tuple) -> tuple[float, float]:
+    """(cost of the plot, extra cost of its kind's first plot in a worker)."""
+    if name == "plot_region_probability_tracks":
+        panels = args[0]["harpnum"].n_unique() if args and hasattr(args[0], "columns") else 1
+        return _PANEL_COST * panels, _PANEL_KIND_COST * panels
+    return _PLOT_COST.get(name, 1.0), _KIND_COST
 
 
 def _batches(jobs: list[tuple[str, tuple, dict]], n: int) -> list[list[int]]:
-    """Job indices in at most ``n`` batches of about equal cost, each plot kind (function)
-    in one batch where it can be: a worker draws a kind's axes and ticks once, then copies
-    them (`plots._draw_layered`), so splitting a kind over workers costs that again. The
-    kinds go, costliest first, to the cheapest batch so far."""
-    kinds: dict[str, list[int]] = {}
-    for i, (name, _, _) in enumerate(jobs):
-        kinds.setdefault(name, []).append(i)
-    cost = {name: _KIND_COST + _PLOT_COST.get(name, 1.0) * len(idx)
-            for name, idx in kinds.items()}
+    """Job indices in at most ``n`` batches of about equal cost (`_job_cost`). A worker
+    draws a kind's static layer once and then copies it (`plots._draw_layered`), so a kind
+    goes to a second worker only where the load calls for it: the plots, costliest first,
+    each go to the batch where the total, with that kind's first-plot cost if the batch
+    has none of the kind yet, is least. Within a batch the jobs keep their order."""
+    costs = [_job_cost(name, args) for name, args, _ in jobs]
+    order = sorted(range(len(jobs)), key=lambda i: (-costs[i][0], jobs[i][0], i))
     batches: list[list[int]] = [[] for _ in range(n)]
     totals = [0.0] * n
-    for name in sorted(kinds, key=lambda k: (-cost[k], k)):
-        k = totals.index(min(totals))
-        batches[k].extend(kinds[name])
-        totals[k] += cost[name]
-    return [b for b in batches if b]
+    kinds: list[set[str]] = [set() for _ in range(n)]
+    for i in order:
+        name = jobs[i][0]
+        cost, first = costs[i]
+        after = [totals[b] + cost + (0.0 if name in kinds[b] else first) for b in range(n)]
+        k = after.index(min(after))
+        batches[k].append(i)
+        totals[k] = after[k]
+        kinds[k].add(name)
+    return [sorted(b) for b in batches if b]
 
 
 def _drawn(result: Path | ConfigError) -> Path:

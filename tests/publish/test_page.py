@@ -179,6 +179,31 @@ def test_headline_table_comes_first_with_its_rule(tmp_path):
     assert "Headline forecast" not in plain and 'id="models-note"' not in plain
 
 
+def test_headline_links_its_curve_models_plots(tmp_path):
+    """The headline's survival curves and lifetimes are its curve model's: those region
+    plots are drawn once, named after that model, and both tables link them. A headline
+    whose data differs gets its own plots."""
+    times = [T0 + timedelta(hours=h) for h in range(4)]
+    fc = make_forecasts(times, harpnums=(4698, 4676))
+    store = ForecastStore(tmp_path / "f.duckdb")
+    store.upsert(pl.concat([fc, _headline(fc)]))
+    html = publish_latest_page(store, tmp_path / "site", history_h=24).read_text()
+    drawn = sorted(p.name for p in (tmp_path / "site").glob("*.png"))
+    assert [n for n in drawn if n.startswith("headline_")] == ["headline_regions.png"]
+    for h in (4698, 4676):
+        shown = html[html.index(f'id="plots-headline-{h}"'):]  # the headline's plots of h
+        shown = shown[:shown.index("</div>")]
+        for kind in ("survival", "lifetime"):
+            assert f"cox_ph_{h}_{kind}.png" in drawn
+            assert f'src="cox_ph_{h}_{kind}.png"' in shown
+    own = _headline(fc).with_columns(pl.col("mean_lifetime_h") * 0.5)
+    store.upsert(pl.concat([fc, own]))
+    publish_latest_page(store, tmp_path / "own", history_h=24)
+    mine = sorted(p.name for p in (tmp_path / "own").glob("headline_*.png"))
+    assert mine == ["headline_4676_lifetime.png", "headline_4698_lifetime.png",
+                    "headline_regions.png"]
+
+
 def test_failed_regions_of_the_issue_time_are_listed(tmp_path):
     """The regions left out of the page's issue time (the store's failed_regions) are listed
     with their reasons; an earlier issue time's failures are not."""
@@ -240,16 +265,28 @@ def test_plots_drawn_by_worker_processes_are_the_same(tmp_path, monkeypatch):
 
 
 def test_plot_jobs_batched_by_kind():
-    """Worker batches keep each plot kind together (a worker draws a kind's static layer
-    once) and hold every job once."""
+    """Worker batches hold every job once, in job order, and balance the modelled cost:
+    one kind stays in one worker (which draws its static layer once) unless the load calls
+    for a second, as seven 25-panel regions figures do."""
     from flare_core.publish import page as page_module
 
-    jobs = ([("plot_survival_curves", (), {})] * 5
-            + [("plot_region_probability_tracks", (), {})] * 4
-            + [("plot_mean_lifetime_track", (), {})] * 5 + [("plot_full_disk_probability", (), {})])
-    batches = page_module._batches(jobs, 2)
-    assert len(batches) == 2
-    assert sorted(i for b in batches for i in b) == list(range(len(jobs)))
-    kinds = [{jobs[i][0] for i in b} for b in batches]
-    assert not kinds[0] & kinds[1]
-    assert [sorted(b) for b in page_module._batches(jobs, 1)] == [list(range(len(jobs)))]
+    def load(batch, jobs):
+        costs = [page_module._job_cost(*jobs[i][:2]) for i in batch]
+        firsts = {jobs[i][0]: c[1] for i, c in zip(batch, costs, strict=True)}
+        return sum(c[0] for c in costs) + sum(firsts.values())
+
+    regions = pl.DataFrame({"harpnum": list(range(25))})
+    busy = ([("plot_region_probability_tracks", (regions,), {})] * 7
+            + [("plot_survival_curves", (), {})] * 25 + [("plot_mean_lifetime_track", (), {})] * 25
+            + [("plot_full_disk_probability", (), {})])
+    small = [("plot_survival_curves", (), {})] * 3 + [("plot_full_disk_probability", (), {})]
+    for jobs in (busy, small):
+        batches = page_module._batches(jobs, 2)
+        assert sorted(i for b in batches for i in b) == list(range(len(jobs)))
+        assert all(b == sorted(b) for b in batches)
+        loads = [load(b, jobs) for b in batches]
+        biggest = max(sum(page_module._job_cost(*j[:2])) for j in jobs)
+        assert max(loads) - min(loads) <= biggest
+    kinds = [{busy[i][0] for i in b} for b in page_module._batches(busy, 2)]
+    assert all("plot_region_probability_tracks" in k for k in kinds)  # split: it is heavy
+    assert [sorted(b) for b in page_module._batches(busy, 1)] == [list(range(len(busy)))]

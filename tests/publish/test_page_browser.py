@@ -133,3 +133,19 @@ def test_page_uses_only_flares_before_its_issue_time(demo_page, tmp_path_factory
     x16 = flares.filter(pl.col("goes_class") == "X1.6",
                         pl.col("peak_time").is_between(cut, cut + timedelta(hours=1)))
     assert x16.height == 1  # the flare is in the store, the page just does not know it yet
+
+
+def test_page_plots_the_last_period_days_and_verifies_its_own_window(demo_page, tmp_path):
+    """The plots and gaps cover the last ``period_days`` (an hourly page costs the same
+    after a year of service as after a week); the rolling verification keeps its own
+    window, which here reaches further back."""
+    store = ForecastStore(demo_page.parent.parent / "forecasts.duckdb")
+    page = publish_latest_page(store, tmp_path / "page", model="survival", period_days=2,
+                               generated_at=END + timedelta(minutes=5))
+    text = _text(page.read_text())
+    shown = f"{END - timedelta(days=2):%Y-%m-%d %H:%M} UTC \u2013 {END:%Y-%m-%d %H:%M} UTC"
+    assert f"in the period shown ({shown})" in text
+    assert "2014-10-24 05:00 UTC \u2013 2014-10-24 17:00 UTC" not in text  # before the period
+    assert "Forecasts issued 2014-10-20 00:00 UTC \u2013 2014-10-25 23:00 UTC" in text
+    full = _text(demo_page.read_text())
+    assert "in the period shown (2014-10-20 00:00 UTC \u2013 2014-10-26 23:00 UTC)" in full
