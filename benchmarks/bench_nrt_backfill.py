@@ -6,12 +6,15 @@ End to end, as an operator runs it, with a local Prefect server on 127.0.0.1
 1. ingest the shared NRT export (1.08 M records, 2021-05 .. 2023-12, every region on the
    disk; ``hmi.sharp_720s_nrt``), its HARP map and the NCEI flare list into a temporary
    store (`flows.ingest.ingest_files`);
-2. one hourly ``forecast`` flow at the busiest hour of the year (snapshot -> forecasts of
-   every region -> ForecastStore -> scoreboard JSON -> page), end to end;
+2. hourly ``forecast`` flows at the busiest hour of the year and the hours after (snapshot
+   -> forecasts of every region -> ForecastStore -> scoreboard JSON -> page), end to end:
+   the medians of three with the page and three without (``--forecast-only`` stops here);
 3. ``backfill`` of every hourly issue time of the year (8,760) on a `DaskTaskRunner`
    (LocalCluster of ``--workers`` processes, ``--batch-size`` issue times per task), as
    served (a record is used from its ``available_at`` on), published to the forecast store,
-   the scoreboard JSON and the page; then the same backfill again (cached compute);
+   the scoreboard JSON and the page; the page an hourly run draws after that year of
+   service (``page_year_s``, median of three); then the same backfill again (cached
+   compute);
 4. ``flareflow score`` of the year (the CLI, so the `evaluate` flow under the same server);
 5. scaling: the backfill of ``--scaling-days`` days on 1 and on 2 worker processes (fresh
    copies of the store, so nothing is cached).
@@ -265,6 +268,19 @@ def main() -> None:
                   f"(~{publish_s / args.workers:.1f} s of wall); "
                   f"Prefect + scheduling + page the rest: {prefect_s:.1f} s")
 
+            # the page an hourly run draws after a year of service (store of the whole year)
+            from flare_core.issuing import publish_page
+
+            year_page = []
+            for k in range(3):
+                t0 = time.perf_counter()
+                publish_page(Layout.of(store).forecasts, work / f"page-{k}")
+                year_page.append(time.perf_counter() - t0)
+            page_year_s = sorted(year_page)[1]
+            print(f"the page after the year (forecast store of {len(times)} issue times, "
+                  f"plots of the last 27 days): median {page_year_s:.2f} s "
+                  f"({', '.join(f'{v:.2f}' for v in year_page)})")
+
             cached_s, again = _backfill(store, args.model, times, batch_size=batch_size,
                                         workers=args.workers)
             print(f"re-run (cached compute; {again['already_published']} of {again['batches']} "
@@ -310,10 +326,11 @@ def main() -> None:
     else:
         print(f"RESULT forecast_s={forecast_s:.2f} forecast_nopage_s={nopage_s:.2f} "
               f"backfill_hours={len(times)} "
-          f"backfill_s={backfill_s:.1f} cached_s={cached_s:.1f} model_s={model_s:.1f} "
-          f"publish_s={publish_s:.1f} prefect_s={prefect_s:.1f} batch_size={batch_size} "
-          f"workers={args.workers}"
-          + (f" scaling_2v1={scale[1] / max(scale[2], 1e-9):.2f}" if scale else ""))
+              f"backfill_s={backfill_s:.1f} cached_s={cached_s:.1f} model_s={model_s:.1f} "
+              f"publish_s={publish_s:.1f} prefect_s={prefect_s:.1f} "
+              f"page_year_s={page_year_s:.2f} batch_size={batch_size} "
+              f"workers={args.workers}"
+              + (f" scaling_2v1={scale[1] / max(scale[2], 1e-9):.2f}" if scale else ""))
     if args.out is None:
         shutil.rmtree(work, ignore_errors=True)
 
