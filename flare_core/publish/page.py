@@ -548,6 +548,8 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
 
     The page lists the regions left out of ``T`` (`ForecastStore.read_failed`) with their
     reasons, and shows the ``headline`` rows first, marked as the headline with their rule.
+    Plots of earlier pages that this one does not show (a region that left the disk) are
+    deleted from ``out_dir``; other files there are left alone.
 
     Parameters
     ----------
@@ -742,7 +744,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
             model_plots.setdefault(m, {}).setdefault(harpnum, []).extend(
                 _drawn(drawn[k]) for k in made)
     fd_plot = None if fd_job is None else _drawn(drawn[fd_job])
-    return render_forecast_page(
+    page = render_forecast_page(
         current, out / "index.html", full_disk_plot=fd_plot, embed_images=embed_images,
         failed_regions=failed,
         generated_at=generated_at, plot_model=model, model_plots=model_plots,
@@ -751,6 +753,23 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
         gaps=gap_text, period=period, recent_flares=recent_flares, verification=ver,
         verification_plot=ver_plot, verification_note=ver_note,
         verification_days=verification_days, cap_h=cap_h, notes=notes)
+    shown = {p.name for per in model_plots.values() for paths in per.values() for p in paths}
+    shown |= {p.name for p in (fd_plot, ver_plot) if p is not None}
+    _remove_stale_plots(out, shown)
+    return page
+
+
+#: The names of the plots `publish_latest_page` draws.
+_PAGE_PLOT = re.compile(r"(full_disk|verification|.+_regions|.+_\d+_(survival|lifetime))\.png")
+
+
+def _remove_stale_plots(out: Path, shown: set[str]) -> None:
+    """Delete the page's plots of earlier issue times that this page does not show (regions
+    that left the disk, models no longer published): the directory holds the current page.
+    Other files are left alone."""
+    for path in out.glob("*.png"):
+        if path.name not in shown and _PAGE_PLOT.fullmatch(path.name):
+            path.unlink(missing_ok=True)
 
 
 #: Worker processes drawing a page's plots (``FLAREFLOW_PLOT_WORKERS``; default: up to 2,

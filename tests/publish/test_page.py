@@ -204,6 +204,24 @@ def test_headline_links_its_curve_models_plots(tmp_path):
                     "headline_regions.png"]
 
 
+def test_plots_of_regions_no_longer_shown_are_removed(tmp_path):
+    """The page directory holds the current page: a region's plots go when the region is
+    no longer forecast; files the page did not draw stay."""
+    times = [T0 + timedelta(hours=h) for h in range(3)]
+    store = ForecastStore(tmp_path / "f.duckdb")
+    store.upsert(make_forecasts(times, harpnums=(4698, 4676)))
+    site = tmp_path / "site"
+    publish_latest_page(store, site, history_h=24)
+    assert (site / "cox_ph_4676_survival.png").is_file()
+    (site / "notes.png").write_bytes(b"not a plot of the page")
+    store.upsert(make_forecasts([T0 + timedelta(hours=3)], harpnums=(4698,)))
+    html = publish_latest_page(store, site, history_h=24).read_text()
+    left = sorted(p.name for p in site.glob("*.png"))
+    assert not [n for n in left if "4676" in n]
+    assert {"cox_ph_4698_survival.png", "cox_ph_4698_lifetime.png", "notes.png"} <= set(left)
+    assert all(f'src="{n}"' in html for n in left if n != "notes.png")
+
+
 def test_failed_regions_of_the_issue_time_are_listed(tmp_path):
     """The regions left out of the page's issue time (the store's failed_regions) are listed
     with their reasons; an earlier issue time's failures are not."""
