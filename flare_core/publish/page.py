@@ -549,7 +549,7 @@ def publish_latest_page(store: ForecastStore, out_dir: str | Path, *,
     The page lists the regions left out of ``T`` (`ForecastStore.read_failed`) with their
     reasons, and shows the ``headline`` rows first, marked as the headline with their rule.
     Plots of earlier pages that this one does not show (a region that left the disk) are
-    deleted from ``out_dir``; other files there are left alone.
+    deleted from ``out_dir``; files not named like the page's plots are left alone.
 
     Parameters
     ----------
@@ -766,7 +766,7 @@ _PAGE_PLOT = re.compile(r"(full_disk|verification|.+_regions|.+_\d+_(survival|li
 def _remove_stale_plots(out: Path, shown: set[str]) -> None:
     """Delete the page's plots of earlier issue times that this page does not show (regions
     that left the disk, models no longer published): the directory holds the current page.
-    Other files are left alone."""
+    Files not named like the page's plots (`_PAGE_PLOT`) are left alone."""
     for path in out.glob("*.png"):
         if path.name not in shown and _PAGE_PLOT.fullmatch(path.name):
             path.unlink(missing_ok=True)
