@@ -17,8 +17,9 @@ memory is set by the chunk size, not by the archive:
   are ``(t - window_h, t]``, closed right, open left).
 
 Per chunk, the keywords are computed on a thread pool (the compiled kernel releases the
-GIL) while the previous chunk's Parquet file is encoded on another thread and the next
-batch is read on a third, so both cores stay busy.
+GIL) while the two previous chunks' Parquet files are encoded and written on two other
+threads (one encodes while the other copies into the page cache) and the next batch is read
+on a fourth, so both cores stay busy.
 
 Output layout (``out_dir``)::
 
@@ -39,6 +40,7 @@ Float64 (the default) when the features are compared against other float64 compu
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -134,34 +136,42 @@ def _write_part(table, path: Path, compression: str) -> None:
 
 
 class _PartWriter:
-    """Writes part files on one background thread (Parquet encoding releases the GIL),
-    overlapping the next chunk's computation; at most one table waits, bounding memory."""
+    """Writes part files on background threads, overlapping the next chunk's computation.
 
-    def __init__(self, out_dir: Path, compression: str) -> None:
+    Encoding a part file (Parquet, GIL released) and copying it into the page cache (the
+    ``write`` system calls) are both CPU work of one thread per file; with ``threads``
+    files in flight, one file is encoded while another waits on its writes and both cores
+    stay busy. At most ``threads`` tables wait, which bounds memory: the caller's
+    `OutputBuffers` needs ``threads + 1`` generations (`generations`)."""
+
+    def __init__(self, out_dir: Path, compression: str, threads: int = 2) -> None:
         self.out_dir = out_dir
         self.compression = compression
         self.files: list[Path] = []
         self.rows = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
-        self._pending: Future | None = None
+        self.generations = threads + 1
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="parquet")
+        self._pending: deque[Future] = deque()
 
     def put(self, table) -> None:
-        self._wait()  # also for an empty table: callers rely on the previous write being done
+        # with `threads` files in flight, wait for the oldest (for an empty table too): the
+        # next chunk's arrays must be free again (`generations`)
+        self._wait(self._threads - 1)
         if table.num_rows == 0:
             return
         path = self.out_dir / _PART.format(len(self.files))
         self.files.append(path)
         self.rows += table.num_rows
-        self._pending = self._pool.submit(_write_part, table, path, self.compression)
+        self._pending.append(self._pool.submit(_write_part, table, path, self.compression))
 
-    def _wait(self) -> None:
-        if self._pending is not None:
-            self._pending.result()  # re-raises a write error here
-            self._pending = None
+    def _wait(self, keep: int) -> None:
+        while len(self._pending) > keep:
+            self._pending.popleft().result()  # re-raises a write error here
 
     def close(self) -> None:
         try:
-            self._wait()
+            self._wait(0)
         finally:
             self._pool.shutdown(wait=True)
 
@@ -208,9 +218,8 @@ def write_running_stats(
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
     writer = _PartWriter(out, compression)
-    # two sets of feature arrays: chunk k is computed while chunk k - 1 is written (the
-    # writer holds at most one table), so chunk k - 2's arrays are free again
-    buffers = OutputBuffers(generations=2)
+    # chunk k is computed while the writer still holds the tables of the chunks before it
+    buffers = OutputBuffers(generations=writer.generations)
     seen: set[int] = set()
     keywords: list[str] | None = list(config.keywords) if config.keywords else None
     n_read = 0
@@ -337,8 +346,8 @@ def featurize_store(
     max_records : int
         Records per chunk (whole UTC days; a denser day is a chunk of its own). Peak memory
         grows with it: about ``max_records * 360 * 8`` bytes of features (half with
-        ``float32``) for the chunk computed and as much for the one being written, plus the
-        chunk's input.
+        ``float32``) for the chunk computed and as much for each of the two being written,
+        plus the chunk's input.
     float32, compression, overwrite, engine
         As `write_running_stats`.
 
@@ -361,9 +370,8 @@ def featurize_store(
     lookback_us = round(lookback.total_seconds() * 1e6)
     _prepare_out_dir(out, overwrite)
     writer = _PartWriter(out, compression)
-    # two sets of feature arrays: chunk k is computed while chunk k - 1 is written (the
-    # writer holds at most one table), so chunk k - 2's arrays are free again
-    buffers = OutputBuffers(generations=2)
+    # chunk k is computed while the writer still holds the tables of the chunks before it
+    buffers = OutputBuffers(generations=writer.generations)
     n_read = n_chunks = 0
     batches = _prefetch(store.iter_sharp(keywords, series=series))
     try:

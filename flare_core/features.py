@@ -680,7 +680,8 @@ class OutputBuffers:
 
     It cycles through ``generations`` sets of arrays: the table of a chunk is valid until
     ``generations`` more chunks have been computed with the same object. `flare_core.
-    feature_stream` uses 2: the table being written is the previous one, never older.
+    feature_stream` uses one more than its writer's threads: the tables being written are
+    those of the previous chunks, never older.
     """
 
     def __init__(self, generations: int = 2) -> None:
