@@ -18,8 +18,13 @@ built-in), and the least-squares slope from rolling moments (vectorised). Becaus
 and its time is scaled linearly to the full size; the output says so. On that subset the
 two results are cross-checked.
 
-The last line is ``RESULT records=... seconds=... peak_rss_gib=... speedup_vs_pandas=...``
-(the streamed pass against pandas scaled to the full size).
+A second baseline is the I/O floor: the same number of bytes of the same Parquet written by
+the stream's own writer with no computation (``write_only_s``): the streamed pass cannot be
+faster than its output reaches the disk.
+
+The last line is ``RESULT records=... seconds=... peak_rss_gib=... speedup_vs_pandas=...
+write_only_s=... vs_write_only=...`` (the streamed pass against pandas scaled to the full
+size, and against the I/O floor).
 
 Usage: ``python benchmarks/bench_features.py [--records 1000000] [--pandas-records 100000]``
 """
@@ -114,6 +119,35 @@ def run_stream(n: int, root: str, out: str) -> dict:
     size = sum(f.stat().st_size for f in rep.files)
     return {"seconds": dt, "rows": rep.rows, "features": 15 * len(rep.keywords),
             "files": len(rep.files), "gib_written": size / 2**30}
+
+
+def run_write_only(features: str, out: str) -> dict:
+    """The I/O floor: write as many bytes of the same Parquet as `run_stream` wrote, with
+    no computation (the first part file, read once untimed, put again and again through
+    the stream's own writer: same codec, same threads, same page cache, same disk)."""
+    import pyarrow.parquet as pq
+
+    from flare_core.feature_stream import _PartWriter
+
+    parts = sorted(Path(features).glob("part-*.parquet"))
+    total = sum(f.stat().st_size for f in parts)
+    size = parts[0].stat().st_size
+    table = pq.read_table(parts[0])
+    dest = Path(out)
+    dest.mkdir(parents=True, exist_ok=True)
+    writer = _PartWriter(dest, "none")
+    t0 = time.perf_counter()
+    try:
+        left = total
+        while left > 0:  # the last one: what is left
+            rows = min(table.num_rows, -(-table.num_rows * left // size))
+            writer.put(table.slice(0, rows))
+            left -= size * rows // table.num_rows
+    finally:
+        writer.close()
+    dt = time.perf_counter() - t0
+    written = sum(f.stat().st_size for f in writer.files)
+    return {"seconds": dt, "files": len(writer.files), "gib_written": written / 2**30}
 
 
 def run_ours(n: int, out: str | None) -> dict:
@@ -235,7 +269,7 @@ def main() -> None:
     ap.add_argument("--pandas-records", type=int, default=100_000)
     ap.add_argument("--tmp", help="directory for the temporary store and output "
                     "(default: the system temp directory)")
-    ap.add_argument("--_worker", choices=["ours", "pandas", "store", "stream"])
+    ap.add_argument("--_worker", choices=["ours", "pandas", "store", "stream", "write"])
     ap.add_argument("--_out")
     ap.add_argument("--_root")
     args = ap.parse_args()
@@ -244,6 +278,9 @@ def main() -> None:
         return
     if args._worker == "stream":
         print(json.dumps(run_stream(args.records, args._root, args._out)))
+        return
+    if args._worker == "write":
+        print(json.dumps(run_write_only(args._root, args._out)))
         return
     if args._worker:
         fn = run_ours if args._worker == "ours" else run_pandas
@@ -265,7 +302,13 @@ def main() -> None:
               f"{ours['features']} features in {ours['files']} files "
               f"({ours['gib_written']:.2f} GiB); peak RSS {ours_rss:.2f} GiB; CPU time "
               f"{ours['cpu_s']:.1f} s (the 2 cores are shared: wall time is load-dependent)")
+        floor, _ = _child("write", n, f"{tmp}/rewrite", f"{tmp}/features")
         shutil.rmtree(f"{tmp}/features", ignore_errors=True)
+        shutil.rmtree(f"{tmp}/rewrite", ignore_errors=True)
+        print(f"  I/O floor: writing the same {floor['gib_written']:.2f} GiB of Parquet with no "
+              f"computation ({floor['files']} copies of one part file, the stream's writer) "
+              f"took {floor['seconds']:.2f} s ({floor['gib_written'] * 1024 / floor['seconds']:.0f}"
+              f" MiB/s); featurize_store took {ours['seconds'] / floor['seconds']:.2f}x that")
         sub, _ = _child("ours", n_pd, f"{tmp}/ours.parquet")
         pdr, pd_rss = _child("pandas", n_pd, f"{tmp}/pandas.parquet")
         scaled = pdr["seconds"] * n / n_pd
@@ -284,7 +327,8 @@ def main() -> None:
           "{:.2f} {:.2f} {:.2f} (2 cores; other work on the machine slows every figure)"
           .format(*load0, *os.getloadavg()))
     print(f"RESULT records={n} seconds={ours['seconds']:.2f} peak_rss_gib={ours_rss:.2f} "
-          f"speedup_vs_pandas={speedup:.1f}")
+          f"speedup_vs_pandas={speedup:.1f} write_only_s={floor['seconds']:.2f} "
+          f"vs_write_only={ours['seconds'] / floor['seconds']:.2f}")
 
 
 if __name__ == "__main__":
