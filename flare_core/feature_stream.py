@@ -119,7 +119,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     old = sorted(out_dir.glob("part-*.parquet"))
     if old and not overwrite:
         raise ConfigError(f"{out_dir} already holds {len(old)} part file(s); pass "
-                          "overwrite=True to replace them")
+                          "overwrite=True (flareflow featurize --overwrite) to replace them")
     for f in old:
         f.unlink()
 
@@ -356,6 +356,12 @@ def featurize_store(
     StreamReport
         ``records_read`` counts each lookback record once more (it enters two chunks).
 
+    Raises
+    ------
+    ConfigError
+        With ``keywords=None``, a store (or series) with no SHARP keyword value, so nothing
+        to featurise; part files already in ``out_dir`` without ``overwrite``.
+
     Notes
     -----
     Chunk k holds the records with ``t_rec`` in ``[day_k, day_{k+1})`` and is computed with
@@ -366,6 +372,10 @@ def featurize_store(
     check_positive("max_records", max_records)
     out = Path(out_dir)
     keywords = list(config.keywords) if config.keywords else _present_keywords(store, series)
+    if not keywords:
+        where = f" of series {series!r}" if series else ""
+        raise ConfigError(f"store {store.root}: no SHARP record{where} has a keyword value: "
+                          "nothing to featurise")
     lookback = timedelta(hours=max(config.window_h, config.long_window_h))
     lookback_us = round(lookback.total_seconds() * 1e6)
     _prepare_out_dir(out, overwrite)

@@ -183,3 +183,39 @@ def test_output_buffers_cycle_through_generations():
     d = pool.take(3, 90, np.float64)  # another dtype: new arrays
     assert all(x.dtype == np.float64 and not np.shares_memory(x, y)
                for x, y in zip(d, b, strict=True))
+
+
+def test_featurize_command_streams_the_store_and_refuses_bad_runs(tmp_path):
+    """``flareflow featurize``: the store's running statistics in part files, the same as in
+    memory; an existing output or an empty store is exit 2 with one line, nothing written."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flareflow.cli import app
+
+    frame = _synthetic(8, 120, seed=5)
+    store = Store(tmp_path / "store")
+    store.write_sharp(conform_sharp(frame.with_columns(pl.lit("synthetic").alias("source"))))
+    out = tmp_path / "features"
+    args = ["featurize", str(out), "--store", str(store.root), "--max-records", "200"]
+    runner = CliRunner()
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    files = sorted(out.glob("part-*.parquet"))
+    assert summary["rows"] == frame.height and summary["files"] == len(files) > 3
+    assert summary["keywords"] == len(KW) and summary["features"] == 15 * len(KW)
+    want = build_running_stats(store.read_sharp(), RunningStats(keywords=KW))
+    _assert_close(_read(out), want)
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert sorted(out.glob("part-*.parquet")) == files
+    assert runner.invoke(app, [*args, "--overwrite", "--float32"]).exit_code == 0
+    assert all(_read(out)[c].dtype == pl.Float32 for c in want.columns[2:])
+
+    empty = runner.invoke(app, ["featurize", str(tmp_path / "none"), "--store",
+                                str(tmp_path / "no-store")])
+    assert empty.exit_code == 2 and "nothing to featurise" in empty.stderr
+    assert not (tmp_path / "none").exists()
