@@ -288,8 +288,9 @@ def featurize(
     t0 = time.perf_counter()
     rep = featurize_store(_store(store), out, config, series=series, max_records=max_records,
                           float32=float32, compression=compression, overwrite=overwrite)
+    per_keyword = len(WINDOW_STATS) + len(LONG_STATS)
     summary = {"out_dir": str(rep.out_dir), "rows": rep.rows, "files": len(rep.files),
-               "keywords": len(rep.keywords), "features": len(rep.keywords) * (len(WINDOW_STATS) + len(LONG_STATS)),
+               "keywords": len(rep.keywords), "features": per_keyword * len(rep.keywords),
                "records_read": rep.records_read,
                "bytes": sum(f.stat().st_size for f in rep.files),
                "seconds": round(time.perf_counter() - t0, 2)}
